@@ -1,1 +1,144 @@
-export {};
+#!/usr/bin/env node
+// The berth CLI. Start-up matters (containerd runs us for every container):
+// this file imports nothing heavy; each command is loaded only when it runs.
+import { appendFileSync } from 'node:fs';
+import { UsageError, formatOptions, parseArgs, type OptionSpec } from './args.js';
+import type { Command, GlobalOptions } from './command.js';
+
+const VERSION = '0.1.0';
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
+  run: { summary: 'create and run a container (from a bundle with -b, else from an image)', load: () => import('./commands/run.js') },
+  create: { summary: 'create a container from a bundle (it waits for start)', load: () => import('./commands/create.js') },
+  start: { summary: 'run the user process of a created container', load: () => import('./commands/start.js') },
+  state: { summary: 'print the OCI state of a container as JSON', load: () => import('./commands/state.js') },
+  kill: { summary: 'send a signal to a container', load: () => import('./commands/kill.js') },
+  delete: { summary: 'delete a container and everything it holds', load: () => import('./commands/delete.js') },
+  list: { summary: 'list containers', load: () => import('./commands/list.js') },
+  spec: { summary: 'write a default config.json for a bundle', load: () => import('./commands/spec.js') },
+};
+const ALIASES: Record<string, string> = { ps: 'list', ls: 'list', rm: 'delete' };
+
+const GLOBAL_OPTIONS: OptionSpec[] = [
+  { name: 'root', value: 'DIR', help: 'where container state is kept (default /run/berth, or $BERTH_ROOT)' },
+  { name: 'log', value: 'FILE', help: 'also write log lines to FILE (containerd passes this)' },
+  { name: 'log-format', value: 'text|json', help: 'format of --log lines (default text)' },
+  { name: 'systemd-cgroup', help: 'treat cgroupsPath as slice:prefix:name (systemd driver)' },
+  { name: 'debug', help: 'print debug details on errors' },
+  { name: 'help', short: 'h', help: 'show help' },
+  { name: 'version', short: 'v', help: 'print the version' },
+];
+
+function mainHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 3;
+  return `berth ${VERSION}: Linux containers, runc-compatible
+
+Usage: berth [global options] COMMAND [options] [arguments]
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([n, c]) => `  ${n.padEnd(width)}${c.summary}`)
+  .join('\n')}
+
+Global options:
+${formatOptions(GLOBAL_OPTIONS)}
+
+First steps:
+  berth run busybox echo hello      run a command in the built-in busybox image
+  berth run -t busybox sh           an interactive shell (needs a terminal)
+  berth spec && berth run -b . ID   the runc way: a bundle with config.json and rootfs/
+
+"berth COMMAND --help" tells more about a command.
+`;
+}
+
+function commandHelp(c: Command): string {
+  return `Usage: berth ${c.name} ${c.usage}
+
+${c.summary}${c.description ? `\n\n${c.description.trim()}` : ''}
+${c.options.length ? `\nOptions:\n${formatOptions(c.options)}\n` : ''}`;
+}
+
+let globals: GlobalOptions = { root: '/run/berth', logFormat: 'text', systemdCgroup: false, debug: false };
+
+function logLine(level: 'error' | 'warning', msg: string): void {
+  if (!globals.log) return;
+  const time = new Date().toISOString();
+  const line =
+    globals.logFormat === 'json'
+      ? JSON.stringify({ level, msg, time })
+      : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;
+  try {
+    appendFileSync(globals.log, `${line}\n`);
+  } catch {
+    // a log we cannot write must not hide the error itself
+  }
+}
+
+export function warn(msg: string): void {
+  process.stderr.write(`berth: warning: ${msg}\n`);
+  logLine('warning', msg);
+}
+
+async function main(argv: string[]): Promise<number> {
+  // global options come before the command
+  let i = 0;
+  const globalArgs: string[] = [];
+  while (i < argv.length && argv[i]!.startsWith('-')) {
+    const a = argv[i]!;
+    globalArgs.push(a);
+    const name = a.replace(/^--?/, '').split('=')[0];
+    if (!a.includes('=') && GLOBAL_OPTIONS.find((o) => o.name === name)?.value) globalArgs.push(argv[++i] ?? '');
+    i++;
+  }
+  const g = parseArgs(globalArgs, GLOBAL_OPTIONS).options;
+  globals = {
+    root: (g['root'] as string | undefined) ?? process.env['BERTH_ROOT'] ?? '/run/berth',
+    ...(g['log'] ? { log: g['log'] as string } : {}),
+    logFormat: g['log-format'] === 'json' ? 'json' : 'text',
+    systemdCgroup: g['systemd-cgroup'] === true,
+    debug: g['debug'] === true,
+  };
+  if (g['log-format'] !== undefined && g['log-format'] !== 'json' && g['log-format'] !== 'text') {
+    throw new UsageError(`--log-format must be text or json, not ${JSON.stringify(g['log-format'])}`);
+  }
+  if (g['version']) {
+    process.stdout.write(`berth version ${VERSION}\nspec: 1.2.0\n`);
+    return 0;
+  }
+  const name = argv[i];
+  if (!name || g['help'] || name === 'help') {
+    const topic = name === 'help' ? argv[i + 1] : undefined;
+    const entry = topic ? COMMANDS[ALIASES[topic] ?? topic] : undefined;
+    process.stdout.write(entry ? commandHelp((await entry.load()).command) : mainHelp());
+    return name || g['help'] ? 0 : 1;
+  }
+  const entry = COMMANDS[ALIASES[name] ?? name];
+  if (!entry) throw new UsageError(`unknown command ${JSON.stringify(name)} (see berth --help)`);
+  const { command } = await entry.load();
+  const rest = argv.slice(i + 1);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    const stop = command.stopAtPositional ? rest.findIndex((a) => !a.startsWith('-')) : -1;
+    const helpAt = Math.max(rest.indexOf('--help'), rest.indexOf('-h'));
+    if (stop < 0 || helpAt < stop) {
+      process.stdout.write(commandHelp(command));
+      return 0;
+    }
+  }
+  const parsed = parseArgs(rest, command.options, command.stopAtPositional);
+  return command.run(parsed, globals);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const e = err as Error & { code?: string; toJSON?: () => unknown };
+    const msg = e?.message ?? String(err);
+    process.stderr.write(`berth: ${msg}${e instanceof UsageError ? '' : ''}\n`);
+    if (globals.debug && e?.stack) process.stderr.write(`${e.stack}\n`);
+    logLine('error', msg);
+    process.exitCode = 1;
+  },
+);

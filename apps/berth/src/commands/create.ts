@@ -1,0 +1,36 @@
+import type { OptionSpec } from '../args.js';
+import type { Command } from '../command.js';
+import { int, positionals, runtime, str } from './common.js';
+
+export const createOptions: OptionSpec[] = [
+  { name: 'bundle', short: 'b', value: 'DIR', help: 'the bundle: config.json and the root filesystem (default: current directory)' },
+  { name: 'console-socket', value: 'PATH', help: 'a Unix socket that receives the pty master (process.terminal)' },
+  { name: 'pid-file', value: 'FILE', help: "write the container process's pid to FILE" },
+  { name: 'preserve-fds', value: 'N', help: 'pass N more file descriptors (3, 4, …) to the container' },
+  { name: 'no-pivot', help: 'do not use pivot_root', ignored: true },
+  { name: 'no-new-keyring', help: 'do not create a session keyring', ignored: true },
+];
+
+export const command: Command = {
+  name: 'create',
+  summary: 'create a container from a bundle (it waits for start)',
+  usage: '[options] CONTAINER_ID',
+  description: `
+Sets up the container (namespaces, mounts, hostname, user, capabilities) and
+leaves its process waiting; "berth start" runs the program. The status is then
+"created". Exit status: 0 on success, 1 with a message naming what is wrong.`,
+  options: createOptions,
+  async run({ options, positionals: p }, globals) {
+    const [id] = positionals(p, ['container_id'], 'create');
+    const rt = await runtime(globals);
+    const consoleSocket = str(options['console-socket']);
+    const pidFile = str(options['pid-file']);
+    const preserveFds = int(options['preserve-fds'], 'preserve-fds');
+    await rt.create(id!, str(options['bundle']) ?? '.', {
+      ...(consoleSocket ? { consoleSocket } : {}),
+      ...(pidFile ? { pidFile } : {}),
+      ...(preserveFds ? { preserveFds } : {}),
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,25 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from '../command.js';
+import { str } from './common.js';
+
+export const command: Command = {
+  name: 'spec',
+  summary: 'write a default config.json for a bundle',
+  usage: '[options]',
+  description: `
+Writes the same config.json as "runc spec": args ["sh"], a terminal, the default
+mounts, capabilities and masked paths. Edit it, put a root filesystem in rootfs/
+and run it with "berth run -b DIR ID".`,
+  options: [
+    { name: 'bundle', short: 'b', value: 'DIR', help: 'where to write config.json (default: current directory)' },
+    { name: 'rootless', help: 'a config for a container started by an unprivileged user' },
+  ],
+  async run({ options }) {
+    const { defaultSpec, formatSpec } = await import('@berth/spec');
+    const file = join(resolve(str(options['bundle']) ?? '.'), 'config.json');
+    if (existsSync(file)) throw new Error(`${file} already exists: remove it first`);
+    writeFileSync(file, formatSpec(defaultSpec({ rootless: options['rootless'] === true })));
+    return 0;
+  },
+};

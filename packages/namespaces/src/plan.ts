@@ -1,0 +1,53 @@
+import { BerthError, type PlanStep } from '@berth/sys';
+import { JOIN_ORDER, NAMESPACES, type NamespaceKind, isNamespaceKind } from './kinds.js';
+
+export interface NamespaceRequest {
+  type: string;
+  path?: string;
+}
+
+export interface NamespacePlan {
+  /** Namespaces to create, as clone(2) flags. */
+  cloneFlags: number;
+  /** Namespaces to create, by kind. */
+  create: NamespaceKind[];
+  /** Existing namespaces to join before clone, in the order they must be joined. */
+  join: Array<{ kind: NamespaceKind; path: string }>;
+  /** Steps for the launcher before its clone: setns into each joined namespace. */
+  steps: PlanStep[];
+}
+
+/**
+ * Plans `linux.namespaces`: which to create (clone flags) and which to join
+ * (setns before clone, in a safe order). A namespace absent from the list is
+ * shared with the runtime, as the OCI spec says.
+ */
+export function planNamespaces(requests: readonly NamespaceRequest[] = []): NamespacePlan {
+  const seen = new Set<string>();
+  const create: NamespaceKind[] = [];
+  const join: Array<{ kind: NamespaceKind; path: string }> = [];
+  requests.forEach((ns, i) => {
+    if (!isNamespaceKind(ns.type)) {
+      throw new BerthError(`linux.namespaces[${i}].type: ${JSON.stringify(ns.type)} is not a namespace type`, {
+        code: 'EINVALIDSPEC',
+      });
+    }
+    if (seen.has(ns.type)) {
+      throw new BerthError(`linux.namespaces[${i}].type: ${ns.type} namespace is listed twice`, {
+        code: 'EINVALIDSPEC',
+      });
+    }
+    seen.add(ns.type);
+    if (ns.path) join.push({ kind: ns.type, path: ns.path });
+    else create.push(ns.type);
+  });
+  join.sort((a, b) => JOIN_ORDER.indexOf(a.kind) - JOIN_ORDER.indexOf(b.kind));
+  const cloneFlags = create.reduce((flags, kind) => flags | NAMESPACES[kind].flag, 0);
+  const steps: PlanStep[] = join.map(({ kind, path }) => ({
+    op: 'setns',
+    path,
+    nstype: NAMESPACES[kind].flag,
+    describe: `join ${kind} namespace ${path}`,
+  }));
+  return { cloneFlags, create, join, steps };
+}

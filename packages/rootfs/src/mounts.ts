@@ -1,0 +1,215 @@
+import { statSync } from 'node:fs';
+import { posix } from 'node:path';
+import { BerthError, MS, type PlanStep } from '@berth/sys';
+import { parseMountOptions, propagationFlags } from './options.js';
+import { resolveInRoot } from './resolve.js';
+
+/** An OCI mount (`mounts[]` of config.json). */
+export interface MountEntry {
+  destination: string;
+  type?: string;
+  source?: string;
+  options?: string[];
+}
+
+/** An OCI device (`linux.devices[]`). */
+export interface DeviceEntry {
+  path: string;
+  type: string;
+  major?: number;
+  minor?: number;
+  fileMode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+export interface RootfsConfig {
+  /** Absolute host path of the root filesystem (root.path resolved against the bundle). */
+  rootfs: string;
+  /** The bundle directory: relative bind-mount sources are resolved against it. */
+  bundle: string;
+  readonly?: boolean;
+  mounts?: readonly MountEntry[];
+  devices?: readonly DeviceEntry[];
+  maskedPaths?: readonly string[];
+  readonlyPaths?: readonly string[];
+  rootfsPropagation?: string;
+  /** `cgroup` mounts: what the host has (v1/hybrid cannot be mounted as one filesystem). */
+  cgroupLayout?: 'v1' | 'v2' | 'hybrid';
+  /** Whether the container gets its own cgroup namespace. */
+  cgroupNamespace?: boolean;
+}
+
+/** The devices every container gets (runc's and the OCI spec's default set). */
+export const DEFAULT_DEVICES: readonly DeviceEntry[] = [
+  { path: '/dev/null', type: 'c', major: 1, minor: 3, fileMode: 0o666 },
+  { path: '/dev/zero', type: 'c', major: 1, minor: 5, fileMode: 0o666 },
+  { path: '/dev/full', type: 'c', major: 1, minor: 7, fileMode: 0o666 },
+  { path: '/dev/random', type: 'c', major: 1, minor: 8, fileMode: 0o666 },
+  { path: '/dev/urandom', type: 'c', major: 1, minor: 9, fileMode: 0o666 },
+  { path: '/dev/tty', type: 'c', major: 5, minor: 0, fileMode: 0o666 },
+];
+
+/** The symlinks of a standard /dev. */
+export const DEV_SYMLINKS: ReadonlyArray<[target: string, path: string]> = [
+  ['/proc/self/fd', '/dev/fd'],
+  ['/proc/self/fd/0', '/dev/stdin'],
+  ['/proc/self/fd/1', '/dev/stdout'],
+  ['/proc/self/fd/2', '/dev/stderr'],
+  ['/proc/kcore', '/dev/core'],
+  ['pts/ptmx', '/dev/ptmx'],
+];
+
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const S_IFIFO = 0o010000;
+
+function invalid(message: string): BerthError {
+  return new BerthError(message, { code: 'EINVALIDSPEC' });
+}
+
+/**
+ * Plans the container's root filesystem for the launcher, in runc's order:
+ * make the host's mounts slaves of ours, bind the rootfs onto itself, mount
+ * every `mounts[]` entry inside it, create /dev nodes and links, pivot_root,
+ * then readonly paths, masked paths and a read-only `/`.
+ */
+export function planRootfs(config: RootfsConfig): PlanStep[] {
+  const root = posix.resolve(config.rootfs);
+  const steps: PlanStep[] = [];
+  let rootProp = MS.SLAVE | MS.REC;
+  if (config.rootfsPropagation !== undefined) {
+    const p = propagationFlags(config.rootfsPropagation);
+    if (p === undefined)
+      throw invalid(`linux.rootfsPropagation: ${JSON.stringify(config.rootfsPropagation)} is not a propagation mode`);
+    rootProp = p;
+  }
+  steps.push({ op: 'mount', target: '/', flags: rootProp, describe: 'make / a slave mount' });
+  steps.push({
+    op: 'mount',
+    source: root,
+    target: root,
+    flags: MS.BIND | MS.REC,
+    describe: `bind the root filesystem ${root} onto itself`,
+  });
+
+  let devIsTmpfs = false;
+  (config.mounts ?? []).forEach((m, i) => {
+    if (!m.destination.startsWith('/')) {
+      throw invalid(`mounts[${i}].destination: ${JSON.stringify(m.destination)} must be an absolute path`);
+    }
+    const dest = resolveInRoot(root, m.destination);
+    if (posix.normalize(m.destination) === '/dev' && (m.type ?? '') === 'tmpfs') devIsTmpfs = true;
+    steps.push(...planMount(m, i, dest, config));
+  });
+
+  if (devIsTmpfs) {
+    for (const dev of [...DEFAULT_DEVICES, ...(config.devices ?? [])]) steps.push(deviceStep(root, dev));
+    for (const [target, path] of DEV_SYMLINKS) steps.push({ op: 'symlink', target, path: posix.join(root, path) });
+  } else {
+    (config.devices ?? []).forEach((dev) => {
+      steps.push(deviceStep(root, dev));
+    });
+  }
+
+  steps.push({ op: 'pivotRoot', root, describe: `pivot_root to ${root}` });
+  if (config.rootfsPropagation !== undefined) {
+    steps.push({ op: 'mount', target: '/', flags: rootProp, describe: `set propagation of / to ${config.rootfsPropagation}` });
+  }
+  for (const p of config.readonlyPaths ?? []) steps.push({ op: 'readonly', path: p, optional: true });
+  for (const p of config.maskedPaths ?? []) steps.push({ op: 'mask', path: p, optional: true });
+  if (config.readonly) {
+    steps.push({
+      op: 'mount',
+      target: '/',
+      flags: MS.BIND | MS.REMOUNT | MS.RDONLY,
+      describe: 'remount / read-only (root.readonly)',
+    });
+  }
+  return steps;
+}
+
+function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig): PlanStep[] {
+  const where = `mounts[${i}]`;
+  const opts = parseMountOptions(m.options, `${where}.options`);
+  const type = m.type ?? '';
+  const isBind = (opts.flags & MS.BIND) !== 0 || type === 'bind';
+  const steps: PlanStep[] = [];
+  const label = `mount ${m.source ?? type} on ${m.destination}`;
+
+  if (isBind) {
+    if (!m.source) throw invalid(`${where}.source: a bind mount needs a source`);
+    const source = posix.resolve(config.bundle, m.source);
+    let isDir: boolean;
+    try {
+      isDir = statSync(source).isDirectory();
+    } catch {
+      throw new BerthError(`${where}.source: ${source} does not exist`, { code: 'ENOENT', path: source });
+    }
+    steps.push(
+      isDir
+        ? { op: 'mkdir', path: dest, mode: 0o755 }
+        : { op: 'mkdir', path: posix.dirname(dest), mode: 0o755 },
+    );
+    if (!isDir) steps.push({ op: 'mkfile', path: dest, mode: 0o644 });
+    const bindFlags = MS.BIND | (opts.flags & MS.REC);
+    steps.push({ op: 'mount', source, target: dest, flags: bindFlags, describe: `bind ${source} on ${m.destination}` });
+    // bind ignores every other flag: apply them with a remount
+    const rest = opts.flags & ~(MS.BIND | MS.REC | MS.REMOUNT);
+    if (rest !== 0) {
+      steps.push({
+        op: 'mount',
+        target: dest,
+        flags: MS.BIND | MS.REMOUNT | rest,
+        describe: `remount ${m.destination} (${(m.options ?? []).join(',')})`,
+      });
+    }
+  } else if (type === 'cgroup' || type === 'cgroup2') {
+    steps.push({ op: 'mkdir', path: dest, mode: 0o755 });
+    if (config.cgroupLayout === 'v2' || type === 'cgroup2') {
+      steps.push({ op: 'mount', source: 'cgroup2', target: dest, fstype: 'cgroup2', flags: opts.flags, describe: label });
+    } else {
+      // A v1 or hybrid host has one filesystem per controller: until the container's own cgroup
+      // is bound in (see @berth/cgroups), the container sees an empty read-only tmpfs there.
+      steps.push({
+        op: 'mount',
+        source: 'cgroup',
+        target: dest,
+        fstype: 'tmpfs',
+        flags: opts.flags | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC,
+        data: 'mode=755',
+        describe: label,
+      });
+    }
+  } else {
+    if (!type) throw invalid(`${where}.type: must be set for a non-bind mount`);
+    steps.push({ op: 'mkdir', path: dest, mode: 0o755 });
+    steps.push({
+      op: 'mount',
+      source: m.source ?? type,
+      target: dest,
+      fstype: type,
+      flags: opts.flags & ~MS.REMOUNT,
+      ...(opts.data ? { data: opts.data } : {}),
+      describe: label,
+    });
+  }
+  for (const p of opts.propagation) {
+    steps.push({ op: 'mount', target: dest, flags: p, describe: `set propagation of ${m.destination}` });
+  }
+  return steps;
+}
+
+function deviceStep(root: string, dev: DeviceEntry): PlanStep {
+  const kind = dev.type === 'b' ? S_IFBLK : dev.type === 'p' ? S_IFIFO : S_IFCHR;
+  return {
+    op: 'mknod',
+    path: resolveInRoot(root, dev.path),
+    mode: kind | ((dev.fileMode ?? 0o666) & 0o7777),
+    major: dev.major ?? 0,
+    minor: dev.minor ?? 0,
+    uid: dev.uid ?? 0,
+    gid: dev.gid ?? 0,
+    describe: `create device ${dev.path}`,
+  };
+}

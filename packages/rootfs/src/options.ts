@@ -1,0 +1,97 @@
+import { BerthError, MS } from '@berth/sys';
+
+/** Mount options (fstab words) turned into mount(2) arguments. */
+export interface ParsedMountOptions {
+  /** Flags for the mount itself. */
+  flags: number;
+  /** Flags the options clear (e.g. `rw` clears RDONLY), for remounts. */
+  cleared: number;
+  /** Propagation changes to apply after mounting (MS_SHARED|MS_REC, …), in order. */
+  propagation: number[];
+  /** Filesystem-specific options, comma-joined (`mode=755,size=65536k`). */
+  data: string;
+}
+
+const SET: Record<string, number> = {
+  bind: MS.BIND,
+  rbind: MS.BIND | MS.REC,
+  ro: MS.RDONLY,
+  nosuid: MS.NOSUID,
+  nodev: MS.NODEV,
+  noexec: MS.NOEXEC,
+  sync: MS.SYNCHRONOUS,
+  remount: MS.REMOUNT,
+  mand: MS.MANDLOCK,
+  dirsync: MS.DIRSYNC,
+  noatime: MS.NOATIME,
+  nodiratime: MS.NODIRATIME,
+  silent: MS.SILENT,
+  relatime: MS.RELATIME,
+  strictatime: MS.STRICTATIME,
+  lazytime: MS.LAZYTIME,
+  nosymfollow: MS.NOSYMFOLLOW,
+  defaults: 0,
+};
+
+const CLEAR: Record<string, number> = {
+  rw: MS.RDONLY,
+  suid: MS.NOSUID,
+  dev: MS.NODEV,
+  exec: MS.NOEXEC,
+  async: MS.SYNCHRONOUS,
+  nomand: MS.MANDLOCK,
+  atime: MS.NOATIME,
+  diratime: MS.NODIRATIME,
+  loud: MS.SILENT,
+  norelatime: MS.RELATIME,
+  nostrictatime: MS.STRICTATIME,
+  nolazytime: MS.LAZYTIME,
+};
+
+const PROPAGATION: Record<string, number> = {
+  private: MS.PRIVATE,
+  rprivate: MS.PRIVATE | MS.REC,
+  shared: MS.SHARED,
+  rshared: MS.SHARED | MS.REC,
+  slave: MS.SLAVE,
+  rslave: MS.SLAVE | MS.REC,
+  unbindable: MS.UNBINDABLE,
+  runbindable: MS.UNBINDABLE | MS.REC,
+};
+
+/** Options berth knows of but cannot honour yet: refusing beats silently ignoring them. */
+const UNSUPPORTED = new Set(['idmap', 'ridmap', 'rro', 'rrw', 'rnosuid', 'rnodev', 'rnoexec', 'tmpcopyup']);
+
+/** Parses OCI mount options; `where` (e.g. `mounts[3].options`) names the field in errors. */
+export function parseMountOptions(options: readonly string[] = [], where = 'options'): ParsedMountOptions {
+  let flags = 0;
+  let cleared = 0;
+  const propagation: number[] = [];
+  const data: string[] = [];
+  options.forEach((opt, i) => {
+    const set = SET[opt];
+    const clear = CLEAR[opt];
+    const prop = PROPAGATION[opt];
+    if (set !== undefined) {
+      flags |= set;
+      cleared &= ~set;
+    } else if (clear !== undefined) {
+      flags &= ~clear;
+      cleared |= clear;
+    } else if (prop !== undefined) {
+      propagation.push(prop);
+    } else if (UNSUPPORTED.has(opt)) {
+      throw new BerthError(`${where}[${i}]: mount option ${JSON.stringify(opt)} is not supported by berth yet`, {
+        code: 'EUNSUPPORTED',
+      });
+    } else {
+      data.push(opt);
+    }
+  });
+  return { flags, cleared, propagation, data: data.join(',') };
+}
+
+/** Maps `linux.rootfsPropagation` to mount flags; undefined when the value is not one. */
+export function propagationFlags(value: string): number | undefined {
+  return PROPAGATION[value];
+}

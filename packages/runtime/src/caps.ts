@@ -1,0 +1,60 @@
+import { readFileSync } from 'node:fs';
+import { CAPABILITIES, type LinuxCapabilities } from '@berth/spec';
+
+export interface CapabilitySets {
+  bounding: bigint;
+  effective: bigint;
+  permitted: bigint;
+  inheritable: bigint;
+  ambient: bigint;
+}
+
+function mask(names: readonly string[] | undefined, allowed: bigint, dropped: Set<string>): bigint {
+  let m = 0n;
+  for (const name of names ?? []) {
+    const n = CAPABILITIES.indexOf(name);
+    if (n < 0) continue; // the validator already named unknown capabilities
+    const bit = 1n << BigInt(n);
+    if (allowed & bit) m |= bit;
+    else dropped.add(name);
+  }
+  return m;
+}
+
+/** The capability bounding set this process (and so any container it starts) can have. */
+export function hostBoundingSet(): bigint {
+  try {
+    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+    return m ? BigInt(`0x${m[1]}`) : ~0n;
+  } catch {
+    return ~0n;
+  }
+}
+
+/**
+ * Turns `process.capabilities` into bit masks. A capability the host's bounding
+ * set lacks cannot be given to anyone: instead of failing in capset(2) with
+ * EPERM, it is left out and reported in `missing`, so the caller can warn.
+ */
+export function capabilitySets(
+  caps: LinuxCapabilities | undefined,
+  host = hostBoundingSet(),
+): { sets: CapabilitySets; missing: string[]; notAmbient: string[] } {
+  const dropped = new Set<string>();
+  const sets: CapabilitySets = {
+    bounding: mask(caps?.bounding, host, dropped),
+    effective: mask(caps?.effective, host, dropped),
+    permitted: mask(caps?.permitted, host, dropped),
+    inheritable: mask(caps?.inheritable, host, dropped),
+    ambient: mask(caps?.ambient, host, dropped),
+  };
+  // The kernel raises an ambient capability only if it is permitted and inheritable too.
+  const ambientOk = sets.ambient & sets.permitted & sets.inheritable;
+  const notRaised = sets.ambient & ~ambientOk;
+  sets.ambient = ambientOk;
+  return { sets, missing: [...dropped].sort(), notAmbient: names(notRaised) };
+}
+
+function names(mask: bigint): string[] {
+  return CAPABILITIES.filter((_, n) => (mask >> BigInt(n)) & 1n);
+}

@@ -1,0 +1,104 @@
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BerthError } from '@berth/sys';
+
+export type Status = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
+
+/** What berth keeps for a container in `<root>/<id>/state.json`. */
+export interface ContainerRecord {
+  ociVersion: string;
+  id: string;
+  /** The status as last written; the live status also looks at the process (see Runtime.state). */
+  status: Status;
+  pid: number;
+  /** /proc/PID/stat start time, to tell our process from a later one with the same pid. */
+  pidStartTime?: number;
+  bundle: string;
+  rootfs: string;
+  created: string;
+  owner: string;
+  annotations?: Record<string, string>;
+  /** The config.json hooks to run later (poststart, poststop). */
+  hooks?: import('@berth/spec').Hooks;
+  /** Directories berth made for this container (image snapshots) and removes on delete. */
+  ownedDirs?: string[];
+  /** The image the container was made from, when it was made by `berth run IMAGE`. */
+  image?: string;
+}
+
+const ID = /^[A-Za-z0-9_+\-.]+$/;
+
+/** Checks a container id: letters, digits and `_+-.`, not `.` or `..` (runc's rule). */
+export function validateId(id: string): void {
+  if (!id || !ID.test(id) || id === '.' || id === '..' || id.length > 1024) {
+    throw new BerthError(
+      `invalid container id ${JSON.stringify(id)}: use letters, digits and _ + - . (not "." or "..")`,
+      { code: 'EINVALIDID', path: id },
+    );
+  }
+}
+
+/** Container state under a root directory (default /run/berth). Writes are atomic (temp file + rename). */
+export class StateStore {
+  constructor(readonly root: string) {}
+
+  dir(id: string): string {
+    validateId(id);
+    return join(this.root, id);
+  }
+
+  fifo(id: string): string {
+    return join(this.dir(id), 'exec.fifo');
+  }
+
+  /** Makes the container's directory; fails if the container exists. */
+  claim(id: string): string {
+    const dir = this.dir(id);
+    mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    try {
+      mkdirSync(dir, { mode: 0o711 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new BerthError(`container ${id} already exists`, { code: 'EEXIST', path: id });
+      }
+      throw e;
+    }
+    return dir;
+  }
+
+  write(record: ContainerRecord): void {
+    const dir = this.dir(record.id);
+    const tmp = join(dir, `.state.json.${process.pid}`);
+    writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+    renameSync(tmp, join(dir, 'state.json'));
+  }
+
+  read(id: string): ContainerRecord {
+    const file = join(this.dir(id), 'state.json');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new BerthError(`container ${id} does not exist`, { code: 'ENOTFOUND', path: id });
+      }
+      throw e;
+    }
+    return JSON.parse(text) as ContainerRecord;
+  }
+
+  /** The ids of every container with a state.json. */
+  ids(): string[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.root);
+    } catch {
+      return [];
+    }
+    return names.filter((n) => ID.test(n) && n !== '.' && n !== '..').sort();
+  }
+
+  remove(id: string): void {
+    rmSync(this.dir(id), { recursive: true, force: true });
+  }
+}

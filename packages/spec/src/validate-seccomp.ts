@@ -1,0 +1,61 @@
+import {
+  arrayField,
+  asObject,
+  at,
+  intField,
+  type JsonObject,
+  type Problems,
+  stringArrayField,
+  stringField,
+} from './check.js';
+import { SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_OPERATORS } from './constants.js';
+
+// config-linux.md: the runtime MUST fail when errnoRet is given for an action that has no errno
+const ERRNO_ACTIONS = ['SCMP_ACT_ERRNO', 'SCMP_ACT_TRACE'];
+
+export function validateSeccomp(p: Problems, seccomp: JsonObject, base: string): void {
+  const defaultAction = stringField(p, seccomp, 'defaultAction', base, {
+    required: true,
+    oneOf: SECCOMP_ACTIONS,
+    what: 'a seccomp action',
+  });
+  const defaultErrno = intField(p, seccomp, 'defaultErrnoRet', base, 'uint32');
+  if (defaultErrno !== undefined && defaultAction !== undefined && !ERRNO_ACTIONS.includes(defaultAction)) {
+    p.add(at(base, 'defaultErrnoRet'), `is not allowed with defaultAction ${defaultAction}`);
+  }
+  stringArrayField(p, seccomp, 'architectures', base, {
+    oneOf: SECCOMP_ARCHES,
+    what: 'a seccomp architecture',
+  });
+  stringArrayField(p, seccomp, 'flags', base, { oneOf: SECCOMP_FLAGS, what: 'a seccomp filter flag' });
+  stringField(p, seccomp, 'listenerPath', base);
+  stringField(p, seccomp, 'listenerMetadata', base);
+
+  arrayField(p, seccomp, 'syscalls', base, (item, path) => {
+    const rule = asObject(p, item, path);
+    if (!rule) return;
+    stringArrayField(p, rule, 'names', path, { required: true, nonEmptyArray: true, nonEmpty: true });
+    const action = stringField(p, rule, 'action', path, {
+      required: true,
+      oneOf: SECCOMP_ACTIONS,
+      what: 'a seccomp action',
+    });
+    const errno = intField(p, rule, 'errnoRet', path, 'uint32');
+    if (errno !== undefined && action !== undefined && !ERRNO_ACTIONS.includes(action)) {
+      p.add(at(path, 'errnoRet'), `is not allowed with action ${action}`);
+    }
+    arrayField(p, rule, 'args', path, (argItem, argPath) => {
+      const arg = asObject(p, argItem, argPath);
+      if (!arg) return;
+      // seccomp filters see at most six syscall arguments
+      intField(p, arg, 'index', argPath, 'uint32', { required: true, max: 5 });
+      intField(p, arg, 'value', argPath, 'uint64', { required: true });
+      intField(p, arg, 'valueTwo', argPath, 'uint64');
+      stringField(p, arg, 'op', argPath, {
+        required: true,
+        oneOf: SECCOMP_OPERATORS,
+        what: 'a seccomp operator',
+      });
+    });
+  });
+}

@@ -1,0 +1,227 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { homedir, constants as osConstants } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { BerthError, errnoName, strerror } from './errors.js';
+import { describeStep, encodePlan, type PlanStep } from './plan.js';
+
+const MSG_SIZE = 64;
+const MSG_PID = 1;
+const MSG_SYNC = 2;
+const MSG_ERROR = 3;
+const MSG_READY = 4;
+
+/** A failure inside the launcher: which step, which syscall, which errno. */
+export class LaunchError extends BerthError {
+  readonly stepIndex: number;
+  readonly syscall: string;
+
+  constructor(step: PlanStep | undefined, stepIndex: number, syscall: string, errno: number) {
+    const name = errnoName(errno);
+    const what = step ? describeStep(step) : `launcher step ${stepIndex}`;
+    // name the syscall only when it adds something to the description
+    const detail = !step || step.op === 'lookup' || describeStep(step).startsWith(syscall) ? '' : `${syscall}: `;
+    super(`${what}: ${detail}${name} (${strerror(errno)})`, {
+      code: 'ELAUNCH',
+      op: syscall,
+      ...(step && 'path' in step ? { path: String(step.path) } : {}),
+      ...(step && step.op === 'mount' ? { path: step.target } : {}),
+      errno: name,
+    });
+    this.name = 'LaunchError';
+    this.stepIndex = stepIndex;
+    this.syscall = syscall;
+  }
+}
+
+export type LaunchEvent =
+  | { kind: 'pid'; pid: number }
+  | { kind: 'sync'; id: number }
+  | { kind: 'ready' }
+  | { kind: 'eof' };
+
+export interface LaunchOptions {
+  /** The container's stdin, stdout, stderr: fds or 'inherit'/'ignore'/'pipe' (default inherit). */
+  stdio?: [StdioEntry, StdioEntry, StdioEntry];
+  /** Extra fds passed to the container as 3, 4, … (runc --preserve-fds). */
+  preserveFds?: number[];
+  /** Path of the launcher binary (default: the one built with this package). */
+  launcher?: string;
+}
+
+type StdioEntry = 'inherit' | 'ignore' | 'pipe' | number;
+
+/**
+ * A running launcher. Messages arrive in order; `next()` yields the next one
+ * and turns a reported failure into a thrown LaunchError.
+ */
+export class Launch {
+  readonly process: ChildProcess;
+  /** Resolves with the launcher's exit code (for a foreground plan: the container's, 128+N for signal N). */
+  readonly exited: Promise<number>;
+  private buffer = Buffer.alloc(0);
+  private queue: Array<LaunchEvent | LaunchError> = [];
+  private waiters: Array<() => void> = [];
+  private ended = false;
+  private readonly sync: Readable & Writable;
+
+  constructor(
+    readonly steps: readonly PlanStep[],
+    options: LaunchOptions = {},
+  ) {
+    const stdio = options.stdio ?? ['inherit', 'inherit', 'inherit'];
+    const preserved = options.preserveFds ?? [];
+    const planFd = 3 + preserved.length;
+    this.process = spawn(options.launcher ?? launcherPath(), [], {
+      stdio: [...stdio, ...preserved, 'pipe', 'pipe'],
+      env: { BERTH_PLAN_FD: String(planFd), BERTH_SYNC_FD: String(planFd + 1) },
+      // its own session: terminal signals reach the caller only, who forwards them once
+      detached: true,
+    });
+    const plan = this.process.stdio[planFd] as Writable;
+    this.sync = this.process.stdio[planFd + 1] as Readable & Writable;
+    plan.on('error', () => {});
+    plan.end(encodePlan(steps));
+    this.sync.on('error', () => {});
+    this.sync.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.sync.on('close', () => this.push({ kind: 'eof' }));
+    this.exited = new Promise((resolve, reject) => {
+      this.process.on('error', (err) =>
+        reject(new BerthError(`cannot run the launcher: ${err.message}`, { code: 'ELAUNCHER', cause: err })),
+      );
+      this.process.on('exit', (code, signal) => resolve(code ?? 128 + signalNumber(signal)));
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buffer = Buffer.concat([this.buffer, chunk]);
+    while (this.buffer.length >= MSG_SIZE) {
+      const m = this.buffer.subarray(0, MSG_SIZE);
+      this.buffer = this.buffer.subarray(MSG_SIZE);
+      const kind = m.readUInt32LE(0);
+      const step = m.readInt32LE(4);
+      const err = m.readInt32LE(8);
+      const value = m.readInt32LE(12);
+      const what = m.toString('utf8', 16, 64).replace(/\0.*$/s, '');
+      if (kind === MSG_PID) this.push({ kind: 'pid', pid: value });
+      else if (kind === MSG_SYNC) this.push({ kind: 'sync', id: value });
+      else if (kind === MSG_READY) this.push({ kind: 'ready' });
+      else if (kind === MSG_ERROR) this.push(new LaunchError(this.steps[step], step, what, err));
+    }
+  }
+
+  private push(ev: LaunchEvent | LaunchError): void {
+    if (this.ended) return;
+    if (!(ev instanceof LaunchError) && ev.kind === 'eof') this.ended = true;
+    this.queue.push(ev);
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** The next message; throws the LaunchError when the launcher reported a failure. */
+  async next(): Promise<LaunchEvent> {
+    while (this.queue.length === 0) await new Promise<void>((r) => this.waiters.push(r));
+    const ev = this.queue[0]!;
+    // eof stays at the head: every later next() sees it too
+    if (ev instanceof LaunchError || ev.kind !== 'eof') this.queue.shift();
+    if (ev instanceof LaunchError) throw ev;
+    return ev;
+  }
+
+  /** Waits for a message of `kind`; an unexpected end of the conversation is an error. */
+  async expect<K extends LaunchEvent['kind']>(kind: K): Promise<Extract<LaunchEvent, { kind: K }>> {
+    const ev = await this.next();
+    if (ev.kind === kind) return ev as Extract<LaunchEvent, { kind: K }>;
+    if (ev.kind === 'eof') {
+      const code = await Promise.race([this.exited, new Promise<number>((r) => setTimeout(() => r(-1), 2000))]);
+      throw new BerthError(
+        `container init exited before ${kind === 'sync' ? 'setup finished' : `it reported "${kind}"`}${code >= 0 ? ` (launcher exit status ${code})` : ''}`,
+        { code: 'ELAUNCH' },
+      );
+    }
+    throw new BerthError(`launcher protocol: expected ${kind}, got ${ev.kind}`, { code: 'ELAUNCH' });
+  }
+
+  /** Lets the process waiting at a sync step go on. */
+  release(): void {
+    this.sync.write('g');
+  }
+
+  /** Stops the process waiting at a sync step (it exits without running further steps). */
+  abort(): void {
+    this.sync.write('a');
+  }
+
+  /** Closes our end of the conversation so this process can exit without waiting for the container. */
+  detach(): void {
+    this.sync.destroy();
+    this.process.unref();
+  }
+}
+
+/** Starts the launcher on a plan. */
+export function launch(steps: readonly PlanStep[], options?: LaunchOptions): Launch {
+  return new Launch(steps, options);
+}
+
+function signalNumber(signal: NodeJS.Signals | null): number {
+  if (!signal) return 0;
+  return osConstants.signals[signal] ?? 0;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** The C source of the launcher, shipped with the package. */
+export const launcherSource = join(here, '..', 'native', 'launcher.c');
+
+let cachedPath: string | undefined;
+
+/**
+ * Where the launcher binary is: $BERTH_LAUNCHER, the one built next to this
+ * module (`npm run build`), or one compiled now from the shipped C source into
+ * a cache directory (installs whose install scripts did not run).
+ */
+export function launcherPath(): string {
+  if (cachedPath) return cachedPath;
+  const fromEnv = process.env['BERTH_LAUNCHER'];
+  if (fromEnv) return (cachedPath = fromEnv);
+  const built = join(here, 'berth-launcher');
+  if (isExecutable(built)) return (cachedPath = built);
+  return (cachedPath = compileLauncher());
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Compiles the launcher with the system C compiler; returns the binary's path. */
+export function compileLauncher(out?: string): string {
+  const source = readFileSync(launcherSource);
+  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
+  const target =
+    out ?? join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'berth', `launcher-${hash}`);
+  if (!out && isExecutable(target)) return target;
+  mkdirSync(dirname(target), { recursive: true });
+  const tmp = `${target}.${process.pid}.tmp`;
+  const cc = process.env['CC'] ?? 'cc';
+  const base = ['-O2', '-Wall', '-o', tmp, launcherSource];
+  // static when the C library allows it: no dynamic loader on the hot path
+  let r = spawnSync(cc, ['-static', ...base], { encoding: 'utf8' });
+  if (r.status !== 0) r = spawnSync(cc, base, { encoding: 'utf8' });
+  if (r.status !== 0 || !existsSync(tmp)) {
+    const why = r.error ? r.error.message : (r.stderr || '').trim().split('\n').slice(-3).join('; ');
+    throw new BerthError(
+      `cannot build the berth launcher with ${cc} (install a C compiler, e.g. apt-get install gcc): ${why}`,
+      { code: 'ELAUNCHER', path: launcherSource },
+    );
+  }
+  renameSync(tmp, target);
+  return target;
+}

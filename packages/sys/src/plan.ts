@@ -1,0 +1,279 @@
+/**
+ * Plan steps: what the native launcher does between clone() and execve(), in
+ * order. Domain packages produce steps (pure functions); `encodePlan` turns them
+ * into the launcher's binary format (documented in the package README).
+ */
+
+/** Opcodes of the launcher. Keep in sync with `enum op` in native/launcher.c. */
+export const Op = {
+  setns: 1,
+  clone: 2,
+  sync: 3,
+  mount: 4,
+  mkdir: 5,
+  mknod: 6,
+  symlink: 7,
+  pivotRoot: 8,
+  chroot: 9,
+  mask: 10,
+  sethostname: 11,
+  setdomainname: 12,
+  setrlimit: 13,
+  noNewPrivs: 14,
+  creds: 15,
+  chdir: 16,
+  umask: 17,
+  fifoOpen: 18,
+  fifoWait: 19,
+  exec: 20,
+  write: 21,
+  setsid: 22,
+  ready: 23,
+  mkfile: 24,
+  lookup: 25,
+  umount: 26,
+  readonly: 27,
+  closeFds: 28,
+  pty: 29,
+  unshare: 30,
+} as const;
+
+export type Step =
+  | { op: 'setns'; path: string; nstype: number }
+  | { op: 'unshare'; flags: number }
+  | { op: 'clone'; flags: number; detach: boolean; pty?: boolean }
+  | { op: 'sync'; id: number }
+  | { op: 'ready' }
+  | { op: 'mount'; source?: string; target: string; fstype?: string; flags: number; data?: string }
+  | { op: 'umount'; target: string; flags: number }
+  | { op: 'readonly'; path: string }
+  | { op: 'mask'; path: string }
+  | { op: 'mkdir'; path: string; mode: number }
+  | { op: 'mkfile'; path: string; mode: number }
+  | { op: 'mknod'; path: string; mode: number; major: number; minor: number; uid: number; gid: number }
+  | { op: 'symlink'; target: string; path: string }
+  | { op: 'pivotRoot'; root: string }
+  | { op: 'chroot'; root: string }
+  | { op: 'sethostname'; name: string }
+  | { op: 'setdomainname'; name: string }
+  | { op: 'setrlimit'; resource: number; soft: bigint; hard: bigint }
+  | { op: 'noNewPrivs' }
+  | {
+      op: 'creds';
+      uid: number;
+      gid: number;
+      groups: number[];
+      /** Capability sets as bit masks (bit n = capability number n); absent: keep the current sets. */
+      caps?: { bounding: bigint; effective: bigint; permitted: bigint; inheritable: bigint; ambient: bigint };
+    }
+  | { op: 'chdir'; path: string }
+  | { op: 'umask'; mask: number }
+  | { op: 'write'; path: string; content: string }
+  | { op: 'setsid' }
+  | { op: 'fifoOpen'; path: string }
+  | { op: 'fifoWait' }
+  | { op: 'closeFds'; from: number }
+  /** phase 0 connects to `socket` (before pivot_root); phase 1 makes the pty and hands over its master. */
+  | { op: 'pty'; phase: 0 | 1; socket?: string; rows?: number; cols?: number }
+  | { op: 'lookup'; name: string; path?: string }
+  | { op: 'exec'; path?: string; argv: string[]; env: string[] };
+
+/** A step, plus what it means to the user (used in error messages). */
+export type PlanStep = Step & {
+  /** e.g. `mount proc on /proc`; defaults to a description made from the step. */
+  describe?: string;
+  /** Skip the step when the path does not exist (ENOENT). */
+  optional?: boolean;
+};
+
+const MAGIC = Buffer.from('BRTH');
+export const PLAN_VERSION = 1;
+
+type Arg = number | bigint | string | undefined;
+
+function args(step: Step): Arg[] {
+  switch (step.op) {
+    case 'setns':
+      return [step.path, step.nstype];
+    case 'unshare':
+      return [step.flags];
+    case 'clone':
+      return [step.flags, step.detach ? 1 : 0, step.pty ? 1 : 0];
+    case 'sync':
+      return [step.id];
+    case 'ready':
+    case 'noNewPrivs':
+    case 'setsid':
+    case 'fifoWait':
+      return [];
+    case 'mount':
+      return [step.source, step.target, step.fstype, step.flags, step.data];
+    case 'umount':
+      return [step.target, step.flags];
+    case 'readonly':
+    case 'mask':
+      return [step.path];
+    case 'mkdir':
+    case 'mkfile':
+      return [step.path, step.mode];
+    case 'mknod':
+      return [step.path, step.mode, step.major, step.minor, step.uid, step.gid];
+    case 'symlink':
+      return [step.target, step.path];
+    case 'pivotRoot':
+    case 'chroot':
+      return [step.root];
+    case 'sethostname':
+    case 'setdomainname':
+      return [step.name];
+    case 'setrlimit':
+      return [step.resource, step.soft, step.hard];
+    case 'creds': {
+      const c = step.caps;
+      return [
+        step.uid,
+        step.gid,
+        c ? 1 : 0,
+        c?.bounding ?? 0n,
+        c?.effective ?? 0n,
+        c?.permitted ?? 0n,
+        c?.inheritable ?? 0n,
+        c?.ambient ?? 0n,
+        ...step.groups,
+      ];
+    }
+    case 'chdir':
+      return [step.path];
+    case 'umask':
+      return [step.mask];
+    case 'write':
+      return [step.path, step.content];
+    case 'fifoOpen':
+      return [step.path];
+    case 'closeFds':
+      return [step.from];
+    case 'pty':
+      return [step.socket, step.rows ?? 0, step.cols ?? 0, step.phase];
+    case 'lookup':
+      return [step.name, step.path];
+    case 'exec':
+      return [step.path, step.argv.length, ...step.argv, ...step.env];
+  }
+}
+
+/** Encodes steps into the launcher's binary plan (little-endian, see README). */
+export function encodePlan(steps: readonly Step[]): Buffer {
+  const chunks: Buffer[] = [];
+  const header = Buffer.alloc(12);
+  MAGIC.copy(header, 0);
+  header.writeUInt32LE(PLAN_VERSION, 4);
+  header.writeUInt32LE(steps.length, 8);
+  chunks.push(header);
+  for (const step of steps) {
+    const list = args(step);
+    const head = Buffer.alloc(8);
+    head.writeUInt16LE(Op[step.op], 0);
+    head.writeUInt16LE((step as PlanStep).optional ? 1 : 0, 2);
+    head.writeUInt32LE(list.length, 4);
+    chunks.push(head);
+    // numbers are integer arguments; strings (and undefined, sent as "") are string arguments
+    for (const a of list) {
+      if (typeof a === 'number' || typeof a === 'bigint') {
+        const b = Buffer.alloc(9);
+        b.write('i', 0, 'latin1');
+        b.writeBigInt64LE(BigInt.asIntN(64, BigInt(a)), 1);
+        chunks.push(b);
+      } else {
+        const s = Buffer.from(a ?? '', 'utf8');
+        if (s.includes(0)) throw new TypeError(`plan step ${step.op}: string argument contains a NUL byte`);
+        const b = Buffer.alloc(5);
+        b.write('s', 0, 'latin1');
+        b.writeUInt32LE(s.length, 1);
+        chunks.push(b, s);
+      }
+    }
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The user-facing description of a step, for error messages. */
+export function describeStep(step: PlanStep): string {
+  if (step.describe) return step.describe;
+  switch (step.op) {
+    case 'mount':
+      return `mount ${step.source ?? step.fstype ?? 'none'} on ${step.target}`;
+    case 'setns':
+      return `join namespace ${step.path}`;
+    case 'mkdir':
+      return `create directory ${step.path}`;
+    case 'mkfile':
+      return `create file ${step.path}`;
+    case 'mknod':
+      return `create device ${step.path}`;
+    case 'symlink':
+      return `create symlink ${step.path} -> ${step.target}`;
+    case 'pivotRoot':
+      return `pivot_root to ${step.root}`;
+    case 'chroot':
+      return `chroot to ${step.root}`;
+    case 'sethostname':
+      return `set hostname ${JSON.stringify(step.name)}`;
+    case 'setdomainname':
+      return `set domainname ${JSON.stringify(step.name)}`;
+    case 'mask':
+      return `mask path ${step.path}`;
+    case 'readonly':
+      return `make ${step.path} read-only`;
+    case 'chdir':
+      return `change to working directory ${step.path}`;
+    case 'write':
+      return `write ${step.path}`;
+    case 'lookup':
+      return `find executable ${JSON.stringify(step.name)} in the container`;
+    case 'exec':
+      return `exec ${JSON.stringify(step.argv[0] ?? '')}`;
+    case 'creds':
+      return `set user ${step.uid}:${step.gid} and capabilities`;
+    case 'clone':
+      return 'create namespaces (clone)';
+    default:
+      return step.op;
+  }
+}
+
+// Linux constants the planners need (x86_64/generic).
+export const CLONE_NEWTIME = 0x80;
+export const CLONE_NEWNS = 0x00020000;
+export const CLONE_NEWCGROUP = 0x02000000;
+export const CLONE_NEWUTS = 0x04000000;
+export const CLONE_NEWIPC = 0x08000000;
+export const CLONE_NEWUSER = 0x10000000;
+export const CLONE_NEWPID = 0x20000000;
+export const CLONE_NEWNET = 0x40000000;
+
+export const MS = {
+  RDONLY: 1,
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
+  SYNCHRONOUS: 16,
+  REMOUNT: 32,
+  MANDLOCK: 64,
+  DIRSYNC: 128,
+  NOSYMFOLLOW: 256,
+  NOATIME: 1024,
+  NODIRATIME: 2048,
+  BIND: 4096,
+  MOVE: 8192,
+  REC: 16384,
+  SILENT: 32768,
+  UNBINDABLE: 1 << 17,
+  PRIVATE: 1 << 18,
+  SLAVE: 1 << 19,
+  SHARED: 1 << 20,
+  RELATIME: 1 << 21,
+  STRICTATIME: 1 << 24,
+  LAZYTIME: 1 << 25,
+} as const;
+
+export const MNT_DETACH = 2;
