@@ -26,7 +26,11 @@ export class UsageError extends Error {
  * until `--`, or until the first positional when `stopAtPositional` (so that
  * `run IMAGE sh -c x` passes `-c` to the container).
  */
-export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[], stopAtPositional = false): Parsed {
+export function parseArgs(
+  argv: readonly string[],
+  specs: readonly OptionSpec[],
+  stopAtPositional = false,
+): Parsed {
   const byLong = new Map(specs.map((s) => [s.name, s]));
   const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short!, s]));
   const options: Parsed['options'] = {};
@@ -63,7 +67,11 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[],
       const name = eq >= 0 ? arg.slice(1, eq) : arg.slice(1);
       if (eq >= 0) inline = arg.slice(eq + 1);
       spec = byShort.get(name) ?? byLong.get(name);
-      if (!spec && /^[a-zA-Z]{2,}$/.test(name) && [...name].every((c) => byShort.get(c) && !byShort.get(c)!.value)) {
+      if (
+        !spec &&
+        /^[a-zA-Z]{2,}$/.test(name) &&
+        [...name].every((c) => byShort.get(c) && !byShort.get(c)!.value)
+      ) {
         for (const c of name) set(byShort.get(c)!, true); // -dt
         continue;
       }

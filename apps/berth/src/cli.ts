@@ -2,18 +2,30 @@
 // The berth CLI. Start-up matters (containerd runs us for every container):
 // this file imports nothing heavy; each command is loaded only when it runs.
 import { appendFileSync } from 'node:fs';
-import { UsageError, formatOptions, parseArgs, type OptionSpec } from './args.js';
+import { formatOptions, type OptionSpec, parseArgs, UsageError } from './args.js';
 import type { Command, GlobalOptions } from './command.js';
 
 const VERSION = '0.1.0';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
-  run: { summary: 'create and run a container (from a bundle with -b, else from an image)', load: () => import('./commands/run.js') },
-  create: { summary: 'create a container from a bundle (it waits for start)', load: () => import('./commands/create.js') },
-  start: { summary: 'run the user process of a created container', load: () => import('./commands/start.js') },
+  run: {
+    summary: 'create and run a container (from a bundle with -b, else from an image)',
+    load: () => import('./commands/run.js'),
+  },
+  create: {
+    summary: 'create a container from a bundle (it waits for start)',
+    load: () => import('./commands/create.js'),
+  },
+  start: {
+    summary: 'run the user process of a created container',
+    load: () => import('./commands/start.js'),
+  },
   state: { summary: 'print the OCI state of a container as JSON', load: () => import('./commands/state.js') },
   kill: { summary: 'send a signal to a container', load: () => import('./commands/kill.js') },
-  delete: { summary: 'delete a container and everything it holds', load: () => import('./commands/delete.js') },
+  delete: {
+    summary: 'delete a container and everything it holds',
+    load: () => import('./commands/delete.js'),
+  },
   list: { summary: 'list containers', load: () => import('./commands/list.js') },
   spec: { summary: 'write a default config.json for a bundle', load: () => import('./commands/spec.js') },
 };
@@ -88,7 +100,8 @@ async function main(argv: string[]): Promise<number> {
     const a = argv[i]!;
     globalArgs.push(a);
     const name = a.replace(/^--?/, '').split('=')[0];
-    if (!a.includes('=') && GLOBAL_OPTIONS.find((o) => o.name === name)?.value) globalArgs.push(argv[++i] ?? '');
+    if (!a.includes('=') && GLOBAL_OPTIONS.find((o) => o.name === name)?.value)
+      globalArgs.push(argv[++i] ?? '');
     i++;
   }
   const g = parseArgs(globalArgs, GLOBAL_OPTIONS).options;

@@ -1,4 +1,4 @@
-export { NAMESPACES, JOIN_ORDER, type NamespaceInfo, type NamespaceKind, isNamespaceKind } from './kinds.js';
-export { planNamespaces, type NamespacePlan, type NamespaceRequest } from './plan.js';
-export { namespaceOf, namespacesOf, isolatedKinds, namespacePath, type NamespaceId } from './inspect.js';
-export { formatIdMap, toHostId, type IdMapping } from './idmap.js';
+export { formatIdMap, type IdMapping, toHostId } from './idmap.js';
+export { isolatedKinds, type NamespaceId, namespaceOf, namespacePath, namespacesOf } from './inspect.js';
+export { isNamespaceKind, JOIN_ORDER, NAMESPACES, type NamespaceInfo, type NamespaceKind } from './kinds.js';
+export { type NamespacePlan, type NamespaceRequest, planNamespaces } from './plan.js';

@@ -35,7 +35,16 @@ export const NAMESPACES: Readonly<Record<NamespaceKind, NamespaceInfo>> = {
  * (it owns the others), the mount namespace last (joining it changes the paths
  * the other namespace files are found at).
  */
-export const JOIN_ORDER: readonly NamespaceKind[] = ['user', 'ipc', 'uts', 'network', 'pid', 'cgroup', 'time', 'mount'];
+export const JOIN_ORDER: readonly NamespaceKind[] = [
+  'user',
+  'ipc',
+  'uts',
+  'network',
+  'pid',
+  'cgroup',
+  'time',
+  'mount',
+];
 
 export function isNamespaceKind(value: string): value is NamespaceKind {
   return Object.hasOwn(NAMESPACES, value);

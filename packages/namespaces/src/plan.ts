@@ -1,5 +1,5 @@
 import { BerthError, type PlanStep } from '@berth/sys';
-import { JOIN_ORDER, NAMESPACES, type NamespaceKind, isNamespaceKind } from './kinds.js';
+import { isNamespaceKind, JOIN_ORDER, NAMESPACES, type NamespaceKind } from './kinds.js';
 
 export interface NamespaceRequest {
   type: string;
@@ -28,9 +28,12 @@ export function planNamespaces(requests: readonly NamespaceRequest[] = []): Name
   const join: Array<{ kind: NamespaceKind; path: string }> = [];
   requests.forEach((ns, i) => {
     if (!isNamespaceKind(ns.type)) {
-      throw new BerthError(`linux.namespaces[${i}].type: ${JSON.stringify(ns.type)} is not a namespace type`, {
-        code: 'EINVALIDSPEC',
-      });
+      throw new BerthError(
+        `linux.namespaces[${i}].type: ${JSON.stringify(ns.type)} is not a namespace type`,
+        {
+          code: 'EINVALIDSPEC',
+        },
+      );
     }
     if (seen.has(ns.type)) {
       throw new BerthError(`linux.namespaces[${i}].type: ${ns.type} namespace is listed twice`, {

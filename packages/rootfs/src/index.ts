@@ -1,11 +1,11 @@
-export { parseMountOptions, propagationFlags, type ParsedMountOptions } from './options.js';
-export { resolveInRoot } from './resolve.js';
+export * from './image.js';
 export {
-  planRootfs,
   DEFAULT_DEVICES,
   DEV_SYMLINKS,
-  type RootfsConfig,
-  type MountEntry,
   type DeviceEntry,
+  type MountEntry,
+  planRootfs,
+  type RootfsConfig,
 } from './mounts.js';
-export * from './image.js';
+export { type ParsedMountOptions, parseMountOptions, propagationFlags } from './options.js';
+export { resolveInRoot } from './resolve.js';

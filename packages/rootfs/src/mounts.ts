@@ -81,7 +81,9 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
   if (config.rootfsPropagation !== undefined) {
     const p = propagationFlags(config.rootfsPropagation);
     if (p === undefined)
-      throw invalid(`linux.rootfsPropagation: ${JSON.stringify(config.rootfsPropagation)} is not a propagation mode`);
+      throw invalid(
+        `linux.rootfsPropagation: ${JSON.stringify(config.rootfsPropagation)} is not a propagation mode`,
+      );
     rootProp = p;
   }
   steps.push({ op: 'mount', target: '/', flags: rootProp, describe: 'make / a slave mount' });
@@ -105,7 +107,8 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
 
   if (devIsTmpfs) {
     for (const dev of [...DEFAULT_DEVICES, ...(config.devices ?? [])]) steps.push(deviceStep(root, dev));
-    for (const [target, path] of DEV_SYMLINKS) steps.push({ op: 'symlink', target, path: posix.join(root, path) });
+    for (const [target, path] of DEV_SYMLINKS)
+      steps.push({ op: 'symlink', target, path: posix.join(root, path) });
   } else {
     (config.devices ?? []).forEach((dev) => {
       steps.push(deviceStep(root, dev));
@@ -114,7 +117,12 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
 
   steps.push({ op: 'pivotRoot', root, describe: `pivot_root to ${root}` });
   if (config.rootfsPropagation !== undefined) {
-    steps.push({ op: 'mount', target: '/', flags: rootProp, describe: `set propagation of / to ${config.rootfsPropagation}` });
+    steps.push({
+      op: 'mount',
+      target: '/',
+      flags: rootProp,
+      describe: `set propagation of / to ${config.rootfsPropagation}`,
+    });
   }
   for (const p of config.readonlyPaths ?? []) steps.push({ op: 'readonly', path: p, optional: true });
   for (const p of config.maskedPaths ?? []) steps.push({ op: 'mask', path: p, optional: true });
@@ -153,7 +161,13 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
     );
     if (!isDir) steps.push({ op: 'mkfile', path: dest, mode: 0o644 });
     const bindFlags = MS.BIND | (opts.flags & MS.REC);
-    steps.push({ op: 'mount', source, target: dest, flags: bindFlags, describe: `bind ${source} on ${m.destination}` });
+    steps.push({
+      op: 'mount',
+      source,
+      target: dest,
+      flags: bindFlags,
+      describe: `bind ${source} on ${m.destination}`,
+    });
     // bind ignores every other flag: apply them with a remount
     const rest = opts.flags & ~(MS.BIND | MS.REC | MS.REMOUNT);
     if (rest !== 0) {
@@ -167,7 +181,14 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
   } else if (type === 'cgroup' || type === 'cgroup2') {
     steps.push({ op: 'mkdir', path: dest, mode: 0o755 });
     if (config.cgroupLayout === 'v2' || type === 'cgroup2') {
-      steps.push({ op: 'mount', source: 'cgroup2', target: dest, fstype: 'cgroup2', flags: opts.flags, describe: label });
+      steps.push({
+        op: 'mount',
+        source: 'cgroup2',
+        target: dest,
+        fstype: 'cgroup2',
+        flags: opts.flags,
+        describe: label,
+      });
     } else {
       // A v1 or hybrid host has one filesystem per controller: until the container's own cgroup
       // is bound in (see @berth/cgroups), the container sees an empty read-only tmpfs there.

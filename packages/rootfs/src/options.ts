@@ -81,9 +81,12 @@ export function parseMountOptions(options: readonly string[] = [], where = 'opti
     } else if (prop !== undefined) {
       propagation.push(prop);
     } else if (UNSUPPORTED.has(opt)) {
-      throw new BerthError(`${where}[${i}]: mount option ${JSON.stringify(opt)} is not supported by berth yet`, {
-        code: 'EUNSUPPORTED',
-      });
+      throw new BerthError(
+        `${where}[${i}]: mount option ${JSON.stringify(opt)} is not supported by berth yet`,
+        {
+          code: 'EUNSUPPORTED',
+        },
+      );
     } else {
       data.push(opt);
     }

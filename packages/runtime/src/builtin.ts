@@ -61,10 +61,13 @@ function isDynamic(file: string): boolean {
  */
 export function ensureDefaultImage(store = '/var/lib/berth', busybox = '/bin/busybox'): DefaultImage {
   if (!existsSync(busybox)) {
-    throw new BerthError(`the built-in image needs a static busybox at ${busybox}: apt-get install busybox-static`, {
-      code: 'ENOTFOUND',
-      path: busybox,
-    });
+    throw new BerthError(
+      `the built-in image needs a static busybox at ${busybox}: apt-get install busybox-static`,
+      {
+        code: 'ENOTFOUND',
+        path: busybox,
+      },
+    );
   }
   if (isDynamic(busybox)) {
     throw new BerthError(`${busybox} is dynamically linked: the built-in image needs busybox-static`, {
@@ -81,7 +84,21 @@ export function ensureDefaultImage(store = '/var/lib/berth', busybox = '/bin/bus
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   const r = join(tmp, 'rootfs');
-  for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'proc', 'sys', 'dev', 'root', 'home', 'var/log', 'run', 'mnt']) {
+  for (const d of [
+    'bin',
+    'sbin',
+    'usr/bin',
+    'usr/sbin',
+    'etc',
+    'proc',
+    'sys',
+    'dev',
+    'root',
+    'home',
+    'var/log',
+    'run',
+    'mnt',
+  ]) {
     mkdirSync(join(r, d), { recursive: true, mode: 0o755 });
   }
   mkdirSync(join(r, 'tmp'));
@@ -96,7 +113,10 @@ export function ensureDefaultImage(store = '/var/lib/berth', busybox = '/bin/bus
     mkdirSync(dirname(path), { recursive: true });
     symlinkSync('/bin/busybox', path);
   }
-  writeFileSync(join(r, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
+  writeFileSync(
+    join(r, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n',
+  );
   writeFileSync(join(r, 'etc/group'), 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n');
   writeFileSync(join(r, 'etc/hosts'), '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n');
   writeFileSync(join(r, 'etc/resolv.conf'), '');

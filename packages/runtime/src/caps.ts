@@ -39,7 +39,7 @@ export function hostBoundingSet(): bigint {
 export function capabilitySets(
   caps: LinuxCapabilities | undefined,
   host = hostBoundingSet(),
-): { sets: CapabilitySets; missing: string[]; notAmbient: string[] } {
+): { sets: CapabilitySets; missing: string[] } {
   const dropped = new Set<string>();
   const sets: CapabilitySets = {
     bounding: mask(caps?.bounding, host, dropped),
@@ -48,13 +48,8 @@ export function capabilitySets(
     inheritable: mask(caps?.inheritable, host, dropped),
     ambient: mask(caps?.ambient, host, dropped),
   };
-  // The kernel raises an ambient capability only if it is permitted and inheritable too.
-  const ambientOk = sets.ambient & sets.permitted & sets.inheritable;
-  const notRaised = sets.ambient & ~ambientOk;
-  sets.ambient = ambientOk;
-  return { sets, missing: [...dropped].sort(), notAmbient: names(notRaised) };
-}
-
-function names(mask: bigint): string[] {
-  return CAPABILITIES.filter((_, n) => (mask >> BigInt(n)) & 1n);
+  // The kernel raises an ambient capability only if it is also permitted and inheritable
+  // (runc only warns when raising fails): keep the ones that can be raised.
+  sets.ambient &= sets.permitted & sets.inheritable;
+  return { sets, missing: [...dropped].sort() };
 }

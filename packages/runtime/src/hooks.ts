@@ -13,12 +13,18 @@ export interface HookState {
 }
 
 /** Runs hooks in order, each with the state on stdin; fails on the first non-zero exit or timeout. */
-export async function runHooks(kind: string, hooks: readonly Hook[] | undefined, state: HookState): Promise<void> {
+export async function runHooks(
+  kind: string,
+  hooks: readonly Hook[] | undefined,
+  state: HookState,
+): Promise<void> {
   for (const [i, hook] of (hooks ?? []).entries()) {
     const [argv0, ...rest] = hook.args?.length ? hook.args : [hook.path];
     const child = spawn(hook.path, rest, {
       argv0: argv0 ?? hook.path,
-      env: Object.fromEntries((hook.env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
+      env: Object.fromEntries(
+        (hook.env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
+      ),
       stdio: ['pipe', 'inherit', 'pipe'],
     });
     let stderr = '';
@@ -28,10 +34,12 @@ export async function runHooks(kind: string, hooks: readonly Hook[] | undefined,
     child.stdin?.on('error', () => {});
     child.stdin?.end(JSON.stringify(state));
     const timer = hook.timeout ? setTimeout(() => child.kill('SIGKILL'), hook.timeout * 1000) : undefined;
-    const result = await new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
-      child.on('error', (error) => resolve({ code: null, signal: null, error }));
-      child.on('exit', (code, signal) => resolve({ code, signal }));
-    });
+    const result = await new Promise<{ code: number | null; signal: string | null; error?: Error }>(
+      (resolve) => {
+        child.on('error', (error) => resolve({ code: null, signal: null, error }));
+        child.on('exit', (code, signal) => resolve({ code, signal }));
+      },
+    );
     if (timer) clearTimeout(timer);
     if (result.error || result.code !== 0) {
       const why = result.error
@@ -39,10 +47,13 @@ export async function runHooks(kind: string, hooks: readonly Hook[] | undefined,
         : result.signal
           ? `killed by ${result.signal}${hook.timeout ? ` (timeout ${hook.timeout}s)` : ''}`
           : `exit status ${result.code}`;
-      throw new BerthError(`hooks.${kind}[${i}] ${hook.path}: ${why}${stderr.trim() ? `: ${stderr.trim()}` : ''}`, {
-        code: 'EHOOK',
-        path: hook.path,
-      });
+      throw new BerthError(
+        `hooks.${kind}[${i}] ${hook.path}: ${why}${stderr.trim() ? `: ${stderr.trim()}` : ''}`,
+        {
+          code: 'EHOOK',
+          path: hook.path,
+        },
+      );
     }
   }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { type Spec, defaultSpec, formatSpec } from '@berth/spec';
+import { defaultSpec, formatSpec, type Spec } from '@berth/spec';
 import { BerthError } from '@berth/sys';
 import type { DefaultImage } from './builtin.js';
 
@@ -38,7 +38,8 @@ function mergeEnv(base: string[], extra: string[]): string[] {
   const out = new Map<string, string>();
   for (const e of [...base, ...extra]) {
     const eq = e.indexOf('=');
-    if (eq <= 0) throw new BerthError(`environment entry ${JSON.stringify(e)} must be KEY=VALUE`, { code: 'EINVAL' });
+    if (eq <= 0)
+      throw new BerthError(`environment entry ${JSON.stringify(e)} must be KEY=VALUE`, { code: 'EINVAL' });
     out.set(e.slice(0, eq), e);
   }
   return [...out.values()];
@@ -62,7 +63,10 @@ function lookupUser(rootfs: string, user: string): { uid: number; gid: number } 
     uid = Number(u);
   } else {
     const entry = fromFile('passwd', u);
-    if (!entry) throw new BerthError(`user ${JSON.stringify(u)} is not in the image's /etc/passwd`, { code: 'ENOTFOUND' });
+    if (!entry)
+      throw new BerthError(`user ${JSON.stringify(u)} is not in the image's /etc/passwd`, {
+        code: 'ENOTFOUND',
+      });
     uid = Number(entry[2]);
     gid = Number(entry[3]);
   }
@@ -70,7 +74,10 @@ function lookupUser(rootfs: string, user: string): { uid: number; gid: number } 
     if (/^\d+$/.test(g)) gid = Number(g);
     else {
       const entry = fromFile('group', g);
-      if (!entry) throw new BerthError(`group ${JSON.stringify(g)} is not in the image's /etc/group`, { code: 'ENOTFOUND' });
+      if (!entry)
+        throw new BerthError(`group ${JSON.stringify(g)} is not in the image's /etc/group`, {
+          code: 'ENOTFOUND',
+        });
       gid = Number(entry[2]);
     }
   }
@@ -83,7 +90,12 @@ function lookupUser(rootfs: string, user: string): { uid: number; gid: number } 
  * overlay snapshot the container mounts over the image (inside its own mount
  * namespace, so no host mount is ever left behind).
  */
-export function makeImageBundle(store: string, id: string, image: DefaultImage, o: ImageRunOptions = {}): ImageBundle {
+export function makeImageBundle(
+  store: string,
+  id: string,
+  image: DefaultImage,
+  o: ImageRunOptions = {},
+): ImageBundle {
   const dir = join(store, 'containers', id);
   try {
     mkdirSync(join(store, 'containers'), { recursive: true, mode: 0o711 });
@@ -102,7 +114,10 @@ export function makeImageBundle(store: string, id: string, image: DefaultImage, 
     proc.args = o.args?.length ? o.args : image.config.Cmd;
     proc.env = mergeEnv(image.config.Env, [...(o.terminal ? ['TERM=xterm'] : []), ...(o.env ?? [])]);
     proc.cwd = o.cwd ?? image.config.WorkingDir ?? '/';
-    if (!isAbsolute(proc.cwd)) throw new BerthError(`--workdir ${JSON.stringify(proc.cwd)} must be an absolute path`, { code: 'EINVAL' });
+    if (!isAbsolute(proc.cwd))
+      throw new BerthError(`--workdir ${JSON.stringify(proc.cwd)} must be an absolute path`, {
+        code: 'EINVAL',
+      });
     if (o.user) proc.user = { ...lookupUser(image.rootfs, o.user) };
     spec.root = { path: join(dir, 'rootfs'), readonly: o.readonly === true };
     spec.hostname = o.hostname ?? id.slice(0, 63);
@@ -110,7 +125,14 @@ export function makeImageBundle(store: string, id: string, image: DefaultImage, 
       spec.linux!.namespaces = spec.linux!.namespaces!.filter((n) => n.type !== 'network');
       // the host's sysfs cannot be mounted without a network namespace of our own: bind it
       spec.mounts = spec.mounts!.map((m) =>
-        m.destination === '/sys' ? { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] } : m,
+        m.destination === '/sys'
+          ? {
+              destination: '/sys',
+              type: 'bind',
+              source: '/sys',
+              options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+            }
+          : m,
       );
     }
     for (const v of o.volumes ?? []) {
@@ -118,8 +140,14 @@ export function makeImageBundle(store: string, id: string, image: DefaultImage, 
       if (!src || !dst || more.length || (mode !== undefined && mode !== 'ro' && mode !== 'rw')) {
         throw new BerthError(`volume ${JSON.stringify(v)} must be SRC:DST[:ro|rw]`, { code: 'EINVAL' });
       }
-      if (!isAbsolute(dst)) throw new BerthError(`volume ${JSON.stringify(v)}: DST must be an absolute path`, { code: 'EINVAL' });
-      spec.mounts!.push({ destination: dst, type: 'bind', source: resolve(src), options: ['rbind', mode === 'ro' ? 'ro' : 'rw'] });
+      if (!isAbsolute(dst))
+        throw new BerthError(`volume ${JSON.stringify(v)}: DST must be an absolute path`, { code: 'EINVAL' });
+      spec.mounts!.push({
+        destination: dst,
+        type: 'bind',
+        source: resolve(src),
+        options: ['rbind', mode === 'ro' ? 'ro' : 'rw'],
+      });
     }
     spec.annotations = { 'org.opencontainers.image.ref.name': image.name };
     writeFileSync(join(dir, 'config.json'), formatSpec(spec));

@@ -1,17 +1,23 @@
+export { DEFAULT_IMAGE, type DefaultImage, ensureDefaultImage } from './builtin.js';
+export { type CapabilitySets, capabilitySets, hostBoundingSet } from './caps.js';
+export { type HookState, runHooks } from './hooks.js';
+export { type ImageBundle, type ImageRunOptions, makeImageBundle, randomId } from './image-bundle.js';
+export { ContainerLock, withLock } from './lock.js';
+export { processesInPidNamespace } from './pidns.js';
 export {
-  Runtime,
-  DEFAULT_ROOT,
+  type ContainerPlan,
+  type PlanContext,
+  planContainer,
+  SYNC_NS_READY,
+  SYNC_READY_TO_EXEC,
+} from './plan.js';
+export { isAlive, parseSignal, procStat } from './proc.js';
+export {
   type ContainerState,
   type CreateOptions,
+  DEFAULT_ROOT,
   type RunOptions,
+  Runtime,
   type RuntimeOptions,
 } from './runtime.js';
-export { planContainer, type ContainerPlan, type PlanContext, SYNC_NS_READY, SYNC_READY_TO_EXEC } from './plan.js';
-export { capabilitySets, hostBoundingSet, type CapabilitySets } from './caps.js';
-export { StateStore, validateId, type ContainerRecord, type Status } from './state.js';
-export { ContainerLock, withLock } from './lock.js';
-export { parseSignal, procStat, isAlive } from './proc.js';
-export { processesInPidNamespace } from './pidns.js';
-export { runHooks, type HookState } from './hooks.js';
-export { ensureDefaultImage, DEFAULT_IMAGE, type DefaultImage } from './builtin.js';
-export { makeImageBundle, randomId, type ImageBundle, type ImageRunOptions } from './image-bundle.js';
+export { type ContainerRecord, StateStore, type Status, validateId } from './state.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Server, createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { BerthError } from '@berth/sys';
 
 /**
@@ -29,10 +29,13 @@ export class ContainerLock {
       server.close();
       if (err.code !== 'EADDRINUSE') throw err;
       if (Date.now() > deadline) {
-        throw new BerthError(`container ${id} is locked by another berth command (waited ${timeoutMs / 1000}s)`, {
-          code: 'ELOCKED',
-          path: id,
-        });
+        throw new BerthError(
+          `container ${id} is locked by another berth command (waited ${timeoutMs / 1000}s)`,
+          {
+            code: 'ELOCKED',
+            path: id,
+          },
+        );
       }
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 50);

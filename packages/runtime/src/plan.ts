@@ -72,14 +72,33 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   const terminal = proc.terminal === true;
   const steps: PlanStep[] = [...ns.steps];
   if (ctx.fifo) {
-    steps.push({ op: 'mknod', path: ctx.fifo, mode: 0o010622, major: 0, minor: 0, uid: 0, gid: 0, describe: 'create exec fifo' });
+    steps.push({
+      op: 'mknod',
+      path: ctx.fifo,
+      mode: 0o010622,
+      major: 0,
+      minor: 0,
+      uid: 0,
+      gid: 0,
+      describe: 'create exec fifo',
+    });
   }
-  steps.push({ op: 'clone', flags: ns.cloneFlags, detach: !ctx.foreground, pty: terminal && !ctx.consoleSocket });
+  steps.push({
+    op: 'clone',
+    flags: ns.cloneFlags,
+    detach: !ctx.foreground,
+    pty: terminal && !ctx.consoleSocket,
+  });
   steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (namespaces ready)' });
   if (!terminal) steps.push({ op: 'setsid' });
   if (ctx.fifo) steps.push({ op: 'fifoOpen', path: ctx.fifo, describe: 'open exec fifo' });
   if (terminal && ctx.consoleSocket) {
-    steps.push({ op: 'pty', phase: 0, socket: ctx.consoleSocket, describe: `connect to console socket ${ctx.consoleSocket}` });
+    steps.push({
+      op: 'pty',
+      phase: 0,
+      socket: ctx.consoleSocket,
+      describe: `connect to console socket ${ctx.consoleSocket}`,
+    });
   }
   if (ctx.overlay) {
     const { lower, upper, work } = ctx.overlay;
@@ -114,9 +133,22 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   if (spec.hostname !== undefined) steps.push({ op: 'sethostname', name: spec.hostname });
   if (spec.domainname !== undefined) steps.push({ op: 'setdomainname', name: spec.domainname });
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
-    steps.push({ op: 'write', path: `/proc/sys/${key.replace(/\./g, '/')}`, content: value, describe: `set sysctl ${key}` });
+    steps.push({
+      op: 'write',
+      path: `/proc/sys/${key.replace(/\./g, '/')}`,
+      content: value,
+      describe: `set sysctl ${key}`,
+    });
   }
-  if (terminal) steps.push({ op: 'pty', phase: 1, ...(ctx.consoleSocket ? { socket: ctx.consoleSocket } : {}), rows: proc.consoleSize?.height ?? 0, cols: proc.consoleSize?.width ?? 0, describe: 'set up the terminal' });
+  if (terminal)
+    steps.push({
+      op: 'pty',
+      phase: 1,
+      ...(ctx.consoleSocket ? { socket: ctx.consoleSocket } : {}),
+      rows: proc.consoleSize?.height ?? 0,
+      cols: proc.consoleSize?.width ?? 0,
+      describe: 'set up the terminal',
+    });
   for (const rl of proc.rlimits ?? []) {
     const resource = RLIMITS[rl.type];
     if (resource === undefined) continue;
@@ -129,10 +161,7 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
     });
   }
   steps.push({ op: 'umask', mask: proc.user?.umask ?? 0o022 });
-  const { sets, missing, notAmbient } = capabilitySets(proc.capabilities);
-  if (notAmbient.length && (proc.user?.uid ?? 0) !== 0) {
-    warnings.push(`ambient capabilities ${notAmbient.join(', ')} are not also permitted and inheritable: not raised`);
-  }
+  const { sets, missing } = capabilitySets(proc.capabilities);
   for (const name of missing) {
     warnings.push(`capability ${name} is not in this host's bounding set: the container runs without it`);
   }
@@ -145,7 +174,10 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   });
   if (proc.noNewPrivileges) steps.push({ op: 'noNewPrivs' });
   const cwd = proc.cwd || '/';
-  if (!isAbsolute(cwd)) throw new BerthError(`process.cwd: ${JSON.stringify(cwd)} must be an absolute path`, { code: 'EINVALIDSPEC' });
+  if (!isAbsolute(cwd))
+    throw new BerthError(`process.cwd: ${JSON.stringify(cwd)} must be an absolute path`, {
+      code: 'EINVALIDSPEC',
+    });
   steps.push({ op: 'chdir', path: cwd, describe: `change to working directory ${cwd}` });
   const args = proc.args ?? [];
   const env = proc.env ?? [];

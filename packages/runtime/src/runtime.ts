@@ -13,13 +13,13 @@ import {
 } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
-import { type Spec, parseSpec } from '@berth/spec';
-import { type Launch, BerthError, launch } from '@berth/sys';
+import { parseSpec, type Spec } from '@berth/spec';
+import { BerthError, type Launch, launch } from '@berth/sys';
 import { type HookState, runHooks } from './hooks.js';
 import { ContainerLock, withLock } from './lock.js';
+import { processesInPidNamespace } from './pidns.js';
 import { planContainer } from './plan.js';
 import { isAlive, procStat, waitGone } from './proc.js';
-import { processesInPidNamespace } from './pidns.js';
 import { type ContainerRecord, StateStore, type Status, validateId } from './state.js';
 
 export const DEFAULT_ROOT = '/run/berth';
@@ -98,7 +98,9 @@ export class Runtime {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       throw new BerthError(
-        code === 'ENOENT' ? `bundle ${dir} has no config.json` : `cannot read ${file}: ${(e as Error).message}`,
+        code === 'ENOENT'
+          ? `bundle ${dir} has no config.json`
+          : `cannot read ${file}: ${(e as Error).message}`,
         { code: code === 'ENOENT' ? 'ENOTFOUND' : 'EIO', path: file },
       );
     }
@@ -110,7 +112,11 @@ export class Runtime {
     } catch {
       // reported below
     }
-    if (!ok) throw new BerthError(`root.path: ${rootfs} does not exist or is not a directory`, { code: 'ENOTFOUND', path: rootfs });
+    if (!ok)
+      throw new BerthError(`root.path: ${rootfs} does not exist or is not a directory`, {
+        code: 'ENOTFOUND',
+        path: rootfs,
+      });
     return { bundle: dir, spec };
   }
 
@@ -149,7 +155,10 @@ export class Runtime {
       });
       for (const w of plan.warnings) this.warn(w);
       const preserved = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
-      launched = launch(plan.steps, { ...(options.stdio ? { stdio: options.stdio } : {}), preserveFds: preserved });
+      launched = launch(plan.steps, {
+        ...(options.stdio ? { stdio: options.stdio } : {}),
+        preserveFds: preserved,
+      });
       pid = (await launched.expect('pid')).pid;
       const record: ContainerRecord = {
         ociVersion: OCI_VERSION,
@@ -207,7 +216,9 @@ export class Runtime {
       const status = this.liveStatus(record);
       if (status !== 'created') {
         throw new BerthError(
-          status === 'stopped' ? `cannot start container ${id}: it has stopped` : `cannot start container ${id}: it is ${status}`,
+          status === 'stopped'
+            ? `cannot start container ${id}: it has stopped`
+            : `cannot start container ${id}: it is ${status}`,
           { code: 'ESTATE', path: id },
         );
       }
@@ -239,7 +250,10 @@ export class Runtime {
         }
         if (n === 1) break;
         if (!isAlive(record.pid, record.pidStartTime)) {
-          throw new BerthError(`cannot start container ${record.id}: its process exited`, { code: 'ESTATE', path: record.id });
+          throw new BerthError(`cannot start container ${record.id}: its process exited`, {
+            code: 'ESTATE',
+            path: record.id,
+          });
         }
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 20);
@@ -308,7 +322,8 @@ export class Runtime {
     await withLock(this.root, id, async () => {
       const record = this.store.read(id);
       const status = this.liveStatus(record);
-      if (status === 'stopped') throw new BerthError(`container ${id} is not running`, { code: 'ESTATE', path: id });
+      if (status === 'stopped')
+        throw new BerthError(`container ${id} is not running`, { code: 'ESTATE', path: id });
       const pids = options.all ? await processesInPidNamespace(record.pid) : [record.pid];
       for (const pid of pids) {
         try {
@@ -337,7 +352,10 @@ export class Runtime {
       const status = this.liveStatus(record);
       if (status === 'running' || status === 'paused') {
         if (!options.force) {
-          throw new BerthError(`cannot delete container ${id} that is not stopped: ${status}`, { code: 'ESTATE', path: id });
+          throw new BerthError(`cannot delete container ${id} that is not stopped: ${status}`, {
+            code: 'ESTATE',
+            path: id,
+          });
         }
       }
       if (status !== 'stopped') {
@@ -349,7 +367,10 @@ export class Runtime {
           }
         }
         if (!(await waitGone(record.pid, record.pidStartTime, 10_000))) {
-          throw new BerthError(`container ${id}: process ${record.pid} did not exit after SIGKILL`, { code: 'EBUSY', path: id });
+          throw new BerthError(`container ${id}: process ${record.pid} did not exit after SIGKILL`, {
+            code: 'EBUSY',
+            path: id,
+          });
         }
       }
       for (const d of record.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
@@ -389,7 +410,15 @@ export class Runtime {
         // the launcher is gone: nothing left to signal
       }
     };
-    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+    const signals: NodeJS.Signals[] = [
+      'SIGINT',
+      'SIGTERM',
+      'SIGHUP',
+      'SIGQUIT',
+      'SIGUSR1',
+      'SIGUSR2',
+      'SIGWINCH',
+    ];
     if (options.forwardSignals) for (const s of signals) process.on(s, forward);
     try {
       launched.release();

@@ -1,4 +1,14 @@
-export { BerthError, type BerthErrorFields, SysError, errnoName, errnoNumber, strerror } from './errors.js';
+export { BerthError, type BerthErrorFields, errnoName, errnoNumber, SysError, strerror } from './errors.js';
+export {
+  compileLauncher,
+  Launch,
+  LaunchError,
+  type LaunchEvent,
+  type LaunchOptions,
+  launch,
+  launcherPath,
+  launcherSource,
+} from './launcher.js';
 export {
   CLONE_NEWCGROUP,
   CLONE_NEWIPC,
@@ -8,23 +18,13 @@ export {
   CLONE_NEWTIME,
   CLONE_NEWUSER,
   CLONE_NEWUTS,
+  describeStep,
+  encodePlan,
   MNT_DETACH,
   MS,
   Op,
   PLAN_VERSION,
   type PlanStep,
   type Step,
-  describeStep,
-  encodePlan,
 } from './plan.js';
-export {
-  Launch,
-  LaunchError,
-  type LaunchEvent,
-  type LaunchOptions,
-  compileLauncher,
-  launch,
-  launcherPath,
-  launcherSource,
-} from './launcher.js';
-export { RecordingSys, type Sys, type SysCall, libc } from './sys.js';
+export { libc, RecordingSys, type Sys, type SysCall } from './sys.js';

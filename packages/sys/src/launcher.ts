@@ -14,6 +14,28 @@ const MSG_SYNC = 2;
 const MSG_ERROR = 3;
 const MSG_READY = 4;
 
+/** The syscall a step is about: naming it again in an error would add nothing. */
+const PRIMARY_SYSCALL: Partial<Record<PlanStep['op'], string>> = {
+  mount: 'mount',
+  umount: 'umount2',
+  readonly: 'mount',
+  mask: 'mount',
+  chdir: 'chdir',
+  mkdir: 'mkdir',
+  mkfile: 'open',
+  mknod: 'mknod',
+  symlink: 'symlink',
+  sethostname: 'sethostname',
+  setdomainname: 'setdomainname',
+  setrlimit: 'setrlimit',
+  setns: 'setns',
+  chroot: 'chroot',
+  lookup: 'exec',
+  exec: 'exec',
+  write: 'write',
+  fifoOpen: 'open',
+};
+
 /** A failure inside the launcher: which step, which syscall, which errno. */
 export class LaunchError extends BerthError {
   readonly stepIndex: number;
@@ -23,7 +45,7 @@ export class LaunchError extends BerthError {
     const name = errnoName(errno);
     const what = step ? describeStep(step) : `launcher step ${stepIndex}`;
     // name the syscall only when it adds something to the description
-    const detail = !step || step.op === 'lookup' || describeStep(step).startsWith(syscall) ? '' : `${syscall}: `;
+    const detail = !step || PRIMARY_SYSCALL[step.op] === syscall ? '' : `${syscall}: `;
     super(`${what}: ${detail}${name} (${strerror(errno)})`, {
       code: 'ELAUNCH',
       op: syscall,
@@ -135,7 +157,10 @@ export class Launch {
     const ev = await this.next();
     if (ev.kind === kind) return ev as Extract<LaunchEvent, { kind: K }>;
     if (ev.kind === 'eof') {
-      const code = await Promise.race([this.exited, new Promise<number>((r) => setTimeout(() => r(-1), 2000))]);
+      const code = await Promise.race([
+        this.exited,
+        new Promise<number>((r) => setTimeout(() => r(-1), 2000)),
+      ]);
       throw new BerthError(
         `container init exited before ${kind === 'sync' ? 'setup finished' : `it reported "${kind}"`}${code >= 0 ? ` (launcher exit status ${code})` : ''}`,
         { code: 'ELAUNCH' },
@@ -184,12 +209,11 @@ let cachedPath: string | undefined;
  * a cache directory (installs whose install scripts did not run).
  */
 export function launcherPath(): string {
-  if (cachedPath) return cachedPath;
-  const fromEnv = process.env['BERTH_LAUNCHER'];
-  if (fromEnv) return (cachedPath = fromEnv);
-  const built = join(here, 'berth-launcher');
-  if (isExecutable(built)) return (cachedPath = built);
-  return (cachedPath = compileLauncher());
+  if (!cachedPath) {
+    const built = join(here, 'berth-launcher');
+    cachedPath = process.env['BERTH_LAUNCHER'] || (isExecutable(built) ? built : compileLauncher());
+  }
+  return cachedPath;
 }
 
 function isExecutable(path: string): boolean {

@@ -7,7 +7,13 @@ import { SysError } from './errors.js';
  * Every method throws a SysError (with op, path and errno) on failure.
  */
 export interface Sys {
-  mount(source: string | null, target: string, fstype: string | null, flags: number, data?: string | null): void;
+  mount(
+    source: string | null,
+    target: string,
+    fstype: string | null,
+    flags: number,
+    data?: string | null,
+  ): void;
   umount(target: string, flags?: number): void;
   /** Joins the namespace behind `fd` (only safe for namespaces a threaded process may join: net, uts, ipc). */
   setns(fd: number, nstype: number): void;
@@ -35,10 +41,14 @@ export async function libc(): Promise<Sys> {
   if (real) return real;
   const { default: koffi } = await import('koffi');
   const lib = koffi.load('libc.so.6');
-  const mount = lib.func('int mount(const char *src, const char *dst, const char *type, unsigned long flags, const char *data)');
+  const mount = lib.func(
+    'int mount(const char *src, const char *dst, const char *type, unsigned long flags, const char *data)',
+  );
   const umount2 = lib.func('int umount2(const char *target, int flags)');
   const setns = lib.func('int setns(int fd, int nstype)');
-  const prctl = lib.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)');
+  const prctl = lib.func(
+    'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
+  );
   const ioctlInt = lib.func('int ioctl(int fd, unsigned long req, unsigned long arg)');
   const ioctlBuf = lib.func('int ioctl(int fd, unsigned long req, _Inout_ uint8_t *arg)');
   const kill = lib.func('int kill(int pid, int sig)');
@@ -97,7 +107,13 @@ export class RecordingSys implements Sys {
     }
   }
 
-  mount(source: string | null, target: string, fstype: string | null, flags: number, data?: string | null): void {
+  mount(
+    source: string | null,
+    target: string,
+    fstype: string | null,
+    flags: number,
+    data?: string | null,
+  ): void {
     this.record('mount', [source, target, fstype, flags, data ?? null], target);
   }
   umount(target: string, flags = 0): void {

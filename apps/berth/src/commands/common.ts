@@ -25,6 +25,7 @@ export function str(v: unknown): string | undefined {
 export function int(v: unknown, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, not ${JSON.stringify(v)}`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new UsageError(`--${name} must be a non-negative integer, not ${JSON.stringify(v)}`);
   return n;
 }

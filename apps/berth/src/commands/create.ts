@@ -3,8 +3,17 @@ import type { Command } from '../command.js';
 import { int, positionals, runtime, str } from './common.js';
 
 export const createOptions: OptionSpec[] = [
-  { name: 'bundle', short: 'b', value: 'DIR', help: 'the bundle: config.json and the root filesystem (default: current directory)' },
-  { name: 'console-socket', value: 'PATH', help: 'a Unix socket that receives the pty master (process.terminal)' },
+  {
+    name: 'bundle',
+    short: 'b',
+    value: 'DIR',
+    help: 'the bundle: config.json and the root filesystem (default: current directory)',
+  },
+  {
+    name: 'console-socket',
+    value: 'PATH',
+    help: 'a Unix socket that receives the pty master (process.terminal)',
+  },
   { name: 'pid-file', value: 'FILE', help: "write the container process's pid to FILE" },
   { name: 'preserve-fds', value: 'N', help: 'pass N more file descriptors (3, 4, …) to the container' },
   { name: 'no-pivot', help: 'do not use pivot_root', ignored: true },

@@ -9,7 +9,8 @@ export const command: Command = {
   description: 'SIGNAL is a name (TERM, SIGTERM) or a number; the default is SIGTERM.',
   options: [{ name: 'all', short: 'a', help: 'send the signal to every process of the container' }],
   async run({ options, positionals: p }, globals) {
-    if (p.length < 1 || p.length > 2) throw new UsageError('berth kill needs CONTAINER_ID [SIGNAL] (see berth kill --help)');
+    if (p.length < 1 || p.length > 2)
+      throw new UsageError('berth kill needs CONTAINER_ID [SIGNAL] (see berth kill --help)');
     const { parseSignal } = await import('@berth/runtime');
     const signal = parseSignal(p[1] ?? 'TERM');
     if (signal === undefined) throw new UsageError(`unknown signal ${JSON.stringify(p[1])}`);

@@ -13,7 +13,8 @@ export const command: Command = {
   async run({ options, positionals: p }, globals) {
     if (p.length) throw new UsageError('berth list takes no arguments');
     const format = (options['format'] as string | undefined) ?? 'table';
-    if (format !== 'table' && format !== 'json') throw new UsageError(`--format must be table or json, not ${JSON.stringify(format)}`);
+    if (format !== 'table' && format !== 'json')
+      throw new UsageError(`--format must be table or json, not ${JSON.stringify(format)}`);
     const list = await (await runtime(globals)).list();
     if (options['quiet']) {
       for (const c of list) process.stdout.write(`${c.id}\n`);
@@ -23,7 +24,10 @@ export const command: Command = {
       const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER']];
       for (const c of list) rows.push([c.id, String(c.pid), c.status, c.bundle, c.created, c.owner]);
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-      for (const r of rows) process.stdout.write(`${r.map((v, i) => (i < r.length - 1 ? v.padEnd(widths[i]! + 3) : v)).join('')}\n`);
+      for (const r of rows)
+        process.stdout.write(
+          `${r.map((v, i) => (i < r.length - 1 ? v.padEnd(widths[i]! + 3) : v)).join('')}\n`,
+        );
     }
     return 0;
   },

@@ -26,21 +26,43 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
     { name: 'no-subreaper', help: 'do not act as a subreaper', ignored: true },
     { name: 'rm', help: 'remove the container when it exits (image form)' },
     { name: 'name', value: 'NAME', help: 'the container id (image form; default: random)' },
-    { name: 'env', short: 'e', value: 'KEY=VALUE', repeat: true, help: 'set an environment variable (image form)' },
-    { name: 'workdir', short: 'w', value: 'DIR', help: 'working directory inside the container (image form)' },
+    {
+      name: 'env',
+      short: 'e',
+      value: 'KEY=VALUE',
+      repeat: true,
+      help: 'set an environment variable (image form)',
+    },
+    {
+      name: 'workdir',
+      short: 'w',
+      value: 'DIR',
+      help: 'working directory inside the container (image form)',
+    },
     { name: 'user', short: 'u', value: 'USER[:GROUP]', help: 'run as this user (name or uid; image form)' },
-    { name: 'volume', short: 'v', value: 'SRC:DST[:ro]', repeat: true, help: 'bind-mount a host path (image form)' },
+    {
+      name: 'volume',
+      short: 'v',
+      value: 'SRC:DST[:ro]',
+      repeat: true,
+      help: 'bind-mount a host path (image form)',
+    },
     { name: 'tty', short: 't', help: 'give the container a terminal (image form)' },
     { name: 'interactive', short: 'i', help: 'pass standard input to the container (image form)' },
     { name: 'hostname', value: 'NAME', help: 'the container hostname (image form; default: the id)' },
     { name: 'read-only', help: "mount the container's root filesystem read-only (image form)" },
-    { name: 'network', value: 'none|host', help: 'none: only lo (default); host: the host network (image form)' },
+    {
+      name: 'network',
+      value: 'none|host',
+      help: 'none: only lo (default); host: the host network (image form)',
+    },
   ],
   async run({ options: o, positionals: p }, globals) {
     const rt = await runtime(globals);
     const bundle = str(o['bundle']);
     if (bundle !== undefined) {
-      if (p.length !== 1) throw new UsageError('berth run -b BUNDLE needs exactly one CONTAINER_ID (see berth run --help)');
+      if (p.length !== 1)
+        throw new UsageError('berth run -b BUNDLE needs exactly one CONTAINER_ID (see berth run --help)');
       const consoleSocket = str(o['console-socket']);
       const pidFile = str(o['pid-file']);
       const preserveFds = int(o['preserve-fds'], 'preserve-fds');
@@ -54,13 +76,19 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
       });
     }
     const [image, ...args] = p;
-    if (!image) throw new UsageError('berth run needs an IMAGE, or -b BUNDLE and a CONTAINER_ID (see berth run --help)');
+    if (!image)
+      throw new UsageError(
+        'berth run needs an IMAGE, or -b BUNDLE and a CONTAINER_ID (see berth run --help)',
+      );
     const { ensureDefaultImage, makeImageBundle, randomId, DEFAULT_IMAGE } = await import('@berth/runtime');
     if (image !== DEFAULT_IMAGE && image !== `${DEFAULT_IMAGE}:latest`) {
-      throw new UsageError(`image ${JSON.stringify(image)} is not available: this berth knows the built-in image "${DEFAULT_IMAGE}"`);
+      throw new UsageError(
+        `image ${JSON.stringify(image)} is not available: this berth knows the built-in image "${DEFAULT_IMAGE}"`,
+      );
     }
     const network = str(o['network']) ?? 'none';
-    if (network !== 'none' && network !== 'host') throw new UsageError(`--network must be none or host, not ${JSON.stringify(network)}`);
+    if (network !== 'none' && network !== 'host')
+      throw new UsageError(`--network must be none or host, not ${JSON.stringify(network)}`);
     const store = process.env['BERTH_STORE'] ?? '/var/lib/berth';
     const id = str(o['name']) ?? randomId();
     const img = ensureDefaultImage(store);

@@ -12,7 +12,12 @@ Writes the same config.json as "runc spec": args ["sh"], a terminal, the default
 mounts, capabilities and masked paths. Edit it, put a root filesystem in rootfs/
 and run it with "berth run -b DIR ID".`,
   options: [
-    { name: 'bundle', short: 'b', value: 'DIR', help: 'where to write config.json (default: current directory)' },
+    {
+      name: 'bundle',
+      short: 'b',
+      value: 'DIR',
+      help: 'where to write config.json (default: current directory)',
+    },
     { name: 'rootless', help: 'a config for a container started by an unprivileged user' },
   ],
   async run({ options }) {

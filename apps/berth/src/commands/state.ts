@@ -5,7 +5,8 @@ export const command: Command = {
   name: 'state',
   summary: 'print the OCI state of a container as JSON',
   usage: 'CONTAINER_ID',
-  description: 'Prints {"ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"} as runc does.',
+  description:
+    'Prints {"ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"} as runc does.',
   options: [],
   async run({ positionals: p }, globals) {
     const [id] = positionals(p, ['container_id'], 'state');

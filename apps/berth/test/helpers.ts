@@ -1,0 +1,125 @@
+import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// biome-ignore lint/suspicious/noExplicitAny: tests edit config.json freely
+type Config = Record<string, any>;
+
+export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+/** A private --root and image store for one test file: parallel-safe, removed at the end. */
+export class Sandbox {
+  readonly dir = mkdtempSync(join(tmpdir(), 'berth-cli-test-'));
+  readonly root = join(this.dir, 'run');
+  readonly store = join(this.dir, 'store');
+  private n = 0;
+
+  /** A unique container id. */
+  id(prefix = 't'): string {
+    return `${prefix}-${process.pid}-${++this.n}-${Math.random().toString(36).slice(2, 7)}`;
+  }
+
+  berth(args: string[], input?: string): SpawnSyncReturns<string> {
+    return spawnSync(process.execPath, [CLI, '--root', this.root, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, BERTH_STORE: this.store },
+      ...(input !== undefined ? { input } : { stdio: ['ignore', 'pipe', 'pipe'] }),
+      timeout: 60_000,
+    });
+  }
+
+  /**
+   * For commands that leave a container running (create, run -d): its process
+   * inherits berth's stdout and stderr, so they go to files, not pipes a
+   * synchronous spawn would wait on until the container exits.
+   */
+  detached(args: string[]): { status: number | null; stdout: string; stderr: string } {
+    const out = join(this.dir, `out-${++this.n}`);
+    const err = `${out}.err`;
+    const fo = openSync(out, 'w');
+    const fe = openSync(err, 'w');
+    try {
+      const r = spawnSync(process.execPath, [CLI, '--root', this.root, ...args], {
+        env: { ...process.env, BERTH_STORE: this.store },
+        stdio: ['ignore', fo, fe],
+        timeout: 60_000,
+      });
+      return { status: r.status, stdout: readFileSync(out, 'utf8'), stderr: readFileSync(err, 'utf8') };
+    } finally {
+      closeSync(fo);
+      closeSync(fe);
+    }
+  }
+
+  /** Starts berth without waiting (for run in the foreground). */
+  spawn(args: string[]) {
+    return spawn(process.execPath, [CLI, '--root', this.root, ...args], {
+      env: { ...process.env, BERTH_STORE: this.store },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  }
+
+  /** A bundle: a copy of the built-in busybox rootfs and the default config with `edit` applied. */
+  bundle(edit: (config: Config) => void = () => {}): string {
+    const b = mkdtempSync(join(this.dir, 'bundle-'));
+    const image = this.image();
+    cpSync(image, join(b, 'rootfs'), { recursive: true, verbatimSymlinks: true });
+    const r = this.berth(['spec', '-b', b]);
+    if (r.status !== 0) throw new Error(r.stderr);
+    const config = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+    config.process.terminal = false;
+    edit(config);
+    writeFileSync(join(b, 'config.json'), JSON.stringify(config, null, 2));
+    return b;
+  }
+
+  /** The built-in image's rootfs (made on first use by `berth run busybox`). */
+  image(): string {
+    const dir = join(this.store, 'builtin');
+    if (!existsSync(dir)) {
+      const r = this.berth(['run', '--rm', 'busybox', 'true']);
+      if (r.status !== 0) throw new Error(r.stderr);
+    }
+    const name = readdirSync(dir).find((n) => n.startsWith('busybox-') && !n.includes('.tmp'))!;
+    return join(dir, name, 'rootfs');
+  }
+
+  /** Mounts under this sandbox that are still in /proc/mounts: must be none after each test. */
+  mounts(): string[] {
+    return readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '')
+      .filter((m) => m.startsWith(this.dir));
+  }
+
+  /** Container state directories left under --root. */
+  states(): string[] {
+    return existsSync(this.root) ? readdirSync(this.root) : [];
+  }
+
+  cleanup(): void {
+    for (const id of this.states()) this.berth(['delete', '--force', id]);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return !/\) [ZX] /.test(stat);
+  } catch {
+    return false;
+  }
+}

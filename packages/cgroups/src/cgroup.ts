@@ -1,0 +1,435 @@
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { executeTargets, resolveTargets } from './apply.js';
+import { type CgroupHierarchy, DEFAULT_CGROUP_ROOT, discoverHierarchy, V1_CONTROLLERS } from './detect.js';
+import { CgroupError, type CgroupProblem, errnoOf, invalid } from './errors.js';
+import {
+  parseUint,
+  readCgroupFile,
+  readOptional,
+  removeCgroupDir,
+  sleep,
+  writeCgroupFile,
+} from './fsutil.js';
+import { ownCgroups } from './own.js';
+import { type ResolvePathOptions, resolveCgroupsPath } from './path.js';
+import { readPidsStats } from './pids.js';
+import { hugepageSizeName, type Plan, type Write } from './plan.js';
+import { type CgroupStats, emptyStats } from './stats.js';
+import type { CgroupDriver, CgroupLayout, LinuxResources } from './types.js';
+import { readBlkioStatsV1 } from './v1/blkio.js';
+import { readCpuThrottlingV1 } from './v1/cpu.js';
+import { readCpuacctStatsV1 } from './v1/cpuacct.js';
+import { initCpusetV1 } from './v1/cpuset.js';
+import { freezeV1, isFrozenV1, thawV1 } from './v1/freezer.js';
+import { readHugetlbStatsV1 } from './v1/hugetlb.js';
+import { readMemoryStatsV1 } from './v1/memory.js';
+import { planV1 } from './v1/plan.js';
+import { readCpuStatsV2 } from './v2/cpu.js';
+import { enableControllersV2 } from './v2/enable.js';
+import { freezeV2, isFrozenV2, thawV2 } from './v2/freezer.js';
+import { planHugetlbV2, readHugetlbStatsV2 } from './v2/hugetlb.js';
+import { readIoStatsV2 } from './v2/io.js';
+import { readMemoryStatsV2 } from './v2/memory.js';
+import { planV2 } from './v2/plan.js';
+import { planUnified } from './v2/unified.js';
+import { validateResources } from './validate.js';
+
+export interface CgroupOptions {
+  /** `systemd` expects the `slice:prefix:name` form; default `cgroupfs` */
+  driver?: CgroupDriver;
+  /** with driver `systemd` where systemd is not running, map onto cgroupfs instead of failing */
+  fallbackToCgroupfs?: boolean;
+  /** cgroup mount root, default /sys/fs/cgroup; pointing it at a cgroup2 mount selects the v2 driver there */
+  root?: string;
+  /** skip detection (with a non-default `root`, a plain directory tree can stand in for a hierarchy) */
+  layout?: CgroupLayout;
+}
+
+export interface ApplyOptions {
+  /** treat as `berth update`: the same checks, the memory-limit ordering reads the live values */
+  update?: boolean;
+}
+
+const UNIFIED = 'unified';
+
+async function isDir(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function hugepageSizes(): Promise<string[]> {
+  try {
+    const names = await readdir('/sys/kernel/mm/hugepages');
+    return names
+      .map((n) => /^hugepages-(\d+)kB$/.exec(n))
+      .flatMap((m) => (m ? [hugepageSizeName(Number(m[1]))] : []));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * One container's cgroup on whichever hierarchy the host has: v1 (a directory
+ * per controller), v2 (one directory), or hybrid (v1 controllers plus the
+ * cgroup2 mount, which is also joined and serves hugetlb/unified when v1 lacks them).
+ */
+export class Cgroup {
+  /** controller name (v1) or `unified` (the cgroup2 directory) to the directory of this cgroup */
+  readonly paths: Record<string, string>;
+  readonly layout: CgroupLayout;
+  /** the path inside each hierarchy, `/`-prefixed */
+  readonly path: string;
+  private readonly hierarchy: CgroupHierarchy;
+
+  private constructor(hierarchy: CgroupHierarchy, path: string, paths: Record<string, string>) {
+    this.hierarchy = hierarchy;
+    this.layout = hierarchy.layout;
+    this.path = path;
+    this.paths = paths;
+  }
+
+  private static async locate(
+    cgroupsPath: string,
+    opts: CgroupOptions,
+  ): Promise<{ hierarchy: CgroupHierarchy; path: string; paths: Record<string, string> }> {
+    const resolveOpts: ResolvePathOptions = {};
+    if (opts.driver !== undefined) resolveOpts.driver = opts.driver;
+    if (opts.fallbackToCgroupfs !== undefined) resolveOpts.fallbackToCgroupfs = opts.fallbackToCgroupfs;
+    const resolved = resolveCgroupsPath(cgroupsPath, resolveOpts);
+    const hierarchy = await discoverHierarchy(opts.root ?? DEFAULT_CGROUP_ROOT, opts.layout);
+    // relative paths live under our own cgroup (v1), or its parent on v2 where our own has processes (runc)
+    const own = resolved.relative ? await ownCgroups() : {};
+    const paths: Record<string, string> = {};
+    for (const ctrl of V1_CONTROLLERS) {
+      const mount = hierarchy.v1[ctrl];
+      if (mount === undefined) continue;
+      paths[ctrl] = join(mount, resolved.relative ? (own[ctrl] ?? '/') : '/', resolved.path);
+    }
+    if (hierarchy.unified !== undefined) {
+      const base = resolved.relative ? dirname(own[UNIFIED] ?? '/') : '/';
+      paths[UNIFIED] = join(hierarchy.unified, base, resolved.path);
+    }
+    return { hierarchy, path: resolved.path, paths };
+  }
+
+  /** Creates the directories (idempotent: existing ones are joined, not an error). */
+  static async create(cgroupsPath: string, opts: CgroupOptions = {}): Promise<Cgroup> {
+    const { hierarchy, path, paths } = await Cgroup.locate(cgroupsPath, opts);
+    const created: string[] = [];
+    try {
+      for (const [ctrl, dir] of Object.entries(paths)) {
+        const first = await mkdir(dir, { recursive: true }).catch((err: unknown) => {
+          throw new CgroupError({
+            code: 'EIO',
+            op: 'mkdir',
+            path: dir,
+            errno: errnoOf(err),
+            message: `create cgroup ${dir}: ${errnoOf(err) ?? String(err)}`,
+            cause: err,
+          });
+        });
+        if (first !== undefined) created.push(first);
+        if (ctrl === 'cpuset') await initCpusetV1(hierarchy.v1['cpuset'] as string, dir);
+      }
+    } catch (err) {
+      // undo only what this call created, deepest first
+      for (const top of created.reverse()) {
+        for (const dir of Object.values(paths).filter((d) => d === top || d.startsWith(`${top}/`))) {
+          for (let d = dir; d.startsWith(top); d = dirname(d))
+            await removeCgroupDir(d, 1000).catch(() => undefined);
+        }
+      }
+      throw err;
+    }
+    return new Cgroup(hierarchy, path, paths);
+  }
+
+  /** Joins an existing cgroup; fails with ENOTFOUND when none of its directories exist. */
+  static async load(cgroupsPath: string, opts: CgroupOptions = {}): Promise<Cgroup> {
+    const { hierarchy, path, paths } = await Cgroup.locate(cgroupsPath, opts);
+    const present: Record<string, string> = {};
+    for (const [ctrl, dir] of Object.entries(paths)) if (await isDir(dir)) present[ctrl] = dir;
+    if (Object.keys(present).length === 0) {
+      throw new CgroupError({
+        code: 'ENOTFOUND',
+        op: 'load',
+        path: cgroupsPath,
+        message: `cgroup ${JSON.stringify(cgroupsPath)} does not exist`,
+      });
+    }
+    return new Cgroup(hierarchy, path, present);
+  }
+
+  private get isV2(): boolean {
+    return this.layout === 'v2';
+  }
+
+  /** On hybrid hosts, controllers v1 lacks (hugetlb here) are served from the cgroup2 side. */
+  private usesUnifiedFor(ctrl: string): boolean {
+    if (this.isV2) return true;
+    return this.layout === 'hybrid' && this.paths[ctrl] === undefined && this.paths[UNIFIED] !== undefined;
+  }
+
+  private async plan(r: LinuxResources): Promise<{ v1: Plan; v2: Plan }> {
+    if (this.isV2) return { v1: { writes: [], problems: [] }, v2: planV2(r) };
+    const memDir = this.paths['memory'];
+    const currentMemoryLimit =
+      memDir && r.memory?.limit !== undefined && r.memory.swap !== undefined
+        ? parseUint(await readOptional(memDir, 'memory.limit_in_bytes'))
+        : undefined;
+    const hugetlbOnV2 = this.usesUnifiedFor('hugetlb');
+    const v1 = planV1(r, currentMemoryLimit === undefined ? {} : { currentMemoryLimit }, {
+      hugetlb: !hugetlbOnV2,
+    });
+    const v2: Plan = { writes: [], problems: [] };
+    if (hugetlbOnV2) v2.writes.push(...planHugetlbV2(r.hugepageLimits).writes);
+    if (r.unified && Object.keys(r.unified).length > 0) {
+      if (this.paths[UNIFIED] === undefined) {
+        v1.problems.push({
+          path: 'linux.resources.unified',
+          message: 'requires cgroup v2 (this host is cgroup v1)',
+        });
+      } else {
+        v2.writes.push(...planUnified(r.unified).writes);
+      }
+    }
+    return { v1, v2 };
+  }
+
+  /**
+   * Applies `linux.resources`. Everything that can be checked is checked
+   * before the first write (types and ranges, controllers present, files
+   * present); a write the kernel still rejects is rolled back.
+   */
+  async apply(resources: LinuxResources, _opts: ApplyOptions = {}): Promise<void> {
+    const op = 'apply';
+    const problems = validateResources(resources);
+    if (problems.length > 0) throw invalid(op, problems);
+    const { v1, v2 } = await this.plan(resources);
+    const hostProblems: CgroupProblem[] = [...v1.problems, ...v2.problems];
+    const bound: { write: Write; dir: string }[] = [];
+    for (const write of v1.writes) {
+      const dir = this.paths[write.controller];
+      if (dir === undefined) {
+        hostProblems.push({
+          path: write.field,
+          message: `controller ${write.controller} is not available on this host`,
+        });
+      } else {
+        bound.push({ write, dir });
+      }
+    }
+    const unifiedDir = this.paths[UNIFIED];
+    const devices = resources.devices ?? [];
+    const bpfDevices = this.isV2 && devices.length > 0;
+    if (v2.writes.length > 0 && unifiedDir !== undefined && this.hierarchy.unified !== undefined) {
+      const wanted = new Map<string, string>();
+      for (const w of v2.writes) if (!wanted.has(w.controller)) wanted.set(w.controller, w.field);
+      if (hostProblems.length === 0) {
+        hostProblems.push(...(await enableControllersV2(this.hierarchy.unified, unifiedDir, wanted)));
+      }
+      for (const write of v2.writes) bound.push({ write, dir: unifiedDir });
+    }
+    if (hostProblems.length > 0) throw invalid(op, hostProblems);
+    const { targets, problems: fileProblems } = await resolveTargets(bound);
+    if (fileProblems.length > 0) throw invalid(op, fileProblems);
+    await this.checkBeforeUpdate(resources);
+    await executeTargets(targets, op);
+    if (bpfDevices && unifiedDir !== undefined) {
+      const { applyDevicesV2 } = await import('./v2/devices.js');
+      applyDevicesV2(unifiedDir, devices);
+    }
+  }
+
+  private async checkBeforeUpdate(r: LinuxResources): Promise<void> {
+    const limit = r.memory?.limit;
+    if (!r.memory?.checkBeforeUpdate || limit === undefined || limit <= 0) return;
+    const dir = this.isV2 ? this.paths[UNIFIED] : this.paths['memory'];
+    if (dir === undefined) return;
+    const usage = parseUint(await readOptional(dir, this.isV2 ? 'memory.current' : 'memory.usage_in_bytes'));
+    if (limit < usage) {
+      throw invalid('apply', [
+        {
+          path: 'linux.resources.memory.limit',
+          message: `${limit} is below the current usage ${usage} (checkBeforeUpdate)`,
+        },
+      ]);
+    }
+  }
+
+  /** Moves a process (and so its future children) into every hierarchy of this cgroup. */
+  async addProcess(pid: number): Promise<void> {
+    if (!Number.isInteger(pid) || pid <= 0) {
+      throw new CgroupError({
+        code: 'EINVALID',
+        op: 'add process',
+        message: `pid must be a positive integer, got ${pid}`,
+      });
+    }
+    for (const dir of new Set(Object.values(this.paths)))
+      await writeCgroupFile(dir, 'cgroup.procs', String(pid));
+  }
+
+  /** Process ids in this cgroup, across all its hierarchies. */
+  async pids(): Promise<number[]> {
+    const all = new Set<number>();
+    for (const dir of new Set(Object.values(this.paths))) {
+      const text = await readOptional(dir, 'cgroup.procs');
+      for (const line of (text ?? '').split('\n')) if (line.trim() !== '') all.add(Number(line));
+    }
+    return [...all].sort((a, b) => a - b);
+  }
+
+  private freezerDir(): { dir: string; v2: boolean } {
+    const v1 = this.paths['freezer'];
+    if (!this.isV2 && v1 !== undefined) return { dir: v1, v2: false };
+    const u = this.paths[UNIFIED];
+    if (u !== undefined) return { dir: u, v2: true };
+    throw new CgroupError({ code: 'ENOCONTROLLER', op: 'freeze', message: 'no freezer on this host' });
+  }
+
+  /** Resolves once every task is frozen, not merely asked to freeze. */
+  async freeze(): Promise<void> {
+    const { dir, v2 } = this.freezerDir();
+    await (v2 ? freezeV2(dir) : freezeV1(dir));
+  }
+
+  async thaw(): Promise<void> {
+    const { dir, v2 } = this.freezerDir();
+    await (v2 ? thawV2(dir) : thawV1(dir));
+  }
+
+  async isFrozen(): Promise<boolean> {
+    const { dir, v2 } = this.freezerDir();
+    return v2 ? isFrozenV2(dir) : isFrozenV1(dir);
+  }
+
+  /**
+   * Signals every process. SIGKILL on v2 uses cgroup.kill (atomic, fork-safe);
+   * otherwise the cgroup is frozen so nothing can fork between listing and
+   * signalling. With SIGKILL it waits until the cgroup is empty.
+   */
+  async killAll(signal: NodeJS.Signals | number = 'SIGKILL', timeoutMs = 10_000): Promise<void> {
+    const isKill = signal === 'SIGKILL' || signal === 9;
+    const unified = this.paths[UNIFIED];
+    if (
+      isKill &&
+      this.isV2 &&
+      unified !== undefined &&
+      (await readOptional(unified, 'cgroup.kill')) !== undefined
+    ) {
+      await writeCgroupFile(unified, 'cgroup.kill', '1');
+    } else {
+      await this.signalFrozen(signal);
+    }
+    if (!isKill) return;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = await this.pids();
+      if (left.length === 0) return;
+      if (Date.now() > deadline) {
+        throw new CgroupError({
+          code: 'ETIMEDOUT',
+          op: 'kill',
+          path: this.path,
+          message: `kill cgroup ${this.path}: ${left.length} processes remain after ${timeoutMs} ms (${left.slice(0, 5).join(', ')})`,
+        });
+      }
+      // a process forked between listing and freezing (no freezer) gets the next round
+      for (const pid of left) this.signal(pid, signal);
+      await sleep(10);
+    }
+  }
+
+  private signal(pid: number, signal: NodeJS.Signals | number): void {
+    try {
+      process.kill(pid, signal);
+    } catch (err) {
+      if (errnoOf(err) !== 'ESRCH') throw err;
+    }
+  }
+
+  private async signalFrozen(signal: NodeJS.Signals | number): Promise<void> {
+    let frozen = false;
+    try {
+      await this.freeze();
+      frozen = true;
+    } catch (err) {
+      if (!(err instanceof CgroupError && err.code === 'ENOCONTROLLER')) throw err;
+    }
+    try {
+      for (const pid of await this.pids()) this.signal(pid, signal);
+    } finally {
+      if (frozen) await this.thaw();
+    }
+  }
+
+  /** Removes every directory, retrying while the kernel still reports EBUSY. */
+  async delete(): Promise<void> {
+    const dirs = [...new Set(Object.values(this.paths))];
+    const errors: CgroupError[] = [];
+    for (const dir of dirs) {
+      try {
+        await removeCgroupDir(dir);
+      } catch (err) {
+        if (err instanceof CgroupError) errors.push(err);
+        else throw err;
+      }
+    }
+    if (errors.length > 0) {
+      const first = errors[0] as CgroupError;
+      throw new CgroupError({
+        code: first.code,
+        op: 'delete',
+        path: first.path,
+        errno: first.errno,
+        message: errors.map((e) => e.message).join('; '),
+      });
+    }
+  }
+
+  async stats(): Promise<CgroupStats> {
+    const out = emptyStats();
+    const sizes = await hugepageSizes();
+    const u = this.paths[UNIFIED];
+    if (this.isV2) {
+      if (u === undefined) return out;
+      await Promise.all([
+        readMemoryStatsV2(u, out),
+        readCpuStatsV2(u, out),
+        readPidsStats(u, out),
+        readIoStatsV2(u, out),
+        readHugetlbStatsV2(u, sizes, out),
+      ]);
+      return out;
+    }
+    const p = this.paths;
+    await Promise.all([
+      p['memory'] ? readMemoryStatsV1(p['memory'], out) : undefined,
+      p['cpuacct'] ? readCpuacctStatsV1(p['cpuacct'], out) : undefined,
+      p['pids'] ? readPidsStats(p['pids'], out) : undefined,
+      p['blkio'] ? readBlkioStatsV1(p['blkio'], out) : undefined,
+    ]);
+    if (p['cpu']) await readCpuThrottlingV1(p['cpu'], out);
+    if (p['hugetlb']) await readHugetlbStatsV1(p['hugetlb'], sizes, out);
+    else if (u !== undefined && this.usesUnifiedFor('hugetlb')) await readHugetlbStatsV2(u, sizes, out);
+    return out;
+  }
+
+  /** Current value of a raw cgroup file, for diagnostics (`controller` is a v1 name or `unified`). */
+  async read(controller: string, file: string): Promise<string> {
+    const dir = this.paths[controller];
+    if (dir === undefined) {
+      throw new CgroupError({
+        code: 'ENOCONTROLLER',
+        op: 'read',
+        message: `controller ${controller} is not part of this cgroup`,
+      });
+    }
+    return readCgroupFile(dir, file);
+  }
+}

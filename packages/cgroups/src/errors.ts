@@ -1,0 +1,70 @@
+export type CgroupErrorCode =
+  | 'EINVALID'
+  | 'ENOCONTROLLER'
+  | 'EPATH'
+  | 'ESYSTEMD'
+  | 'ENOTFOUND'
+  | 'EIO'
+  | 'EBUSY'
+  | 'ETIMEDOUT'
+  | 'EBPF'
+  | 'ENOCGROUPFS';
+
+export interface CgroupProblem {
+  /** JSON path, e.g. `linux.resources.memory.swap` */
+  path: string;
+  message: string;
+}
+
+export interface CgroupErrorInit {
+  code: CgroupErrorCode;
+  op: string;
+  message: string;
+  path?: string;
+  errno?: string;
+  problems?: CgroupProblem[];
+  cause?: unknown;
+}
+
+/** Every failure of this package is a CgroupError: callers switch on `code`, users read `message`. */
+export class CgroupError extends Error {
+  readonly code: CgroupErrorCode;
+  readonly op: string;
+  readonly path: string | undefined;
+  readonly errno: string | undefined;
+  readonly problems: CgroupProblem[];
+
+  constructor(init: CgroupErrorInit) {
+    super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = 'CgroupError';
+    this.code = init.code;
+    this.op = init.op;
+    this.path = init.path;
+    this.errno = init.errno;
+    this.problems = init.problems ?? [];
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      code: this.code,
+      op: this.op,
+      path: this.path,
+      errno: this.errno,
+      message: this.message,
+      problems: this.problems.length > 0 ? this.problems : undefined,
+    };
+  }
+}
+
+export function formatProblems(problems: CgroupProblem[]): string {
+  return problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+}
+
+export function invalid(op: string, problems: CgroupProblem[]): CgroupError {
+  return new CgroupError({ code: 'EINVALID', op, message: formatProblems(problems), problems });
+}
+
+export function errnoOf(err: unknown): string | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}

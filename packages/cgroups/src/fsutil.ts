@@ -1,0 +1,121 @@
+import { constants } from 'node:fs';
+import { access, open, readFile, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CgroupError, errnoOf } from './errors.js';
+
+/** cgroupfs refuses O_CREAT: without it a missing file is a clear ENOENT; O_TRUNC as runc, for plain-file test trees. */
+export async function writeCgroupFile(dir: string, file: string, value: string): Promise<void> {
+  const path = join(dir, file);
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(path, constants.O_WRONLY | constants.O_TRUNC);
+    await handle.write(value);
+  } catch (err) {
+    const errno = errnoOf(err);
+    throw new CgroupError({
+      code: 'EIO',
+      op: 'write',
+      path,
+      errno,
+      message: `write ${JSON.stringify(value)} to ${path}: ${errno ?? String(err)}`,
+      cause: err,
+    });
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+export async function readCgroupFile(dir: string, file: string): Promise<string> {
+  const path = join(dir, file);
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    const errno = errnoOf(err);
+    throw new CgroupError({
+      code: errno === 'ENOENT' ? 'ENOTFOUND' : 'EIO',
+      op: 'read',
+      path,
+      errno,
+      message: `read ${path}: ${errno ?? String(err)}`,
+      cause: err,
+    });
+  }
+}
+
+/** Stats tolerate absent files: a kernel without swap accounting simply has no memsw files. */
+export async function readOptional(dir: string, file: string): Promise<string | undefined> {
+  try {
+    return await readFile(join(dir, file), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Parses a single-number file; `max` maps to `Number.MAX_SAFE_INTEGER` only where the caller asks. */
+export function parseUint(text: string | undefined, maxValue = 0): number {
+  if (text === undefined) return 0;
+  const t = text.trim();
+  if (t === 'max') return maxValue;
+  const n = Number(t);
+  return Number.isFinite(n) ? n : 0;
+}
+
+/** `key value` lines (memory.stat, cpu.stat, memory.events). */
+export function parseKeyValues(text: string | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (text === undefined) return out;
+  for (const line of text.split('\n')) {
+    const [k, v] = line.trim().split(/\s+/);
+    if (k && v !== undefined) {
+      const n = Number(v);
+      if (Number.isFinite(n)) out[k] = n;
+    }
+  }
+  return out;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * rmdir on a cgroup returns EBUSY while the kernel still tears down exited
+ * tasks, so retry with backoff instead of failing on the first attempt.
+ */
+export async function removeCgroupDir(path: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 5;
+  for (;;) {
+    try {
+      await rmdir(path);
+      return;
+    } catch (err) {
+      const errno = errnoOf(err);
+      if (errno === 'ENOENT') return;
+      if (errno !== 'EBUSY' || Date.now() > deadline) {
+        throw new CgroupError({
+          code: errno === 'EBUSY' ? 'EBUSY' : 'EIO',
+          op: 'rmdir',
+          path,
+          errno,
+          message:
+            errno === 'EBUSY'
+              ? `remove cgroup ${path}: still busy after ${timeoutMs} ms (processes or child cgroups remain)`
+              : `remove cgroup ${path}: ${errno ?? String(err)}`,
+          cause: err,
+        });
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, 200);
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import { parseKeyValues, readOptional } from '../fsutil.js';
+import { emptyPlan, type Plan } from '../plan.js';
+import type { CgroupStats } from '../stats.js';
+import type { LinuxCPU } from '../types.js';
+
+const F = 'linux.resources.cpu';
+
+/** Period before quota and burst after it, the order the kernel's consistency checks accept (runc). */
+export function planCpuV1(cpu: LinuxCPU | undefined): Plan {
+  const plan = emptyPlan();
+  if (!cpu) return plan;
+  const w = (file: string, value: number, field: string) =>
+    plan.writes.push({ controller: 'cpu', file, value: String(value), field: `${F}.${field}` });
+  if (cpu.shares !== undefined && cpu.shares !== 0) w('cpu.shares', cpu.shares, 'shares');
+  if (cpu.period !== undefined && cpu.period !== 0) w('cpu.cfs_period_us', cpu.period, 'period');
+  if (cpu.quota !== undefined && cpu.quota !== 0) w('cpu.cfs_quota_us', cpu.quota, 'quota');
+  if (cpu.burst !== undefined) w('cpu.cfs_burst_us', cpu.burst, 'burst');
+  if (cpu.realtimePeriod !== undefined && cpu.realtimePeriod !== 0) {
+    w('cpu.rt_period_us', cpu.realtimePeriod, 'realtimePeriod');
+  }
+  if (cpu.realtimeRuntime !== undefined && cpu.realtimeRuntime !== 0) {
+    w('cpu.rt_runtime_us', cpu.realtimeRuntime, 'realtimeRuntime');
+  }
+  if (cpu.idle !== undefined) w('cpu.idle', cpu.idle, 'idle');
+  return plan;
+}
+
+export async function readCpuThrottlingV1(dir: string, out: CgroupStats): Promise<void> {
+  const stat = parseKeyValues(await readOptional(dir, 'cpu.stat'));
+  out.cpu.throttling = {
+    periods: stat['nr_periods'] ?? 0,
+    throttledPeriods: stat['nr_throttled'] ?? 0,
+    throttledTime: stat['throttled_time'] ?? 0,
+  };
+}

@@ -1,0 +1,302 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Cgroup, CgroupError, detectCgroupLayout, toRuncStats } from '../src/index.js';
+import {
+  ALLOC_C,
+  compileC,
+  destroy,
+  FORK_C,
+  makeTempDir,
+  runInside,
+  uniqueName,
+  waitFor,
+} from './helpers.js';
+
+// This host is hybrid: v1 controllers plus cgroup2 at /sys/fs/cgroup/unified.
+const tmp = makeTempDir();
+let alloc = '';
+let forker = '';
+const live: Cgroup[] = [];
+
+async function fresh(): Promise<Cgroup> {
+  const cg = await Cgroup.create(uniqueName());
+  live.push(cg);
+  return cg;
+}
+
+const read = (cg: Cgroup, ctrl: string, file: string) =>
+  readFileSync(join(cg.paths[ctrl] as string, file), 'utf8').trim();
+
+beforeAll(() => {
+  alloc = compileC(tmp.dir, 'alloc', ALLOC_C);
+  forker = compileC(tmp.dir, 'forker', FORK_C);
+});
+
+afterEach(async () => {
+  while (live.length > 0) await destroy(live.pop() as Cgroup);
+});
+
+afterAll(() => tmp.cleanup());
+
+describe('hybrid host, v1 controllers', () => {
+  it('detects the layout by filesystem type', async () => {
+    expect(await detectCgroupLayout()).toBe('hybrid');
+  });
+
+  it('creates a directory in every v1 controller and in the unified hierarchy', async () => {
+    const cg = await fresh();
+    for (const ctrl of [
+      'memory',
+      'cpu',
+      'cpuacct',
+      'pids',
+      'freezer',
+      'devices',
+      'blkio',
+      'cpuset',
+      'unified',
+    ]) {
+      expect(cg.paths[ctrl], ctrl).toBeDefined();
+      expect(existsSync(cg.paths[ctrl] as string), ctrl).toBe(true);
+    }
+    expect(read(cg, 'cpuset', 'cpuset.cpus')).not.toBe('');
+  });
+
+  it('OOM-kills a process allocating past memory.limit and shows it in stats', async () => {
+    const cg = await fresh();
+    await cg.apply({ memory: { limit: 32 * 1024 * 1024, swap: 32 * 1024 * 1024 } });
+    expect(read(cg, 'memory', 'memory.limit_in_bytes')).toBe(String(32 * 1024 * 1024));
+    const p = await runInside(cg, `exec ${alloc} 256`);
+    p.release();
+    const { signal } = await p.exited;
+    expect(signal).toBe('SIGKILL');
+    expect(p.output()).not.toContain('allocated 256 MB');
+    const stats = await cg.stats();
+    expect(stats.memory.events.oomKill).toBeGreaterThanOrEqual(1);
+    expect(stats.memory.usage.limit).toBe(32 * 1024 * 1024);
+    const runc = toRuncStats(stats) as {
+      memory: { event_count: { oom_kill: number }; usage: { limit: number } };
+    };
+    expect(runc.memory.event_count.oom_kill).toBeGreaterThanOrEqual(1);
+    expect(runc.memory.usage.limit).toBe(32 * 1024 * 1024);
+  });
+
+  it('lets an allocation under the limit finish', async () => {
+    const cg = await fresh();
+    await cg.apply({ memory: { limit: 64 * 1024 * 1024 } });
+    const p = await runInside(cg, `exec ${alloc} 8`);
+    p.release();
+    expect((await p.exited).code).toBe(0);
+    expect(p.output()).toContain('allocated 8 MB');
+    expect((await cg.stats()).memory.events.oomKill).toBe(0);
+  });
+
+  it('stops a fork loop at the pids limit', async () => {
+    const cg = await fresh();
+    await cg.apply({ pids: { limit: 16 } });
+    const p = await runInside(cg, `exec ${forker}`);
+    p.release();
+    await waitFor(() => p.output().includes('forked'));
+    const m = /forked (\d+) then (\w+)/.exec(p.output());
+    expect(m?.[2]).toBe('EAGAIN');
+    expect(Number(m?.[1])).toBe(15);
+    const stats = await cg.stats();
+    expect(stats.pids.current).toBe(16);
+    expect(stats.pids.limit).toBe(16);
+    await cg.killAll();
+    expect(await cg.pids()).toEqual([]);
+  });
+
+  it('keeps a busy loop near 0.2 cpu with quota 20000/100000', async () => {
+    const cg = await fresh();
+    await cg.apply({ cpu: { quota: 20_000, period: 100_000 } });
+    const p = await runInside(cg, 'while :; do :; done');
+    p.release();
+    await new Promise((r) => setTimeout(r, 300));
+    const before = (await cg.stats()).cpu.usage.total;
+    const t0 = process.hrtime.bigint();
+    await new Promise((r) => setTimeout(r, 2000));
+    const after = await cg.stats();
+    const wall = Number(process.hrtime.bigint() - t0);
+    const share = (after.cpu.usage.total - before) / wall;
+    console.log(`cpu quota 0.2: measured ${(share * 100).toFixed(1)}% of one cpu`);
+    expect(share).toBeGreaterThan(0.1);
+    expect(share).toBeLessThan(0.35);
+    expect(after.cpu.throttling.throttledPeriods).toBeGreaterThan(0);
+  });
+
+  it('freeze stops a counter, thaw resumes it', async () => {
+    const cg = await fresh();
+    const p = await runInside(cg, 'i=0; while :; do i=$((i+1)); echo $i; sleep 0.01; done');
+    p.release();
+    await waitFor(() => p.output().length > 10);
+    await cg.freeze();
+    expect(await cg.isFrozen()).toBe(true);
+    const frozenAt = p.output().length;
+    await new Promise((r) => setTimeout(r, 500));
+    expect(p.output().length).toBe(frozenAt);
+    await cg.thaw();
+    await waitFor(() => p.output().length > frozenAt);
+    expect(await cg.isFrozen()).toBe(false);
+  });
+
+  it('kill-all leaves the cgroup empty, including grandchildren', async () => {
+    const cg = await fresh();
+    const p = await runInside(cg, 'sleep 1000 & sleep 1000 & sleep 1000 & wait');
+    p.release();
+    await waitFor(async () => (await cg.pids()).length === 4);
+    await cg.killAll();
+    expect(await cg.pids()).toEqual([]);
+    expect((await p.exited).signal).toBe('SIGKILL');
+  });
+
+  it('delivers other signals without waiting', async () => {
+    const cg = await fresh();
+    const p = await runInside(cg, "trap 'echo got-term; exit 7' TERM; while :; do sleep 0.05; done");
+    p.release();
+    await waitFor(async () => (await cg.pids()).length >= 1);
+    await new Promise((r) => setTimeout(r, 100));
+    await cg.killAll('SIGTERM');
+    expect((await p.exited).code).toBe(7);
+    expect(p.output()).toContain('got-term');
+  });
+
+  it('delete removes every directory and load then fails', async () => {
+    const name = uniqueName();
+    const cg = await Cgroup.create(name);
+    const loaded = await Cgroup.load(name);
+    expect(loaded.paths).toEqual(cg.paths);
+    await cg.delete();
+    for (const dir of Object.values(cg.paths)) expect(existsSync(dir)).toBe(false);
+    await expect(Cgroup.load(name)).rejects.toMatchObject({ code: 'ENOTFOUND' });
+  });
+
+  it('device rules deny and allow /dev/null for real', async () => {
+    const cg = await fresh();
+    await cg.apply({
+      devices: [
+        { allow: false, access: 'rwm' },
+        { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
+      ],
+    });
+    expect(read(cg, 'devices', 'devices.list')).toBe('c 1:3 rwm');
+    const ok = await runInside(
+      cg,
+      'echo x > /dev/null && echo wrote-null; echo x > /dev/zero && echo wrote-zero',
+    );
+    ok.release();
+    await ok.exited;
+    expect(ok.output()).toContain('wrote-null');
+    expect(ok.output()).not.toContain('wrote-zero');
+    await cg.apply({ devices: [{ allow: false, type: 'c', major: 1, minor: 3, access: 'rwm' }] });
+    const denied = await runInside(cg, 'echo x > /dev/null && echo wrote-null');
+    denied.release();
+    await denied.exited;
+    expect(denied.output()).not.toContain('wrote-null');
+  });
+
+  it('applies every v1 memory, cpu and blkio field', async () => {
+    const cg = await fresh();
+    await cg.apply({
+      memory: { limit: 64 << 20, reservation: 32 << 20, swap: 96 << 20, swappiness: 10, kernelTCP: 16 << 20 },
+      cpu: { shares: 512, quota: 50_000, period: 100_000, burst: 10_000, cpus: '0', mems: '0', idle: 0 },
+      pids: { limit: 100 },
+      blockIO: { weight: 300, throttleReadBpsDevice: [{ major: 254, minor: 0, rate: 1048576 }] },
+    });
+    expect(read(cg, 'memory', 'memory.limit_in_bytes')).toBe(String(64 << 20));
+    expect(read(cg, 'memory', 'memory.memsw.limit_in_bytes')).toBe(String(96 << 20));
+    expect(read(cg, 'memory', 'memory.soft_limit_in_bytes')).toBe(String(32 << 20));
+    expect(read(cg, 'memory', 'memory.swappiness')).toBe('10');
+    expect(read(cg, 'cpu', 'cpu.shares')).toBe('512');
+    expect(read(cg, 'cpu', 'cpu.cfs_quota_us')).toBe('50000');
+    expect(read(cg, 'cpu', 'cpu.cfs_burst_us')).toBe('10000');
+    expect(read(cg, 'cpuset', 'cpuset.cpus')).toBe('0');
+    expect(read(cg, 'pids', 'pids.max')).toBe('100');
+    expect(read(cg, 'blkio', 'blkio.bfq.weight')).toMatch(/300/);
+    expect(read(cg, 'blkio', 'blkio.throttle.read_bps_device')).toBe('254:0 1048576');
+    // growing past the current memsw limit needs memsw written first
+    await cg.apply({ memory: { limit: 256 << 20, swap: 512 << 20 } }, { update: true });
+    expect(read(cg, 'memory', 'memory.limit_in_bytes')).toBe(String(256 << 20));
+    expect(read(cg, 'memory', 'memory.memsw.limit_in_bytes')).toBe(String(512 << 20));
+    await cg.apply({ memory: { limit: 32 << 20, swap: 32 << 20 } }, { update: true });
+    expect(read(cg, 'memory', 'memory.memsw.limit_in_bytes')).toBe(String(32 << 20));
+  });
+});
+
+describe('bad input: nothing half-applied', () => {
+  it('rejects a bad device type before writing anything', async () => {
+    const cg = await fresh();
+    const before = read(cg, 'memory', 'memory.limit_in_bytes');
+    const err = await cg
+      .apply({ memory: { limit: 64 << 20 }, devices: [{ allow: true, type: 'x', access: 'rwm' }] })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CgroupError);
+    expect((err as CgroupError).message).toContain('linux.resources.devices[0].type');
+    expect(read(cg, 'memory', 'memory.limit_in_bytes')).toBe(before);
+  });
+
+  it('rejects unknown unified keys naming the key', async () => {
+    const cg = await fresh();
+    const before = read(cg, 'memory', 'memory.limit_in_bytes');
+    const err = (await cg
+      .apply({ memory: { limit: 64 << 20 }, unified: { 'memory.bogus_knob': '1' } })
+      .catch((e: unknown) => e)) as CgroupError;
+    expect(err.code).toBe('EINVALID');
+    expect(err.problems[0]?.path).toBe('linux.resources.unified["memory.bogus_knob"]');
+    expect(read(cg, 'memory', 'memory.limit_in_bytes')).toBe(before);
+  });
+
+  it('names a controller the host lacks', async () => {
+    const cg = await fresh();
+    const before = read(cg, 'pids', 'pids.max');
+    const err = (await cg
+      .apply({ pids: { limit: 5 }, network: { classID: 0x100001 } })
+      .catch((e: unknown) => e)) as CgroupError;
+    expect(err.message).toBe(
+      'linux.resources.network.classID: controller net_cls is not available on this host',
+    );
+    expect(read(cg, 'pids', 'pids.max')).toBe(before);
+  });
+
+  it('rejects negative and out-of-range values', async () => {
+    const cg = await fresh();
+    const err = (await cg
+      .apply({ memory: { limit: -5 }, cpu: { shares: 1 }, pids: { limit: 1.5 } })
+      .catch((e: unknown) => e)) as CgroupError;
+    expect(err.problems.map((p) => p.path)).toEqual([
+      'linux.resources.memory.limit',
+      'linux.resources.cpu.shares',
+      'linux.resources.pids.limit',
+    ]);
+  });
+
+  it('rolls back earlier writes when the kernel rejects a later one', async () => {
+    const cg = await fresh();
+    await cg.apply({ memory: { limit: 64 << 20 } });
+    // cpuset comes after memory in the plan; cpu 63 does not exist on this host
+    const err = (await cg
+      .apply({ memory: { limit: 16 << 20 }, cpu: { cpus: '63' } })
+      .catch((e: unknown) => e)) as CgroupError;
+    expect(err).toBeInstanceOf(CgroupError);
+    expect(err.problems[0]?.path).toBe('linux.resources.cpu.cpus');
+    expect(err.message).toContain('rolled back');
+    expect(read(cg, 'memory', 'memory.limit_in_bytes')).toBe(String(64 << 20));
+  });
+
+  it('refuses a cgroupsPath escaping with ..', async () => {
+    await expect(Cgroup.create('/berth-test-x/../../etc')).rejects.toMatchObject({ code: 'EPATH' });
+  });
+
+  it('refuses a memory limit below usage with checkBeforeUpdate', async () => {
+    const cg = await fresh();
+    const p = await runInside(cg, `exec ${alloc} 24 hold`);
+    p.release();
+    await waitFor(() => p.output().includes('allocated'));
+    const err = (await cg
+      .apply({ memory: { limit: 4 << 20, checkBeforeUpdate: true } }, { update: true })
+      .catch((e: unknown) => e)) as CgroupError;
+    expect(err.problems[0]?.path).toBe('linux.resources.memory.limit');
+    expect(err.message).toContain('below the current usage');
+  });
+});

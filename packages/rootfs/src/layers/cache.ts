@@ -1,0 +1,107 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ImageRecord, ImageStore, LayerRecord } from '@berth/image';
+import { ImageRootfsError, isErrno } from './errors.js';
+import { unpackLayer } from './unpack.js';
+
+export function layersRoot(store: ImageStore): string {
+  return join(store.root, 'layers', 'sha256');
+}
+
+/** Unpacked layers are keyed by DiffID: two images with the same layer content share one directory. */
+export function layerDir(store: ImageStore, diffId: string): string {
+  return join(layersRoot(store), diffId.replace(/^sha256:/, ''));
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
+  }
+}
+
+const inflight = new Map<string, Promise<string>>();
+
+/**
+ * Unpacks one layer if it is not unpacked yet. The work happens in a temporary directory renamed into place,
+ * so a crash never leaves a half layer under its final name, and concurrent callers share one unpack.
+ */
+export function ensureLayer(store: ImageStore, layer: LayerRecord): Promise<string> {
+  const dir = layerDir(store, layer.diffId);
+  const running = inflight.get(dir);
+  if (running !== undefined) return running;
+  const work = (async () => {
+    if (await exists(dir)) return dir;
+    const tmpRoot = join(store.root, 'layers', 'tmp');
+    await mkdir(tmpRoot, { recursive: true, mode: 0o700 });
+    const tmp = join(tmpRoot, `${layer.diffId.slice(7, 19)}-${randomBytes(4).toString('hex')}`);
+    try {
+      await unpackLayer(store.blobPath(layer.digest), tmp, { diffId: layer.diffId });
+      await rename(tmp, dir).catch(async (err: unknown) => {
+        // another process finished the same layer first: theirs is as good as ours
+        if (!isErrno(err, 'ENOTEMPTY') && !isErrno(err, 'EEXIST')) throw err;
+      });
+      return dir;
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  })();
+  inflight.set(dir, work);
+  work.then(
+    () => inflight.delete(dir),
+    () => inflight.delete(dir),
+  );
+  return work;
+}
+
+/** All layer directories of an image, bottom first, unpacking what is missing (up to two at a time). */
+export async function ensureLayers(store: ImageStore, image: ImageRecord): Promise<string[]> {
+  await mkdir(layersRoot(store), { recursive: true, mode: 0o700 });
+  const out: string[] = new Array(image.layers.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < image.layers.length) {
+      const i = next++;
+      out[i] = await ensureLayer(store, image.layers[i]!);
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  return out;
+}
+
+/**
+ * Removes unpacked layers that no image in the store and no snapshot uses. Runs after `ImageStore.prune` or
+ * `remove`, which only know about blobs.
+ */
+export async function pruneLayers(store: ImageStore): Promise<{ removed: string[] }> {
+  const keep = new Set<string>();
+  for (const r of await store.list()) for (const l of r.layers) keep.add(l.diffId.replace(/^sha256:/, ''));
+  const snaps = join(store.root, 'snapshots');
+  for (const id of await readdir(snaps).catch(() => [] as string[])) {
+    try {
+      const meta = JSON.parse(await readFile(join(snaps, id, 'snapshot.json'), 'utf8')) as {
+        diffIds?: string[];
+      };
+      for (const d of meta.diffIds ?? []) keep.add(d.replace(/^sha256:/, ''));
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) {
+        throw new ImageRootfsError('ESNAPSHOT', `snapshot ${id} has an unreadable snapshot.json`, {
+          op: 'prune layers',
+          path: join(snaps, id),
+          cause: err,
+        });
+      }
+    }
+  }
+  const removed: string[] = [];
+  for (const hex of await readdir(layersRoot(store)).catch(() => [] as string[])) {
+    if (keep.has(hex)) continue;
+    await rm(join(layersRoot(store), hex), { recursive: true, force: true });
+    removed.push(`sha256:${hex}`);
+  }
+  return { removed };
+}

@@ -1,0 +1,82 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ImageRootfsError, isErrno } from './errors.js';
+
+export interface ResolvedUser {
+  uid: number;
+  gid: number;
+  additionalGids?: number[];
+  /** the user name, when one is known */
+  username?: string;
+}
+
+interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+async function readLines(path: string): Promise<string[][]> {
+  try {
+    return (await readFile(path, 'utf8'))
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => l.split(':'));
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return [];
+    throw err;
+  }
+}
+
+function fail(user: string, why: string): never {
+  throw new ImageRootfsError('EBUNDLE', `image user ${JSON.stringify(user)}: ${why}`, {
+    op: 'resolve user',
+    path: user,
+  });
+}
+
+const NUM = /^[0-9]+$/;
+
+/**
+ * Resolves an image config `User` (user, uid, user:group, uid:gid, uid:group, user:gid) the way the image
+ * spec's conversion rules say: numbers as they are, names from the rootfs' /etc/passwd and /etc/group, and
+ * supplementary groups from /etc/group when no group is given.
+ */
+export async function resolveImageUser(user: string, rootfs?: string): Promise<ResolvedUser> {
+  const [u = '', g, ...extra] = user.split(':');
+  if (u === '' || extra.length > 0 || g === '') fail(user, 'expected user, uid, user:group or uid:gid');
+  const needsFiles = !NUM.test(u) || (g !== undefined && !NUM.test(g)) || g === undefined;
+  const passwd: PasswdEntry[] = [];
+  let groups: string[][] = [];
+  if (needsFiles && rootfs !== undefined) {
+    for (const f of await readLines(join(rootfs, 'etc', 'passwd'))) {
+      const [name, , uid, gid] = f;
+      if (name !== undefined && uid !== undefined && gid !== undefined && NUM.test(uid) && NUM.test(gid)) {
+        passwd.push({ name, uid: Number(uid), gid: Number(gid) });
+      }
+    }
+    groups = await readLines(join(rootfs, 'etc', 'group'));
+  } else if (needsFiles && (!NUM.test(u) || (g !== undefined && !NUM.test(g)))) {
+    fail(user, 'names need the rootfs to read /etc/passwd and /etc/group from');
+  }
+  const entry = NUM.test(u) ? passwd.find((p) => p.uid === Number(u)) : passwd.find((p) => p.name === u);
+  if (!NUM.test(u) && entry === undefined) fail(user, `no user ${u} in /etc/passwd of the image`);
+  const out: ResolvedUser = { uid: NUM.test(u) ? Number(u) : entry!.uid, gid: entry?.gid ?? 0 };
+  if (entry !== undefined) out.username = entry.name;
+  if (g !== undefined) {
+    if (NUM.test(g)) out.gid = Number(g);
+    else {
+      const grp = groups.find((x) => x[0] === g);
+      if (grp === undefined || grp[2] === undefined || !NUM.test(grp[2]))
+        fail(user, `no group ${g} in /etc/group of the image`);
+      out.gid = Number(grp[2]);
+    }
+  } else if (entry !== undefined) {
+    const extraGids = groups
+      .filter((x) => (x[3] ?? '').split(',').includes(entry.name) && x[2] !== undefined && NUM.test(x[2]))
+      .map((x) => Number(x[2]))
+      .filter((id) => id !== out.gid);
+    if (extraGids.length > 0) out.additionalGids = [...new Set(extraGids)];
+  }
+  return out;
+}

@@ -1,0 +1,82 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MS } from '@berth/sys';
+import { afterAll, describe, expect, it } from 'vitest';
+import { planRootfs } from './mounts.js';
+
+const bundle = mkdtempSync(join(tmpdir(), 'berth-mounts-'));
+const rootfs = join(bundle, 'rootfs');
+mkdirSync(rootfs);
+writeFileSync(join(bundle, 'file.txt'), 'x');
+afterAll(() => rmSync(bundle, { recursive: true, force: true }));
+
+const base = {
+  rootfs,
+  bundle,
+  mounts: [
+    { destination: '/proc', type: 'proc', source: 'proc' },
+    {
+      destination: '/dev',
+      type: 'tmpfs',
+      source: 'tmpfs',
+      options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+    },
+    { destination: '/data', type: 'bind', source: 'file.txt', options: ['rbind', 'ro'] },
+  ],
+  maskedPaths: ['/proc/kcore'],
+  readonlyPaths: ['/proc/sys'],
+};
+
+describe('planRootfs', () => {
+  it('orders the steps as runc does: propagation, rootfs bind, mounts, /dev, pivot_root, paths', () => {
+    const steps = planRootfs({ ...base, readonly: true });
+    const ops = steps.map((s) => s.op);
+    expect(steps[0]).toMatchObject({ op: 'mount', target: '/', flags: MS.SLAVE | MS.REC });
+    expect(steps[1]).toMatchObject({ op: 'mount', source: rootfs, target: rootfs, flags: MS.BIND | MS.REC });
+    const pivot = ops.indexOf('pivotRoot');
+    expect(ops.lastIndexOf('mknod')).toBeLessThan(pivot);
+    expect(ops.indexOf('readonly')).toBeGreaterThan(pivot);
+    expect(ops.indexOf('mask')).toBeGreaterThan(ops.indexOf('readonly'));
+    expect(steps.at(-1)).toMatchObject({ op: 'mount', target: '/', flags: MS.BIND | MS.REMOUNT | MS.RDONLY });
+  });
+
+  it('mounts a filesystem with its flags and data at the path inside the rootfs', () => {
+    const dev = planRootfs(base).find((s) => s.op === 'mount' && s.fstype === 'tmpfs');
+    expect(dev).toMatchObject({
+      target: join(rootfs, 'dev'),
+      flags: MS.NOSUID | MS.STRICTATIME,
+      data: 'mode=755,size=65536k',
+    });
+  });
+
+  it('binds a file source onto a created file, then remounts it read-only', () => {
+    const steps = planRootfs(base);
+    const i = steps.findIndex((s) => s.op === 'mkfile');
+    expect(steps[i]).toMatchObject({ path: join(rootfs, 'data') });
+    expect(steps[i + 1]).toMatchObject({
+      op: 'mount',
+      source: join(bundle, 'file.txt'),
+      flags: MS.BIND | MS.REC,
+    });
+    expect(steps[i + 2]).toMatchObject({ op: 'mount', flags: MS.BIND | MS.REMOUNT | MS.RDONLY });
+  });
+
+  it('creates the standard devices and links on a tmpfs /dev', () => {
+    const steps = planRootfs(base);
+    expect(
+      steps.filter((s) => s.op === 'mknod').map((s) => (s as { path: string }).path.slice(rootfs.length)),
+    ).toEqual(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty']);
+    expect(steps).toContainEqual({ op: 'symlink', target: 'pts/ptmx', path: join(rootfs, 'dev/ptmx') });
+  });
+
+  it('names the mount entry that is wrong', () => {
+    expect(() => planRootfs({ ...base, mounts: [{ destination: 'rel', type: 'tmpfs' }] })).toThrow(
+      'mounts[0].destination: "rel" must be an absolute path',
+    );
+    expect(() =>
+      planRootfs({ ...base, mounts: [{ destination: '/x', type: 'bind', source: 'missing' }] }),
+    ).toThrow(/mounts\[0\]\.source: .*missing does not exist/);
+    expect(() => planRootfs({ ...base, rootfsPropagation: 'sideways' })).toThrow(/linux.rootfsPropagation/);
+  });
+});

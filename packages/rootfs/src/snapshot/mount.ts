@@ -1,0 +1,88 @@
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { ImageRootfsError } from '../layers/errors.js';
+
+const run = promisify(execFile);
+
+// mount(8) for now: @berth/sys will offer mount(2) through koffi, and this file is the only place to change then.
+async function mountCommand(args: string[], op: string, path: string): Promise<void> {
+  try {
+    await run(args[0]!, args.slice(1), { timeout: 30_000 });
+  } catch (err) {
+    const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
+    throw new ImageRootfsError('EMOUNT', `${op} ${path}: ${stderr || (err as Error).message}`, {
+      op,
+      path,
+      cause: err,
+    });
+  }
+}
+
+function unescapeOctal(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+}
+
+/** Mount points in this mount namespace, from /proc/self/mountinfo (field 5). */
+export async function mountPoints(): Promise<string[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => unescapeOctal(line.split(' ')[4] ?? ''));
+}
+
+export async function isMounted(path: string): Promise<boolean> {
+  return (await mountPoints()).includes(path);
+}
+
+export interface OverlayDirs {
+  /** bottom layer first, as images list them */
+  lower: string[];
+  upper: string;
+  work: string;
+}
+
+function checkOption(path: string): void {
+  // overlayfs splits its options on ',' and lowerdir on ':'; such paths cannot be passed without escaping
+  if (/[,:\\]/.test(path)) {
+    throw new ImageRootfsError(
+      'EMOUNT',
+      `overlay path ${path} contains ',', ':' or '\\', which mount options cannot carry`,
+      {
+        op: 'mount overlay',
+        path,
+      },
+    );
+  }
+}
+
+export function overlayOptions(dirs: OverlayDirs): string {
+  for (const p of [...dirs.lower, dirs.upper, dirs.work]) checkOption(p);
+  // overlayfs wants the topmost lower layer first
+  const lower = [...dirs.lower].reverse().join(':');
+  const opts = `lowerdir=${lower},upperdir=${dirs.upper},workdir=${dirs.work}`;
+  if (opts.length > 4000) {
+    throw new ImageRootfsError(
+      'EMOUNT',
+      `overlay options for ${dirs.lower.length} layers exceed the kernel's page-size limit`,
+      {
+        op: 'mount overlay',
+        path: dirs.upper,
+      },
+    );
+  }
+  return opts;
+}
+
+export async function mountOverlay(target: string, dirs: OverlayDirs): Promise<void> {
+  await mountCommand(
+    ['mount', '-t', 'overlay', 'overlay', '-o', overlayOptions(dirs), target],
+    'mount overlay',
+    target,
+  );
+}
+
+export async function unmount(target: string): Promise<void> {
+  await mountCommand(['umount', target], 'unmount', target);
+}
