@@ -27,9 +27,35 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
     load: () => import('./commands/delete.js'),
   },
   list: { summary: 'list containers', load: () => import('./commands/list.js') },
+  pause: {
+    summary: 'suspend every process of a container (cgroup freezer)',
+    load: () => import('./commands/pause.js'),
+  },
+  resume: { summary: 'resume a paused container', load: () => import('./commands/resume.js') },
+  update: {
+    summary: "change a running container's resource limits",
+    load: () => import('./commands/update.js'),
+  },
+  events: {
+    summary: 'print resource usage statistics of a container',
+    load: () => import('./commands/events.js'),
+  },
+  ps: { summary: 'list the processes of a container', load: () => import('./commands/ps.js') },
   spec: { summary: 'write a default config.json for a bundle', load: () => import('./commands/spec.js') },
+  pull: { summary: 'pull an image from a registry', load: () => import('./commands/pull.js') },
+  images: { summary: 'list images in the store', load: () => import('./commands/images.js') },
+  rmi: { summary: 'remove images from the store', load: () => import('./commands/rmi.js') },
+  prune: { summary: 'remove unused images and layers', load: () => import('./commands/prune.js') },
+  load: {
+    summary: 'load images from an OCI layout or docker-save archive',
+    load: () => import('./commands/load.js'),
+  },
+  save: {
+    summary: 'save an image to an OCI layout or docker-save archive',
+    load: () => import('./commands/save.js'),
+  },
 };
-const ALIASES: Record<string, string> = { ps: 'list', ls: 'list', rm: 'delete' };
+const ALIASES: Record<string, string> = { ls: 'list', rm: 'delete' };
 
 const GLOBAL_OPTIONS: OptionSpec[] = [
   { name: 'root', value: 'DIR', help: 'where container state is kept (default /run/berth, or $BERTH_ROOT)' },

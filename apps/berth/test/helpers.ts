@@ -25,10 +25,23 @@ export class Sandbox {
   readonly root = join(this.dir, 'run');
   readonly store = join(this.dir, 'store');
   private n = 0;
+  readonly ids = new Set<string>();
 
   /** A unique container id. */
   id(prefix = 't'): string {
-    return `${prefix}-${process.pid}-${++this.n}-${Math.random().toString(36).slice(2, 7)}`;
+    const id = `${prefix}-${process.pid}-${++this.n}-${Math.random().toString(36).slice(2, 7)}`;
+    this.ids.add(id);
+    return id;
+  }
+
+  /** Cgroup directories of this sandbox's containers that still exist (default cgroupsPath /berth/ID). */
+  cgroups(): string[] {
+    const left: string[] = [];
+    for (const hierarchy of ['memory', 'pids', 'freezer', 'unified']) {
+      const dir = join('/sys/fs/cgroup', hierarchy, 'berth');
+      for (const id of this.ids) if (existsSync(join(dir, id))) left.push(join(dir, id));
+    }
+    return left;
   }
 
   berth(args: string[], input?: string): SpawnSyncReturns<string> {

@@ -7,6 +7,7 @@ import { alive, Sandbox } from './helpers.js';
 const sb = new Sandbox();
 afterEach(() => {
   expect(sb.mounts()).toEqual([]);
+  expect(sb.cgroups()).toEqual([]);
 });
 afterAll(() => sb.cleanup());
 

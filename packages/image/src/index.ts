@@ -1,3 +1,4 @@
+export { type ArchiveSource, openArchive, type SourceFile } from './archive-source.js';
 export {
   type Challenge,
   type Credentials,
@@ -8,8 +9,19 @@ export {
 } from './auth.js';
 export { decompress, sniffCompression } from './decompress.js';
 export { assertDigest, digestHex, sha256, verifyBuffer } from './digest.js';
+export { loadDockerArchive, saveDockerArchive } from './docker-archive.js';
 export { ImageError, type ImageErrorCode, type ImageErrorDetails } from './errors.js';
 export type { ProgressListener, PullEvent } from './events.js';
+export {
+  ANNOTATION_IMAGE_NAME,
+  ANNOTATION_REF_NAME,
+  type ArchiveFormat,
+  type ExportOptions,
+  exportLayout,
+  type ImportOptions,
+  importLayout,
+  recordImage,
+} from './layout.js';
 export { type Compression, compressionOf, isIndexType, isManifestType, MediaType } from './media-types.js';
 export { formatPlatform, hostPlatform, parsePlatform, selectPlatform } from './platform.js';
 export { formatBytes, PullProgress, type PullProgressOptions, renderPullProgress } from './progress.js';
@@ -41,6 +53,7 @@ export {
 } from './store.js';
 export { readTar, type TarEntry, type TarEntryType, type TarItem } from './tar/reader.js';
 export { type TarHeader, type TarInput, tarHeader, writeTar } from './tar/writer.js';
+export { loadImages, saveImages } from './transfer.js';
 export type {
   Descriptor,
   ImageConfig,

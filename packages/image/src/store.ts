@@ -1,9 +1,10 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { constants, copyFile, mkdir, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hashFile } from './archive-source.js';
 import { digestHex, sha256, verifyBuffer } from './digest.js';
 import { ImageError, isErrno } from './errors.js';
-import { writeFileAtomic } from './fsutil.js';
+import { randomSuffix, writeFileAtomic } from './fsutil.js';
 import { lockOwnerAlive } from './lock.js';
 import { type PullOptions, pullImage } from './pull.js';
 import { familiarName, formatReference, parseReference } from './reference.js';
@@ -120,6 +121,39 @@ export class ImageStore {
     }
     if (!(await this.hasBlob(digest, data.length))) await writeFileAtomic(this.blobPath(digest), data);
     return digest;
+  }
+
+  /**
+   * Puts a file into the store under `digest`: hashed first (unless `hashed` says what it hashes to), then
+   * renamed into place when `move` allows it, else copied through a temp file, so the name never lies.
+   */
+  async importBlobFile(
+    path: string,
+    digest: string,
+    options: { move?: boolean; hashed?: string } = {},
+  ): Promise<void> {
+    const target = this.blobPath(digest);
+    if (await this.hasBlob(digest)) return;
+    const actual = options.hashed ?? (await hashFile(path));
+    if (actual !== digest) {
+      throw new ImageError('EDIGEST', `blob ${digest}: content has digest ${actual}`, {
+        op: 'verify blob',
+        path,
+      });
+    }
+    const tmp = `${target}.${randomSuffix()}.tmp`;
+    try {
+      if (options.move === true) await rename(path, tmp);
+      else await copyFile(path, tmp, constants.COPYFILE_FICLONE);
+      await rename(tmp, target);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw new ImageError('ESTORE', `cannot store blob ${digest} from ${path}`, {
+        op: 'import blob',
+        path,
+        cause: err,
+      });
+    }
   }
 
   async imageConfig(record: ImageRecord): Promise<ImageConfig> {

@@ -38,6 +38,13 @@ export interface RootfsConfig {
   cgroupLayout?: 'v1' | 'v2' | 'hybrid';
   /** Whether the container gets its own cgroup namespace. */
   cgroupNamespace?: boolean;
+  /** The container's cgroup directories on the host, by controller (`unified` for cgroup2), to show under a `cgroup` mount. */
+  cgroupPaths?: Readonly<Record<string, string>>;
+  /**
+   * Where to look up symlinks when `rootfs` is mounted only later, inside the
+   * container (an overlay snapshot): its layers, top first.
+   */
+  views?: readonly string[];
 }
 
 /** The devices every container gets (runc's and the OCI spec's default set). */
@@ -100,18 +107,19 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
     if (!m.destination.startsWith('/')) {
       throw invalid(`mounts[${i}].destination: ${JSON.stringify(m.destination)} must be an absolute path`);
     }
-    const dest = resolveInRoot(root, m.destination);
+    const dest = resolveInRoot(root, m.destination, config.views);
     if (posix.normalize(m.destination) === '/dev' && (m.type ?? '') === 'tmpfs') devIsTmpfs = true;
     steps.push(...planMount(m, i, dest, config));
   });
 
   if (devIsTmpfs) {
-    for (const dev of [...DEFAULT_DEVICES, ...(config.devices ?? [])]) steps.push(deviceStep(root, dev));
+    for (const dev of [...DEFAULT_DEVICES, ...(config.devices ?? [])])
+      steps.push(deviceStep(root, dev, config.views));
     for (const [target, path] of DEV_SYMLINKS)
       steps.push({ op: 'symlink', target, path: posix.join(root, path) });
   } else {
     (config.devices ?? []).forEach((dev) => {
-      steps.push(deviceStep(root, dev));
+      steps.push(deviceStep(root, dev, config.views));
     });
   }
 
@@ -179,29 +187,7 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
       });
     }
   } else if (type === 'cgroup' || type === 'cgroup2') {
-    steps.push({ op: 'mkdir', path: dest, mode: 0o755 });
-    if (config.cgroupLayout === 'v2' || type === 'cgroup2') {
-      steps.push({
-        op: 'mount',
-        source: 'cgroup2',
-        target: dest,
-        fstype: 'cgroup2',
-        flags: opts.flags,
-        describe: label,
-      });
-    } else {
-      // A v1 or hybrid host has one filesystem per controller: until the container's own cgroup
-      // is bound in (see @berth/cgroups), the container sees an empty read-only tmpfs there.
-      steps.push({
-        op: 'mount',
-        source: 'cgroup',
-        target: dest,
-        fstype: 'tmpfs',
-        flags: opts.flags | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC,
-        data: 'mode=755',
-        describe: label,
-      });
-    }
+    steps.push(...planCgroupMount(m, dest, opts.flags, config));
   } else {
     if (!type) throw invalid(`${where}.type: must be set for a non-bind mount`);
     steps.push({ op: 'mkdir', path: dest, mode: 0o755 });
@@ -221,11 +207,11 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
   return steps;
 }
 
-function deviceStep(root: string, dev: DeviceEntry): PlanStep {
+function deviceStep(root: string, dev: DeviceEntry, views?: readonly string[]): PlanStep {
   const kind = dev.type === 'b' ? S_IFBLK : dev.type === 'p' ? S_IFIFO : S_IFCHR;
   return {
     op: 'mknod',
-    path: resolveInRoot(root, dev.path),
+    path: resolveInRoot(root, dev.path, views),
     mode: kind | ((dev.fileMode ?? 0o666) & 0o7777),
     major: dev.major ?? 0,
     minor: dev.minor ?? 0,
@@ -233,4 +219,75 @@ function deviceStep(root: string, dev: DeviceEntry): PlanStep {
     gid: dev.gid ?? 0,
     describe: `create device ${dev.path}`,
   };
+}
+
+/**
+ * A `cgroup` mount shows the container its own cgroup. With a cgroup namespace
+ * on a v2 host that is a cgroup2 mount; otherwise (v1, hybrid, or no cgroup
+ * namespace) a tmpfs with the container's cgroup directories bound into it,
+ * one per controller, as runc does.
+ */
+function planCgroupMount(m: MountEntry, dest: string, flags: number, config: RootfsConfig): PlanStep[] {
+  const label = `mount ${m.source ?? 'cgroup'} on ${m.destination}`;
+  const steps: PlanStep[] = [{ op: 'mkdir', path: dest, mode: 0o755 }];
+  const paths = config.cgroupPaths ?? {};
+  const unified = paths['unified'];
+  if (config.cgroupLayout === 'v2' && config.cgroupNamespace) {
+    steps.push({ op: 'mount', source: 'cgroup2', target: dest, fstype: 'cgroup2', flags, describe: label });
+    return steps;
+  }
+  if (config.cgroupLayout === 'v2' && unified) {
+    steps.push({
+      op: 'mount',
+      source: unified,
+      target: dest,
+      flags: MS.BIND | MS.REC,
+      describe: `bind the container's cgroup on ${m.destination}`,
+    });
+    if (flags & ~MS.REC)
+      steps.push({
+        op: 'mount',
+        target: dest,
+        flags: MS.BIND | MS.REMOUNT | (flags & ~MS.REC),
+        describe: `remount ${m.destination}`,
+      });
+    return steps;
+  }
+  const base = MS.NOSUID | MS.NODEV | MS.NOEXEC;
+  steps.push({
+    op: 'mount',
+    source: 'tmpfs',
+    target: dest,
+    fstype: 'tmpfs',
+    flags: base,
+    data: 'mode=755',
+    describe: label,
+  });
+  for (const [name, hostDir] of Object.entries(paths)) {
+    const sub = posix.join(dest, name);
+    steps.push({ op: 'mkdir', path: sub, mode: 0o755 });
+    steps.push({
+      op: 'mount',
+      source: hostDir,
+      target: sub,
+      flags: MS.BIND | MS.REC,
+      describe: `bind cgroup ${name} on ${posix.join(m.destination, name)}`,
+    });
+    steps.push({
+      op: 'mount',
+      target: sub,
+      flags: MS.BIND | MS.REMOUNT | base | (flags & MS.RDONLY),
+      describe: `remount cgroup ${name}`,
+    });
+  }
+  if (flags & MS.RDONLY) {
+    steps.push({
+      op: 'mount',
+      target: dest,
+      flags: MS.REMOUNT | base | MS.RDONLY,
+      data: 'mode=755',
+      describe: `remount ${m.destination} read-only`,
+    });
+  }
+  return steps;
 }

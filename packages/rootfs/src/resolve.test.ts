@@ -28,3 +28,22 @@ describe('resolveInRoot', () => {
     expect(() => resolveInRoot(root, '/loop1/x')).toThrow(/too many levels of symbolic links/);
   });
 });
+
+describe('resolveInRoot with layer views', () => {
+  it('follows a link found in a lower layer when the root itself is still empty', () => {
+    const top = mkdtempSync(join(tmpdir(), 'berth-view-top-'));
+    const lower = mkdtempSync(join(tmpdir(), 'berth-view-lower-'));
+    const empty = mkdtempSync(join(tmpdir(), 'berth-view-root-'));
+    try {
+      mkdirSync(join(top, 'var'));
+      mkdirSync(join(lower, 'var'));
+      symlinkSync('/run', join(lower, 'var/run'));
+      expect(resolveInRoot(empty, '/var/run/x', [top, lower])).toBe(join(empty, 'run/x'));
+      // the top layer's own entry hides the lower one's link
+      mkdirSync(join(top, 'var/run'));
+      expect(resolveInRoot(empty, '/var/run/x', [top, lower])).toBe(join(empty, 'var/run/x'));
+    } finally {
+      for (const d of [top, lower, empty]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+});

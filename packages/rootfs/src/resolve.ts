@@ -9,8 +9,11 @@ const MAX_LINKS = 255;
  * of `root` (an absolute link target or `..` past the top stays inside), the way
  * a process chrooted into `root` would see it. Components that do not exist yet
  * are kept as they are. The result is a host path under `root`.
+ *
+ * `views` are the directories to look for links in, top first, when `root` is
+ * not populated yet: the layers of an overlay that will be mounted on it.
  */
-export function resolveInRoot(root: string, unsafe: string): string {
+export function resolveInRoot(root: string, unsafe: string, views: readonly string[] = []): string {
   const rootAbs = posix.resolve(root);
   const pending = unsafe.split('/').filter((c) => c !== '' && c !== '.');
   const done: string[] = [];
@@ -21,12 +24,16 @@ export function resolveInRoot(root: string, unsafe: string): string {
       done.pop();
       continue;
     }
-    const host = posix.join(rootAbs, ...done, part);
     let target: string | undefined;
-    try {
-      if (lstatSync(host).isSymbolicLink()) target = readlinkSync(host);
-    } catch {
-      // does not exist (yet): nothing to follow
+    // the first view that has the path decides, as the top layer of an overlay does
+    for (const view of views.length ? views : [rootAbs]) {
+      const host = posix.join(view, ...done, part);
+      try {
+        if (lstatSync(host).isSymbolicLink()) target = readlinkSync(host);
+        break;
+      } catch {
+        // not in this view (or does not exist yet): nothing to follow here
+      }
     }
     if (target === undefined) {
       done.push(part);

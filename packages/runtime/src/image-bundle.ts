@@ -1,13 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
+import type { ImageRecord, ImageStore, PullOptions } from '@berth/image';
+import type { BundleSpec, BundleSpecMount } from '@berth/rootfs';
 import { defaultSpec, formatSpec, type Spec } from '@berth/spec';
 import { BerthError } from '@berth/sys';
-import type { DefaultImage } from './builtin.js';
+import { BUILTIN_IMAGE, DEFAULT_IMAGE, ensureDefaultImage } from './builtin.js';
 
 export interface ImageRunOptions {
   /** Replaces the image's Cmd. */
   args?: string[];
+  /** Replaces the image's Entrypoint (and drops its Cmd). */
+  entrypoint?: string[];
   /** KEY=VALUE entries added to (or replacing in) the image's Env. */
   env?: string[];
   cwd?: string;
@@ -20,13 +24,26 @@ export interface ImageRunOptions {
   network?: 'none' | 'host';
   /** Bind mounts: `SRC:DST[:ro]`. */
   volumes?: string[];
+  /** linux.resources.memory.limit, bytes */
+  memory?: number;
+  /** CPUs: 1.5 becomes cpu.quota 150000 per cpu.period 100000 */
+  cpus?: number;
+  pidsLimit?: number;
+  /** How a missing image is pulled (progress, platform, credentials); `false`: never pull. */
+  pull?: PullOptions | false;
+  /** `overlay` (default where the kernel and the store allow it) or `copy` (a merged copy of the layers). */
+  snapshotter?: 'overlay' | 'copy';
 }
 
 export interface ImageBundle {
   bundle: string;
-  overlay: { lower: string[]; upper: string; work: string };
+  /** Absent when the copy snapshotter made a plain rootfs. Lower layers are listed top first, as overlayfs wants. */
+  overlay?: { lower: string[]; upper: string; work: string };
   ownedDirs: string[];
   spec: Spec;
+  image: ImageRecord;
+  /** `name@digest`: what the container runs, for listings and for rmi's in-use check */
+  ref: string;
 }
 
 /** A random container id, like podman's: 12 hex digits. */
@@ -34,71 +51,89 @@ export function randomId(): string {
   return randomBytes(6).toString('hex');
 }
 
-function mergeEnv(base: string[], extra: string[]): string[] {
-  const out = new Map<string, string>();
-  for (const e of [...base, ...extra]) {
-    const eq = e.indexOf('=');
-    if (eq <= 0)
-      throw new BerthError(`environment entry ${JSON.stringify(e)} must be KEY=VALUE`, { code: 'EINVAL' });
-    out.set(e.slice(0, eq), e);
+const OVERLAYFS_MAGIC = 0x794c7630;
+
+/** overlayfs as upper and work dirs on overlayfs fails (nested containers): such stores use the copy snapshotter. */
+function overlayUsable(dir: string): boolean {
+  if (process.env['BERTH_SNAPSHOTTER'] === 'copy') return false;
+  try {
+    if (statfsSync(dir).type === OVERLAYFS_MAGIC) return false;
+  } catch {
+    return false;
   }
-  return [...out.values()];
+  const fs = readFileSync('/proc/filesystems', 'utf8');
+  return /\toverlay$/m.test(fs) || existsSync('/sys/module/overlay');
 }
 
-function lookupUser(rootfs: string, user: string): { uid: number; gid: number } {
-  const [u = '', g] = user.split(':');
-  const fromFile = (file: string, name: string): string[] | undefined => {
-    try {
-      return readFileSync(join(rootfs, 'etc', file), 'utf8')
-        .split('\n')
-        .map((l) => l.split(':'))
-        .find((f) => f[0] === name);
-    } catch {
-      return undefined;
-    }
-  };
-  let uid: number;
-  let gid = 0;
-  if (/^\d+$/.test(u)) {
-    uid = Number(u);
-  } else {
-    const entry = fromFile('passwd', u);
-    if (!entry)
-      throw new BerthError(`user ${JSON.stringify(u)} is not in the image's /etc/passwd`, {
-        code: 'ENOTFOUND',
-      });
-    uid = Number(entry[2]);
-    gid = Number(entry[3]);
+/** `busybox` means docker.io/library/busybox when the store has it, else the built-in image (made on demand). */
+function isDefaultName(ref: string): boolean {
+  return ref === DEFAULT_IMAGE || ref === `${DEFAULT_IMAGE}:latest` || ref === BUILTIN_IMAGE;
+}
+
+/** Finds `ref` in the store, pulling it when it is missing (as podman does). */
+export async function resolveImage(
+  store: ImageStore,
+  ref: string,
+  pull: PullOptions | false = {},
+): Promise<ImageRecord> {
+  if (ref !== BUILTIN_IMAGE) {
+    const found = await store.get(ref);
+    if (found !== undefined) return found;
   }
-  if (g !== undefined) {
-    if (/^\d+$/.test(g)) gid = Number(g);
-    else {
-      const entry = fromFile('group', g);
-      if (!entry)
-        throw new BerthError(`group ${JSON.stringify(g)} is not in the image's /etc/group`, {
-          code: 'ENOTFOUND',
-        });
-      gid = Number(entry[2]);
+  if (isDefaultName(ref)) return (await ensureDefaultImage(store)).record;
+  if (pull === false) return store.require(ref);
+  return store.pull(ref, pull);
+}
+
+function volumeMounts(volumes: string[]): BundleSpecMount[] {
+  return volumes.map((v) => {
+    const [src, dst, mode, ...more] = v.split(':');
+    if (!src || !dst || more.length || (mode !== undefined && mode !== 'ro' && mode !== 'rw')) {
+      throw new BerthError(`volume ${JSON.stringify(v)} must be SRC:DST[:ro|rw]`, { code: 'EINVAL' });
     }
-  }
-  return { uid, gid };
+    if (!isAbsolute(dst))
+      throw new BerthError(`volume ${JSON.stringify(v)}: DST must be an absolute path`, { code: 'EINVAL' });
+    return {
+      destination: dst,
+      type: 'bind',
+      source: resolve(src),
+      options: ['rbind', mode === 'ro' ? 'ro' : 'rw'],
+    };
+  });
 }
 
 /**
- * Makes a bundle for running `image`: config.json from berth's defaults and the
- * image's config and the user's flags, and an empty upper/work pair for the
- * overlay snapshot the container mounts over the image (inside its own mount
- * namespace, so no host mount is ever left behind).
+ * /etc/passwd and /etc/group as the container will see them (the topmost layer that has each), copied into
+ * `dir` so user names resolve before any overlay is mounted.
  */
-export function makeImageBundle(
-  store: string,
+function userDb(layersTopFirst: string[], dir: string): string {
+  mkdirSync(join(dir, 'etc'), { recursive: true });
+  for (const f of ['passwd', 'group']) {
+    const from = layersTopFirst.find((l) => existsSync(join(l, 'etc', f)));
+    if (from !== undefined) copyFileSync(join(from, 'etc', f), join(dir, 'etc', f));
+  }
+  return dir;
+}
+
+/**
+ * Makes a bundle for running an image of the store (pulled first when missing): its layers unpacked once and
+ * shared, config.json from berth's defaults, the image config (Entrypoint + Cmd, Env, WorkingDir, User) and
+ * the user's flags, and an empty upper/work pair for the overlay the container mounts over the layers inside
+ * its own mount namespace, so no host mount is ever left behind. Where overlayfs cannot work, the layers are
+ * merged into a private copy instead and `overlay` is absent.
+ */
+export async function makeImageBundle(
+  storeRoot: string,
   id: string,
-  image: DefaultImage,
+  image: string | ImageRecord,
   o: ImageRunOptions = {},
-): ImageBundle {
-  const dir = join(store, 'containers', id);
+): Promise<ImageBundle> {
+  const [{ ImageStore }, rootfs] = await Promise.all([import('@berth/image'), import('@berth/rootfs')]);
+  const store = await ImageStore.open(storeRoot);
+  const record = typeof image === 'string' ? await resolveImage(store, image, o.pull ?? {}) : image;
+  const dir = join(storeRoot, 'containers', id);
   try {
-    mkdirSync(join(store, 'containers'), { recursive: true, mode: 0o711 });
+    mkdirSync(join(storeRoot, 'containers'), { recursive: true, mode: 0o711 });
     mkdirSync(dir, { mode: 0o711 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
@@ -107,24 +142,55 @@ export function makeImageBundle(
     throw e;
   }
   try {
-    for (const d of ['rootfs', 'upper', 'work']) mkdirSync(join(dir, d));
-    const spec = defaultSpec();
-    const proc = spec.process!;
-    proc.terminal = o.terminal === true;
-    proc.args = o.args?.length ? o.args : image.config.Cmd;
-    proc.env = mergeEnv(image.config.Env, [...(o.terminal ? ['TERM=xterm'] : []), ...(o.env ?? [])]);
-    proc.cwd = o.cwd ?? image.config.WorkingDir ?? '/';
-    if (!isAbsolute(proc.cwd))
-      throw new BerthError(`--workdir ${JSON.stringify(proc.cwd)} must be an absolute path`, {
-        code: 'EINVAL',
-      });
-    if (o.user) proc.user = { ...lookupUser(image.rootfs, o.user) };
-    spec.root = { path: join(dir, 'rootfs'), readonly: o.readonly === true };
-    spec.hostname = o.hostname ?? id.slice(0, 63);
+    const ref = record.name.includes('@') ? record.name : `${record.name}@${record.digest}`;
+    // written before the layers are unpacked, so a concurrent prune keeps them (see pruneLayers)
+    writeFileSync(
+      join(dir, 'image.json'),
+      JSON.stringify({ image: ref, diffIds: record.layers.map((l) => l.diffId) }),
+    );
+    const layers = await rootfs.ensureLayers(store, record);
+    const topFirst = [...layers].reverse();
+    const rootDir = join(dir, 'rootfs');
+    mkdirSync(rootDir);
+    const useOverlay = (o.snapshotter ?? (overlayUsable(storeRoot) ? 'overlay' : 'copy')) === 'overlay';
+    let overlay: ImageBundle['overlay'];
+    if (useOverlay) {
+      overlay = { lower: topFirst, upper: join(dir, 'upper'), work: join(dir, 'work') };
+      mkdirSync(overlay.upper);
+      mkdirSync(overlay.work);
+    } else {
+      await rootfs.mergeLayers(layers, rootDir);
+    }
+    for (const e of o.env ?? []) {
+      if (e.indexOf('=') <= 0)
+        throw new BerthError(`environment entry ${JSON.stringify(e)} must be KEY=VALUE`, { code: 'EINVAL' });
+    }
+    if (o.cwd !== undefined && !isAbsolute(o.cwd))
+      throw new BerthError(`--workdir ${JSON.stringify(o.cwd)} must be an absolute path`, { code: 'EINVAL' });
+    const base = defaultSpec() as BundleSpec;
+    base.root = { path: rootDir, readonly: o.readonly === true };
+    base.hostname = (o.hostname ?? id).slice(0, 63);
+    base.annotations = { 'org.opencontainers.image.ref.name': record.name };
+    const wantsUser = o.user !== undefined || (await store.imageConfig(record)).config?.User;
+    const users = wantsUser ? (useOverlay ? userDb(topFirst, join(dir, 'userdb')) : rootDir) : undefined;
+    const spec = await rootfs.bundleFromImage(await store.imageConfig(record), base, {
+      ...(o.args?.length ? { args: o.args } : {}),
+      ...(o.entrypoint ? { entrypoint: o.entrypoint } : {}),
+      env: [...(o.terminal ? ['TERM=xterm'] : []), ...(o.env ?? [])],
+      ...(o.cwd !== undefined ? { cwd: o.cwd } : {}),
+      ...(o.user !== undefined ? { user: o.user } : {}),
+      ...(users !== undefined ? { rootfs: users } : {}),
+      terminal: o.terminal === true,
+      mounts: volumeMounts(o.volumes ?? []),
+      ...(o.memory !== undefined ? { memory: o.memory } : {}),
+      ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
+      ...(o.pidsLimit !== undefined ? { pidsLimit: o.pidsLimit } : {}),
+      ...(o.network !== undefined ? { network: o.network } : {}),
+    });
+    rmSync(join(dir, 'userdb'), { recursive: true, force: true });
     if (o.network === 'host') {
-      spec.linux!.namespaces = spec.linux!.namespaces!.filter((n) => n.type !== 'network');
       // the host's sysfs cannot be mounted without a network namespace of our own: bind it
-      spec.mounts = spec.mounts!.map((m) =>
+      spec.mounts = (spec.mounts ?? []).map((m) =>
         m.destination === '/sys'
           ? {
               destination: '/sys',
@@ -135,27 +201,14 @@ export function makeImageBundle(
           : m,
       );
     }
-    for (const v of o.volumes ?? []) {
-      const [src, dst, mode, ...more] = v.split(':');
-      if (!src || !dst || more.length || (mode !== undefined && mode !== 'ro' && mode !== 'rw')) {
-        throw new BerthError(`volume ${JSON.stringify(v)} must be SRC:DST[:ro|rw]`, { code: 'EINVAL' });
-      }
-      if (!isAbsolute(dst))
-        throw new BerthError(`volume ${JSON.stringify(v)}: DST must be an absolute path`, { code: 'EINVAL' });
-      spec.mounts!.push({
-        destination: dst,
-        type: 'bind',
-        source: resolve(src),
-        options: ['rbind', mode === 'ro' ? 'ro' : 'rw'],
-      });
-    }
-    spec.annotations = { 'org.opencontainers.image.ref.name': image.name };
-    writeFileSync(join(dir, 'config.json'), formatSpec(spec));
+    writeFileSync(join(dir, 'config.json'), formatSpec(spec as Spec));
     return {
       bundle: dir,
-      overlay: { lower: [image.rootfs], upper: join(dir, 'upper'), work: join(dir, 'work') },
+      ...(overlay !== undefined ? { overlay } : {}),
       ownedDirs: [dir],
-      spec,
+      spec: spec as Spec,
+      image: record,
+      ref,
     };
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });

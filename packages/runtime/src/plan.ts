@@ -22,6 +22,8 @@ export interface PlanContext {
   /** An overlay to mount on the rootfs inside the container's mount namespace. */
   overlay?: { lower: string[]; upper: string; work: string };
   cgroupLayout?: 'v1' | 'v2' | 'hybrid';
+  /** The container's cgroup directories (controller → host dir), shown at a `cgroup` mount. */
+  cgroupPaths?: Record<string, string>;
 }
 
 export interface ContainerPlan {
@@ -127,7 +129,9 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
       readonlyPaths: linux.readonlyPaths ?? [],
       ...(linux.rootfsPropagation ? { rootfsPropagation: linux.rootfsPropagation } : {}),
       ...(ctx.cgroupLayout ? { cgroupLayout: ctx.cgroupLayout } : {}),
+      ...(ctx.cgroupPaths ? { cgroupPaths: ctx.cgroupPaths } : {}),
       cgroupNamespace: linux.namespaces?.some((n) => n.type === 'cgroup' && !n.path) ?? false,
+      ...(ctx.overlay ? { views: [ctx.overlay.upper, ...ctx.overlay.lower] } : {}),
     }),
   );
   if (spec.hostname !== undefined) steps.push({ op: 'sethostname', name: spec.hostname });

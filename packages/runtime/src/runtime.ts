@@ -13,8 +13,10 @@ import {
 } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { Cgroup } from '@berth/cgroups';
 import { parseSpec, type Spec } from '@berth/spec';
 import { BerthError, type Launch, launch } from '@berth/sys';
+import { createCgroup, defaultCgroupsPath, loadCgroup } from './cgroup.js';
 import { type HookState, runHooks } from './hooks.js';
 import { ContainerLock, withLock } from './lock.js';
 import { processesInPidNamespace } from './pidns.js';
@@ -43,6 +45,8 @@ export interface RuntimeOptions {
   root?: string;
   /** Receives warnings (e.g. a capability the host cannot grant). Default: stderr. */
   warn?: (message: string) => void;
+  /** cgroupsPath is systemd's `slice:prefix:name` (runc --systemd-cgroup). */
+  systemdCgroup?: boolean;
 }
 
 type Stdio = 'inherit' | 'ignore' | 'pipe' | number;
@@ -81,10 +85,12 @@ export class Runtime {
   readonly root: string;
   readonly store: StateStore;
   private readonly warn: (message: string) => void;
+  private readonly systemd: boolean;
 
   constructor(options: RuntimeOptions = {}) {
     this.root = resolve(options.root ?? DEFAULT_ROOT);
     this.store = new StateStore(this.root);
+    this.systemd = options.systemdCgroup === true;
     this.warn = options.warn ?? ((m) => process.stderr.write(`berth: warning: ${m}\n`));
   }
 
@@ -142,10 +148,15 @@ export class Runtime {
   ): Promise<{ record: ContainerRecord; launched: Launch }> {
     const dir = this.store.claim(id);
     let launched: Launch | undefined;
+    let cgroup: Cgroup | undefined;
     let pid = 0;
     try {
+      const cgroupsPath = spec.linux?.cgroupsPath ?? defaultCgroupsPath(id, this.systemd);
+      cgroup = await createCgroup(spec, cgroupsPath, this.systemd);
       const fifo = foreground ? undefined : join(dir, 'exec.fifo');
       const plan = planContainer(spec, {
+        cgroupLayout: cgroup.layout,
+        cgroupPaths: cgroup.paths,
         bundle,
         foreground,
         ...(fifo ? { fifo } : {}),
@@ -174,9 +185,12 @@ export class Runtime {
         ...(spec.hooks ? { hooks: spec.hooks } : {}),
         ...(options.ownedDirs ? { ownedDirs: options.ownedDirs } : {}),
         ...(options.image ? { image: options.image } : {}),
+        cgroupsPath,
+        ...(this.systemd ? { systemdCgroup: true } : {}),
       };
       this.store.write(record);
       await launched.expect('sync'); // namespaces exist: the place for cgroups, network, uid maps
+      await cgroup.addProcess(pid);
       const hookState = this.hookState(record);
       await runHooks('prestart', spec.hooks?.prestart, hookState);
       await runHooks('createRuntime', spec.hooks?.createRuntime, hookState);
@@ -203,6 +217,10 @@ export class Runtime {
       }
       launched?.process.kill('SIGKILL');
       launched?.detach();
+      if (cgroup) {
+        await cgroup.killAll('SIGKILL').catch(() => {});
+        await cgroup.delete().catch((err: Error) => this.warn(`cleanup: ${err.message}`));
+      }
       this.store.remove(id);
       for (const d of options.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
       throw e;
@@ -324,7 +342,7 @@ export class Runtime {
       const status = this.liveStatus(record);
       if (status === 'stopped')
         throw new BerthError(`container ${id} is not running`, { code: 'ESTATE', path: id });
-      const pids = options.all ? await processesInPidNamespace(record.pid) : [record.pid];
+      const pids = options.all ? await this.processes(record) : [record.pid];
       for (const pid of pids) {
         try {
           process.kill(pid, signal);
@@ -358,6 +376,11 @@ export class Runtime {
           });
         }
       }
+      const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
+      if (cgroup) {
+        if (await cgroup.isFrozen()) await cgroup.thaw();
+        await cgroup.killAll('SIGKILL');
+      }
       if (status !== 'stopped') {
         for (const pid of await processesInPidNamespace(record.pid)) {
           try {
@@ -373,6 +396,7 @@ export class Runtime {
           });
         }
       }
+      await cgroup?.delete();
       for (const d of record.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
       this.store.remove(id);
       try {
@@ -381,6 +405,79 @@ export class Runtime {
         this.warn((e as Error).message);
       }
     });
+  }
+
+  /** Every process of the container: its cgroup's, or those in its pid namespace. */
+  private async processes(record: ContainerRecord): Promise<number[]> {
+    const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
+    const pids = cgroup ? await cgroup.pids() : [];
+    return pids.length ? pids : processesInPidNamespace(record.pid);
+  }
+
+  /** The pids of a running container's processes (runc ps). */
+  async ps(id: string): Promise<number[]> {
+    const record = this.store.read(id);
+    if (this.liveStatus(record) === 'stopped') return [];
+    return this.processes(record);
+  }
+
+  private async requireCgroup(id: string, record: ContainerRecord): Promise<Cgroup> {
+    const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
+    if (!cgroup) throw new BerthError(`container ${id} has no cgroup`, { code: 'ENOTFOUND', path: id });
+    return cgroup;
+  }
+
+  /** Suspends every process of a running container (cgroup freezer); waits until frozen. */
+  async pause(id: string): Promise<void> {
+    await withLock(this.root, id, async () => {
+      const record = this.store.read(id);
+      const status = this.liveStatus(record);
+      if (status !== 'running')
+        throw new BerthError(`cannot pause container ${id}: it is ${status}`, { code: 'ESTATE', path: id });
+      await (await this.requireCgroup(id, record)).freeze();
+      record.status = 'paused';
+      this.store.write(record);
+    });
+  }
+
+  /** Resumes a paused container. */
+  async resume(id: string): Promise<void> {
+    await withLock(this.root, id, async () => {
+      const record = this.store.read(id);
+      const status = this.liveStatus(record);
+      if (status !== 'paused')
+        throw new BerthError(`cannot resume container ${id}: it is ${status}`, { code: 'ESTATE', path: id });
+      await (await this.requireCgroup(id, record)).thaw();
+      record.status = 'running';
+      this.store.write(record);
+    });
+  }
+
+  /** Changes the resource limits of a created, running or paused container (runc update). */
+  async update(id: string, resources: import('@berth/cgroups').LinuxResources): Promise<void> {
+    await withLock(this.root, id, async () => {
+      const record = this.store.read(id);
+      if (this.liveStatus(record) === 'stopped')
+        throw new BerthError(`container ${id} is not running`, { code: 'ESTATE', path: id });
+      const { validateResources } = await import('@berth/cgroups');
+      const problems = validateResources(resources);
+      if (problems.length) {
+        throw new BerthError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), { code: 'EINVALID' });
+      }
+      await (await this.requireCgroup(id, record)).apply(resources, { update: true });
+    });
+  }
+
+  /** Resource usage of a container, in runc's `events --stats` shape. */
+  async stats(id: string): Promise<Record<string, unknown>> {
+    const record = this.store.read(id);
+    if (this.liveStatus(record) === 'stopped')
+      throw new BerthError(`container ${id} is not running`, { code: 'ESTATE', path: id });
+    const { toRuncStats } = await import('@berth/cgroups');
+    return toRuncStats(await (await this.requireCgroup(id, record)).stats()) as unknown as Record<
+      string,
+      unknown
+    >;
   }
 
   /**

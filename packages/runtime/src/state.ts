@@ -22,6 +22,9 @@ export interface ContainerRecord {
   hooks?: import('@berth/spec').Hooks;
   /** Directories berth made for this container (image snapshots) and removes on delete. */
   ownedDirs?: string[];
+  /** The container's cgroup, and whether it is in the systemd `slice:prefix:name` form. */
+  cgroupsPath?: string;
+  systemdCgroup?: boolean;
   /** The image the container was made from, when it was made by `berth run IMAGE`. */
   image?: string;
 }

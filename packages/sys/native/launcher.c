@@ -273,8 +273,7 @@ static void resize_pty(void) {
 static void relay_pty(void) {
   if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
     struct termios raw = saved_tio;
-    cfmakeraw(&raw);
-    raw.c_oflag |= OPOST; /* keep output processing so the host terminal renders newlines */
+    cfmakeraw(&raw); /* the container's own pty already turns \n into \r\n */
     if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0) tio_saved = 1;
     atexit(restore_tty);
   }
@@ -367,15 +366,27 @@ static void step_clone(struct step *steps, uint32_t n, uint32_t i) {
   int detach = (int)I(s, 1);
   int with_pty = (int)I(s, 2);
   if (with_pty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pty_sock) < 0) die((int)i, "socketpair", errno);
+  /* the child waits on this pipe until its pid is reported: its own messages must come after */
+  int order[2];
+  if (pipe2(order, O_CLOEXEC) < 0) die((int)i, "pipe", errno);
   pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
   if (pid < 0) die((int)i, "clone", errno);
   if (pid == 0) {
+    close(order[1]);
+    char b;
+    ssize_t k;
+    do k = read(order[0], &b, 1); while (k < 0 && errno == EINTR);
+    close(order[0]);
+    if (k != 1) _exit(1);
     if (with_pty) close(pty_sock[0]);
     run_steps(steps, n, i + 1);
     _exit(0);
   }
+  close(order[0]);
   child_pid = pid;
   send_msg(MSG_PID, (int)i, 0, pid, "clone");
+  if (write(order[1], "p", 1) != 1) die((int)i, "write", errno);
+  close(order[1]);
   if (detach) _exit(0);
   /* from here on only the container speaks on the socket: its end closing means exec or death */
   close(sync_fd);

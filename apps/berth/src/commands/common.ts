@@ -5,7 +5,7 @@ import type { GlobalOptions } from '../command.js';
 export async function runtime(globals: GlobalOptions): Promise<Runtime> {
   const { Runtime } = await import('@berth/runtime');
   const { warn } = await import('../cli.js');
-  return new Runtime({ root: globals.root, warn });
+  return new Runtime({ root: globals.root, warn, systemdCgroup: globals.systemdCgroup });
 }
 
 /** Exactly `n` positionals, named for the error message. */

@@ -80,20 +80,25 @@ export async function ensureLayers(store: ImageStore, image: ImageRecord): Promi
 export async function pruneLayers(store: ImageStore): Promise<{ removed: string[] }> {
   const keep = new Set<string>();
   for (const r of await store.list()) for (const l of r.layers) keep.add(l.diffId.replace(/^sha256:/, ''));
-  const snaps = join(store.root, 'snapshots');
-  for (const id of await readdir(snaps).catch(() => [] as string[])) {
-    try {
-      const meta = JSON.parse(await readFile(join(snaps, id, 'snapshot.json'), 'utf8')) as {
-        diffIds?: string[];
-      };
-      for (const d of meta.diffIds ?? []) keep.add(d.replace(/^sha256:/, ''));
-    } catch (err) {
-      if (!isErrno(err, 'ENOENT')) {
-        throw new ImageRootfsError('ESNAPSHOT', `snapshot ${id} has an unreadable snapshot.json`, {
-          op: 'prune layers',
-          path: join(snaps, id),
-          cause: err,
-        });
+  // snapshots and `berth run` containers record the layers they stand on; a running container keeps them
+  // even after its image record is gone (a tag moved to a new digest)
+  for (const [sub, file] of [
+    ['snapshots', 'snapshot.json'],
+    ['containers', 'image.json'],
+  ] as const) {
+    const parent = join(store.root, sub);
+    for (const id of await readdir(parent).catch(() => [] as string[])) {
+      try {
+        const meta = JSON.parse(await readFile(join(parent, id, file), 'utf8')) as { diffIds?: string[] };
+        for (const d of meta.diffIds ?? []) keep.add(d.replace(/^sha256:/, ''));
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT') && !isErrno(err, 'ENOTDIR')) {
+          throw new ImageRootfsError('ESNAPSHOT', `${sub}/${id}/${file} is unreadable`, {
+            op: 'prune layers',
+            path: join(parent, id),
+            cause: err,
+          });
+        }
       }
     }
   }

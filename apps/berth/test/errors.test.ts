@@ -1,0 +1,115 @@
+// Bad input: one clear line, non-zero exit, nothing left behind (runs as root).
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Sandbox } from './helpers.js';
+
+const sb = new Sandbox();
+afterEach(() => {
+  expect(sb.mounts()).toEqual([]);
+  expect(sb.cgroups()).toEqual([]);
+  expect(sb.states()).toEqual([]);
+});
+afterAll(() => sb.cleanup());
+
+function fails(args: string[], message: string | RegExp): void {
+  const r = sb.berth(args);
+  expect(r.status).toBe(1);
+  if (typeof message === 'string') expect(r.stderr).toBe(`berth: ${message}\n`);
+  else expect(r.stderr).toMatch(message);
+}
+
+describe('bad input', () => {
+  it('invalid JSON names the file, line and column', () => {
+    const b = sb.bundle();
+    writeFileSync(join(b, 'config.json'), '{\n  "ociVersion": "1.2.0",\n}\n');
+    fails(['create', '-b', b, sb.id()], `${join(b, 'config.json')}:3:1: invalid JSON: trailing comma before '}'`);
+  });
+
+  it('a config that fails validation lists every problem with its JSON path', () => {
+    const b = sb.bundle((c) => {
+      c.linux.namespaces.push({ type: 'foo' });
+      c.process.args = [];
+    });
+    fails(['run', '-b', b, sb.id()], /process\.args: must be a non-empty array of strings\n.*linux\.namespaces\[5\]\.type: "foo" is not a namespace type/s);
+  });
+
+  it('a missing rootfs, a missing bundle, an id with / or ..', () => {
+    const b = sb.bundle((c) => {
+      c.root.path = 'nowhere';
+    });
+    fails(['create', '-b', b, sb.id()], `root.path: ${join(b, 'nowhere')} does not exist or is not a directory`);
+    fails(['create', '-b', join(sb.dir, 'no-bundle'), sb.id()], `bundle ${join(sb.dir, 'no-bundle')} has no config.json`);
+    fails(['create', '-b', b, 'a/b'], 'invalid container id "a/b": use letters, digits and _ + - . (not "." or "..")');
+    fails(['create', '-b', b, '..'], /invalid container id "\.\."/);
+  });
+
+  it('an id that exists, and commands on an id that does not', () => {
+    const b = sb.bundle((c) => {
+      c.process.args = ['sleep', '30'];
+    });
+    const id = sb.id('dup');
+    expect(sb.detached(['create', '-b', b, id])).toMatchObject({ status: 0, stderr: '' });
+    fails(['create', '-b', b, id], `container ${id} already exists`);
+    expect(sb.berth(['delete', id]).status).toBe(0);
+    for (const cmd of ['start', 'state', 'kill', 'delete', 'pause', 'resume']) fails([cmd, 'nope'], 'container nope does not exist');
+  });
+
+  it('a failure inside the container names the step, and leaves nothing', () => {
+    const b = sb.bundle((c) => {
+      c.mounts.push({ destination: '/mnt/bad', type: 'nosuchfs', source: 'none' });
+    });
+    fails(['run', '-b', b, sb.id()], 'mount none on /mnt/bad: ENODEV (no such device)');
+    const c = sb.bundle((c) => {
+      c.process.args = ['/bin/not-there'];
+    });
+    fails(['create', '-b', c, sb.id()], 'find executable "/bin/not-there" in the container: ENOENT (no such file or directory)');
+    const d = sb.bundle((c) => {
+      c.process.cwd = '/no/such/dir';
+    });
+    fails(['run', '-b', d, sb.id()], 'change to working directory /no/such/dir: ENOENT (no such file or directory)');
+  });
+
+  it('unsupported features are refused plainly, not ignored', () => {
+    const b = sb.bundle((c) => {
+      c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW' };
+    });
+    fails(['run', '-b', b, sb.id()], 'linux.seccomp: seccomp filters are not supported by berth yet');
+  });
+
+  it('usage errors say what is wrong', () => {
+    fails(['frobnicate'], 'unknown command "frobnicate" (see berth --help)');
+    fails(['create'], 'berth create needs CONTAINER_ID (see berth create --help)');
+    fails(['kill', 'x', 'SIGNOPE'], 'unknown signal "SIGNOPE"');
+    fails(['list', '--format', 'xml'], '--format must be table or json, not "xml"');
+    fails(['run', '--bogus', 'busybox'], 'unknown option --bogus');
+  });
+
+  it('leaves no image snapshot behind when an image run fails', () => {
+    fails(['run', '--rm', '-w', '/nope', 'busybox', 'true'], /change to working directory \/nope: ENOENT/);
+    const containers = join(sb.store, 'containers');
+    expect(existsSync(containers) ? readdirSync(containers) : []).toEqual([]);
+  });
+});
+
+describe('locking', () => {
+  it('serializes concurrent creates of one id: exactly one wins', async () => {
+    const b = sb.bundle((c) => {
+      c.process.args = ['sleep', '30'];
+    });
+    const id = sb.id('race');
+    const runs = Array.from({ length: 4 }, () => {
+      const child = sb.spawn(['create', '-b', b, id]);
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+      });
+      child.stdout.resume();
+      return new Promise<{ code: number | null; err: string }>((r) => child.on('exit', (code) => r({ code, err })));
+    });
+    const results = await Promise.all(runs);
+    expect(results.filter((r) => r.code === 0)).toHaveLength(1);
+    for (const r of results.filter((r) => r.code !== 0)) expect(r.err).toBe(`berth: container ${id} already exists\n`);
+    expect(sb.berth(['delete', id]).status).toBe(0);
+  });
+});

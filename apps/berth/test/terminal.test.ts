@@ -1,0 +1,117 @@
+// Integration: process.terminal, in the foreground (berth relays the pty) and with
+// --console-socket (the pty master is handed over, as containerd's shim expects).
+// python3 plays the terminal and the console-socket server: Node cannot receive fds.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { CLI, Sandbox } from './helpers.js';
+
+const sb = new Sandbox();
+afterEach(() => {
+  expect(sb.mounts()).toEqual([]);
+  expect(sb.cgroups()).toEqual([]);
+});
+afterAll(() => sb.cleanup());
+
+function python(script: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync('python3', ['-c', script, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, BERTH_STORE: sb.store },
+    timeout: 60_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('terminals', () => {
+  it('berth run -t gives the container a terminal of its own and relays it', () => {
+    const script = `
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+out = b''
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors='replace'))
+sys.exit(os.waitstatus_to_exitcode(status))
+`;
+    const r = python(script, [process.execPath, CLI, '--root', sb.root, 'run', '--rm', '-t', 'busybox', 'sh', '-c', 'tty; test -t 0 && echo stdin-is-tty; exit 5']);
+    expect(r.stdout).toMatch(/^\/dev\/pts\/\d+\r?\n/);
+    expect(r.stdout).toContain('stdin-is-tty');
+    expect(r.status).toBe(5);
+  });
+
+  it('hands the pty master to --console-socket and the container writes to it', () => {
+    const bundle = sb.bundle((c) => {
+      c.process.terminal = true;
+      c.process.args = ['sh', '-c', 'echo "on $(tty)"'];
+    });
+    const id = sb.id('console');
+    const sock = join(sb.dir, `${id}.sock`);
+    const script = `
+import array, os, socket, subprocess, sys
+sock_path, root, cli, bundle, cid = sys.argv[1:6]
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(sock_path)
+srv.listen(1)
+base = [${JSON.stringify(process.execPath)}, cli, '--root', root]
+log = open(sock_path + '.log', 'w')
+create = subprocess.Popen(base + ['create', '--console-socket', sock_path, '-b', bundle, cid], stdout=log, stderr=log)
+conn, _ = srv.accept()
+msg, fds, _, _ = socket.recv_fds(conn, 16, 1)
+create.wait()
+if create.returncode != 0:
+    sys.exit('create failed')
+subprocess.run(base + ['start', cid], check=True)
+out = b''
+while b'\\n' not in out:
+    try:
+        chunk = os.read(fds[0], 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+sys.stdout.write(out.decode())
+`;
+    const r = python(script, [sock, sb.root, CLI, bundle, id]);
+    expect(r.stderr).toBe('');
+    expect(readFileSync(`${sock}.log`, 'utf8')).toBe('');
+    expect(r.stdout).toMatch(/^on \/dev\/pts\/\d+/);
+    expect(sb.berth(['delete', '--force', id]).status).toBe(0);
+  });
+
+  it('refuses a detached terminal without a console socket', () => {
+    const bundle = sb.bundle((c) => {
+      c.process.terminal = true;
+    });
+    const r = sb.berth(['create', '-b', bundle, sb.id()]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('berth: process.terminal: a detached container with a terminal needs --console-socket\n');
+  });
+});
+
+describe('berth spec', () => {
+  it('writes the same config.json as runc spec', () => {
+    const a = join(sb.dir, 'spec-a');
+    const b = join(sb.dir, 'spec-b');
+    for (const d of [a, b]) require('node:fs').mkdirSync(d);
+    expect(sb.berth(['spec', '-b', a]).status).toBe(0);
+    const runc = spawnSync('runc', ['spec', '-b', b]);
+    expect(runc.status).toBe(0);
+    const ours = JSON.parse(readFileSync(join(a, 'config.json'), 'utf8'));
+    const theirs = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+    delete ours.ociVersion;
+    delete theirs.ociVersion;
+    expect(ours).toEqual(theirs);
+    expect(sb.berth(['spec', '-b', a]).stderr).toMatch(/config\.json already exists/);
+  });
+});

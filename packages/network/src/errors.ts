@@ -1,0 +1,26 @@
+import type { BerthErrorFields } from '@berth/sys';
+
+/**
+ * The codes a network failure will carry. Interface only: the implementation
+ * throws a `BerthError` (from `@berth/sys`) with one of these codes.
+ */
+export type NetworkErrorCode =
+  /** The kernel refused an rtnetlink request; `errno` says why (EEXIST, EPERM, ENODEV, …). */
+  | 'ENETLINK'
+  /** A name, subnet, address or port in the request is malformed; the message names the field. */
+  | 'EINVALIDNETWORK'
+  /** Every address of the subnet is leased. */
+  | 'EIPAMEXHAUSTED'
+  /** The requested address is leased to another container, or is the gateway. */
+  | 'EIPAMCONFLICT'
+  /** A published host port is taken by another container or a host socket. */
+  | 'EPORTINUSE'
+  /** Installing or removing a NAT rule failed (the nft/iptables error is in `cause`). */
+  | 'ENAT'
+  /** The network namespace to attach to does not exist (the container has exited). */
+  | 'ENONETNS';
+
+/** The fields of a network error: `op` is e.g. `create veth`, `path` the link, subnet or netns path. */
+export interface NetworkErrorFields extends BerthErrorFields {
+  code: NetworkErrorCode;
+}

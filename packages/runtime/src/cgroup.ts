@@ -1,0 +1,78 @@
+import type { Cgroup, LinuxDeviceCgroup, LinuxResources } from '@berth/cgroups';
+import type { Spec } from '@berth/spec';
+import { BerthError } from '@berth/sys';
+
+/**
+ * The device rules a container always gets after its own, as runc adds them:
+ * mknod of anything, and the standard /dev nodes and terminals. Without these
+ * the default config's "deny all" rule would leave no /dev/null.
+ */
+export const DEFAULT_DEVICE_RULES: readonly LinuxDeviceCgroup[] = [
+  { allow: true, type: 'c', access: 'm' },
+  { allow: true, type: 'b', access: 'm' },
+  { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 8, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 7, access: 'rwm' },
+  { allow: true, type: 'c', major: 5, minor: 0, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 5, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 9, access: 'rwm' },
+  { allow: true, type: 'c', major: 136, access: 'rwm' },
+  { allow: true, type: 'c', major: 5, minor: 2, access: 'rwm' },
+  { allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' },
+];
+
+/** The cgroupsPath a container without one gets. */
+export function defaultCgroupsPath(id: string, systemd: boolean): string {
+  return systemd ? `system.slice:berth:${id}` : `/berth/${id}`;
+}
+
+/** linux.resources as applied: the config's rules, then runc's defaults, then one rule per linux.devices node. */
+export function effectiveResources(spec: Spec): LinuxResources {
+  const resources = (spec.linux?.resources ?? {}) as LinuxResources;
+  const nodes: LinuxDeviceCgroup[] = (spec.linux?.devices ?? []).map((d) => ({
+    allow: true,
+    type: d.type === 'u' ? 'c' : d.type,
+    ...(d.major !== undefined ? { major: d.major } : {}),
+    ...(d.minor !== undefined ? { minor: d.minor } : {}),
+    access: 'rwm',
+  }));
+  return { ...resources, devices: [...(resources.devices ?? []), ...DEFAULT_DEVICE_RULES, ...nodes] };
+}
+
+/** Loads the cgroups package only when a command needs a cgroup. */
+export async function cgroups(): Promise<typeof import('@berth/cgroups')> {
+  return import('@berth/cgroups');
+}
+
+/** Creates the container's cgroup and applies its limits; on any failure nothing is left. */
+export async function createCgroup(spec: Spec, cgroupsPath: string, systemd: boolean): Promise<Cgroup> {
+  const cg = await cgroups();
+  const resources = effectiveResources(spec);
+  const problems = cg.validateResources(resources);
+  if (problems.length) {
+    throw new BerthError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), { code: 'EINVALIDSPEC' });
+  }
+  const cgroup = await cg.Cgroup.create(cgroupsPath, { driver: systemd ? 'systemd' : 'cgroupfs' });
+  try {
+    await cgroup.apply(resources);
+  } catch (e) {
+    await cgroup.delete().catch(() => {});
+    throw e;
+  }
+  return cgroup;
+}
+
+/** The container's cgroup, or undefined when it is gone. */
+export async function loadCgroup(
+  cgroupsPath: string | undefined,
+  systemd: boolean,
+): Promise<Cgroup | undefined> {
+  if (!cgroupsPath) return undefined;
+  const cg = await cgroups();
+  try {
+    return await cg.Cgroup.load(cgroupsPath, { driver: systemd ? 'systemd' : 'cgroupfs' });
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOTFOUND') return undefined;
+    throw e;
+  }
+}
