@@ -1,5 +1,5 @@
 // Bad input: one clear line, non-zero exit, nothing left behind (runs as root).
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Sandbox } from './helpers.js';
@@ -83,6 +83,17 @@ describe('bad input', () => {
     fails(['kill', 'x', 'SIGNOPE'], 'unknown signal "SIGNOPE"');
     fails(['list', '--format', 'xml'], '--format must be table or json, not "xml"');
     fails(['run', '--bogus', 'busybox'], 'unknown option --bogus');
+  });
+
+  it('writes runc-style log lines to --log, as JSON with --log-format json', () => {
+    const log = join(sb.dir, 'berth.log');
+    fails(['--log', log, '--log-format', 'json', 'state', 'ghost'], 'container ghost does not exist');
+    const line = JSON.parse(readFileSync(log, 'utf8').trim());
+    expect(line).toMatchObject({ level: 'error', msg: 'container ghost does not exist' });
+    expect(Number.isNaN(Date.parse(line.time))).toBe(false);
+    const text = join(sb.dir, 'berth-text.log');
+    fails(['--log', text, 'state', 'ghost'], 'container ghost does not exist');
+    expect(readFileSync(text, 'utf8')).toMatch(/^time="[^"]+" level=error msg="container ghost does not exist"\n$/);
   });
 
   it('leaves no image snapshot behind when an image run fails', () => {

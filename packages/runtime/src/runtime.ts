@@ -190,11 +190,25 @@ export class Runtime {
       };
       this.store.write(record);
       await launched.expect('sync'); // namespaces exist: the place for cgroups, network, uid maps
-      await cgroup.addProcess(pid);
-      const hookState = this.hookState(record);
-      await runHooks('prestart', spec.hooks?.prestart, hookState);
-      await runHooks('createRuntime', spec.hooks?.createRuntime, hookState);
-      launched.release();
+      // Joining a cgroup costs the kernel an RCU grace period (~10 ms here): let the
+      // container do its mounts meanwhile; it still waits before exec for us.
+      const joined = cgroup.addProcess(pid);
+      if (spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length) {
+        await joined;
+        const hookState = this.hookState(record);
+        await runHooks('prestart', spec.hooks?.prestart, hookState);
+        await runHooks('createRuntime', spec.hooks?.createRuntime, hookState);
+        launched.release();
+      } else {
+        launched.release();
+        try {
+          await joined;
+        } catch (e) {
+          // ESRCH: the container failed a step and exited first; its own report says why
+          await launched.expect(foreground ? 'sync' : 'ready');
+          throw e;
+        }
+      }
       if (foreground) {
         await launched.expect('sync');
         record.status = 'running';

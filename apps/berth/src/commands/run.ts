@@ -13,8 +13,16 @@ Two forms, told apart by --bundle/-b:
   berth run -b BUNDLE ID     runc's meaning: create, start and wait for the
                              container of BUNDLE/config.json, then delete it.
   berth run IMAGE [CMD...]   podman's meaning: a new container from IMAGE with
-                             CMD (default: the image's command). The built-in
-                             image "busybox" always exists.
+                             CMD (default: the image's entrypoint and command).
+                             IMAGE is looked up in the store ($BERTH_STORE,
+                             default /var/lib/berth) and pulled when missing.
+                             "busybox" is docker.io/library/busybox when the
+                             store has it, else the built-in localhost/busybox,
+                             made from this machine's busybox-static (no
+                             network needed).
+
+With --bundle/-b the positional is the container id, as runc users and
+containerd-style tooling expect; without -b it is an image reference.
 
 The exit status is the container's: its exit code, or 128+N when signal N
 ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
@@ -56,6 +64,12 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
       value: 'none|host',
       help: 'none: only lo (default); host: the host network (image form)',
     },
+    { name: 'memory', short: 'm', value: 'SIZE', help: 'memory limit, e.g. 64m or 1g (image form)' },
+    { name: 'cpus', value: 'N', help: 'CPU quota in CPUs, e.g. 0.5 (image form)' },
+    { name: 'pids-limit', value: 'N', help: 'most processes the container may have (image form)' },
+    { name: 'entrypoint', value: 'CMD', help: "replace the image's entrypoint (image form)" },
+    { name: 'platform', value: 'OS/ARCH[/VARIANT]', help: 'platform to pull when the image is missing' },
+    { name: 'quiet', short: 'q', help: 'no pull progress (image form)' },
   ],
   async run({ options: o, positionals: p }, globals) {
     const rt = await runtime(globals);
@@ -80,20 +94,23 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
       throw new UsageError(
         'berth run needs an IMAGE, or -b BUNDLE and a CONTAINER_ID (see berth run --help)',
       );
-    const { ensureDefaultImage, makeImageBundle, randomId, DEFAULT_IMAGE } = await import('@berth/runtime');
-    if (image !== DEFAULT_IMAGE && image !== `${DEFAULT_IMAGE}:latest`) {
-      throw new UsageError(
-        `image ${JSON.stringify(image)} is not available: this berth knows the built-in image "${DEFAULT_IMAGE}"`,
-      );
-    }
     const network = str(o['network']) ?? 'none';
     if (network !== 'none' && network !== 'host')
       throw new UsageError(`--network must be none or host, not ${JSON.stringify(network)}`);
+    const memory = o['memory'] !== undefined ? parseBytes(str(o['memory']) ?? '', 'memory') : undefined;
+    const cpus = o['cpus'] !== undefined ? Number(o['cpus']) : undefined;
+    if (cpus !== undefined && !(cpus > 0))
+      throw new UsageError(`--cpus must be a positive number, not ${JSON.stringify(o['cpus'])}`);
+    const pidsLimit = int(o['pids-limit'], 'pids-limit');
+    const entrypoint = str(o['entrypoint']);
+    const platform = str(o['platform']);
+    const { makeImageBundle, randomId } = await import('@berth/runtime');
+    const { renderPullProgress } = await import('@berth/image');
     const store = process.env['BERTH_STORE'] ?? '/var/lib/berth';
     const id = str(o['name']) ?? randomId();
-    const img = ensureDefaultImage(store);
-    const made = makeImageBundle(store, id, img, {
+    const made = await makeImageBundle(store, id, image, {
       args,
+      ...(entrypoint !== undefined ? { entrypoint: entrypoint === '' ? [] : [entrypoint] } : {}),
       env: (o['env'] as string[] | undefined) ?? [],
       ...(str(o['workdir']) ? { cwd: str(o['workdir'])! } : {}),
       ...(str(o['user']) ? { user: str(o['user'])! } : {}),
@@ -102,12 +119,20 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
       readonly: o['read-only'] === true,
       network,
       volumes: (o['volume'] as string[] | undefined) ?? [],
+      ...(memory !== undefined ? { memory } : {}),
+      ...(cpus !== undefined ? { cpus } : {}),
+      ...(pidsLimit !== undefined ? { pidsLimit } : {}),
+      // like podman: a missing image is pulled, its progress on stderr
+      pull: {
+        onProgress: renderPullProgress({ quiet: o['quiet'] === true }),
+        ...(platform !== undefined ? { platform } : {}),
+      },
     });
     const detach = o['detach'] === true;
     const code = await rt.run(id, made.bundle, {
-      overlay: made.overlay,
+      ...(made.overlay ? { overlay: made.overlay } : {}),
       ownedDirs: made.ownedDirs,
-      image: img.name,
+      image: made.ref,
       detach,
       keep: o['rm'] !== true,
       forwardSignals: true,
@@ -117,3 +142,13 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
     return code;
   },
 };
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** docker's --memory syntax: a number of bytes with an optional b, k, m, g or t suffix (powers of 1024). */
+export function parseBytes(v: string, name: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*([bkmgt]?)b?$/i.exec(v.trim());
+  const n = m ? Math.floor(Number(m[1]) * UNITS[m[2]!.toLowerCase()]!) : Number.NaN;
+  if (!(n > 0)) throw new UsageError(`--${name} must be a size like 64m or 1g, not ${JSON.stringify(v)}`);
+  return n;
+}

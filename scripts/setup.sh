@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Sets up berth on a fresh Debian (12+) machine, as root: the system packages
+# the runtime and its tests use, the npm dependencies, and the build (which
+# compiles the native launcher with the system C compiler).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (sudo $0): berth creates namespaces, mounts and cgroups" >&2
+  exit 1
+fi
+
+# runtime: gcc (the launcher), busybox-static (the built-in image), iproute2, procps (berth ps)
+# tests: python3 (terminal tests), runc (berth spec is compared with runc spec),
+#        docker-registry + apache2-utils + openssl (a registry on loopback), zstd (zstd layers)
+# bench: runc, crun, hyperfine, skopeo, umoci
+packages=(gcc libc6-dev busybox-static iproute2 procps python3 runc crun hyperfine
+  docker-registry apache2-utils openssl zstd skopeo umoci ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# the Debian registry package starts a system service we do not use: tests run their own
+systemctl disable --now docker-registry >/dev/null 2>&1 || true
+
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "setup: berth needs Node.js 20 or newer" >&2
+  exit 1
+fi
+
+npm ci --no-audit --no-fund --loglevel=error
+npm run build --silent
+echo "setup: done. Try: npx berth run busybox echo hello"
