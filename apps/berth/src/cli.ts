@@ -20,6 +20,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
     summary: 'run the user process of a created container',
     load: () => import('./commands/start.js'),
   },
+  exec: {
+    summary: 'run another process in a running container',
+    load: () => import('./commands/exec.js'),
+  },
   state: { summary: 'print the OCI state of a container as JSON', load: () => import('./commands/state.js') },
   kill: { summary: 'send a signal to a container', load: () => import('./commands/kill.js') },
   delete: {
@@ -99,12 +103,12 @@ ${c.options.length ? `\nOptions:\n${formatOptions(c.options)}\n` : ''}`;
 
 let globals: GlobalOptions = { root: '/run/berth', logFormat: 'text', systemdCgroup: false, debug: false };
 
-function logLine(level: 'error' | 'warning', msg: string): void {
+function logLine(level: 'error' | 'warning', msg: string, fields: Record<string, unknown> = {}): void {
   if (!globals.log) return;
   const time = new Date().toISOString();
   const line =
     globals.logFormat === 'json'
-      ? JSON.stringify({ level, msg, time })
+      ? JSON.stringify({ level, msg, ...fields, time })
       : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;
   try {
     appendFileSync(globals.log, `${line}\n`);
@@ -177,7 +181,12 @@ main(process.argv.slice(2)).then(
     const msg = e?.message ?? String(err);
     process.stderr.write(`berth: ${msg}${e instanceof UsageError ? '' : ''}\n`);
     if (globals.debug && e?.stack) process.stderr.write(`${e.stack}\n`);
-    logLine('error', msg);
+    // a BerthError's code, op, path and errno go into JSON log lines for tools to read
+    const { message: _m, ...fields } = (typeof e?.toJSON === 'function' ? e.toJSON() : {}) as Record<
+      string,
+      unknown
+    >;
+    logLine('error', msg, fields);
     process.exitCode = 1;
   },
 );

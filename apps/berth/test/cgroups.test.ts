@@ -1,7 +1,7 @@
 // Integration: a container's cgroup through the CLI: limits, update, stats, pause, ps (runs as root).
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Sandbox, alive } from './helpers.js';
+import { alive, Sandbox } from './helpers.js';
 
 const sb = new Sandbox();
 afterEach(() => {
@@ -26,7 +26,10 @@ describe('container cgroups', () => {
     expect(cg('pids', id, 'pids.max')).toBe('20');
     expect(cg('memory', id, 'cgroup.procs').split('\n').map(Number)).toContain(pid);
 
-    expect(sb.berth(['update', '--memory', '64M', '--pids-limit', '30', id])).toMatchObject({ status: 0, stderr: '' });
+    expect(sb.berth(['update', '--memory', '64M', '--pids-limit', '30', id])).toMatchObject({
+      status: 0,
+      stderr: '',
+    });
     expect(cg('memory', id, 'memory.limit_in_bytes')).toBe(String(64 * 1024 * 1024));
     expect(cg('pids', id, 'pids.max')).toBe('30');
     // a bad value is refused whole: nothing is half-applied
@@ -60,7 +63,11 @@ describe('container cgroups', () => {
 
   it('enforces the pids limit inside the container', () => {
     const bundle = sb.bundle((c) => {
-      c.process.args = ['sh', '-c', 'n=0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & n=$((n+1)); done 2>/dev/null; jobs -p | wc -l'];
+      c.process.args = [
+        'sh',
+        '-c',
+        'n=0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & n=$((n+1)); done 2>/dev/null; jobs -p | wc -l',
+      ];
       c.linux.resources = { ...c.linux.resources, pids: { limit: 4 } };
     });
     const r = sb.berth(['run', '-b', bundle, sb.id('pids')]);

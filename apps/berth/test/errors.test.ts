@@ -1,5 +1,5 @@
 // Bad input: one clear line, non-zero exit, nothing left behind (runs as root).
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Sandbox } from './helpers.js';
@@ -23,7 +23,10 @@ describe('bad input', () => {
   it('invalid JSON names the file, line and column', () => {
     const b = sb.bundle();
     writeFileSync(join(b, 'config.json'), '{\n  "ociVersion": "1.2.0",\n}\n');
-    fails(['create', '-b', b, sb.id()], `${join(b, 'config.json')}:3:1: invalid JSON: trailing comma before '}'`);
+    fails(
+      ['create', '-b', b, sb.id()],
+      `${join(b, 'config.json')}:3:1: invalid JSON: trailing comma before '}'`,
+    );
   });
 
   it('a config that fails validation lists every problem with its JSON path', () => {
@@ -31,16 +34,28 @@ describe('bad input', () => {
       c.linux.namespaces.push({ type: 'foo' });
       c.process.args = [];
     });
-    fails(['run', '-b', b, sb.id()], /process\.args: must be a non-empty array of strings\n.*linux\.namespaces\[5\]\.type: "foo" is not a namespace type/s);
+    fails(
+      ['run', '-b', b, sb.id()],
+      /process\.args: must be a non-empty array of strings\n.*linux\.namespaces\[5\]\.type: "foo" is not a namespace type/s,
+    );
   });
 
   it('a missing rootfs, a missing bundle, an id with / or ..', () => {
     const b = sb.bundle((c) => {
       c.root.path = 'nowhere';
     });
-    fails(['create', '-b', b, sb.id()], `root.path: ${join(b, 'nowhere')} does not exist or is not a directory`);
-    fails(['create', '-b', join(sb.dir, 'no-bundle'), sb.id()], `bundle ${join(sb.dir, 'no-bundle')} has no config.json`);
-    fails(['create', '-b', b, 'a/b'], 'invalid container id "a/b": use letters, digits and _ + - . (not "." or "..")');
+    fails(
+      ['create', '-b', b, sb.id()],
+      `root.path: ${join(b, 'nowhere')} does not exist or is not a directory`,
+    );
+    fails(
+      ['create', '-b', join(sb.dir, 'no-bundle'), sb.id()],
+      `bundle ${join(sb.dir, 'no-bundle')} has no config.json`,
+    );
+    fails(
+      ['create', '-b', b, 'a/b'],
+      'invalid container id "a/b": use letters, digits and _ + - . (not "." or "..")',
+    );
     fails(['create', '-b', b, '..'], /invalid container id "\.\."/);
   });
 
@@ -52,7 +67,8 @@ describe('bad input', () => {
     expect(sb.detached(['create', '-b', b, id])).toMatchObject({ status: 0, stderr: '' });
     fails(['create', '-b', b, id], `container ${id} already exists`);
     expect(sb.berth(['delete', id]).status).toBe(0);
-    for (const cmd of ['start', 'state', 'kill', 'delete', 'pause', 'resume']) fails([cmd, 'nope'], 'container nope does not exist');
+    for (const cmd of ['start', 'state', 'kill', 'delete', 'pause', 'resume'])
+      fails([cmd, 'nope'], 'container nope does not exist');
   });
 
   it('a failure inside the container names the step, and leaves nothing', () => {
@@ -63,11 +79,17 @@ describe('bad input', () => {
     const c = sb.bundle((c) => {
       c.process.args = ['/bin/not-there'];
     });
-    fails(['create', '-b', c, sb.id()], 'find executable "/bin/not-there" in the container: ENOENT (no such file or directory)');
+    fails(
+      ['create', '-b', c, sb.id()],
+      'find executable "/bin/not-there" in the container: ENOENT (no such file or directory)',
+    );
     const d = sb.bundle((c) => {
       c.process.cwd = '/no/such/dir';
     });
-    fails(['run', '-b', d, sb.id()], 'change to working directory /no/such/dir: ENOENT (no such file or directory)');
+    fails(
+      ['run', '-b', d, sb.id()],
+      'change to working directory /no/such/dir: ENOENT (no such file or directory)',
+    );
   });
 
   it('unsupported features are refused plainly, not ignored', () => {
@@ -89,11 +111,18 @@ describe('bad input', () => {
     const log = join(sb.dir, 'berth.log');
     fails(['--log', log, '--log-format', 'json', 'state', 'ghost'], 'container ghost does not exist');
     const line = JSON.parse(readFileSync(log, 'utf8').trim());
-    expect(line).toMatchObject({ level: 'error', msg: 'container ghost does not exist' });
+    expect(line).toMatchObject({
+      level: 'error',
+      msg: 'container ghost does not exist',
+      code: 'ENOTFOUND',
+      path: 'ghost',
+    });
     expect(Number.isNaN(Date.parse(line.time))).toBe(false);
     const text = join(sb.dir, 'berth-text.log');
     fails(['--log', text, 'state', 'ghost'], 'container ghost does not exist');
-    expect(readFileSync(text, 'utf8')).toMatch(/^time="[^"]+" level=error msg="container ghost does not exist"\n$/);
+    expect(readFileSync(text, 'utf8')).toMatch(
+      /^time="[^"]+" level=error msg="container ghost does not exist"\n$/,
+    );
   });
 
   it('leaves no image snapshot behind when an image run fails', () => {
@@ -116,11 +145,14 @@ describe('locking', () => {
         err += d.toString();
       });
       child.stdout.resume();
-      return new Promise<{ code: number | null; err: string }>((r) => child.on('exit', (code) => r({ code, err })));
+      return new Promise<{ code: number | null; err: string }>((r) =>
+        child.on('exit', (code) => r({ code, err })),
+      );
     });
     const results = await Promise.all(runs);
     expect(results.filter((r) => r.code === 0)).toHaveLength(1);
-    for (const r of results.filter((r) => r.code !== 0)) expect(r.err).toBe(`berth: container ${id} already exists\n`);
+    for (const r of results.filter((r) => r.code !== 0))
+      expect(r.err).toBe(`berth: container ${id} already exists\n`);
     expect(sb.berth(['delete', id]).status).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
+import type { SpawnSyncReturns } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SpawnSyncReturns } from 'node:child_process';
 import { RegistryClient } from '../../../packages/image/src/index.js';
 import {
   buildTestLayers,
@@ -11,7 +11,7 @@ import {
 } from '../../../packages/image/test/helpers/image.js';
 import { type StartedRegistry, startRegistry } from '../../../packages/image/test/helpers/registry.js';
 
-export { randomName, type PushedImage, type StartedRegistry, type TestLayer };
+export { type PushedImage, randomName, type StartedRegistry, type TestLayer };
 
 /** A loopback registry holding the multi-layer test image (whiteout, opaque dir, zstd layer, multi-platform index). */
 export async function registryWithImage(): Promise<{

@@ -57,7 +57,9 @@ describe('pull, images, run, rmi, prune', () => {
     const listed = images().find((i) => i.name === pushed.ref);
     expect(listed).toMatchObject({ tag: 'v1', digest: pushed.manifestDigest });
     const table = sb.berth(['images']).stdout;
-    expect(table).toMatch(new RegExp(`${registry.host}/${pushed.repository}\\s+v1\\s+${pushed.manifestDigest.slice(7, 19)}`));
+    expect(table).toMatch(
+      new RegExp(`${registry.host}/${pushed.repository}\\s+v1\\s+${pushed.manifestDigest.slice(7, 19)}`),
+    );
 
     const hi = sb.berth(['run', '--rm', pushed.ref, 'echo', 'hi']);
     expect(hi.stderr).toBe('');

@@ -126,12 +126,21 @@ describe('create → start → state → kill → delete', () => {
       c.process.args = [
         'sh',
         '-c',
-        'cat /proc/kcore | wc -c; echo 1 > /proc/sys/kernel/ostype 2>&1 | head -c0; ulimit -n; grep CapEff /proc/self/status',
+        'cat /proc/kcore | wc -c; ulimit -n; grep CapEff /proc/self/status; cat /proc/sys/net/ipv4/ping_group_range; echo x 2>/dev/null > /proc/sys/kernel/domainname || echo proc-sys-ro',
       ];
       c.process.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 321, hard: 321 }];
+      // podman always sets this one: it must be written before /proc/sys turns read-only
+      c.linux.sysctl = { 'net.ipv4.ping_group_range': '0 2147483647' };
     });
     const r = sb.berth(['run', '-b', bundle, sb.id('paths')]);
-    expect(r.stdout.split('\n')).toEqual(['0', '321', 'CapEff:\t0000000020000420', '']);
+    expect(r.stdout.split('\n')).toEqual([
+      '0',
+      '321',
+      'CapEff:\t0000000020000420',
+      '0\t2147483647',
+      'proc-sys-ro',
+      '',
+    ]);
   });
 
   it('warns about a capability the host cannot grant and runs without it', () => {

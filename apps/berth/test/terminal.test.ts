@@ -43,7 +43,19 @@ _, status = os.waitpid(pid, 0)
 sys.stdout.write(out.decode(errors='replace'))
 sys.exit(os.waitstatus_to_exitcode(status))
 `;
-    const r = python(script, [process.execPath, CLI, '--root', sb.root, 'run', '--rm', '-t', 'busybox', 'sh', '-c', 'tty; test -t 0 && echo stdin-is-tty; exit 5']);
+    const r = python(script, [
+      process.execPath,
+      CLI,
+      '--root',
+      sb.root,
+      'run',
+      '--rm',
+      '-t',
+      'busybox',
+      'sh',
+      '-c',
+      'tty; test -t 0 && echo stdin-is-tty; exit 5',
+    ]);
     expect(r.stdout).toMatch(/^\/dev\/pts\/\d+\r?\n/);
     expect(r.stdout).toContain('stdin-is-tty');
     expect(r.status).toBe(5);
@@ -95,7 +107,9 @@ sys.stdout.write(out.decode())
     });
     const r = sb.berth(['create', '-b', bundle, sb.id()]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toBe('berth: process.terminal: a detached container with a terminal needs --console-socket\n');
+    expect(r.stderr).toBe(
+      'berth: process.terminal: a detached container with a terminal needs --console-socket\n',
+    );
   });
 });
 

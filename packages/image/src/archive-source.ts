@@ -130,7 +130,8 @@ export async function openArchive(store: ImageStore, source: string): Promise<Ar
   const st = await statOrUndefined(source);
   if (st === undefined) throw archiveError(source, 'does not exist');
   if (st.isDirectory()) return new DirSource(source);
-  const scratch = join(store.root, 'ingest', `archive-${randomSuffix()}`);
+  // the pid in the name lets a prune tell a running load's scratch files from a dead one's
+  const scratch = join(store.root, 'ingest', `archive-${process.pid}-${randomSuffix()}`);
   await mkdir(scratch, { recursive: true, mode: 0o700 });
   const src = new TarSource(source, scratch);
   let n = 0;

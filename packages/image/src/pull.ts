@@ -31,6 +31,12 @@ export interface PullOptions {
   signal?: AbortSignal;
   /** parallel layer downloads, default 3 (docker's and containerd's default) */
   concurrency?: number;
+  /**
+   * Decompress each layer while it downloads to check its DiffID (default true). A caller that unpacks the
+   * layers next, which checks DiffIDs again, passes false and saves one decompression of every layer, as
+   * containerd does (it verifies DiffIDs when it unpacks).
+   */
+  verifyDiffIds?: boolean;
 }
 
 /** Content that failed verification is rolled back; anything else (network, abort) keeps its bytes for a resume. */
@@ -225,7 +231,7 @@ export async function pullImage(
               size: desc.size,
               target: store.blobPath(desc.digest),
               partial: store.partialPath(desc.digest),
-              diffId,
+              ...(options.verifyDiffIds === false ? {} : { diffId }),
               open: (offset) => client.getBlob(ref.repository, desc.digest, offset),
               onStart: (offset) =>
                 emit({ type: 'layer-start', digest: desc.digest, size: desc.size, offset }),

@@ -322,6 +322,11 @@ export class ImageStore {
     }
     const ingest = join(this.root, 'ingest');
     for (const f of await readdir(ingest)) {
+      const load = /^archive-([0-9]+)-/.exec(f);
+      if (load !== null && !pidAlive(Number(load[1]))) {
+        await rm(join(ingest, f), { recursive: true, force: true });
+        continue;
+      }
       if (!f.endsWith('.partial')) continue;
       const lock = join(ingest, f.replace(/\.partial$/, '.lock'));
       if (await lockOwnerAlive(lock)) continue;
@@ -330,6 +335,15 @@ export class ImageStore {
       freedBytes += st?.size ?? 0;
     }
     return { removedBlobs, freedBytes };
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return isErrno(err, 'EPERM');
   }
 }
 

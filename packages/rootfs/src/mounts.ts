@@ -38,6 +38,8 @@ export interface RootfsConfig {
   cgroupLayout?: 'v1' | 'v2' | 'hybrid';
   /** Whether the container gets its own cgroup namespace. */
   cgroupNamespace?: boolean;
+  /** Steps to run right after pivot_root, before paths are made read-only or masked (sysctls). */
+  afterPivot?: readonly PlanStep[];
   /** The container's cgroup directories on the host, by controller (`unified` for cgroup2), to show under a `cgroup` mount. */
   cgroupPaths?: Readonly<Record<string, string>>;
   /**
@@ -132,6 +134,7 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
       describe: `set propagation of / to ${config.rootfsPropagation}`,
     });
   }
+  steps.push(...(config.afterPivot ?? []));
   for (const p of config.readonlyPaths ?? []) steps.push({ op: 'readonly', path: p, optional: true });
   for (const p of config.maskedPaths ?? []) steps.push({ op: 'mask', path: p, optional: true });
   if (config.readonly) {

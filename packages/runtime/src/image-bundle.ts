@@ -90,7 +90,8 @@ export async function resolveImage(
   }
   if (isDefaultName(ref)) return (await ensureDefaultImage(store)).record;
   if (pull === false) return store.require(ref);
-  return store.pull(ref, pull);
+  // ensureLayers checks every DiffID when it unpacks: no need to decompress each layer twice
+  return store.pull(ref, { verifyDiffIds: false, ...pull });
 }
 
 function volumeMounts(volumes: string[]): BundleSpecMount[] {

@@ -16,8 +16,10 @@ export {
   type ContainerState,
   type CreateOptions,
   DEFAULT_ROOT,
+  type ExecOptions,
   type RunOptions,
   Runtime,
   type RuntimeOptions,
+  type Stdio,
 } from './runtime.js';
 export { type ContainerRecord, StateStore, type Status, validateId } from './state.js';

@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { planNamespaces } from '@berth/namespaces';
 import { planRootfs } from '@berth/rootfs';
-import { RLIMITS, type Spec } from '@berth/spec';
+import { type Process, RLIMITS, type Spec } from '@berth/spec';
 import { BerthError, CLONE_NEWNS, CLONE_NEWUTS, MS, type PlanStep } from '@berth/sys';
 import { capabilitySets } from './caps.js';
 
@@ -130,20 +130,19 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
       ...(linux.rootfsPropagation ? { rootfsPropagation: linux.rootfsPropagation } : {}),
       ...(ctx.cgroupLayout ? { cgroupLayout: ctx.cgroupLayout } : {}),
       ...(ctx.cgroupPaths ? { cgroupPaths: ctx.cgroupPaths } : {}),
+      // sysctls go in before /proc/sys becomes read-only (readonlyPaths)
+      afterPivot: Object.entries(linux.sysctl ?? {}).map(([key, value]) => ({
+        op: 'write' as const,
+        path: `/proc/sys/${key.replace(/\./g, '/')}`,
+        content: value,
+        describe: `set sysctl ${key}`,
+      })),
       cgroupNamespace: linux.namespaces?.some((n) => n.type === 'cgroup' && !n.path) ?? false,
       ...(ctx.overlay ? { views: [ctx.overlay.upper, ...ctx.overlay.lower] } : {}),
     }),
   );
   if (spec.hostname !== undefined) steps.push({ op: 'sethostname', name: spec.hostname });
   if (spec.domainname !== undefined) steps.push({ op: 'setdomainname', name: spec.domainname });
-  for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
-    steps.push({
-      op: 'write',
-      path: `/proc/sys/${key.replace(/\./g, '/')}`,
-      content: value,
-      describe: `set sysctl ${key}`,
-    });
-  }
   if (terminal)
     steps.push({
       op: 'pty',
@@ -153,6 +152,24 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
       cols: proc.consoleSize?.width ?? 0,
       describe: 'set up the terminal',
     });
+  steps.push(...planProcess(proc, ctx.preserveFds ?? 0, warnings));
+  if (ctx.fifo) {
+    steps.push({ op: 'ready' });
+    steps.push({ op: 'fifoWait', describe: 'wait for start (exec fifo)' });
+  } else {
+    steps.push({ op: 'sync', id: SYNC_READY_TO_EXEC, describe: 'wait for the runtime (ready to exec)' });
+  }
+  steps.push({ op: 'exec', argv: proc.args ?? [], env: proc.env ?? [] });
+  return { steps, rootfs, warnings };
+}
+
+/**
+ * The process half of a plan, shared by create and exec: rlimits, umask, user
+ * and capabilities, no_new_privs, working directory, and the executable looked
+ * up before anything waits (so a missing binary fails early, with its name).
+ */
+export function planProcess(proc: Process, preserveFds: number, warnings: string[]): PlanStep[] {
+  const steps: PlanStep[] = [];
   for (const rl of proc.rlimits ?? []) {
     const resource = RLIMITS[rl.type];
     if (resource === undefined) continue;
@@ -187,13 +204,6 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   const env = proc.env ?? [];
   const pathVar = env.findLast((e) => e.startsWith('PATH='))?.slice(5);
   steps.push({ op: 'lookup', name: args[0] ?? '', ...(pathVar !== undefined ? { path: pathVar } : {}) });
-  steps.push({ op: 'closeFds', from: 3 + (ctx.preserveFds ?? 0) });
-  if (ctx.fifo) {
-    steps.push({ op: 'ready' });
-    steps.push({ op: 'fifoWait', describe: 'wait for start (exec fifo)' });
-  } else {
-    steps.push({ op: 'sync', id: SYNC_READY_TO_EXEC, describe: 'wait for the runtime (ready to exec)' });
-  }
-  steps.push({ op: 'exec', argv: args, env });
-  return { steps, rootfs, warnings };
+  steps.push({ op: 'closeFds', from: 3 + preserveFds });
+  return steps;
 }

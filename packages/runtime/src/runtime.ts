@@ -14,9 +14,10 @@ import {
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Cgroup } from '@berth/cgroups';
-import { parseSpec, type Spec } from '@berth/spec';
+import { type Process, parseSpec, type Spec } from '@berth/spec';
 import { BerthError, type Launch, launch } from '@berth/sys';
 import { createCgroup, defaultCgroupsPath, loadCgroup } from './cgroup.js';
+import { planExec } from './exec.js';
 import { type HookState, runHooks } from './hooks.js';
 import { ContainerLock, withLock } from './lock.js';
 import { processesInPidNamespace } from './pidns.js';
@@ -49,7 +50,8 @@ export interface RuntimeOptions {
   systemdCgroup?: boolean;
 }
 
-type Stdio = 'inherit' | 'ignore' | 'pipe' | number;
+/** Where a container's stdin, stdout or stderr goes: this process's, nowhere, a pipe, or an fd. */
+export type Stdio = 'inherit' | 'ignore' | 'pipe' | number;
 
 export interface CreateOptions {
   /** A Unix socket to receive the pty master (process.terminal). */
@@ -66,6 +68,17 @@ export interface CreateOptions {
   ownedDirs?: string[];
   /** The image reference, for listings. */
   image?: string;
+}
+
+export interface ExecOptions {
+  /** Return once the process has started instead of waiting for it (runc exec --detach). */
+  detach?: boolean;
+  pidFile?: string;
+  consoleSocket?: string;
+  preserveFds?: number;
+  stdio?: [Stdio, Stdio, Stdio];
+  /** Forward this process's signals to the exec'd process while it runs. */
+  forwardSignals?: boolean;
 }
 
 export interface RunOptions extends CreateOptions {
@@ -419,6 +432,87 @@ export class Runtime {
         this.warn((e as Error).message);
       }
     });
+  }
+
+  /**
+   * The container's process as config.json describes it: the base that
+   * `exec` options override (env, user, capabilities, cwd), as runc does.
+   */
+  configProcess(id: string): Process {
+    const record = this.store.read(id);
+    return structuredClone(this.loadBundle(record.bundle).spec.process ?? { cwd: '/' });
+  }
+
+  /**
+   * Runs another process in a running container, in all its namespaces and its
+   * cgroup. Returns the process's exit status (128+N for signal N), or 0 at once
+   * with `detach`.
+   */
+  async exec(id: string, proc: Process, options: ExecOptions = {}): Promise<number> {
+    const record = await withLock(this.root, id, async () => this.store.read(id));
+    const status = this.liveStatus(record);
+    if (status !== 'running') {
+      throw new BerthError(`cannot exec in container ${id}: it is ${status}`, { code: 'ESTATE', path: id });
+    }
+    const foreground = !options.detach;
+    const { steps, warnings } = await planExec(proc, {
+      pid: record.pid,
+      foreground,
+      ...(options.consoleSocket ? { consoleSocket: resolve(options.consoleSocket) } : {}),
+      ...(options.preserveFds ? { preserveFds: options.preserveFds } : {}),
+    });
+    for (const w of warnings) this.warn(w);
+    const preserved = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
+    const launched = launch(steps, {
+      ...(options.stdio ? { stdio: options.stdio } : {}),
+      preserveFds: preserved,
+    });
+    let pid = 0;
+    try {
+      pid = (await launched.expect('pid')).pid;
+      await launched.expect('sync');
+      const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
+      await cgroup?.addProcess(pid);
+      launched.release();
+      await launched.expect('eof'); // exec'd, or a step failed (then this throws)
+    } catch (e) {
+      if (pid > 0) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      launched.process.kill('SIGKILL');
+      throw e;
+    }
+    if (options.pidFile) writeAtomic(resolve(options.pidFile), String(pid));
+    if (options.detach) {
+      launched.detach();
+      return 0;
+    }
+    const forward = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(launched.process.pid!, signal);
+      } catch {
+        // the launcher is gone
+      }
+    };
+    const signals: NodeJS.Signals[] = [
+      'SIGINT',
+      'SIGTERM',
+      'SIGHUP',
+      'SIGQUIT',
+      'SIGUSR1',
+      'SIGUSR2',
+      'SIGWINCH',
+    ];
+    if (options.forwardSignals) for (const s of signals) process.on(s, forward);
+    try {
+      return await launched.exited;
+    } finally {
+      if (options.forwardSignals) for (const s of signals) process.off(s, forward);
+    }
   }
 
   /** Every process of the container: its cgroup's, or those in its pid namespace. */

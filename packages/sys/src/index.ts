@@ -8,6 +8,7 @@ export {
   launch,
   launcherPath,
   launcherSource,
+  type StdioEntry,
 } from './launcher.js';
 export {
   CLONE_NEWCGROUP,

@@ -74,7 +74,8 @@ export interface LaunchOptions {
   launcher?: string;
 }
 
-type StdioEntry = 'inherit' | 'ignore' | 'pipe' | number;
+/** One of the container's standard streams: this process's, nowhere, a pipe, or an fd. */
+export type StdioEntry = 'inherit' | 'ignore' | 'pipe' | number;
 
 /**
  * A running launcher. Messages arrive in order; `next()` yields the next one

@@ -1,19 +1,27 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import {
-  chmod,
-  chown,
-  lchown,
-  link,
-  lstat,
-  lutimes,
-  mkdir,
-  open,
-  readdir,
-  rm,
-  symlink,
-  utimes,
-} from 'node:fs/promises';
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants,
+  createReadStream,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  type Stats,
+  symlinkSync,
+  utimesSync,
+  writeSync,
+} from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { decompress, readTar, type TarEntry } from '@berth/image';
@@ -54,15 +62,23 @@ function fail(code: 'EUNSAFE' | 'EUNPACK', name: string, why: string, cause?: un
   });
 }
 
-async function existing(path: string) {
+function existing(path: string): Stats | undefined {
   try {
-    return await lstat(path);
+    return lstatSync(path);
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return undefined;
     throw err;
   }
 }
 
+// O_EXCL never follows a symlink and O_NOFOLLOW says so twice: whatever is at the path is refused, not written through
+const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/**
+ * Entries are written with synchronous calls on purpose: a layer is thousands of small files, and every
+ * fs/promises call is a round trip through libuv's thread pool (futex wake-ups, epoll) that cost more system
+ * time than the work itself. Files are created optimistically (O_EXCL) and only looked at when that fails.
+ */
 class Unpacker {
   readonly #root: string;
   readonly #opts: UnpackOptions;
@@ -82,17 +98,17 @@ class Unpacker {
   }
 
   #abs(rel: string): string {
-    return rel === '.' ? this.#root : posix.join(this.#root, rel);
+    return rel === '.' ? this.#root : `${this.#root}/${rel}`;
   }
 
   /** Creates missing parents; a parent that is a symlink or a file means the entry would land elsewhere. */
-  async #parents(name: string, rel: string): Promise<void> {
+  #parents(name: string, rel: string): void {
     if (this.#dirs.has(rel)) return;
-    await this.#parents(name, posix.dirname(rel));
+    this.#parents(name, posix.dirname(rel));
     const abs = this.#abs(rel);
-    const st = await existing(abs);
+    const st = existing(abs);
     if (st === undefined) {
-      await mkdir(abs, { mode: 0o755 });
+      mkdirSync(abs, { mode: 0o755 });
       this.#created.add(rel);
     } else if (st.isSymbolicLink()) {
       throw fail(
@@ -113,13 +129,26 @@ class Unpacker {
     for (const d of this.#dirs) if (d.startsWith(prefix)) this.#dirs.delete(d);
   }
 
+  /** Runs `create`; when something is in the way, removes it (a later entry replaces an earlier one) and retries. */
+  #replace<T>(rel: string, create: () => T): T {
+    try {
+      return create();
+    } catch (err) {
+      const exists = isErrno(err, 'EEXIST') || (err instanceof ImageRootfsError && err.errno === 'EEXIST');
+      if (!exists) throw err;
+    }
+    rmSync(this.#abs(rel), { recursive: true, force: true });
+    this.#forget(rel);
+    return create();
+  }
+
   async apply(entry: TarEntry, body: AsyncIterable<Buffer>): Promise<void> {
     this.stats.entries++;
     const rel = entryPath(entry.name);
     if (rel === '.') return;
     const parent = posix.dirname(rel);
     const base = posix.basename(rel);
-    await this.#parents(entry.name, parent);
+    this.#parents(entry.name, parent);
     if (base.startsWith(WHITEOUT_PREFIX)) {
       this.stats.whiteouts++;
       if (base === OPAQUE_MARKER) return this.#opaque(parent);
@@ -129,85 +158,103 @@ class Unpacker {
       return this.#whiteout(posix.join(parent, hidden));
     }
     const abs = this.#abs(rel);
-    const old = await existing(abs);
-    if (old !== undefined && !(old.isDirectory() && entry.type === 'dir')) {
-      await rm(abs, { recursive: true, force: true });
-      this.#forget(rel);
-    }
     this.#created.add(rel);
     switch (entry.type) {
-      case 'dir':
-        if (old === undefined || !old.isDirectory()) await mkdir(abs, { mode: 0o700 });
+      case 'dir': {
+        try {
+          mkdirSync(abs, { mode: 0o700 });
+        } catch (err) {
+          if (!isErrno(err, 'EEXIST')) throw err;
+          if (!existing(abs)?.isDirectory()) {
+            rmSync(abs, { force: true });
+            this.#forget(rel);
+            mkdirSync(abs, { mode: 0o700 });
+          }
+        }
         this.#dirs.add(rel);
         this.#dirMeta.push({ rel, entry });
         return;
+      }
       case 'file':
-        await this.#file(abs, body);
-        break;
+        return this.#file(rel, abs, entry, body);
       case 'link': {
         const target = linkTargetPath(entry.name, entry.linkname);
-        await this.#parents(entry.name, posix.dirname(target));
-        const st = await existing(this.#abs(target));
+        this.#parents(entry.name, posix.dirname(target));
+        const st = existing(this.#abs(target));
         if (st === undefined || st.isDirectory()) {
           throw fail('EUNPACK', entry.name, `hard link target ${target} is not a file earlier in the layer`);
         }
-        await link(this.#abs(target), abs);
+        if (target === rel) return;
+        this.#replace(rel, () => linkSync(this.#abs(target), abs));
         // a hard link shares the target's inode: its metadata is the target's
         return;
       }
       case 'symlink':
         // the target is never followed here; it is resolved inside the container at run time
-        await symlink(entry.linkname, abs);
-        break;
+        this.#replace(rel, () => symlinkSync(entry.linkname, abs));
+        if (this.#owner) lchownSync(abs, entry.uid, entry.gid);
+        for (const [name, value] of entry.xattrs) lsetxattr(abs, name, value);
+        lutimesSync(abs, entry.mtime, entry.mtime);
+        return;
       case 'char':
       case 'block':
       case 'fifo': {
         const kind = entry.type === 'char' ? S_IFCHR : entry.type === 'block' ? S_IFBLK : S_IFIFO;
-        mknod(abs, kind | (entry.mode & 0o777), entry.devmajor, entry.devminor);
-        break;
+        this.#replace(rel, () => mknod(abs, kind | (entry.mode & 0o777), entry.devmajor, entry.devminor));
+        this.#meta(abs, entry);
+        return;
       }
     }
-    await this.#meta(abs, entry);
   }
 
-  async #file(abs: string, body: AsyncIterable<Buffer>): Promise<void> {
-    // O_CREAT|O_EXCL never follows a symlink: the path was just cleared, so anything there now is a race we refuse
-    const fh = await open(abs, 'wx', 0o600);
+  async #file(rel: string, abs: string, entry: TarEntry, body: AsyncIterable<Buffer>): Promise<void> {
+    const fd = this.#replace(rel, () => {
+      try {
+        return openSync(abs, CREATE, 0o600);
+      } catch (err) {
+        // mknod-made nodes and symlinks fail O_NOFOLLOW with ELOOP rather than EEXIST: same meaning here
+        if (isErrno(err, 'ELOOP')) throw Object.assign(new Error('exists'), { code: 'EEXIST' });
+        throw err;
+      }
+    });
     try {
       for await (const chunk of body) {
-        await fh.write(chunk);
+        let off = 0;
+        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
         this.stats.bytes += chunk.length;
       }
+      if (this.#owner) fchownSync(fd, entry.uid, entry.gid);
+      // chown clears setuid/setgid, so the mode goes on after it
+      fchmodSync(fd, entry.mode);
+      futimesSync(fd, entry.mtime, entry.mtime);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
+    for (const [name, value] of entry.xattrs) lsetxattr(abs, name, value);
   }
 
-  async #meta(abs: string, e: TarEntry): Promise<void> {
-    const isLink = e.type === 'symlink';
-    if (this.#owner) await (isLink ? lchown(abs, e.uid, e.gid) : chown(abs, e.uid, e.gid));
-    // chown clears setuid/setgid, so the mode goes on after it
-    if (!isLink) await chmod(abs, e.mode);
+  #meta(abs: string, e: TarEntry): void {
+    if (this.#owner) chownSync(abs, e.uid, e.gid);
+    chmodSync(abs, e.mode);
     for (const [name, value] of e.xattrs) lsetxattr(abs, name, value);
-    const t = e.mtime;
-    await (isLink ? lutimes(abs, t, t) : utimes(abs, t, t));
+    utimesSync(abs, e.mtime, e.mtime);
   }
 
-  async #whiteout(rel: string): Promise<void> {
+  #whiteout(rel: string): void {
     const abs = this.#abs(rel);
-    await rm(abs, { recursive: true, force: true });
+    rmSync(abs, { recursive: true, force: true });
     this.#forget(rel);
     if (this.#opts.whiteouts === 'apply') return;
     mknod(abs, S_IFCHR | 0o000, 0, 0);
   }
 
-  async #opaque(rel: string): Promise<void> {
+  #opaque(rel: string): void {
     const abs = this.#abs(rel);
     if (this.#opts.whiteouts === 'apply') {
-      for (const child of await readdir(abs)) {
+      for (const child of readdirSync(abs)) {
         const childRel = rel === '.' ? child : posix.join(rel, child);
         if (this.#created.has(childRel)) continue;
-        await rm(posix.join(abs, child), { recursive: true, force: true });
+        rmSync(posix.join(abs, child), { recursive: true, force: true });
         this.#forget(childRel);
       }
       return;
@@ -215,8 +262,8 @@ class Unpacker {
     lsetxattr(abs, OVERLAY_OPAQUE_XATTR, Buffer.from('y'));
   }
 
-  async finish(): Promise<void> {
-    for (const { rel, entry } of this.#dirMeta.reverse()) await this.#meta(this.#abs(rel), entry);
+  finish(): void {
+    for (const { rel, entry } of this.#dirMeta.reverse()) this.#meta(this.#abs(rel), entry);
   }
 }
 
@@ -257,7 +304,7 @@ export async function unpackLayer(
     for await (const _ of tarStream) {
       // draining
     }
-    await u.finish();
+    u.finish();
   } finally {
     if (typeof source === 'string') (input as ReturnType<typeof createReadStream>).destroy();
   }

@@ -1,0 +1,103 @@
+// Integration: berth exec joins a running container (runs as root).
+import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { alive, Sandbox } from './helpers.js';
+
+const sb = new Sandbox();
+afterEach(() => {
+  expect(sb.mounts()).toEqual([]);
+  expect(sb.cgroups()).toEqual([]);
+});
+afterAll(() => sb.cleanup());
+
+describe('berth exec', () => {
+  it("runs in the container's namespaces and cgroup, with its settings, and returns the status", () => {
+    const bundle = sb.bundle((c) => {
+      c.process.args = ['sleep', '60'];
+      c.process.env.push('FROM_CONFIG=yes');
+      c.hostname = 'exec-host';
+    });
+    const id = sb.id('exec');
+    expect(sb.detached(['run', '-d', '-b', bundle, id])).toMatchObject({ status: 0, stderr: '' });
+    const init = JSON.parse(sb.berth(['state', id]).stdout).pid as number;
+
+    const r = sb.berth([
+      'exec',
+      '-e',
+      'EXTRA=1',
+      id,
+      'sh',
+      '-c',
+      'echo $$ $(hostname) $FROM_CONFIG $EXTRA; grep -c . /proc/1/cmdline; exit 9',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(9);
+    const [line] = r.stdout.split('\n');
+    const [pid, host, fromConfig, extra] = line!.split(' ');
+    expect(Number(pid)).toBeGreaterThan(1); // in the container's pid namespace, not its init
+    expect([host, fromConfig, extra]).toEqual(['exec-host', 'yes', '1']);
+
+    const user = sb.berth([
+      'exec',
+      '-u',
+      '65534:65534',
+      '--cwd',
+      '/tmp',
+      id,
+      'sh',
+      '-c',
+      'id -u; id -g; pwd',
+    ]);
+    expect(user.stdout).toBe('65534\n65534\n/tmp\n');
+
+    // detached, with a pid file: the process is in the container's cgroup and namespaces
+    const pidFile = join(sb.dir, `${id}.exec.pid`);
+    expect(sb.detached(['exec', '-d', '--pid-file', pidFile, id, 'sleep', '60'])).toMatchObject({
+      status: 0,
+      stderr: '',
+    });
+    const execPid = Number(readFileSync(pidFile, 'utf8'));
+    expect(
+      readFileSync(`/sys/fs/cgroup/memory/berth/${id}/cgroup.procs`, 'utf8').split('\n').map(Number),
+    ).toContain(execPid);
+    for (const ns of ['pid', 'mnt', 'uts', 'ipc', 'net']) {
+      expect(readlinkSync(`/proc/${execPid}/ns/${ns}`)).toBe(readlinkSync(`/proc/${init}/ns/${ns}`));
+    }
+    expect(JSON.parse(sb.berth(['ps', '--format', 'json', id]).stdout)).toEqual(
+      expect.arrayContaining([init, execPid]),
+    );
+
+    // the whole process given as an OCI process object, as containerd and podman do
+    const processFile = join(sb.dir, `${id}.process.json`);
+    writeFileSync(
+      processFile,
+      JSON.stringify({
+        args: ['sh', '-c', 'echo "$A"'],
+        env: ['A=from-file', 'PATH=/bin'],
+        cwd: '/',
+        user: { uid: 0, gid: 0 },
+      }),
+    );
+    expect(sb.berth(['exec', '--process', processFile, id]).stdout).toBe('from-file\n');
+
+    expect(sb.berth(['exec', id, 'no-such-program']).stderr).toBe(
+      'berth: find executable "no-such-program" in the container: ENOENT (no such file or directory)\n',
+    );
+    expect(sb.berth(['delete', '--force', id]).status).toBe(0);
+    expect(alive(execPid)).toBe(false);
+    expect(sb.berth(['exec', id, 'true']).stderr).toBe(`berth: container ${id} does not exist\n`);
+  });
+
+  it('refuses a container that is not running', () => {
+    const bundle = sb.bundle((c) => {
+      c.process.args = ['true'];
+    });
+    const id = sb.id('created');
+    expect(sb.detached(['create', '-b', bundle, id])).toMatchObject({ status: 0, stderr: '' });
+    expect(sb.berth(['exec', id, 'true']).stderr).toBe(
+      `berth: cannot exec in container ${id}: it is created\n`,
+    );
+    expect(sb.berth(['delete', id]).status).toBe(0);
+  });
+});

@@ -1,0 +1,70 @@
+import { isolatedKinds, JOIN_ORDER, NAMESPACES, type NamespaceKind, namespacePath } from '@berth/namespaces';
+import type { Process } from '@berth/spec';
+import { BerthError, type PlanStep } from '@berth/sys';
+import { planProcess, SYNC_NS_READY } from './plan.js';
+
+export interface ExecPlanContext {
+  /** The container's first process: its namespaces are the ones joined. */
+  pid: number;
+  foreground: boolean;
+  consoleSocket?: string;
+  preserveFds?: number;
+}
+
+/**
+ * Plans a process inside a running container: join every namespace its first
+ * process has that we do not (read from /proc, so it holds however the
+ * container was made), fork so the pid namespace applies, then the process
+ * steps as for create.
+ */
+export async function planExec(
+  proc: Process,
+  ctx: ExecPlanContext,
+): Promise<{ steps: PlanStep[]; warnings: string[] }> {
+  if (!proc.args?.length)
+    throw new BerthError('process.args: must be a non-empty array of strings', { code: 'EINVALIDSPEC' });
+  if (proc.terminal && !ctx.foreground && !ctx.consoleSocket) {
+    throw new BerthError('process.terminal: a detached exec with a terminal needs --console-socket', {
+      code: 'EINVALIDSPEC',
+    });
+  }
+  const kinds = new Set<NamespaceKind>(await isolatedKinds(ctx.pid));
+  const warnings: string[] = [];
+  const steps: PlanStep[] = [];
+  const terminal = proc.terminal === true;
+  // the console socket is a host path: connect before joining the container's mount namespace
+  if (terminal && ctx.consoleSocket) {
+    steps.push({
+      op: 'pty',
+      phase: 0,
+      socket: ctx.consoleSocket,
+      describe: `connect to console socket ${ctx.consoleSocket}`,
+    });
+  }
+  for (const kind of JOIN_ORDER) {
+    if (!kinds.has(kind)) continue;
+    steps.push({
+      op: 'setns',
+      path: namespacePath(ctx.pid, kind),
+      nstype: NAMESPACES[kind].flag,
+      describe: `join the container's ${kind} namespace`,
+    });
+  }
+  steps.push({ op: 'clone', flags: 0, detach: !ctx.foreground, pty: terminal && !ctx.consoleSocket });
+  steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (cgroup)' });
+  if (terminal) {
+    steps.push({
+      op: 'pty',
+      phase: 1,
+      ...(ctx.consoleSocket ? { socket: ctx.consoleSocket } : {}),
+      rows: proc.consoleSize?.height ?? 0,
+      cols: proc.consoleSize?.width ?? 0,
+      describe: 'set up the terminal',
+    });
+  } else {
+    steps.push({ op: 'setsid' });
+  }
+  steps.push(...planProcess(proc, ctx.preserveFds ?? 0, warnings));
+  steps.push({ op: 'exec', argv: proc.args, env: proc.env ?? [] });
+  return { steps, warnings };
+}

@@ -1,0 +1,99 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultSpec } from '@berth/spec';
+import { CLONE_NEWNS, CLONE_NEWPID } from '@berth/sys';
+import { afterAll, describe, expect, it } from 'vitest';
+import { capabilitySets } from './caps.js';
+import { effectiveResources } from './cgroup.js';
+import { planContainer } from './plan.js';
+import { parseSignal } from './proc.js';
+import { validateId } from './state.js';
+
+const bundle = mkdtempSync(join(tmpdir(), 'berth-plan-'));
+mkdirSync(join(bundle, 'rootfs'));
+afterAll(() => rmSync(bundle, { recursive: true, force: true }));
+
+function spec() {
+  const s = defaultSpec();
+  s.process!.terminal = false;
+  return s;
+}
+
+describe('planContainer', () => {
+  it('creates the namespaces, waits for the runtime, mounts, then runs the process steps', () => {
+    const { steps, rootfs } = planContainer(spec(), { bundle, foreground: false, fifo: '/run/x/exec.fifo' });
+    expect(rootfs).toBe(join(bundle, 'rootfs'));
+    const ops = steps.map((s) => s.op);
+    const clone = steps[ops.indexOf('clone')] as { flags: number; detach: boolean };
+    expect(clone.flags & (CLONE_NEWPID | CLONE_NEWNS)).toBe(CLONE_NEWPID | CLONE_NEWNS);
+    expect(clone.detach).toBe(true);
+    // the fifo exists before clone; the runtime gets its sync before any mount
+    expect(ops.indexOf('mknod')).toBeLessThan(ops.indexOf('clone'));
+    expect(ops.indexOf('sync')).toBeLessThan(ops.indexOf('mount'));
+    expect(ops.indexOf('pivotRoot')).toBeLessThan(ops.indexOf('sethostname'));
+    expect(ops.slice(-4)).toEqual(['closeFds', 'ready', 'fifoWait', 'exec']);
+  });
+
+  it('writes sysctls after pivot_root and before /proc/sys turns read-only', () => {
+    const s = spec();
+    s.linux!.sysctl = { 'net.ipv4.ip_forward': '1' };
+    const { steps } = planContainer(s, { bundle, foreground: true });
+    const write = steps.findIndex((x) => x.op === 'write' && x.path === '/proc/sys/net/ipv4/ip_forward');
+    expect(write).toBeGreaterThan(steps.findIndex((x) => x.op === 'pivotRoot'));
+    expect(write).toBeLessThan(steps.findIndex((x) => x.op === 'readonly' && x.path === '/proc/sys'));
+  });
+
+  it('refuses what berth cannot honour, naming the field', () => {
+    const s = spec();
+    s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'mount');
+    expect(() => planContainer(s, { bundle, foreground: true })).toThrow(/a new mount namespace/);
+    const t = spec();
+    t.process!.terminal = true;
+    expect(() => planContainer(t, { bundle, foreground: false, fifo: '/x' })).toThrow(
+      /needs --console-socket/,
+    );
+  });
+});
+
+describe('capabilities', () => {
+  it('leaves out capabilities the host cannot grant and reports them', () => {
+    const host = (1n << 41n) - 1n - (1n << 24n); // all but CAP_SYS_RESOURCE
+    const { sets, missing } = capabilitySets(
+      { bounding: ['CAP_CHOWN', 'CAP_SYS_RESOURCE'], permitted: ['CAP_CHOWN'] },
+      host,
+    );
+    expect(sets.bounding).toBe(1n);
+    expect(missing).toEqual(['CAP_SYS_RESOURCE']);
+  });
+  it('raises ambient capabilities only where they are permitted and inheritable', () => {
+    const { sets } = capabilitySets(
+      { permitted: ['CAP_KILL'], inheritable: ['CAP_KILL'], ambient: ['CAP_KILL', 'CAP_CHOWN'] },
+      ~0n,
+    );
+    expect(sets.ambient).toBe(1n << 5n);
+  });
+});
+
+describe('device rules', () => {
+  it("appends runc's default devices after the config's rules", () => {
+    const r = effectiveResources(spec());
+    expect(r.devices![0]).toEqual({ allow: false, access: 'rwm' });
+    expect(r.devices).toContainEqual({ allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' });
+  });
+});
+
+describe('ids and signals', () => {
+  it('accepts runc ids and refuses path tricks', () => {
+    expect(() => validateId('web-1.a_b+c')).not.toThrow();
+    for (const bad of ['', '.', '..', 'a/b', '../x', 'a b'])
+      expect(() => validateId(bad)).toThrow(/invalid container id/);
+  });
+  it('parses signals as runc does', () => {
+    expect(parseSignal('KILL')).toBe(9);
+    expect(parseSignal('sigterm')).toBe(15);
+    expect(parseSignal('10')).toBe(10);
+    expect(parseSignal('RTMIN+2')).toBe(36);
+    expect(parseSignal('NOPE')).toBeUndefined();
+  });
+});
