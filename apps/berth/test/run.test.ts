@@ -1,5 +1,5 @@
 // Integration: real containers through the CLI (runs as root).
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { alive, Sandbox } from './helpers.js';
@@ -60,8 +60,12 @@ describe('berth run IMAGE (the built-in busybox)', () => {
     expect(r.stdout).toBe('hi there\n/tmp\n65534\nfrom stdin\n');
   });
 
-  it('writes to an overlay: the image stays untouched, and --read-only refuses writes', () => {
-    const image = sb.image();
+  it('writes to an overlay: the image layer stays untouched, and --read-only refuses writes', () => {
+    expect(sb.berth(['run', '--rm', 'busybox', 'true']).status).toBe(0);
+    const layers = join(sb.store, 'layers', 'sha256');
+    const [layer] = readdirSync(layers).filter((n) => !n.startsWith('.'));
+    const image = join(layers, layer!);
+    expect(existsSync(join(image, 'bin/ls'))).toBe(true);
     expect(
       sb.berth(['run', '--rm', 'busybox', 'sh', '-c', 'echo x > /etc/written && rm /bin/ls']).status,
     ).toBe(0);
@@ -72,9 +76,28 @@ describe('berth run IMAGE (the built-in busybox)', () => {
     expect(r.stderr).toMatch(/Read-only file system/);
   });
 
+  it('applies --memory, --cpus and --pids-limit to the container cgroup', () => {
+    const r = sb.berth([
+      'run',
+      '--rm',
+      '--memory',
+      '64M',
+      '--cpus',
+      '0.5',
+      '--pids-limit',
+      '50',
+      'busybox',
+      'sh',
+      '-c',
+      'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/pids/pids.max',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.split('\n')).toEqual(['67108864', '50000', '100000', '50', '']);
+  });
+
   it('bind-mounts a volume, read-only with :ro', () => {
     const host = join(sb.dir, 'vol');
-    require('node:fs').mkdirSync(host);
+    mkdirSync(host);
     writeFileSync(join(host, 'f'), 'from host');
     const r = sb.berth([
       'run',

@@ -7,12 +7,24 @@ export {
   memorySwapToV2,
 } from './convert.js';
 export { type CgroupHierarchy, detectCgroupLayout, discoverHierarchy, parseCgroupMounts } from './detect.js';
-export { CgroupError, type CgroupErrorCode, type CgroupProblem, formatProblems } from './errors.js';
-export { expandSlice, type ResolvedPath, resolveCgroupsPath, systemdUnitName } from './path.js';
+export {
+  CgroupError,
+  type CgroupErrorCode,
+  type CgroupErrorInit,
+  type CgroupProblem,
+  formatProblems,
+} from './errors.js';
+export {
+  expandSlice,
+  type ResolvedPath,
+  type ResolvePathOptions,
+  resolveCgroupsPath,
+  systemdUnitName,
+} from './path.js';
 export type { Plan, Write } from './plan.js';
 export { type CgroupStats, type IoEntry, type MemoryEntry, toRuncStats } from './stats.js';
 export type * from './types.js';
-export { planV1 } from './v1/plan.js';
-export { assembleDeviceProgram, encodeProgram, runDeviceProgram } from './v2/device-program.js';
+export { planV1, type V1PlanInput } from './v1/plan.js';
+export { assembleDeviceProgram, type BpfInsn, encodeProgram, runDeviceProgram } from './v2/device-program.js';
 export { planV2 } from './v2/plan.js';
 export { validateResources } from './validate.js';

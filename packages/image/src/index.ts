@@ -38,6 +38,7 @@ export {
   repositoryName,
 } from './reference.js';
 export {
+  type Action,
   type BlobResponse,
   type FetchedManifest,
   RegistryClient,

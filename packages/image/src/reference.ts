@@ -77,7 +77,7 @@ export function repositoryName(ref: Reference): string {
   return `${ref.registry}/${ref.repository}`;
 }
 
-/** The full canonical form: docker.io/library/busybox:latest, with @digest when there is one. */
+/** The full canonical form: docker.io/library/busybox:latest, with `@digest` when there is one. */
 export function formatReference(ref: Reference): string {
   let s = repositoryName(ref);
   if (ref.tag !== undefined) s += `:${ref.tag}`;

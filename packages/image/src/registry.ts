@@ -29,7 +29,8 @@ export interface BlobResponse {
   offset: number;
 }
 
-type Action = 'pull' | 'pull,push';
+/** The registry scope a token is asked for. */
+export type Action = 'pull' | 'pull,push';
 type AuthState =
   | { scheme: 'basic' }
   | { scheme: 'bearer'; realm: string; service: string | undefined }

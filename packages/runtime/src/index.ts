@@ -1,17 +1,26 @@
-export { DEFAULT_IMAGE, type DefaultImage, ensureDefaultImage } from './builtin.js';
+export { BUILTIN_IMAGE, DEFAULT_IMAGE, type DefaultImage, ensureDefaultImage } from './builtin.js';
 export { type CapabilitySets, capabilitySets, hostBoundingSet } from './caps.js';
+export { DEFAULT_DEVICE_RULES, defaultCgroupsPath, effectiveResources } from './cgroup.js';
+export { type ExecPlanContext, planExec } from './exec.js';
 export { type HookState, runHooks } from './hooks.js';
-export { type ImageBundle, type ImageRunOptions, makeImageBundle, randomId } from './image-bundle.js';
+export {
+  type ImageBundle,
+  type ImageRunOptions,
+  makeImageBundle,
+  randomId,
+  resolveImage,
+} from './image-bundle.js';
 export { ContainerLock, withLock } from './lock.js';
 export { processesInPidNamespace } from './pidns.js';
 export {
   type ContainerPlan,
   type PlanContext,
   planContainer,
+  planProcess,
   SYNC_NS_READY,
   SYNC_READY_TO_EXEC,
 } from './plan.js';
-export { isAlive, parseSignal, procStat } from './proc.js';
+export { isAlive, type ProcStat, parseSignal, procStat } from './proc.js';
 export {
   type ContainerState,
   type CreateOptions,

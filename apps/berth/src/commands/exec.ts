@@ -83,7 +83,8 @@ pass). The exit status is the process's own, 128+N when signal N ended it.`,
         };
       const caps = (o['cap'] as string[] | undefined) ?? [];
       if (caps.length) {
-        const c = (proc.capabilities ??= {});
+        proc.capabilities ??= {};
+        const c = proc.capabilities;
         for (const set of ['bounding', 'effective', 'permitted', 'ambient'] as const)
           c[set] = [...new Set([...(c[set] ?? []), ...caps])];
       }
