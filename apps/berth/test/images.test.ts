@@ -1,5 +1,5 @@
 // Integration: images through the CLI, from a real docker-registry on 127.0.0.1 into a private store.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -238,5 +238,47 @@ describe('short names and errors', () => {
     );
     expect(existsSync(join(sb.dir, 'x.tar'))).toBe(false);
     expect(sb.states()).toEqual([]);
+  });
+});
+
+describe('an interrupted pull', () => {
+  it('resumes where a killed berth pull stopped, with a Range request', async () => {
+    const { ImageStore, RegistryClient } = await import('../../../packages/image/src/index.js');
+    const { buildTestLayers, pushTestImage, randomName } = await import(
+      '../../../packages/image/test/helpers/image.js'
+    );
+    const big = await buildTestLayers({ bigBytes: 64 * 1024 * 1024 });
+    const image = await pushTestImage(
+      new RegistryClient({ registry: registry.host }),
+      randomName('berth/killed'),
+      'v1',
+      big,
+    );
+    const bigDigest = big[3]!.digest;
+    const store = await ImageStore.open(sb.store);
+    const partialPath = store.partialPath(bigDigest);
+    const size = () => (existsSync(partialPath) ? statSync(partialPath).size : 0);
+
+    const child = sb.spawn(['pull', '-q', image.ref]);
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_c, s) => r(s)));
+    while (size() < 8 * 1024 * 1024 && child.exitCode === null) await new Promise((r) => setTimeout(r, 1));
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    const partial = size();
+    expect(partial).toBeGreaterThanOrEqual(8 * 1024 * 1024);
+    expect(partial).toBeLessThan(big[3]!.blob.length);
+
+    // the next pull starts the layer at the offset the killed one reached
+    const starts: number[] = [];
+    const record = await store.pull(image.ref, {
+      onProgress: (e) => {
+        if (e.type === 'layer-start' && e.digest === bigDigest) starts.push(e.offset);
+      },
+    });
+    expect(starts).toEqual([partial]);
+    expect(record.layers[3]!.diffId).toBe(big[3]!.diffId);
+    expect(sha256(readFileSync(store.blobPath(bigDigest)))).toBe(bigDigest);
+    expect(existsSync(partialPath)).toBe(false);
+    expect(sb.berth(['rmi', image.ref]).status).toBe(0);
   });
 });

@@ -97,3 +97,30 @@ describe('ids and signals', () => {
     expect(parseSignal('NOPE')).toBeUndefined();
   });
 });
+
+describe('rlimits', () => {
+  it('clamps a hard limit the host cannot grant without CAP_SYS_RESOURCE, and says so', async () => {
+    const { clampRlimit } = await import('./rlimits.js');
+    const host = { hard: Array.from({ length: 16 }, () => 20000n), canRaise: false };
+    expect(clampRlimit('RLIMIT_NOFILE', 1048576n, 1048576n, host)).toEqual({
+      soft: 20000n,
+      hard: 20000n,
+      warning:
+        "process.rlimits: RLIMIT_NOFILE hard limit 1048576 is above this host's 20000 and CAP_SYS_RESOURCE is not available: using 20000",
+    });
+    expect(clampRlimit('RLIMIT_NOFILE', 1024n, 4096n, host)).toEqual({ soft: 1024n, hard: 4096n });
+    expect(clampRlimit('RLIMIT_NOFILE', 1048576n, 1048576n, { ...host, canRaise: true })).toEqual({
+      soft: 1048576n,
+      hard: 1048576n,
+    });
+  });
+
+  it('reads this host’s hard limits in resource order', async () => {
+    const { hostHardLimits } = await import('./rlimits.js');
+    const { execFileSync } = await import('node:child_process');
+    const nofile = execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim();
+    const limits = hostHardLimits();
+    expect(limits).toHaveLength(16);
+    expect(String(limits[7])).toBe(nofile === 'unlimited' ? String(0xffff_ffff_ffff_ffffn) : nofile);
+  });
+});

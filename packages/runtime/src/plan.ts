@@ -4,6 +4,7 @@ import { planRootfs } from '@berth/rootfs';
 import { type Process, RLIMITS, type Spec } from '@berth/spec';
 import { BerthError, CLONE_NEWNS, CLONE_NEWUTS, MS, type PlanStep } from '@berth/sys';
 import { capabilitySets } from './caps.js';
+import { canRaiseLimits, clampRlimit, hostHardLimits } from './rlimits.js';
 
 /** Sync ids: where the container's first process stops for the runtime. */
 export const SYNC_NS_READY = 1;
@@ -170,16 +171,14 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
  */
 export function planProcess(proc: Process, preserveFds: number, warnings: string[]): PlanStep[] {
   const steps: PlanStep[] = [];
+  const host = proc.rlimits?.length ? { hard: hostHardLimits(), canRaise: canRaiseLimits() } : undefined;
   for (const rl of proc.rlimits ?? []) {
     const resource = RLIMITS[rl.type];
-    if (resource === undefined) continue;
-    steps.push({
-      op: 'setrlimit',
-      resource,
-      soft: BigInt(rl.soft) >= UNLIMITED ? UNLIMITED : BigInt(rl.soft),
-      hard: BigInt(rl.hard) >= UNLIMITED ? UNLIMITED : BigInt(rl.hard),
-      describe: `set ${rl.type} to ${rl.soft}/${rl.hard}`,
-    });
+    if (resource === undefined || !host) continue;
+    const cap = (v: number) => (BigInt(v) >= UNLIMITED ? UNLIMITED : BigInt(v));
+    const { soft, hard, warning } = clampRlimit(rl.type, cap(rl.soft), cap(rl.hard), host);
+    if (warning) warnings.push(warning);
+    steps.push({ op: 'setrlimit', resource, soft, hard, describe: `set ${rl.type} to ${soft}/${hard}` });
   }
   steps.push({ op: 'umask', mask: proc.user?.umask ?? 0o022 });
   const { sets, missing } = capabilitySets(proc.capabilities);

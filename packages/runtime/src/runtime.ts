@@ -404,7 +404,8 @@ export class Runtime {
         }
       }
       const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
-      if (cgroup) {
+      // an empty cgroup (the usual case: the container exited) needs no freeze-and-kill round
+      if (cgroup && (await cgroup.pids()).length > 0) {
         if (await cgroup.isFrozen()) await cgroup.thaw();
         await cgroup.killAll('SIGKILL');
       }

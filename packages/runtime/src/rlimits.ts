@@ -1,0 +1,57 @@
+import { readFileSync } from 'node:fs';
+import { RLIMITS } from '@berth/spec';
+
+const UNLIMITED = 0xffff_ffff_ffff_ffffn;
+const CAP_SYS_RESOURCE = 24n;
+
+/** The hard limits of this process by resource number (/proc/self/limits lists them in that order). */
+export function hostHardLimits(): bigint[] {
+  try {
+    return readFileSync('/proc/self/limits', 'latin1')
+      .split('\n')
+      .slice(1, 17)
+      .map((line) => {
+        const hard = line.slice(46, 67).trim();
+        return hard === 'unlimited' ? UNLIMITED : BigInt(hard || 0);
+      });
+  } catch {
+    return [];
+  }
+}
+
+/** Whether this process may raise hard limits (CAP_SYS_RESOURCE in its effective set). */
+export function canRaiseLimits(): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+    return m ? ((BigInt(`0x${m[1]}`) >> CAP_SYS_RESOURCE) & 1n) === 1n : true;
+  } catch {
+    return true;
+  }
+}
+
+export interface HostLimits {
+  hard: bigint[];
+  canRaise: boolean;
+}
+
+/**
+ * The limits a container's process can really get. Without CAP_SYS_RESOURCE
+ * (missing from the bounding set on some hosts) a hard limit above our own
+ * cannot be set: setrlimit(2) would fail with EPERM. Instead of failing the
+ * whole container on, say, podman's nofile of 1048576, clamp and say so.
+ */
+export function clampRlimit(
+  type: string,
+  soft: bigint,
+  hard: bigint,
+  host: HostLimits,
+): { soft: bigint; hard: bigint; warning?: string } {
+  const resource = RLIMITS[type];
+  const max = resource === undefined ? undefined : host.hard[resource];
+  if (host.canRaise || max === undefined || hard <= max) return { soft, hard };
+  return {
+    soft: soft > max ? max : soft,
+    hard: max,
+    warning: `process.rlimits: ${type} hard limit ${hard} is above this host's ${max === UNLIMITED ? 'unlimited' : max} and CAP_SYS_RESOURCE is not available: using ${max}`,
+  };
+}
