@@ -14,7 +14,7 @@ RUNS=${1:-${RUNS:-30}}
 for tool in hyperfine runc crun node; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (sudo scripts/setup.sh installs it)" >&2; exit 1; }
 done
-[ -x apps/berth/dist/cli.js ] || npm run build --silent
+[ -x apps/berth/dist/cli.cjs ] || npm run build --silent
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -29,7 +29,7 @@ node -e '
   c.process.terminal = false; c.process.args = ["/bin/true"];
   fs.writeFileSync(f, JSON.stringify(c, null, 2));' "$bundle/config.json"
 
-berth="$PWD/apps/berth/dist/cli.js"
+berth="$PWD/apps/berth/dist/cli.cjs"
 mkdir -p bench/results
 out=bench/results/startup.json
 id=bench-$$

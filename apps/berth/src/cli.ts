@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The berth CLI. Start-up matters (containerd runs us for every container):
 // this file imports nothing heavy; each command is loaded only when it runs.
-import { appendFileSync } from 'node:fs';
 import { formatOptions, type OptionSpec, parseArgs, UsageError } from './args.js';
-import type { Command, GlobalOptions } from './command.js';
+import type { Command } from './command.js';
+import { globals, logLine, setGlobals } from './log.js';
 
 const VERSION = '0.1.0';
 
@@ -101,27 +101,6 @@ ${c.summary}${c.description ? `\n\n${c.description.trim()}` : ''}
 ${c.options.length ? `\nOptions:\n${formatOptions(c.options)}\n` : ''}`;
 }
 
-let globals: GlobalOptions = { root: '/run/berth', logFormat: 'text', systemdCgroup: false, debug: false };
-
-function logLine(level: 'error' | 'warning', msg: string, fields: Record<string, unknown> = {}): void {
-  if (!globals.log) return;
-  const time = new Date().toISOString();
-  const line =
-    globals.logFormat === 'json'
-      ? JSON.stringify({ level, msg, ...fields, time })
-      : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;
-  try {
-    appendFileSync(globals.log, `${line}\n`);
-  } catch {
-    // a log we cannot write must not hide the error itself
-  }
-}
-
-export function warn(msg: string): void {
-  process.stderr.write(`berth: warning: ${msg}\n`);
-  logLine('warning', msg);
-}
-
 async function main(argv: string[]): Promise<number> {
   // global options come before the command
   let i = 0;
@@ -135,13 +114,13 @@ async function main(argv: string[]): Promise<number> {
     i++;
   }
   const g = parseArgs(globalArgs, GLOBAL_OPTIONS).options;
-  globals = {
+  setGlobals({
     root: (g['root'] as string | undefined) ?? process.env['BERTH_ROOT'] ?? '/run/berth',
     ...(g['log'] ? { log: g['log'] as string } : {}),
     logFormat: g['log-format'] === 'json' ? 'json' : 'text',
     systemdCgroup: g['systemd-cgroup'] === true,
     debug: g['debug'] === true,
-  };
+  });
   if (g['log-format'] !== undefined && g['log-format'] !== 'json' && g['log-format'] !== 'text') {
     throw new UsageError(`--log-format must be text or json, not ${JSON.stringify(g['log-format'])}`);
   }

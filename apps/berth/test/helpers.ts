@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 // biome-ignore lint/suspicious/noExplicitAny: tests edit config.json freely
 type Config = Record<string, any>;
 
-export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../dist/cli.cjs', import.meta.url));
 
 /** A private --root and image store for one test file: parallel-safe, removed at the end. */
 export class Sandbox {

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { homedir, constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -197,22 +198,38 @@ function signalNumber(signal: NodeJS.Signals | null): number {
   return osConstants.signals[signal] ?? 0;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
+let packageRoot: string | undefined;
+
+/**
+ * The directory of this package (its dist/ and native/), found also when this
+ * module is bundled into another program, such as the berth CLI.
+ */
+function packageDir(): string {
+  if (packageRoot) return packageRoot;
+  const here = dirname(fileURLToPath(import.meta.url));
+  packageRoot = existsSync(join(here, '..', 'native', 'launcher.c'))
+    ? join(here, '..')
+    : dirname(createRequire(import.meta.url).resolve('@berth/sys/package.json'));
+  return packageRoot;
+}
 
 /** The C source of the launcher, shipped with the package. */
-export const launcherSource = join(here, '..', 'native', 'launcher.c');
+export function launcherSource(): string {
+  return join(packageDir(), 'native', 'launcher.c');
+}
 
 let cachedPath: string | undefined;
 
 /**
- * Where the launcher binary is: $BERTH_LAUNCHER, the one built next to this
- * module (`npm run build`), or one compiled now from the shipped C source into
+ * Where the launcher binary is: $BERTH_LAUNCHER, the one built with this
+ * package (`npm run build`), or one compiled now from the shipped C source into
  * a cache directory (installs whose install scripts did not run).
  */
 export function launcherPath(): string {
   if (!cachedPath) {
-    const built = join(here, 'berth-launcher');
-    cachedPath = process.env['BERTH_LAUNCHER'] || (isExecutable(built) ? built : compileLauncher());
+    const fromEnv = process.env['BERTH_LAUNCHER'];
+    const built = join(packageDir(), 'dist', 'berth-launcher');
+    cachedPath = fromEnv || (isExecutable(built) ? built : compileLauncher());
   }
   return cachedPath;
 }
@@ -228,7 +245,8 @@ function isExecutable(path: string): boolean {
 
 /** Compiles the launcher with the system C compiler; returns the binary's path. */
 export function compileLauncher(out?: string): string {
-  const source = readFileSync(launcherSource);
+  const sourcePath = launcherSource();
+  const source = readFileSync(sourcePath);
   const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
   const target =
     out ?? join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'berth', `launcher-${hash}`);
@@ -236,7 +254,7 @@ export function compileLauncher(out?: string): string {
   mkdirSync(dirname(target), { recursive: true });
   const tmp = `${target}.${process.pid}.tmp`;
   const cc = process.env['CC'] ?? 'cc';
-  const base = ['-O2', '-Wall', '-o', tmp, launcherSource];
+  const base = ['-O2', '-Wall', '-o', tmp, sourcePath];
   // static when the C library allows it: no dynamic loader on the hot path
   let r = spawnSync(cc, ['-static', ...base], { encoding: 'utf8' });
   if (r.status !== 0) r = spawnSync(cc, base, { encoding: 'utf8' });
@@ -244,7 +262,7 @@ export function compileLauncher(out?: string): string {
     const why = r.error ? r.error.message : (r.stderr || '').trim().split('\n').slice(-3).join('; ');
     throw new BerthError(
       `cannot build the berth launcher with ${cc} (install a C compiler, e.g. apt-get install gcc): ${why}`,
-      { code: 'ELAUNCHER', path: launcherSource },
+      { code: 'ELAUNCHER', path: sourcePath },
     );
   }
   renameSync(tmp, target);

@@ -1,10 +1,10 @@
 import type { Runtime } from '@berth/runtime';
 import { UsageError } from '../args.js';
 import type { GlobalOptions } from '../command.js';
+import { warn } from '../log.js';
 
 export async function runtime(globals: GlobalOptions): Promise<Runtime> {
   const { Runtime } = await import('@berth/runtime');
-  const { warn } = await import('../cli.js');
   return new Runtime({ root: globals.root, warn, systemdCgroup: globals.systemdCgroup });
 }
 

@@ -1,0 +1,35 @@
+import { appendFileSync } from 'node:fs';
+import type { GlobalOptions } from './command.js';
+
+/** The global options of this invocation (set once by the CLI's main). */
+export let globals: GlobalOptions = {
+  root: '/run/berth',
+  logFormat: 'text',
+  systemdCgroup: false,
+  debug: false,
+};
+
+export function setGlobals(g: GlobalOptions): void {
+  globals = g;
+}
+
+/** Appends a runc-style log line to --log (logrus text, or JSON with --log-format json). */
+export function logLine(level: 'error' | 'warning', msg: string, fields: Record<string, unknown> = {}): void {
+  if (!globals.log) return;
+  const time = new Date().toISOString();
+  const line =
+    globals.logFormat === 'json'
+      ? JSON.stringify({ level, msg, ...fields, time })
+      : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;
+  try {
+    appendFileSync(globals.log, `${line}\n`);
+  } catch {
+    // a log we cannot write must not hide the error itself
+  }
+}
+
+/** A warning for the user: on stderr, and in the log. */
+export function warn(msg: string): void {
+  process.stderr.write(`berth: warning: ${msg}\n`);
+  logLine('warning', msg);
+}
