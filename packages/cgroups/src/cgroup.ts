@@ -1,4 +1,4 @@
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { executeTargets, resolveTargets } from './apply.js';
 import { type CgroupHierarchy, DEFAULT_CGROUP_ROOT, discoverHierarchy, V1_CONTROLLERS } from './detect.js';
@@ -55,7 +55,7 @@ const UNIFIED = 'unified';
 
 async function isDir(path: string): Promise<boolean> {
   try {
-    return (await stat(path)).isDirectory();
+    return statSync(path).isDirectory();
   } catch {
     return false;
   }
@@ -63,7 +63,7 @@ async function isDir(path: string): Promise<boolean> {
 
 async function hugepageSizes(): Promise<string[]> {
   try {
-    const names = await readdir('/sys/kernel/mm/hugepages');
+    const names = readdirSync('/sys/kernel/mm/hugepages');
     return names
       .map((n) => /^hugepages-(\d+)kB$/.exec(n))
       .flatMap((m) => (m ? [hugepageSizeName(Number(m[1]))] : []));
@@ -122,7 +122,10 @@ export class Cgroup {
     const created: string[] = [];
     try {
       for (const [ctrl, dir] of Object.entries(paths)) {
-        const first = await mkdir(dir, { recursive: true }).catch((err: unknown) => {
+        let first: string | undefined;
+        try {
+          first = mkdirSync(dir, { recursive: true });
+        } catch (err) {
           throw new CgroupError({
             code: 'EIO',
             op: 'mkdir',
@@ -131,7 +134,7 @@ export class Cgroup {
             message: `create cgroup ${dir}: ${errnoOf(err) ?? String(err)}`,
             cause: err,
           });
-        });
+        }
         if (first !== undefined) created.push(first);
         if (ctrl === 'cpuset') await initCpusetV1(hierarchy.v1['cpuset'] as string, dir);
       }

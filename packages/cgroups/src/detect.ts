@@ -1,4 +1,4 @@
-import { readFile, statfs } from 'node:fs/promises';
+import { readFileSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CgroupError, errnoOf } from './errors.js';
 import type { CgroupLayout } from './types.js';
@@ -19,7 +19,7 @@ export interface CgroupHierarchy {
 
 async function fsType(path: string): Promise<number | undefined> {
   try {
-    return (await statfs(path)).type;
+    return statfsSync(path).type;
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return undefined;
     throw err;
@@ -36,7 +36,7 @@ export async function detectCgroupLayout(root: string = DEFAULT_CGROUP_ROOT): Pr
   if (rootType === CGROUP2_SUPER_MAGIC) return 'v2';
   if (rootType === CGROUP_SUPER_MAGIC) return 'v1';
   if ((await fsType(join(root, 'unified'))) === CGROUP2_SUPER_MAGIC) return 'hybrid';
-  const mounts = parseCgroupMounts(await readFile('/proc/self/mountinfo', 'utf8'));
+  const mounts = parseCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8'));
   if (Object.keys(mounts.v1).length > 0) return 'v1';
   throw new CgroupError({
     code: 'ENOCGROUPFS',
@@ -94,7 +94,7 @@ export async function discoverHierarchy(
   }
   const detected = layout ?? (await detectCgroupLayout(root));
   if (detected === 'v2') return { layout: 'v2', v1: {}, unified: root };
-  const mounts = parseCgroupMounts(await readFile('/proc/self/mountinfo', 'utf8'));
+  const mounts = parseCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8'));
   const v1: Record<string, string> = {};
   for (const [ctrl, mp] of Object.entries(mounts.v1)) {
     if (mp === root || mp.startsWith(`${root}/`)) v1[ctrl] = mp;

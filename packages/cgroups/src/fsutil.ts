@@ -1,15 +1,18 @@
-import { constants } from 'node:fs';
-import { access, open, readFile, rmdir } from 'node:fs/promises';
+import { accessSync, closeSync, constants, openSync, readFileSync, rmdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { CgroupError, errnoOf } from './errors.js';
+
+// cgroupfs files live in kernel memory: a synchronous call takes microseconds,
+// far less than a round trip through libuv's thread pool, and a container's
+// start-up makes dozens of them.
 
 /** cgroupfs refuses O_CREAT: without it a missing file is a clear ENOENT; O_TRUNC as runc, for plain-file test trees. */
 export async function writeCgroupFile(dir: string, file: string, value: string): Promise<void> {
   const path = join(dir, file);
-  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  let fd: number | undefined;
   try {
-    handle = await open(path, constants.O_WRONLY | constants.O_TRUNC);
-    await handle.write(value);
+    fd = openSync(path, constants.O_WRONLY | constants.O_TRUNC);
+    writeSync(fd, value);
   } catch (err) {
     const errno = errnoOf(err);
     throw new CgroupError({
@@ -21,14 +24,14 @@ export async function writeCgroupFile(dir: string, file: string, value: string):
       cause: err,
     });
   } finally {
-    await handle?.close().catch(() => undefined);
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
 export async function readCgroupFile(dir: string, file: string): Promise<string> {
   const path = join(dir, file);
   try {
-    return await readFile(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (err) {
     const errno = errnoOf(err);
     throw new CgroupError({
@@ -45,7 +48,7 @@ export async function readCgroupFile(dir: string, file: string): Promise<string>
 /** Stats tolerate absent files: a kernel without swap accounting simply has no memsw files. */
 export async function readOptional(dir: string, file: string): Promise<string | undefined> {
   try {
-    return await readFile(join(dir, file), 'utf8');
+    return readFileSync(join(dir, file), 'utf8');
   } catch {
     return undefined;
   }
@@ -53,7 +56,7 @@ export async function readOptional(dir: string, file: string): Promise<string | 
 
 export async function exists(path: string): Promise<boolean> {
   try {
-    await access(path);
+    accessSync(path);
     return true;
   } catch {
     return false;
@@ -96,7 +99,7 @@ export async function removeCgroupDir(path: string, timeoutMs = 5000): Promise<v
   let delay = 5;
   for (;;) {
     try {
-      await rmdir(path);
+      rmdirSync(path);
       return;
     } catch (err) {
       const errno = errnoOf(err);

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 
 /** /proc/self/cgroup: controller (or `unified` for the `0::` line) to this process's cgroup path. */
 export function parseProcCgroup(text: string): Record<string, string> {
@@ -16,5 +16,5 @@ export function parseProcCgroup(text: string): Record<string, string> {
 }
 
 export async function ownCgroups(pid: number | 'self' = 'self'): Promise<Record<string, string>> {
-  return parseProcCgroup(await readFile(`/proc/${pid}/cgroup`, 'utf8'));
+  return parseProcCgroup(readFileSync(`/proc/${pid}/cgroup`, 'utf8'));
 }
