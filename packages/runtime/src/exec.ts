@@ -1,7 +1,7 @@
 import { isolatedKinds, JOIN_ORDER, NAMESPACES, type NamespaceKind, namespacePath } from '@berth/namespaces';
 import type { Process } from '@berth/spec';
 import { BerthError, type PlanStep } from '@berth/sys';
-import { planProcess, SYNC_NS_READY } from './plan.js';
+import { planProcess, SYNC_NS_READY, terminalStep } from './plan.js';
 
 export interface ExecPlanContext {
   /** The container's first process: its namespaces are the ones joined. */
@@ -52,18 +52,7 @@ export async function planExec(
   }
   steps.push({ op: 'clone', flags: 0, detach: !ctx.foreground, pty: terminal && !ctx.consoleSocket });
   steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (cgroup)' });
-  if (terminal) {
-    steps.push({
-      op: 'pty',
-      phase: 1,
-      ...(ctx.consoleSocket ? { socket: ctx.consoleSocket } : {}),
-      rows: proc.consoleSize?.height ?? 0,
-      cols: proc.consoleSize?.width ?? 0,
-      describe: 'set up the terminal',
-    });
-  } else {
-    steps.push({ op: 'setsid' });
-  }
+  steps.push(terminal ? terminalStep(proc, ctx.consoleSocket) : { op: 'setsid' });
   steps.push(...planProcess(proc, ctx.preserveFds ?? 0, warnings));
   steps.push({ op: 'exec', argv: proc.args, env: proc.env ?? [] });
   return { steps, warnings };

@@ -144,15 +144,7 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   );
   if (spec.hostname !== undefined) steps.push({ op: 'sethostname', name: spec.hostname });
   if (spec.domainname !== undefined) steps.push({ op: 'setdomainname', name: spec.domainname });
-  if (terminal)
-    steps.push({
-      op: 'pty',
-      phase: 1,
-      ...(ctx.consoleSocket ? { socket: ctx.consoleSocket } : {}),
-      rows: proc.consoleSize?.height ?? 0,
-      cols: proc.consoleSize?.width ?? 0,
-      describe: 'set up the terminal',
-    });
+  if (terminal) steps.push(terminalStep(proc, ctx.consoleSocket));
   steps.push(...planProcess(proc, ctx.preserveFds ?? 0, warnings));
   if (ctx.fifo) {
     steps.push({ op: 'ready' });
@@ -162,6 +154,18 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   }
   steps.push({ op: 'exec', argv: proc.args ?? [], env: proc.env ?? [] });
   return { steps, rootfs, warnings };
+}
+
+/** The pty for a process with a terminal: made in the container, its master sent to the console socket or the launcher. */
+export function terminalStep(proc: Process, consoleSocket: string | undefined): PlanStep {
+  return {
+    op: 'pty',
+    phase: 1,
+    ...(consoleSocket ? { socket: consoleSocket } : {}),
+    rows: proc.consoleSize?.height ?? 0,
+    cols: proc.consoleSize?.width ?? 0,
+    describe: 'set up the terminal',
+  };
 }
 
 /**

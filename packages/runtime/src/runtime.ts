@@ -492,27 +492,11 @@ export class Runtime {
       launched.detach();
       return 0;
     }
-    const forward = (signal: NodeJS.Signals) => {
-      try {
-        process.kill(launched.process.pid!, signal);
-      } catch {
-        // the launcher is gone
-      }
-    };
-    const signals: NodeJS.Signals[] = [
-      'SIGINT',
-      'SIGTERM',
-      'SIGHUP',
-      'SIGQUIT',
-      'SIGUSR1',
-      'SIGUSR2',
-      'SIGWINCH',
-    ];
-    if (options.forwardSignals) for (const s of signals) process.on(s, forward);
+    const stopForwarding = options.forwardSignals ? forwardSignals(launched) : undefined;
     try {
       return await launched.exited;
     } finally {
-      if (options.forwardSignals) for (const s of signals) process.off(s, forward);
+      stopForwarding?.();
     }
   }
 
@@ -609,23 +593,7 @@ export class Runtime {
     } finally {
       lock.release();
     }
-    const forward = (signal: NodeJS.Signals) => {
-      try {
-        process.kill(launched.process.pid!, signal);
-      } catch {
-        // the launcher is gone: nothing left to signal
-      }
-    };
-    const signals: NodeJS.Signals[] = [
-      'SIGINT',
-      'SIGTERM',
-      'SIGHUP',
-      'SIGQUIT',
-      'SIGUSR1',
-      'SIGUSR2',
-      'SIGWINCH',
-    ];
-    if (options.forwardSignals) for (const s of signals) process.on(s, forward);
+    const stopForwarding = options.forwardSignals ? forwardSignals(launched) : undefined;
     try {
       launched.release();
       await launched.expect('eof'); // the exec happened (a failed exec throws here)
@@ -634,11 +602,39 @@ export class Runtime {
       );
       return await launched.exited;
     } finally {
-      if (options.forwardSignals) for (const s of signals) process.off(s, forward);
+      stopForwarding?.();
       await launched.exited.catch(() => 0);
       if (!options.keep) await this.delete(id, { force: true });
     }
   }
+}
+
+const FORWARDED: readonly NodeJS.Signals[] = [
+  'SIGINT',
+  'SIGTERM',
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGWINCH',
+];
+
+/**
+ * Passes the signals this process gets on to a foreground launcher, which
+ * passes them to the container's process. Returns the function that stops it.
+ */
+function forwardSignals(launched: Launch): () => void {
+  const forward = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(launched.process.pid!, signal);
+    } catch {
+      // the launcher is gone: nothing left to signal
+    }
+  };
+  for (const s of FORWARDED) process.on(s, forward);
+  return () => {
+    for (const s of FORWARDED) process.off(s, forward);
+  };
 }
 
 function writeAtomic(file: string, content: string): void {
