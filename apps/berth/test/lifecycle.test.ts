@@ -159,3 +159,37 @@ describe('create → start → state → kill → delete', () => {
       );
   });
 });
+
+describe('a create that dies midway', () => {
+  it('leaves what delete removes completely: state, cgroup, process', async () => {
+    const hookPidFile = join(sb.dir, 'hook.pid');
+    const bundle = sb.bundle((c) => {
+      c.process.args = ['sleep', '60'];
+      // a createRuntime hook that blocks: berth is killed while it runs
+      c.hooks = {
+        createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `echo $$ > ${hookPidFile}; exec sleep 60`] }],
+      };
+    });
+    const id = sb.id('crash');
+    const child = sb.spawn(['create', '-b', bundle, id]);
+    child.stdout.resume();
+    child.stderr.resume();
+    const exited = new Promise((r) => child.on('exit', r));
+    for (let i = 0; i < 500 && !existsSync(hookPidFile); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(existsSync(hookPidFile)).toBe(true);
+    const record = JSON.parse(readFileSync(join(sb.root, id, 'state.json'), 'utf8'));
+    expect(record.status).toBe('creating');
+    expect(existsSync(`/sys/fs/cgroup/memory/berth/${id}`)).toBe(true);
+    child.kill('SIGKILL');
+    await exited;
+    // the hook is a process of ours too (started by the berth we killed)
+    process.kill(Number(readFileSync(hookPidFile, 'utf8')), 'SIGKILL');
+
+    expect(JSON.parse(sb.berth(['state', id]).stdout).status).toBe('stopped');
+    expect(sb.berth(['delete', id])).toMatchObject({ status: 0, stderr: '' });
+    expect(sb.states()).toEqual([]);
+    expect(existsSync(`/sys/fs/cgroup/memory/berth/${id}`)).toBe(false);
+    // the container's first process saw its runtime go and exited by itself
+    expect(alive(record.pid)).toBe(false);
+  });
+});

@@ -165,6 +165,25 @@ export class Runtime {
     let pid = 0;
     try {
       const cgroupsPath = spec.linux?.cgroupsPath ?? defaultCgroupsPath(id, this.systemd);
+      // Written before anything is made: if this process dies mid-create,
+      // `delete` still finds the cgroup and the directories to remove.
+      const record: ContainerRecord = {
+        ociVersion: OCI_VERSION,
+        id,
+        status: 'creating',
+        pid: 0,
+        bundle,
+        rootfs: resolve(bundle, spec.root?.path ?? ''),
+        created: new Date().toISOString(),
+        owner: userInfo().username,
+        ...(spec.annotations ? { annotations: spec.annotations } : {}),
+        ...(spec.hooks ? { hooks: spec.hooks } : {}),
+        ...(options.ownedDirs ? { ownedDirs: options.ownedDirs } : {}),
+        ...(options.image ? { image: options.image } : {}),
+        cgroupsPath,
+        ...(this.systemd ? { systemdCgroup: true } : {}),
+      };
+      this.store.write(record);
       cgroup = await createCgroup(spec, cgroupsPath, this.systemd);
       const fifo = foreground ? undefined : join(dir, 'exec.fifo');
       const plan = planContainer(spec, {
@@ -184,23 +203,9 @@ export class Runtime {
         preserveFds: preserved,
       });
       pid = (await launched.expect('pid')).pid;
-      const record: ContainerRecord = {
-        ociVersion: OCI_VERSION,
-        id,
-        status: 'creating',
-        pid,
-        ...(procStat(pid) ? { pidStartTime: procStat(pid)!.startTime } : {}),
-        bundle,
-        rootfs: plan.rootfs,
-        created: new Date().toISOString(),
-        owner: userInfo().username,
-        ...(spec.annotations ? { annotations: spec.annotations } : {}),
-        ...(spec.hooks ? { hooks: spec.hooks } : {}),
-        ...(options.ownedDirs ? { ownedDirs: options.ownedDirs } : {}),
-        ...(options.image ? { image: options.image } : {}),
-        cgroupsPath,
-        ...(this.systemd ? { systemdCgroup: true } : {}),
-      };
+      record.pid = pid;
+      const stat = procStat(pid);
+      if (stat) record.pidStartTime = stat.startTime;
       this.store.write(record);
       await launched.expect('sync'); // namespaces exist: the place for cgroups, network, uid maps
       // Joining a cgroup costs the kernel an RCU grace period (~10 ms here): let the
