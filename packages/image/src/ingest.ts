@@ -32,37 +32,48 @@ export interface IngestRequest {
 class DiffHasher {
   readonly #input = new PassThrough({ highWaterMark: 1 << 20 });
   readonly #done: Promise<string>;
+  /** Set once decompression has ended: further input has no reader, waiting for it to drain would hang. */
+  #settled = false;
 
   constructor() {
     const hash = createHash('sha256');
-    // writes after a decoder failure must not raise an unhandled 'error': finish() reports the failure
     this.#input.on('error', () => {});
     const out = decompress(this.#input);
     this.#done = (async () => {
       for await (const c of out as AsyncIterable<Buffer>) hash.update(c);
       return 'sha256:' + hash.digest('hex');
     })();
-    // the result is awaited later; an early failure must not become an unhandled rejection
-    this.#done.catch(() => {});
+    this.#done.then(
+      () => {
+        this.#settled = true;
+      },
+      () => {
+        this.#settled = true;
+      },
+    );
   }
 
   async write(chunk: Uint8Array): Promise<void> {
+    // A corrupt stream can end early (a flipped bit that reads as the final block): the
+    // rest of the blob then has nowhere to go, and the digest checks report the damage.
+    if (this.#settled) return this.#done.then(() => undefined);
     if (!this.#input.write(chunk)) {
       await new Promise<void>((resolve, reject) => {
         const onDrain = () => {
-          cleanup();
+          this.#input.off('drain', onDrain);
           resolve();
         };
-        const onError = (err: Error) => {
-          cleanup();
-          reject(err);
-        };
-        const cleanup = () => {
-          this.#input.off('drain', onDrain);
-          this.#done.catch(onError);
-        };
         this.#input.once('drain', onDrain);
-        this.#done.catch(onError);
+        this.#done.then(
+          () => {
+            this.#input.off('drain', onDrain);
+            resolve();
+          },
+          (err: unknown) => {
+            this.#input.off('drain', onDrain);
+            reject(err);
+          },
+        );
       });
     }
   }
