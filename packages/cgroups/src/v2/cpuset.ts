@@ -1,23 +1,4 @@
-import { emptyPlan, type Plan } from '../plan.js';
-import type { LinuxCPU } from '../types.js';
+import { planCpusetV1 } from '../v1/cpuset.js';
 
-export function planCpusetV2(cpu: LinuxCPU | undefined): Plan {
-  const plan = emptyPlan();
-  if (cpu?.cpus) {
-    plan.writes.push({
-      controller: 'cpuset',
-      file: 'cpuset.cpus',
-      value: cpu.cpus,
-      field: 'linux.resources.cpu.cpus',
-    });
-  }
-  if (cpu?.mems) {
-    plan.writes.push({
-      controller: 'cpuset',
-      file: 'cpuset.mems',
-      value: cpu.mems,
-      field: 'linux.resources.cpu.mems',
-    });
-  }
-  return plan;
-}
+/** cpuset.cpus and cpuset.mems have the same names and formats in v1 and v2. */
+export const planCpusetV2 = planCpusetV1;
