@@ -21,14 +21,19 @@ function mask(names: readonly string[] | undefined, allowed: bigint, dropped: Se
   return m;
 }
 
-/** The capability bounding set this process (and so any container it starts) can have. */
-export function hostBoundingSet(): bigint {
+/** A capability set of this process from /proc/self/status (`CapBnd`, `CapEff`, …); all ones if unreadable. */
+export function ownCapabilitySet(field: 'CapBnd' | 'CapEff' | 'CapPrm'): bigint {
   try {
-    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+    const m = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(readFileSync('/proc/self/status', 'latin1'));
     return m ? BigInt(`0x${m[1]}`) : ~0n;
   } catch {
     return ~0n;
   }
+}
+
+/** The capability bounding set this process (and so any container it starts) can have. */
+export function hostBoundingSet(): bigint {
+  return ownCapabilitySet('CapBnd');
 }
 
 /**

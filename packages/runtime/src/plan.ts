@@ -4,7 +4,7 @@ import { planRootfs } from '@berth/rootfs';
 import { type Process, RLIMITS, type Spec } from '@berth/spec';
 import { BerthError, CLONE_NEWNS, CLONE_NEWUTS, MS, type PlanStep } from '@berth/sys';
 import { capabilitySets } from './caps.js';
-import { canRaiseLimits, clampRlimit, hostHardLimits } from './rlimits.js';
+import { canRaiseLimits, clampRlimit, hostHardLimits, UNLIMITED } from './rlimits.js';
 
 /** Sync ids: where the container's first process stops for the runtime. */
 export const SYNC_NS_READY = 1;
@@ -32,8 +32,6 @@ export interface ContainerPlan {
   rootfs: string;
   warnings: string[];
 }
-
-const UNLIMITED = 0xffff_ffff_ffff_ffffn;
 
 function unsupported(message: string): BerthError {
   return new BerthError(message, { code: 'EUNSUPPORTED' });

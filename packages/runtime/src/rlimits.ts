@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { RLIMITS } from '@berth/spec';
+import { ownCapabilitySet } from './caps.js';
 
-const UNLIMITED = 0xffff_ffff_ffff_ffffn;
+/** RLIM_INFINITY. */
+export const UNLIMITED = 0xffff_ffff_ffff_ffffn;
 const CAP_SYS_RESOURCE = 24n;
 
 /** The hard limits of this process by resource number (/proc/self/limits lists them in that order). */
@@ -21,12 +23,7 @@ export function hostHardLimits(): bigint[] {
 
 /** Whether this process may raise hard limits (CAP_SYS_RESOURCE in its effective set). */
 export function canRaiseLimits(): boolean {
-  try {
-    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
-    return m ? ((BigInt(`0x${m[1]}`) >> CAP_SYS_RESOURCE) & 1n) === 1n : true;
-  } catch {
-    return true;
-  }
+  return ((ownCapabilitySet('CapEff') >> CAP_SYS_RESOURCE) & 1n) === 1n;
 }
 
 export interface HostLimits {
