@@ -14,8 +14,14 @@ fi
 # tests: python3 (terminal tests), runc (berth spec is compared with runc spec),
 #        docker-registry + apache2-utils + openssl (a registry on loopback), zstd (zstd layers)
 # bench: runc, crun, hyperfine, skopeo, umoci
+# vm backend: qemu-system-x86 (the microVM), musl-tools + linux-libc-dev (the static guest
+#             agent and launcher), xz-utils (unpacking the guest kernel apt-get downloads)
+# clients: podman, containerd, iptables (podman's bridge), util-linux (unshare in the conformance suite)
 packages=(gcc libc6-dev busybox-static iproute2 procps python3 runc crun hyperfine
-  docker-registry apache2-utils openssl zstd skopeo umoci ca-certificates)
+  docker-registry apache2-utils openssl zstd skopeo umoci ca-certificates
+  nftables containernetworking-plugins wget
+  podman containerd iptables util-linux libseccomp2
+  qemu-system-x86 musl-tools linux-libc-dev xz-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -36,4 +42,7 @@ fi
 
 npm ci --no-audit --no-fund --loglevel=error
 npm run build --silent
+# the VM backend's guest kernel (the distribution's, fetched with apt-get download, not
+# installed) and its static guest agent, cached under /var/lib/berth/vm
+node packages/vm/scripts/prepare.mjs
 echo "setup: done. Try: npx berth run busybox echo hello"

@@ -46,7 +46,20 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
   },
   ps: { summary: 'list the processes of a container', load: () => import('./commands/ps.js') },
   spec: { summary: 'write a default config.json for a bundle', load: () => import('./commands/spec.js') },
+  features: {
+    summary: 'print what this runtime supports (OCI features document, JSON)',
+    load: () => import('./commands/features.js'),
+  },
   pull: { summary: 'pull an image from a registry', load: () => import('./commands/pull.js') },
+  login: {
+    summary: 'log in to a registry (checks the credentials, then saves them)',
+    load: () => import('./commands/login.js'),
+  },
+  logout: { summary: 'remove the saved credentials of a registry', load: () => import('./commands/logout.js') },
+  network: {
+    summary: 'manage bridge networks (create, ls, rm, inspect)',
+    load: () => import('./commands/network.js'),
+  },
   images: { summary: 'list images in the store', load: () => import('./commands/images.js') },
   rmi: { summary: 'remove images from the store', load: () => import('./commands/rmi.js') },
   prune: { summary: 'remove unused images and layers', load: () => import('./commands/prune.js') },

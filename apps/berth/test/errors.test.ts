@@ -94,9 +94,12 @@ describe('bad input', () => {
 
   it('unsupported features are refused plainly, not ignored', () => {
     const b = sb.bundle((c) => {
-      c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW' };
+      c.linux.personality = { domain: 'LINUX', flags: ['SHORT_INODE'] };
     });
-    fails(['run', '-b', b, sb.id()], 'linux.seccomp: seccomp filters are not supported by berth yet');
+    fails(
+      ['run', '-b', b, sb.id()],
+      'linux.personality.flags: berth knows no personality flags (runc ignores them; berth does not skip what it cannot apply)',
+    );
   });
 
   it('usage errors say what is wrong', () => {

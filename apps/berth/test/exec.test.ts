@@ -2,7 +2,7 @@
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { alive, Sandbox } from './helpers.js';
+import { alive, containerCgroup, Sandbox } from './helpers.js';
 
 const sb = new Sandbox();
 afterEach(() => {
@@ -12,7 +12,7 @@ afterEach(() => {
 afterAll(() => sb.cleanup());
 
 describe('berth exec', () => {
-  it("runs in the container's namespaces and cgroup, with its settings, and returns the status", () => {
+  it("runs in the container's namespaces and cgroup, with its settings, and returns the status", async () => {
     const bundle = sb.bundle((c) => {
       c.process.args = ['sleep', '60'];
       c.process.env.push('FROM_CONFIG=yes');
@@ -58,9 +58,7 @@ describe('berth exec', () => {
       stderr: '',
     });
     const execPid = Number(readFileSync(pidFile, 'utf8'));
-    expect(
-      readFileSync(`/sys/fs/cgroup/memory/berth/${id}/cgroup.procs`, 'utf8').split('\n').map(Number),
-    ).toContain(execPid);
+    expect(await (await containerCgroup(id))?.pids()).toContain(execPid);
     for (const ns of ['pid', 'mnt', 'uts', 'ipc', 'net']) {
       expect(readlinkSync(`/proc/${execPid}/ns/${ns}`)).toBe(readlinkSync(`/proc/${init}/ns/${ns}`));
     }

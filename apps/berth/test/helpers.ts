@@ -13,11 +13,34 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Cgroup, type CgroupLayout, discoverHierarchy } from '@berth/cgroups';
 
 // biome-ignore lint/suspicious/noExplicitAny: tests edit config.json freely
 type Config = Record<string, any>;
 
 export const CLI = fileURLToPath(new URL('../dist/cli.cjs', import.meta.url));
+
+/** This host's cgroup hierarchies, read from the host (v1, hybrid or v2), once. */
+const hierarchy = await discoverHierarchy();
+/** The cgroup layout of this host. */
+export const cgroupLayout: CgroupLayout = hierarchy.layout;
+/** Every hierarchy a container's cgroup can have a directory in: each v1 mount and the cgroup2 one. */
+const hierarchyMounts = [
+  ...new Set([...Object.values(hierarchy.v1), ...(hierarchy.unified ? [hierarchy.unified] : [])]),
+];
+
+/** The cgroupsPath a container of these tests gets (runtime's default). */
+export const cgroupsPathOf = (id: string): string => `/berth/${id}`;
+
+/** The container's cgroup through the cgroups API (its `paths` say where each controller is), or undefined. */
+export async function containerCgroup(id: string): Promise<Cgroup | undefined> {
+  try {
+    return await Cgroup.load(cgroupsPathOf(id));
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOTFOUND') return undefined;
+    throw e;
+  }
+}
 
 /** A private --root and image store for one test file: parallel-safe, removed at the end. */
 export class Sandbox {
@@ -34,12 +57,17 @@ export class Sandbox {
     return id;
   }
 
-  /** Cgroup directories of this sandbox's containers that still exist (default cgroupsPath /berth/ID). */
+  /**
+   * Cgroup directories of this sandbox's containers that still exist, in every
+   * hierarchy this host has (v1 controllers and cgroup2; default cgroupsPath /berth/ID).
+   */
   cgroups(): string[] {
     const left: string[] = [];
-    for (const hierarchy of ['memory', 'pids', 'freezer', 'unified']) {
-      const dir = join('/sys/fs/cgroup', hierarchy, 'berth');
-      for (const id of this.ids) if (existsSync(join(dir, id))) left.push(join(dir, id));
+    for (const mount of hierarchyMounts) {
+      for (const id of this.ids) {
+        const dir = join(mount, cgroupsPathOf(id));
+        if (existsSync(dir)) left.push(dir);
+      }
     }
     return left;
   }

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { alive, Sandbox } from './helpers.js';
+import { alive, containerCgroup, Sandbox } from './helpers.js';
 
 const sb = new Sandbox();
 afterEach(() => {
@@ -179,7 +179,7 @@ describe('a create that dies midway', () => {
     expect(existsSync(hookPidFile)).toBe(true);
     const record = JSON.parse(readFileSync(join(sb.root, id, 'state.json'), 'utf8'));
     expect(record.status).toBe('creating');
-    expect(existsSync(`/sys/fs/cgroup/memory/berth/${id}`)).toBe(true);
+    expect(await containerCgroup(id)).toBeDefined();
     child.kill('SIGKILL');
     await exited;
     // the hook is a process of ours too (started by the berth we killed)
@@ -188,7 +188,7 @@ describe('a create that dies midway', () => {
     expect(JSON.parse(sb.berth(['state', id]).stdout).status).toBe('stopped');
     expect(sb.berth(['delete', id])).toMatchObject({ status: 0, stderr: '' });
     expect(sb.states()).toEqual([]);
-    expect(existsSync(`/sys/fs/cgroup/memory/berth/${id}`)).toBe(false);
+    expect(await containerCgroup(id)).toBeUndefined();
     // the container's first process saw its runtime go and exited by itself
     expect(alive(record.pid)).toBe(false);
   });

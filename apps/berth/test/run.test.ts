@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { alive, Sandbox } from './helpers.js';
+import { alive, cgroupLayout, Sandbox } from './helpers.js';
 
 const sb = new Sandbox();
 afterEach(() => {
@@ -89,10 +89,17 @@ describe('berth run IMAGE (the built-in busybox)', () => {
       'busybox',
       'sh',
       '-c',
-      'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/pids/pids.max',
+      // the container sees its own cgroup at /sys/fs/cgroup, in the files this host's layout has
+      cgroupLayout === 'v2'
+        ? 'cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max /sys/fs/cgroup/pids.max'
+        : 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/pids/pids.max',
     ]);
     expect(r.stderr).toBe('');
-    expect(r.stdout.split('\n')).toEqual(['67108864', '50000', '100000', '50', '']);
+    expect(r.stdout.split('\n')).toEqual(
+      cgroupLayout === 'v2'
+        ? ['67108864', '50000 100000', '50', '']
+        : ['67108864', '50000', '100000', '50', ''],
+    );
   });
 
   it('bind-mounts a volume, read-only with :ro', () => {

@@ -1,20 +1,42 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Cgroup, type CgroupError } from '../src/index.js';
+import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
+import { Cgroup, type CgroupError, type LinuxResources } from '../src/index.js';
 import { attachedDevicePrograms } from '../src/v2/devices.js';
 import { destroy, runInside, uniqueName, waitFor } from './helpers.js';
+import { host, itIf } from './host.js';
 
 /**
- * The v2 driver against the host's real cgroup2 mount. Only hugetlb can be
- * enabled there (the other controllers are bound to v1 hierarchies), so
- * memory/cpu/pids/io on v2 are covered by the temp-tree tests instead.
+ * The v2 driver against the host's real cgroup2 mount: the root itself on a
+ * v2 host, /sys/fs/cgroup/unified (or wherever mountinfo says) on a hybrid
+ * one. What each test may use is read from the host: the controllers the
+ * cgroup2 root lists and the hugepage sizes the kernel offers.
  */
-const UNIFIED = '/sys/fs/cgroup/unified';
+const UNIFIED = host.unified ?? '/nonexistent-cgroup2';
+const it = itIf('cgroup2', host.unified !== undefined);
 const live: Cgroup[] = [];
-let hugetlbWasEnabled = true;
+let subtreeBefore = new Set<string>();
 
-const subtree = () => readFileSync(join(UNIFIED, 'cgroup.subtree_control'), 'utf8');
+const words = (s: string) => s.trim().split(/\s+/).filter(Boolean);
+const subtree = () => new Set(words(readFileSync(join(UNIFIED, 'cgroup.subtree_control'), 'utf8')));
+const hasHugetlb = host.unified !== undefined && host.v2Controllers.has('hugetlb');
+const itHugetlb = itIf('the hugetlb controller on cgroup2', hasHugetlb);
+if (hasHugetlb && host.hugepageSizes.length === 0)
+  throw new Error('hugetlb is listed but the kernel offers no hugepage sizes');
+const page = host.hugepageSizes[0] ?? '2MB';
+const pageBytes = (name: string): number => {
+  const m = /^(\d+)(KB|MB|GB|TB)$/.exec(name);
+  if (!m) throw new Error(`bad page size ${name}`);
+  return Number(m[1]) * 1024 ** (['KB', 'MB', 'GB', 'TB'].indexOf(m[2] as string) + 1);
+};
+/** the first cgroup2 controller, with a resources field that needs it, that the host's cgroup2 root does not list */
+const ABSENT_V2 = (
+  [
+    ['memory', 'linux.resources.memory.limit', { memory: { limit: 1 << 30 } }],
+    ['pids', 'linux.resources.pids.limit', { pids: { limit: 100 } }],
+    ['io', 'linux.resources.blockIO.weight', { blockIO: { weight: 100 } }],
+  ] as [string, string, LinuxResources][]
+).find(([ctrl]) => !host.v2Controllers.has(ctrl));
 
 async function fresh(opts: { root?: string } = { root: UNIFIED }): Promise<Cgroup> {
   const cg = await Cgroup.create(uniqueName(), opts);
@@ -23,7 +45,7 @@ async function fresh(opts: { root?: string } = { root: UNIFIED }): Promise<Cgrou
 }
 
 beforeAll(() => {
-  hugetlbWasEnabled = subtree().split(/\s+/).includes('hugetlb');
+  if (host.unified !== undefined) subtreeBefore = subtree();
 });
 
 afterEach(async () => {
@@ -31,9 +53,12 @@ afterEach(async () => {
 });
 
 afterAll(() => {
-  // hand the root back as we found it: enabling hugetlb there is the one host-wide change these tests make
-  if (!hugetlbWasEnabled) writeFileSync(join(UNIFIED, 'cgroup.subtree_control'), '-hugetlb');
-  expect(subtree().split(/\s+/).includes('hugetlb')).toBe(hugetlbWasEnabled);
+  if (host.unified === undefined) return;
+  // hand the root back as we found it: enabling a controller there is the one host-wide change these tests make
+  const added = [...subtree()].filter((c) => !subtreeBefore.has(c));
+  if (added.length > 0)
+    writeFileSync(join(UNIFIED, 'cgroup.subtree_control'), added.map((c) => `-${c}`).join(' '));
+  expect(subtree()).toEqual(subtreeBefore);
 });
 
 describe('v2 driver on the real cgroup2 mount', () => {
@@ -52,6 +77,8 @@ describe('v2 driver on the real cgroup2 mount', () => {
     await waitFor(() => p.output().length > 10);
     await cg.freeze();
     expect(readFileSync(join(cg.paths['unified'] as string, 'cgroup.events'), 'utf8')).toContain('frozen 1');
+    // output written before the freeze may still be in the pipe: let it arrive first
+    await new Promise((r) => setTimeout(r, 100));
     const frozenAt = p.output().length;
     await new Promise((r) => setTimeout(r, 400));
     expect(p.output().length).toBe(frozenAt);
@@ -62,47 +89,70 @@ describe('v2 driver on the real cgroup2 mount', () => {
     expect((await p.exited).signal).toBe('SIGKILL');
   });
 
-  it('applies a hugetlb limit and reads hugetlb stats', async () => {
+  itHugetlb('applies a hugetlb limit and reads hugetlb stats', async () => {
     const cg = await fresh();
-    await cg.apply({ hugepageLimits: [{ pageSize: '2MB', limit: 8 << 20 }] });
-    expect(readFileSync(join(cg.paths['unified'] as string, 'hugetlb.2MB.max'), 'utf8').trim()).toBe(
-      String(8 << 20),
+    const limit = 4 * pageBytes(page);
+    await cg.apply({ hugepageLimits: [{ pageSize: page, limit }] });
+    expect(readFileSync(join(cg.paths['unified'] as string, `hugetlb.${page}.max`), 'utf8').trim()).toBe(
+      String(limit),
     );
     const stats = await cg.stats();
-    expect(stats.hugetlb['2MB']).toEqual({ usage: 0, max: 0, failcnt: 0 });
+    expect(stats.hugetlb[page]).toEqual({ usage: 0, max: 0, failcnt: 0 });
   });
 
-  it('routes hugetlb to cgroup2 on the hybrid host (v1 has no hugetlb here)', async () => {
+  itIf('hybrid layout', host.layout === 'hybrid')('routes hugetlb to cgroup2 when v1 has none', async () => {
+    if (host.v1Controllers.has('hugetlb')) {
+      // v1 serves hugetlb: nothing may go to cgroup2
+      const cg = await fresh({});
+      await cg.apply({ hugepageLimits: [{ pageSize: page, limit: 2 * pageBytes(page) }] });
+      expect(existsSync(join(cg.paths['unified'] as string, `hugetlb.${page}.max`))).toBe(false);
+      return;
+    }
     const cg = await fresh({});
     expect(cg.layout).toBe('hybrid');
-    await cg.apply({
-      hugepageLimits: [{ pageSize: '2MB', limit: 4 << 20 }],
-      unified: { 'hugetlb.1GB.max': '0' },
+    const attempt = cg.apply({
+      hugepageLimits: [{ pageSize: page, limit: 2 * pageBytes(page) }],
+      unified: { [`hugetlb.${host.hugepageSizes[1] ?? `${page}.rsvd`}.max`]: '0' },
     });
+    if (!hasHugetlb) {
+      // cgroup2 lists no hugetlb: refused by name, nowhere else to put it
+      const err = (await attempt.catch((e: unknown) => e)) as CgroupError;
+      expect(err.problems.map((p) => p.path)).toContain('linux.resources.hugepageLimits[0]');
+      return;
+    }
+    await attempt;
     const dir = cg.paths['unified'] as string;
-    expect(readFileSync(join(dir, 'hugetlb.2MB.max'), 'utf8').trim()).toBe(String(4 << 20));
-    expect(readFileSync(join(dir, 'hugetlb.1GB.max'), 'utf8').trim()).toBe('0');
-    expect(Object.keys((await cg.stats()).hugetlb)).toContain('2MB');
+    expect(readFileSync(join(dir, `hugetlb.${page}.max`), 'utf8').trim()).toBe(String(2 * pageBytes(page)));
+    const second = `hugetlb.${host.hugepageSizes[1] ?? `${page}.rsvd`}.max`;
+    expect(readFileSync(join(dir, second), 'utf8').trim()).toBe('0');
+    expect(Object.keys((await cg.stats()).hugetlb)).toContain(page);
   });
 
-  it('refuses controllers the v2 mount lacks, naming the field, before any write', async () => {
-    const cg = await fresh();
-    // make hugetlb writable first so that "nothing written" is a real observation
-    await cg.apply({ hugepageLimits: [{ pageSize: '2MB', limit: 2 << 20 }] });
-    const err = (await cg
-      .apply({ hugepageLimits: [{ pageSize: '2MB', limit: 1 << 20 }], memory: { limit: 1 << 30 } })
-      .catch((e: unknown) => e)) as CgroupError;
-    expect(err.problems).toEqual([
-      {
-        path: 'linux.resources.memory.limit',
-        message: `controller memory is not available on this host (cgroup v2 at ${UNIFIED})`,
-      },
-    ]);
-    // hugetlb was writable, but nothing was written because memory could not be honoured
-    expect(readFileSync(join(cg.paths['unified'] as string, 'hugetlb.2MB.max'), 'utf8').trim()).toBe(
-      String(2 << 20),
-    );
-  });
+  itIf('a cgroup2 controller missing from the host', ABSENT_V2 !== undefined)(
+    'refuses controllers the v2 mount lacks, naming the field, before any write',
+    async () => {
+      const [ctrl, field, resources] = ABSENT_V2 as [string, string, LinuxResources];
+      const cg = await fresh();
+      // with hugetlb, make a file writable first so that "nothing written" is a real observation
+      const limit = pageBytes(page);
+      if (hasHugetlb) await cg.apply({ hugepageLimits: [{ pageSize: page, limit: 2 * limit }] });
+      const err = (await cg
+        .apply({ ...(hasHugetlb ? { hugepageLimits: [{ pageSize: page, limit }] } : {}), ...resources })
+        .catch((e: unknown) => e)) as CgroupError;
+      expect(err.problems).toEqual([
+        {
+          path: field,
+          message: `controller ${ctrl} is not available on this host (cgroup v2 at ${UNIFIED})`,
+        },
+      ]);
+      // hugetlb was writable, but nothing was written because the other controller could not be honoured
+      if (hasHugetlb) {
+        expect(readFileSync(join(cg.paths['unified'] as string, `hugetlb.${page}.max`), 'utf8').trim()).toBe(
+          String(2 * limit),
+        );
+      }
+    },
+  );
 
   it('denies and allows /dev/null with an eBPF device program', async () => {
     const cg = await fresh();

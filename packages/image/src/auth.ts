@@ -6,6 +6,10 @@ import { ImageError, isErrno } from './errors.js';
 export interface Credentials {
   username: string;
   password: string;
+  /** an OAuth2 refresh token (Docker's `identitytoken`, a helper's `<token>` user), used instead of the password */
+  identityToken?: string;
+  /** where they came from (a file or a credential helper), for messages */
+  source?: string;
 }
 
 interface DockerConfig {
@@ -122,6 +126,11 @@ export class TokenCache {
       return undefined;
     }
     return t.token;
+  }
+
+  /** Forgets the token of `key`; with `token`, only if it is still that one (another request may have renewed it). */
+  delete(key: string, token?: string): void {
+    if (token === undefined || this.#tokens.get(key)?.token === token) this.#tokens.delete(key);
   }
 
   set(key: string, token: string, expiresInSeconds: number, issuedAt?: string): void {

@@ -13,7 +13,10 @@ export type ImageErrorCode =
   | 'ESTORE'
   | 'EINUSE'
   | 'EARCHIVE'
-  | 'EABORT';
+  | 'EABORT'
+  | 'ECONFIG'
+  | 'ETLS'
+  | 'EBLOCKED';
 
 export interface ImageErrorDetails {
   /** what berth was doing: 'pull', 'fetch manifest', 'verify blob', 'read tar' */

@@ -7,6 +7,16 @@ export {
   parseChallenge,
   TokenCache,
 } from './auth.js';
+export {
+  authFiles,
+  type CredentialOptions,
+  defaultAuthFile,
+  findCredentials,
+  normalizeAuthKey,
+  removeCredentials,
+  runCredentialHelper,
+  saveCredentials,
+} from './credentials.js';
 export { decompress, sniffCompression } from './decompress.js';
 export { assertDigest, digestHex, sha256, verifyBuffer } from './digest.js';
 export { loadDockerArchive, saveDockerArchive } from './docker-archive.js';
@@ -38,12 +48,29 @@ export {
   repositoryName,
 } from './reference.js';
 export {
+  findRegistry,
+  isShortName,
+  loadRegistriesConfig,
+  type MirrorConfig,
+  type PullEndpoint,
+  type PullFromMirror,
+  parseRegistriesConfig,
+  pullEndpoints,
+  type RegistriesConfig,
+  type RegistryConfig,
+  registryInsecure,
+  resolveShortName,
+  type ShortNameMode,
+  type ShortNameResolution,
+} from './registries-conf.js';
+export {
   type Action,
   type BlobResponse,
   type FetchedManifest,
   RegistryClient,
   type RegistryClientOptions,
 } from './registry.js';
+export { certsDirs, type RegistrySettings } from './settings.js';
 export {
   DEFAULT_STORE_ROOT,
   describeImage,
@@ -54,6 +81,7 @@ export {
 } from './store.js';
 export { readTar, type TarEntry, type TarEntryType, type TarItem } from './tar/reader.js';
 export { type TarHeader, type TarInput, tarHeader, writeTar } from './tar/writer.js';
+export { loadTlsSettings, type TlsSettings } from './tls.js';
 export { loadImages, saveImages } from './transfer.js';
 export type {
   Descriptor,

@@ -1,50 +1,30 @@
-import { open, readFile, rm } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { isErrno } from './errors.js';
+import { resolve } from 'node:path';
+import { ProcessLock } from '@berth/sys';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return isErrno(err, 'EPERM');
-  }
-}
+/** The lock's key: the lock path names it (nothing is written there). */
+const keyOf = (path: string) => `file:${resolve(path)}`;
 
+/** Whether a live process (this one included) holds the lock named by `path`. */
 export async function lockOwnerAlive(path: string): Promise<boolean> {
-  try {
-    const pid = Number.parseInt(await readFile(path, 'utf8'), 10);
-    return Number.isInteger(pid) && pid > 0 && alive(pid);
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return false;
-    throw err;
-  }
+  return ProcessLock.isHeld(keyOf(path));
 }
 
 /**
- * A lock file holding the owner's pid: two `berth pull`s of the same layer must not append to one partial
- * file, and a lock left by a killed pull is taken over instead of blocking forever.
+ * Runs `fn` holding the lock named by `path`: two `berth pull`s of the same
+ * layer must not append to one partial file. The lock is @berth/sys's
+ * ProcessLock: taken atomically with its owner, released by the kernel when a
+ * pull is killed (never taken over, so a waiter can never remove a live lock,
+ * and a holder only ever releases its own).
  */
 export async function withFileLock<T>(path: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-  for (;;) {
-    signal?.throwIfAborted();
-    try {
-      const fh = await open(path, 'wx', 0o644);
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      break;
-    } catch (err) {
-      if (!isErrno(err, 'EEXIST')) throw err;
-      if (!(await lockOwnerAlive(path))) {
-        await rm(path, { force: true });
-        continue;
-      }
-      await sleep(100);
-    }
-  }
+  const lock = await ProcessLock.acquire(keyOf(path), {
+    timeoutMs: Number.POSITIVE_INFINITY,
+    what: `layer download ${path}`,
+    ...(signal ? { signal } : {}),
+  });
   try {
     return await fn();
   } finally {
-    await rm(path, { force: true });
+    lock.release();
   }
 }

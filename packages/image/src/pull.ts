@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises';
-import { type Credentials, credentialsFromDockerConfig } from './auth.js';
+import type { Credentials } from './auth.js';
+import { findCredentials } from './credentials.js';
 import { assertDigest } from './digest.js';
 import { ImageError } from './errors.js';
 import type { ProgressListener } from './events.js';
@@ -7,8 +8,9 @@ import { ingestBlob } from './ingest.js';
 import { lockOwnerAlive, withFileLock } from './lock.js';
 import { isIndexType, isManifestType } from './media-types.js';
 import { formatPlatform, hostPlatform, parsePlatform, selectPlatform } from './platform.js';
-import { formatReference, parseReference, repositoryName } from './reference.js';
-import { RegistryClient } from './registry.js';
+import { formatReference, parseReference, type Reference, repositoryName } from './reference.js';
+import { type FetchedManifest, RegistryClient } from './registry.js';
+import type { RegistrySettings } from './settings.js';
 import type { ImageStore } from './store.js';
 import type {
   Descriptor,
@@ -20,12 +22,16 @@ import type {
   Platform,
 } from './types.js';
 
-export interface PullOptions {
+export interface PullOptions extends RegistrySettings {
   /** `linux/arm64/v8` or an object; default: the host's */
   platform?: Platform | string;
-  /** plain HTTP to this registry (loopback registries use it anyway) */
+  /** the same as `tlsVerify: false`: HTTPS without certificate checks, then plain HTTP (podman's --tls-verify=false) */
   insecure?: boolean;
-  /** explicit credentials, or the docker-style config.json to read them from (default ~/.docker/config.json) */
+  /**
+   * Explicit credentials (for every endpoint of this pull), or the one auth.json / config.json to read them
+   * from (`--authfile`). Default: registries.conf credential-helpers, $REGISTRY_AUTH_FILE, auth.json in
+   * $XDG_RUNTIME_DIR, ~/.config/containers/auth.json, then Docker's config.json (see findCredentials).
+   */
   auth?: Credentials | { configFile: string };
   onProgress?: ProgressListener;
   signal?: AbortSignal;
@@ -108,30 +114,21 @@ export async function pullImage(
   refString: string,
   options: PullOptions = {},
 ): Promise<ImageRecord> {
-  const ref = parseReference(refString);
-  const name = formatReference(ref);
+  parseReference(refString);
   const emit = options.onProgress ?? (() => {});
   const want =
     typeof options.platform === 'string'
       ? parsePlatform(options.platform)
       : (options.platform ?? hostPlatform());
-  const credentials =
-    options.auth !== undefined && 'username' in options.auth
-      ? options.auth
-      : await credentialsFromDockerConfig(ref.registry, options.auth?.configFile);
   // one failed layer stops the others: their partial files stay for a resume
   const internal = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, internal.signal]) : internal.signal;
-  const client = new RegistryClient({
-    registry: ref.registry,
-    ...(options.insecure !== undefined ? { insecure: options.insecure } : {}),
-    ...(credentials !== undefined ? { credentials } : {}),
-    signal,
-  });
-  emit({ type: 'resolving', ref: name });
-  await client.probe();
+  emit({ type: 'resolving', ref: refString });
+  const found = await findImage(refString, options, signal);
+  const { ref, client, first } = found;
+  const name = formatReference(found.name);
+  const logical = found.name;
 
-  const first = await client.getManifest(ref.repository, ref.digest ?? ref.tag ?? 'latest');
   let manifestBlob = first;
   let indexBlob: typeof first | undefined;
   let platform: Platform | undefined;
@@ -267,7 +264,7 @@ export async function pullImage(
     }));
     const record: ImageRecord = {
       name,
-      repository: repositoryName(ref),
+      repository: repositoryName(logical),
       digest: manifestBlob.digest,
       manifestMediaType: manifestBlob.mediaType,
       platform,
@@ -276,7 +273,7 @@ export async function pullImage(
       size: manifestBlob.body.length + configDesc.size + totalBytes,
       storedAt: new Date().toISOString(),
     };
-    if (ref.tag !== undefined) record.tag = ref.tag;
+    if (logical.tag !== undefined) record.tag = logical.tag;
     if (indexBlob !== undefined) record.indexDigest = indexBlob.digest;
     if (config.created !== undefined) record.created = config.created;
     await store.putRecord(record);
@@ -304,4 +301,78 @@ export async function pullImage(
     }
     throw err;
   }
+}
+
+interface FoundImage {
+  /** the name the image is stored under: what the user typed, after alias or search resolution */
+  name: Reference;
+  /** where it was found (a mirror or the primary location) */
+  ref: Reference;
+  client: RegistryClient;
+  first: FetchedManifest;
+}
+
+function describeEndpoint(e: { ref: Reference; mirror: boolean }): string {
+  return `${e.mirror ? 'mirror ' : ''}${formatReference(e.ref)}`;
+}
+
+/**
+ * Resolves what the user typed (registries.conf aliases and search registries, blocked registries, mirrors)
+ * and fetches the first manifest from the first endpoint that has it. registries.conf and the TOML parser are
+ * read only here, and only when a file exists.
+ */
+async function findImage(refString: string, options: PullOptions, signal: AbortSignal): Promise<FoundImage> {
+  const conf = await import('./registries-conf.js');
+  const { loadTlsSettings } = await import('./tls.js');
+  const config = await conf.loadRegistriesConfig(options);
+  const insecureFlag = options.insecure === true || options.tlsVerify === false;
+  const resolution = conf.resolveShortName(config, refString);
+  const failures: { what: string; err: unknown }[] = [];
+  for (const candidate of resolution.candidates) {
+    const endpoints = conf.pullEndpoints(config, candidate, insecureFlag);
+    for (const endpoint of endpoints) {
+      const er = endpoint.ref;
+      try {
+        let credentials: Credentials | undefined;
+        if (options.auth !== undefined && 'username' in options.auth) credentials = options.auth;
+        else {
+          credentials = await findCredentials(er.registry, er.repository, {
+            ...options,
+            ...(options.auth !== undefined ? { authFile: options.auth.configFile } : {}),
+            credentialHelpers: config.credentialHelpers,
+          });
+        }
+        const tls = await loadTlsSettings(er.registry, options, endpoint.insecure);
+        const client = new RegistryClient({
+          registry: er.registry,
+          insecure: endpoint.insecure,
+          tls,
+          ...(credentials !== undefined ? { credentials } : {}),
+          signal,
+        });
+        await client.probe();
+        const first = await client.getManifest(er.repository, er.digest ?? er.tag ?? 'latest');
+        return { name: candidate, ref: er, client, first };
+      } catch (err) {
+        if (isAbort(err) || signal.aborted) throw err;
+        // a broken manifest is an answer, not an absence: trying elsewhere would hide it
+        if (err instanceof ImageError && ['EDIGEST', 'EMANIFEST', 'ECONFIG'].includes(err.code)) throw err;
+        failures.push({ what: describeEndpoint(endpoint), err });
+      }
+    }
+  }
+  if (failures.length === 1) throw failures[0]!.err;
+  const allMissing = failures.every((f) => f.err instanceof ImageError && f.err.code === 'ENOTFOUND');
+  const last = failures[failures.length - 1]?.err;
+  const via =
+    resolution.via === 'search'
+      ? ` (short name resolved through unqualified-search-registries in ${config.files.join(', ')})`
+      : resolution.via === 'alias'
+        ? ` (alias from ${resolution.file})`
+        : '';
+  throw new ImageError(
+    allMissing ? 'ENOTFOUND' : last instanceof ImageError ? last.code : 'EREGISTRY',
+    `pull ${refString}${via}: every place failed: ${failures.map((f) => `${f.what}: ${f.err instanceof Error ? f.err.message : String(f.err)}`).join('; ')}`,
+    { op: 'pull', path: refString, cause: last },
+  );
 }

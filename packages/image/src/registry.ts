@@ -5,12 +5,27 @@ import { assertDigest, sha256, verifyBuffer } from './digest.js';
 import { errnoOf, ImageError } from './errors.js';
 import { ACCEPT_MANIFESTS } from './media-types.js';
 import { isLoopbackRegistry, registryApiHost } from './reference.js';
+import {
+  certificateError,
+  clientCertificateError,
+  clientCertRefused,
+  customTls,
+  type TlsSettings,
+  tlsCode,
+} from './tls.js';
+import { fetchTransport, type Transport, tlsTransport } from './transport.js';
 
 export interface RegistryClientOptions {
   /** the registry as in a reference: docker.io, localhost:5000 */
   registry: string;
-  /** allow plain HTTP; loopback registries always use it, like docker's default insecure 127.0.0.0/8 */
+  /**
+   * An insecure registry (`--tls-verify=false`, registries.conf `insecure = true`): HTTPS without certificate
+   * checks, then plain HTTP. Without it berth speaks HTTPS only, except that a loopback registry whose port does
+   * not speak TLS at all is reached over plain HTTP (Docker's rule for 127.0.0.0/8 and localhost).
+   */
   insecure?: boolean;
+  /** CAs (added to the system store), client certificate and verification for this host: see loadTlsSettings */
+  tls?: TlsSettings;
   credentials?: Credentials;
   tokenCache?: TokenCache;
   userAgent?: string;
@@ -31,6 +46,23 @@ export interface BlobResponse {
 
 /** The registry scope a token is asked for. */
 export type Action = 'pull' | 'pull,push';
+
+/** A fetch failure that means "this port does not speak TLS" rather than "the certificate is wrong". */
+function notTls(err: unknown): boolean {
+  if (tlsCode(err) !== undefined || clientCertRefused(err)) return false;
+  for (let e: unknown = err, i = 0; e !== undefined && e !== null && i < 4; i++) {
+    const code = (e as { code?: unknown }).code;
+    const message = (e as { message?: unknown }).message;
+    if (typeof code === 'string' && /^(EPROTO|ECONNRESET|ERR_SSL_|UND_ERR_SOCKET)/.test(code)) return true;
+    if (
+      typeof message === 'string' &&
+      /wrong version number|packet length too long|socket hang up|other side closed/i.test(message)
+    )
+      return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
 type AuthState =
   | { scheme: 'basic' }
   | { scheme: 'bearer'; realm: string; service: string | undefined }
@@ -38,42 +70,151 @@ type AuthState =
 
 const MAX_REDIRECTS = 5;
 
+function scopeOf(repository: string, action: Action | 'pull'): string {
+  return `repository:${repository}:${action}`;
+}
+
 /** A client for one registry, speaking the OCI distribution spec. */
 export class RegistryClient {
   readonly registry: string;
-  readonly baseUrl: string;
+  readonly #host: string;
+  readonly #insecure: boolean;
+  readonly #tls: TlsSettings | undefined;
+  readonly #transport: Transport;
   readonly #credentials: Credentials | undefined;
   readonly #tokens: TokenCache;
   readonly #userAgent: string;
   readonly #signal: AbortSignal | undefined;
   #auth: AuthState;
+  #base: string | undefined;
+  #probing: Promise<Response> | undefined;
+  readonly #pendingTokens = new Map<string, Promise<string>>();
 
   constructor(options: RegistryClientOptions) {
     this.registry = options.registry;
-    const host = registryApiHost(options.registry);
-    const scheme = options.insecure === true || isLoopbackRegistry(options.registry) ? 'http' : 'https';
-    this.baseUrl = `${scheme}://${host}`;
+    this.#host = registryApiHost(options.registry);
+    this.#insecure = options.insecure === true || options.tls?.verify === false;
+    const tls: TlsSettings | undefined =
+      this.#insecure && options.tls === undefined
+        ? { verify: false, ca: [], caFiles: [], hintDir: `/etc/containers/certs.d/${options.registry}` }
+        : options.tls !== undefined && this.#insecure
+          ? { ...options.tls, verify: false }
+          : options.tls;
+    this.#tls = tls;
+    this.#transport = customTls(tls) ? tlsTransport(tls!) : fetchTransport;
     this.#credentials = options.credentials;
     this.#tokens = options.tokenCache ?? new TokenCache();
     this.#userAgent = options.userAgent ?? 'berth';
     this.#signal = options.signal;
   }
 
+  /** The endpoint in use: https://host, or http://host once an insecure or loopback registry fell back to it. */
+  get baseUrl(): string {
+    return this.#base ?? `https://${this.#host}`;
+  }
+
+  /** Whether credentials were given (for messages: anonymous vs rejected). */
+  get hasCredentials(): boolean {
+    return this.#credentials !== undefined;
+  }
+
+  /**
+   * `GET /v2/` over HTTPS, then over plain HTTP where that is allowed (an insecure registry, or a loopback one
+   * whose port does not speak TLS): the first endpoint that answers is the one every later request uses.
+   */
+  async #endpoint(): Promise<Response> {
+    const candidates = [`https://${this.#host}`];
+    const loopback = isLoopbackRegistry(this.registry);
+    if (this.#insecure || loopback) candidates.push(`http://${this.#host}`);
+    let last: unknown;
+    for (const [i, base] of candidates.entries()) {
+      try {
+        const res = await this.#transport(new URL('/v2/', base), {
+          method: 'GET',
+          headers: { 'user-agent': this.#userAgent },
+          signal: this.#signal ?? null,
+        });
+        this.#base = base;
+        return res;
+      } catch (err) {
+        last = err;
+        const code = tlsCode(err);
+        if (code !== undefined && !this.#insecure)
+          throw certificateError(this.registry, base + '/v2/', code, this.#tls, err);
+        if (i === 0 && clientCertRefused(err))
+          throw clientCertificateError(this.registry, base + '/v2/', this.#tls, err);
+        // loopback without --tls-verify=false: plain HTTP only when the port does not speak TLS at all
+        if (i === 0 && !this.#insecure && loopback && !notTls(err))
+          throw this.#networkError(err, 'GET /v2/', base + '/v2/');
+      }
+    }
+    throw this.#networkError(last, 'GET /v2/', candidates[candidates.length - 1] + '/v2/');
+  }
+
+  /** Finds the endpoint once; resolves to the status of its `GET /v2/` when this call made that request. */
+  async #ensureEndpoint(): Promise<number | undefined> {
+    if (this.#base !== undefined && this.#probing === undefined) return undefined;
+    const mine = this.#probing === undefined;
+    this.#probing ??= this.#endpoint();
+    let res: Response;
+    try {
+      res = await this.#probing;
+    } catch (err) {
+      this.#probing = undefined;
+      throw err;
+    }
+    if (!mine) return undefined;
+    this.#probing = undefined;
+    if (res.status === 401 && res.headers.get('www-authenticate') !== null) this.#learnChallenge(res, '/v2/');
+    await res.body?.cancel().catch(() => {});
+    return res.status;
+  }
+
   /** `GET /v2/`: proves the endpoint speaks the distribution API and learns how it wants to be authenticated. */
   async probe(): Promise<void> {
-    const res = await this.#send('GET', '/v2/', {}, undefined);
-    if (res.status === 401) {
-      this.#learnChallenge(res, '/v2/');
+    let status = await this.#ensureEndpoint();
+    if (status === undefined) {
+      const res = await this.#send('GET', '/v2/', {}, undefined);
+      if (res.status === 401) this.#learnChallenge(res, '/v2/');
       await res.body?.cancel();
-      return;
+      status = res.status;
     }
+    if (status !== 200 && status !== 401)
+      throw this.#statusError(status, 'probe registry', '/v2/', undefined);
+  }
+
+  /**
+   * Checks that the credentials work (what `berth login` does before it saves them): basic auth against `/v2/`,
+   * or a token from the registry's token service, then `/v2/` with it. Resolves when the registry needs no login.
+   */
+  async checkLogin(): Promise<void> {
+    await this.probe();
+    const auth = this.#auth;
+    if (auth === undefined) return;
+    if (this.#credentials === undefined) throw this.#noCredentials('/v2/');
+    let header: Record<string, string>;
+    if (auth.scheme === 'basic') header = await this.#authorization([]);
+    else
+      header = { authorization: `Bearer ${await this.#fetchToken(auth.realm, auth.service, [], 'login')}` };
+    const res = await this.#send('GET', '/v2/', header, undefined);
     await res.body?.cancel();
-    if (res.status !== 200) throw this.#statusError(res.status, 'probe registry', '/v2/', undefined);
+    if (res.status === 401 || res.status === 403) {
+      throw new ImageError(
+        'EAUTH',
+        `registry ${this.registry} rejected the credentials of ${this.#credentials.username}`,
+        {
+          op: 'login',
+          path: this.#url('/v2/'),
+          status: res.status,
+        },
+      );
+    }
+    if (res.status !== 200) throw this.#statusError(res.status, 'login', '/v2/', undefined);
   }
 
   async getManifest(repository: string, reference: string): Promise<FetchedManifest> {
     const path = `/v2/${repository}/manifests/${reference}`;
-    const res = await this.#request('GET', path, 'pull', repository, { accept: ACCEPT_MANIFESTS });
+    const res = await this.#request('GET', path, [scopeOf(repository, 'pull')], { accept: ACCEPT_MANIFESTS });
     if (res.status !== 200) throw await this.#responseError(res, 'fetch manifest', path);
     const body = Buffer.from(await res.arrayBuffer());
     const digest = sha256(body);
@@ -114,7 +255,7 @@ export class RegistryClient {
     const path = `/v2/${repository}/blobs/${digest}`;
     const headers: Record<string, string> = {};
     if (offset > 0) headers['range'] = `bytes=${offset}-`;
-    const res = await this.#request('GET', path, 'pull', repository, headers);
+    const res = await this.#request('GET', path, [scopeOf(repository, 'pull')], headers);
     if (res.status !== 200 && res.status !== 206) throw await this.#responseError(res, 'fetch blob', path);
     if (res.body === null) throw this.#statusError(res.status, 'fetch blob', path, 'empty body');
     const stream = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
@@ -144,7 +285,7 @@ export class RegistryClient {
 
   async hasBlob(repository: string, digest: string, action: Action = 'pull'): Promise<boolean> {
     const path = `/v2/${repository}/blobs/${digest}`;
-    const res = await this.#request('HEAD', path, action, repository, {});
+    const res = await this.#request('HEAD', path, [scopeOf(repository, action)], {});
     await res.body?.cancel();
     if (res.status === 200) return true;
     if (res.status === 404) return false;
@@ -156,7 +297,7 @@ export class RegistryClient {
     const digest = sha256(data);
     if (await this.hasBlob(repository, digest, 'pull,push')) return digest;
     const start = `/v2/${repository}/blobs/uploads/`;
-    const res = await this.#request('POST', start, 'pull,push', repository, {});
+    const res = await this.#request('POST', start, [scopeOf(repository, 'pull,push')], {});
     await res.body?.cancel();
     if (res.status !== 202) throw this.#statusError(res.status, 'start blob upload', start, undefined);
     const location = res.headers.get('location');
@@ -167,8 +308,7 @@ export class RegistryClient {
     const put = await this.#request(
       'PUT',
       url.toString(),
-      'pull,push',
-      repository,
+      [scopeOf(repository, 'pull,push')],
       {
         'content-type': 'application/octet-stream',
       },
@@ -177,6 +317,38 @@ export class RegistryClient {
     if (put.status !== 201) throw await this.#responseError(put, 'upload blob', start);
     await put.body?.cancel();
     return digest;
+  }
+
+  /**
+   * Cross-repository blob mount (`POST …/blobs/uploads/?mount=DIGEST&from=FROM`): the token asks for push on
+   * `repository` and pull on `from` in one request. True when the registry mounted the blob (201); false when
+   * it would not (it then opened an upload, which is cancelled).
+   */
+  async mountBlob(repository: string, digest: string, from: string): Promise<boolean> {
+    assertDigest(digest);
+    const start = `/v2/${repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;
+    const res = await this.#request(
+      'POST',
+      start,
+      [scopeOf(repository, 'pull,push'), scopeOf(from, 'pull')],
+      {},
+    );
+    await res.body?.cancel();
+    if (res.status === 201) return true;
+    if (res.status === 202) {
+      const location = res.headers.get('location');
+      if (location !== null) {
+        const del = await this.#request(
+          'DELETE',
+          new URL(location, this.baseUrl).toString(),
+          [scopeOf(repository, 'pull,push')],
+          {},
+        );
+        await del.body?.cancel();
+      }
+      return false;
+    }
+    throw this.#statusError(res.status, 'mount blob', start, undefined);
   }
 
   async putManifest(
@@ -189,8 +361,7 @@ export class RegistryClient {
     const res = await this.#request(
       'PUT',
       path,
-      'pull,push',
-      repository,
+      [scopeOf(repository, 'pull,push')],
       { 'content-type': mediaType },
       body,
     );
@@ -202,36 +373,38 @@ export class RegistryClient {
   async #request(
     method: string,
     pathOrUrl: string,
-    action: Action,
-    repository: string,
+    scopes: string[],
     headers: Record<string, string>,
     body?: Uint8Array,
   ): Promise<Response> {
-    const scope = `repository:${repository}:${action}`;
-    const first = await this.#send(
-      method,
-      pathOrUrl,
-      { ...headers, ...(await this.#authorization(scope)) },
-      body,
-    );
+    await this.#ensureEndpoint();
+    const auth = await this.#authorization(scopes);
+    const first = await this.#send(method, pathOrUrl, { ...headers, ...auth }, body);
     if (first.status !== 401) return first;
     await first.body?.cancel();
     const challenged = this.#learnChallenge(first, pathOrUrl);
     if (challenged.scheme === 'basic' && this.#credentials === undefined)
       throw this.#noCredentials(pathOrUrl);
+    // a token the registry no longer accepts (expired early, clock skew, revoked): ask for a new one, once
+    const sent = auth['authorization']?.startsWith('Bearer ') ? auth['authorization'].slice(7) : undefined;
+    if (challenged.scheme === 'bearer' && sent !== undefined)
+      this.#tokens.delete(this.#tokenKey(challenged, scopes), sent);
     const retry = await this.#send(
       method,
       pathOrUrl,
-      { ...headers, ...(await this.#authorization(scope)) },
+      { ...headers, ...(await this.#authorization(scopes)) },
       body,
     );
     if (retry.status === 401) {
       await retry.body?.cancel();
+      const what = scopes.map((s) => s.split(':')[1]).join(', ');
       throw new ImageError(
         'EAUTH',
         this.#credentials === undefined
-          ? `registry ${this.registry} refused anonymous access to ${repository}: log in first (credentials in config.json auths)`
-          : `registry ${this.registry} rejected the credentials of ${this.#credentials.username} for ${repository}`,
+          ? `registry ${this.registry} requires authentication for ${what}: log in with "berth login ${this.registry}" (or pass --creds USER:PASSWORD)`
+          : challenged.scheme === 'basic'
+            ? `registry ${this.registry} rejected the credentials of ${this.#credentials.username} for ${what}${this.#credentials.source ? ` (from ${this.#credentials.source})` : ''}: check them, then "berth login ${this.registry}" again`
+            : `registry ${this.registry} refused ${this.#credentials.username || 'the identity token'} access to ${what}${this.#credentials.source ? ` (credentials from ${this.#credentials.source})` : ''}: check the user's permissions, or log in again with "berth login ${this.registry}"`,
         { op: 'authenticate', path: this.#url(pathOrUrl), status: 401 },
       );
     }
@@ -266,12 +439,16 @@ export class RegistryClient {
   #noCredentials(pathOrUrl: string): ImageError {
     return new ImageError(
       'EAUTH',
-      `registry ${this.registry} requires authentication: no credentials for ${this.registry} in config.json auths`,
+      `registry ${this.registry} requires authentication and berth has no credentials for it: log in with "berth login ${this.registry}" (or pass --creds USER:PASSWORD or --authfile FILE)`,
       { op: 'authenticate', path: this.#url(pathOrUrl), status: 401 },
     );
   }
 
-  async #authorization(scope: string): Promise<Record<string, string>> {
+  #tokenKey(auth: { realm: string; service: string | undefined }, scopes: string[]): string {
+    return `${auth.realm}|${auth.service ?? ''}|${scopes.join(' ')}`;
+  }
+
+  async #authorization(scopes: string[]): Promise<Record<string, string>> {
     const auth = this.#auth;
     if (auth === undefined) return {};
     if (auth.scheme === 'basic') {
@@ -279,47 +456,123 @@ export class RegistryClient {
       const { username, password } = this.#credentials;
       return { authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` };
     }
-    const key = `${auth.realm}|${auth.service ?? ''}|${scope}`;
+    const key = this.#tokenKey(auth, scopes);
     let token = this.#tokens.get(key);
     if (token === undefined) {
-      token = await this.#fetchToken(auth.realm, auth.service, scope, key);
+      // parallel layer downloads share one token request
+      let pending = this.#pendingTokens.get(key);
+      if (pending === undefined) {
+        pending = this.#fetchToken(auth.realm, auth.service, scopes, key).finally(() =>
+          this.#pendingTokens.delete(key),
+        );
+        this.#pendingTokens.set(key, pending);
+      }
+      token = await pending;
     }
     return { authorization: `Bearer ${token}` };
   }
 
-  async #fetchToken(realm: string, service: string | undefined, scope: string, key: string): Promise<string> {
-    const url = new URL(realm);
-    if (service !== undefined) url.searchParams.set('service', service);
-    url.searchParams.set('scope', scope);
+  async #fetchToken(
+    realm: string,
+    service: string | undefined,
+    scopes: string[],
+    key: string,
+  ): Promise<string> {
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch (err) {
+      throw new ImageError(
+        'EAUTH',
+        `registry ${this.registry} named a token realm that is not a URL: ${JSON.stringify(realm)}`,
+        {
+          op: 'fetch token',
+          path: realm,
+          cause: err,
+        },
+      );
+    }
+    if (
+      url.protocol === 'http:' &&
+      !isLoopbackRegistry(url.host) &&
+      !this.#insecure &&
+      this.#credentials !== undefined
+    ) {
+      throw new ImageError(
+        'EAUTH',
+        `token realm ${realm} is plain HTTP: berth does not send credentials there (mark the registry insecure to allow it)`,
+        {
+          op: 'fetch token',
+          path: realm,
+        },
+      );
+    }
     const headers: Record<string, string> = { 'user-agent': this.#userAgent };
-    if (this.#credentials !== undefined) {
-      const { username, password } = this.#credentials;
-      headers['authorization'] = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+    const creds = this.#credentials;
+    let init: { method: string; body?: Uint8Array };
+    if (creds?.identityToken) {
+      // an identity token is an OAuth2 refresh token (docker login against an OAuth token server)
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: creds.identityToken,
+        client_id: 'berth',
+      });
+      if (service !== undefined) form.set('service', service);
+      form.set('scope', scopes.join(' '));
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      init = { method: 'POST', body: Buffer.from(form.toString()) };
+    } else {
+      if (service !== undefined) url.searchParams.set('service', service);
+      for (const s of scopes) url.searchParams.append('scope', s);
+      if (creds !== undefined) {
+        url.searchParams.set('account', creds.username);
+        headers['authorization'] =
+          `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+      }
+      init = { method: 'GET' };
     }
     let res: Response;
     try {
       // credentials go to the realm the registry named, and to no host it might redirect to
-      res = await fetch(url, { headers, redirect: 'error', signal: this.#signal ?? null });
+      res = await this.#transport(url, { ...init, headers, signal: this.#signal ?? null });
     } catch (err) {
+      const code = tlsCode(err);
+      if (code !== undefined) throw certificateError(url.host, url.toString(), code, this.#tls, err);
       throw this.#networkError(err, 'fetch token', url.toString());
+    }
+    if (res.status >= 300 && res.status < 400) {
+      await res.body?.cancel();
+      throw new ImageError(
+        'EAUTH',
+        `token service ${url.host} answered with a redirect: berth does not follow it with credentials`,
+        {
+          op: 'fetch token',
+          path: url.origin + url.pathname,
+          status: res.status,
+        },
+      );
     }
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel();
       throw new ImageError(
         'EAUTH',
-        this.#credentials === undefined
-          ? `token service ${url.host} refused anonymous access to ${scope}: log in first`
-          : `token service ${url.host} rejected the credentials of ${this.#credentials.username}`,
+        creds === undefined
+          ? `token service ${url.host} refused anonymous access to ${scopes.join(' ') || 'the registry'}: log in with "berth login ${this.registry}"`
+          : `token service ${url.host} rejected the credentials of ${creds.username || 'the identity token'}${creds.source ? ` (from ${creds.source})` : ''}: check them, then "berth login ${this.registry}" again`,
         { op: 'fetch token', path: url.origin + url.pathname, status: res.status },
       );
     }
     if (res.status !== 200) throw await this.#responseError(res, 'fetch token', url.origin + url.pathname);
-    const json = (await res.json()) as {
-      token?: string;
-      access_token?: string;
-      expires_in?: number;
-      issued_at?: string;
-    };
+    let json: { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
+    try {
+      json = (await res.json()) as typeof json;
+    } catch (err) {
+      throw new ImageError('EAUTH', `token service ${url.host} answered something that is not JSON`, {
+        op: 'fetch token',
+        path: url.origin + url.pathname,
+        cause: err,
+      });
+    }
     const token = json.token ?? json.access_token;
     if (typeof token !== 'string' || token.length === 0) {
       throw new ImageError('EAUTH', `token service ${url.host} answered without a token`, {
@@ -347,15 +600,14 @@ export class RegistryClient {
     let h: Record<string, string> = { 'user-agent': this.#userAgent, ...headers };
     for (let hop = 0; ; hop++) {
       let res: Response;
+      // the registry's own trust (certs.d, client certificate) for the registry; the system store elsewhere
+      const transport = url.origin === origin ? this.#transport : fetchTransport;
       try {
-        res = await fetch(url, {
-          method,
-          headers: h,
-          body: body ?? null,
-          redirect: 'manual',
-          signal: this.#signal ?? null,
-        });
+        res = await transport(url, { method, headers: h, body: body ?? null, signal: this.#signal ?? null });
       } catch (err) {
+        const code = tlsCode(err);
+        if (code !== undefined && url.origin === origin)
+          throw certificateError(this.registry, url.toString(), code, this.#tls, err);
         throw this.#networkError(err, `${method} ${url.pathname}`, url.toString());
       }
       const location = res.headers.get('location');

@@ -8,6 +8,7 @@ import { randomSuffix, writeFileAtomic } from './fsutil.js';
 import { lockOwnerAlive } from './lock.js';
 import { type PullOptions, pullImage } from './pull.js';
 import { familiarName, formatReference, parseReference } from './reference.js';
+import type { RegistrySettings } from './settings.js';
 import type { ImageConfig, ImageManifest, ImageRecord } from './types.js';
 
 export const DEFAULT_STORE_ROOT = '/var/lib/berth';
@@ -205,6 +206,31 @@ export class ImageStore {
     }
     const name = formatReference(parsed);
     return all.find((r) => r.name === name);
+  }
+
+  /**
+   * `get`, and for a short name that is not in the store under its Docker meaning, the names registries.conf
+   * resolves it to (an alias, or each search registry), so `myapp` finds the image `berth pull myapp` stored as
+   * `registry.example/team/myapp`. Reads registries.conf only on that miss.
+   */
+  async resolve(ref: string, settings?: RegistrySettings): Promise<ImageRecord | undefined> {
+    const found = await this.get(ref);
+    if (found !== undefined) return found;
+    const conf = await import('./registries-conf.js');
+    if (/^(sha256:)?[a-f0-9]{12,64}$/.test(ref) || !conf.isShortName(ref)) return undefined;
+    let resolution: ReturnType<typeof conf.resolveShortName>;
+    try {
+      resolution = conf.resolveShortName(await conf.loadRegistriesConfig(settings), ref);
+    } catch (err) {
+      // an ambiguous short name is not an error for a local lookup: the pull that follows will say so
+      if (err instanceof ImageError && err.code === 'EREF') return undefined;
+      throw err;
+    }
+    for (const candidate of resolution.candidates) {
+      const hit = await this.get(formatReference(candidate));
+      if (hit !== undefined) return hit;
+    }
+    return undefined;
   }
 
   async require(ref: string): Promise<ImageRecord> {

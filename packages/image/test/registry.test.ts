@@ -191,7 +191,7 @@ describe('authenticated registries', () => {
       const err = await other.pull(image.ref, { auth: { configFile: bad } }).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'EAUTH', status: 401 });
       expect((err as Error).message).toBe(
-        `registry ${registry.host} rejected the credentials of alice for ${image.repository}`,
+        `registry ${registry.host} rejected the credentials of alice for ${image.repository} (from ${bad}): check them, then "berth login ${registry.host}" again`,
       );
 
       const none = await other
@@ -199,7 +199,7 @@ describe('authenticated registries', () => {
         .catch((e: unknown) => e);
       expect(none).toMatchObject({ code: 'EAUTH' });
       expect((none as Error).message).toBe(
-        `registry ${registry.host} requires authentication: no credentials for ${registry.host} in config.json auths`,
+        `registry ${registry.host} requires authentication and berth has no credentials for it: log in with "berth login ${registry.host}" (or pass --creds USER:PASSWORD or --authfile FILE)`,
       );
       expect(await other.list()).toEqual([]);
     } finally {
@@ -227,7 +227,7 @@ describe('authenticated registries', () => {
       const err = await wrong.pushBlob(image.repository, Buffer.from('x')).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'EAUTH', status: 401 });
       expect((err as Error).message).toMatch(
-        /^token service 127\.0\.0\.1:\d+ rejected the credentials of alice$/,
+        /^token service 127\.0\.0\.1:\d+ rejected the credentials of alice: check them, then "berth login 127\.0\.0\.1:\d+" again$/,
       );
     } finally {
       await registry.stop();

@@ -1,5 +1,9 @@
-import type { Subnet } from './address.js';
-import type { Link } from './netlink.js';
+import { writeFileSync } from 'node:fs';
+import { BerthError } from '@berth/sys';
+import type { IPv4Cidr, Subnet } from './address.js';
+import { parseCidr } from './ip.js';
+import type { Handle, Link } from './netlink.js';
+import { rtnetlink } from './netlink.js';
 
 /** A bridge network on the host: the bridge link, its subnet, and the gateway address it holds. */
 export interface Bridge {
@@ -18,8 +22,107 @@ export interface Bridge {
  * `EINVALIDNETWORK` error rather than a silent reconfiguration.
  */
 export interface BridgeStatic {
-  ensure(name: string, subnet: Subnet, options?: { mtu?: number }): Promise<Bridge>;
-  get(name: string): Promise<Bridge | undefined>;
+  ensure(name: string, subnet: Subnet, options?: { mtu?: number; handle?: Handle }): Promise<Bridge>;
+  get(name: string, options?: { handle?: Handle }): Promise<Bridge | undefined>;
   /** Deletes the bridge when no link is attached to it any more; returns whether it was deleted. */
-  removeIfUnused(name: string): Promise<boolean>;
+  removeIfUnused(name: string, options?: { handle?: Handle }): Promise<boolean>;
 }
+
+async function withHandle<T>(given: Handle | undefined, fn: (h: Handle) => Promise<T>): Promise<T> {
+  const h = given ?? ((await rtnetlink.open()) as Handle);
+  try {
+    return await fn(h);
+  } finally {
+    if (!given) h.closeSync();
+  }
+}
+
+function make(h: Handle | undefined, link: Link, subnet: Subnet): Bridge {
+  return {
+    name: link.name,
+    subnet,
+    link,
+    attach: (l) =>
+      withHandle(h, async (hh) => {
+        await hh.links.setMaster(l, link.name);
+        await hh.links.setUp(l);
+      }),
+    detach: (l) => withHandle(h, async (hh) => hh.links.remove(l)),
+  };
+}
+
+const gatewayCidr = (s: Subnet) => `${s.gateway}/${parseCidr(s.cidr).prefix}` as IPv4Cidr;
+
+/** Sets a per-interface IPv4 sysctl (`route_localnet`, …) on a link berth owns. */
+export function setIfSysctl(link: string, key: string, value: string): void {
+  if (!/^[A-Za-z0-9_.-]+$/.test(link) || link === '.' || link === '..' || !/^[a-z_]+$/.test(key))
+    throw new BerthError(`bad sysctl ${key} for ${link}`, { code: 'EINVALIDNETWORK' });
+  writeFileSync(`/proc/sys/net/ipv4/conf/${link}/${key}`, value);
+}
+
+export const Bridge: BridgeStatic = {
+  async ensure(name, subnet, options = {}) {
+    return withHandle(options.handle, async (h) => {
+      let link = await h.links.get(name);
+      if (link && link.kind !== 'bridge')
+        throw new BerthError(`link ${name} exists and is not a bridge`, {
+          code: 'EINVALIDNETWORK',
+          path: name,
+        });
+      if (!link) {
+        try {
+          link = await h.links.createBridge(name, options.mtu ? { mtu: options.mtu } : {});
+        } catch (e) {
+          // another berth made it meanwhile
+          if ((e as BerthError).errno !== 'EEXIST') throw e;
+          link = (await h.links.get(name))!;
+        }
+      }
+      const want = gatewayCidr(subnet);
+      const have = (await h.addresses.list(name))
+        .filter((a) => !a.address.includes(':'))
+        .map((a) => a.address);
+      const others = have.filter((a) => a !== want);
+      if (others.length)
+        throw new BerthError(
+          `bridge ${name} has address ${others.join(', ')}, not ${want}: it belongs to another network`,
+          { code: 'EINVALIDNETWORK', path: name },
+        );
+      if (!have.includes(want)) {
+        try {
+          await h.addresses.add(name, want as IPv4Cidr);
+        } catch (e) {
+          if ((e as BerthError).errno !== 'EEXIST') throw e;
+        }
+      }
+      if (!link.up) await h.links.setUp(name);
+      // published ports on 127.0.0.1 are DNATed out of this bridge: only here may 127/8 be routed
+      setIfSysctl(name, 'route_localnet', '1');
+      return make(options.handle, (await h.links.get(name))!, subnet);
+    });
+  },
+  async get(name, options = {}) {
+    return withHandle(options.handle, async (h) => {
+      const link = await h.links.get(name);
+      if (link?.kind !== 'bridge') return undefined;
+      const a = (await h.addresses.list(name)).find((x) => !x.address.includes(':'));
+      if (!a) return undefined;
+      const { address, prefix } = parseCidr(a.address);
+      const { hostRange, intToIPv4 } = await import('./ip.js');
+      const r = hostRange(a.address);
+      return make(options.handle, link, {
+        cidr: `${intToIPv4(r.network)}/${prefix}` as Subnet['cidr'],
+        gateway: address as Subnet['gateway'],
+      });
+    });
+  },
+  async removeIfUnused(name, options = {}) {
+    return withHandle(options.handle, async (h) => {
+      const link = await h.links.get(name);
+      if (link?.kind !== 'bridge') return false;
+      if ((await h.links.list()).some((l) => l.master === link.index)) return false;
+      await h.links.remove(name);
+      return true;
+    });
+  },
+};

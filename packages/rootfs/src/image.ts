@@ -2,7 +2,14 @@ import type { ImageConfig } from '@berth/image';
 import { ImageRootfsError } from './layers/errors.js';
 import { resolveImageUser } from './layers/user.js';
 
-export { ensureLayer, ensureLayers, layerDir, layersRoot, pruneLayers } from './layers/cache.js';
+export {
+  type EnsureLayerOptions,
+  ensureLayer,
+  ensureLayers,
+  layerDir,
+  layersRoot,
+  pruneLayers,
+} from './layers/cache.js';
 export {
   ImageRootfsError,
   type ImageRootfsErrorCode,
@@ -10,12 +17,15 @@ export {
 } from './layers/errors.js';
 export { entryPath, linkTargetPath } from './layers/path.js';
 export {
+  DEFAULT_UNPACK_LIMITS,
   OPAQUE_MARKER,
   OVERLAY_OPAQUE_XATTR,
+  type UnpackLimits,
   type UnpackOptions,
   type UnpackStats,
   unpackLayer,
   WHITEOUT_PREFIX,
+  xattrPolicy,
 } from './layers/unpack.js';
 export { type ResolvedUser, resolveImageUser } from './layers/user.js';
 export { mergeLayers } from './snapshot/copy.js';

@@ -33,7 +33,12 @@ describe('planRootfs', () => {
     const steps = planRootfs({ ...base, readonly: true });
     const ops = steps.map((s) => s.op);
     expect(steps[0]).toMatchObject({ op: 'mount', target: '/', flags: MS.SLAVE | MS.REC });
-    expect(steps[1]).toMatchObject({ op: 'mount', source: rootfs, target: rootfs, flags: MS.BIND | MS.REC });
+    expect(steps[1]).toMatchObject({ op: 'parentPrivate', path: rootfs });
+    expect(steps[2]).toMatchObject({ op: 'mount', source: rootfs, target: rootfs, flags: MS.BIND | MS.REC });
+    // from here on, container paths are resolved against the root's fd by the launcher
+    expect(steps[3]).toEqual({ op: 'root', path: rootfs });
+    for (const s of steps.slice(4).filter((s) => ['mkdir', 'mknod', 'mkfile', 'symlink', 'mask', 'readonly'].includes(s.op)))
+      expect(s.inRoot).toBe(true);
     const pivot = ops.indexOf('pivotRoot');
     expect(ops.lastIndexOf('mknod')).toBeLessThan(pivot);
     expect(ops.indexOf('readonly')).toBeGreaterThan(pivot);
@@ -44,30 +49,48 @@ describe('planRootfs', () => {
   it('mounts a filesystem with its flags and data at the path inside the rootfs', () => {
     const dev = planRootfs(base).find((s) => s.op === 'mount' && s.fstype === 'tmpfs');
     expect(dev).toMatchObject({
-      target: join(rootfs, 'dev'),
+      target: '/dev',
+      inRoot: true,
       flags: MS.NOSUID | MS.STRICTATIME,
       data: 'mode=755,size=65536k',
     });
   });
 
-  it('binds a file source onto a created file, then remounts it read-only', () => {
+  it('binds a file source onto a created file, read-only from the start (flags on the bind itself)', () => {
     const steps = planRootfs(base);
     const i = steps.findIndex((s) => s.op === 'mkfile');
-    expect(steps[i]).toMatchObject({ path: join(rootfs, 'data') });
+    expect(steps[i]).toMatchObject({ path: '/data', inRoot: true });
     expect(steps[i + 1]).toMatchObject({
       op: 'mount',
       source: join(bundle, 'file.txt'),
-      flags: MS.BIND | MS.REC,
+      target: '/data',
+      inRoot: true,
+      flags: MS.BIND | MS.REC | MS.RDONLY,
     });
-    expect(steps[i + 2]).toMatchObject({ op: 'mount', flags: MS.BIND | MS.REMOUNT | MS.RDONLY });
+    expect(steps.some((s) => s.op === 'mount' && s.flags & MS.REMOUNT && s.target === '/data')).toBe(false);
+  });
+
+  it('turns tmpcopyup into a flag of the tmpfs mount, and refuses it elsewhere', () => {
+    const steps = planRootfs({
+      ...base,
+      mounts: [{ destination: '/etc', type: 'tmpfs', source: 'tmpfs', options: ['tmpcopyup', 'mode=755'] }],
+    });
+    expect(steps.find((s) => s.op === 'mount' && s.fstype === 'tmpfs')).toMatchObject({
+      target: '/etc',
+      tmpcopyup: true,
+      data: 'mode=755',
+    });
+    expect(() =>
+      planRootfs({ ...base, mounts: [{ destination: '/x', type: 'proc', source: 'proc', options: ['tmpcopyup'] }] }),
+    ).toThrow(/tmpcopyup needs a tmpfs/);
   });
 
   it('creates the standard devices and links on a tmpfs /dev', () => {
     const steps = planRootfs(base);
     expect(
-      steps.filter((s) => s.op === 'mknod').map((s) => (s as { path: string }).path.slice(rootfs.length)),
+      steps.filter((s) => s.op === 'mknod').map((s) => (s as { path: string }).path),
     ).toEqual(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty']);
-    expect(steps).toContainEqual({ op: 'symlink', target: 'pts/ptmx', path: join(rootfs, 'dev/ptmx') });
+    expect(steps).toContainEqual({ op: 'symlink', target: 'pts/ptmx', path: '/dev/ptmx', inRoot: true });
   });
 
   it('names the mount entry that is wrong', () => {

@@ -2,7 +2,6 @@ import { statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { BerthError, MS, type PlanStep } from '@berth/sys';
 import { parseMountOptions, propagationFlags } from './options.js';
-import { resolveInRoot } from './resolve.js';
 
 /** An OCI mount (`mounts[]` of config.json). */
 export interface MountEntry {
@@ -42,11 +41,6 @@ export interface RootfsConfig {
   afterPivot?: readonly PlanStep[];
   /** The container's cgroup directories on the host, by controller (`unified` for cgroup2), to show under a `cgroup` mount. */
   cgroupPaths?: Readonly<Record<string, string>>;
-  /**
-   * Where to look up symlinks when `rootfs` is mounted only later, inside the
-   * container (an overlay snapshot): its layers, top first.
-   */
-  views?: readonly string[];
 }
 
 /** The devices every container gets (runc's and the OCI spec's default set). */
@@ -82,6 +76,12 @@ function invalid(message: string): BerthError {
  * make the host's mounts slaves of ours, bind the rootfs onto itself, mount
  * every `mounts[]` entry inside it, create /dev nodes and links, pivot_root,
  * then readonly paths, masked paths and a read-only `/`.
+ *
+ * Every path inside the container stays a container path here (`inRoot`
+ * steps): the launcher resolves it against a directory fd of the root when
+ * it acts, after the earlier mounts exist. Nothing is looked up now and used
+ * later, so no symlink in the image can send a mount or a device node to the
+ * host.
  */
 export function planRootfs(config: RootfsConfig): PlanStep[] {
   const root = posix.resolve(config.rootfs);
@@ -96,6 +96,8 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
     rootProp = p;
   }
   steps.push({ op: 'mount', target: '/', flags: rootProp, describe: 'make / a slave mount' });
+  // pivot_root refuses a root whose parent mount is shared, and a shared parent would propagate our binds
+  steps.push({ op: 'parentPrivate', path: root });
   steps.push({
     op: 'mount',
     source: root,
@@ -103,26 +105,23 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
     flags: MS.BIND | MS.REC,
     describe: `bind the root filesystem ${root} onto itself`,
   });
+  steps.push({ op: 'root', path: root });
 
   let devIsTmpfs = false;
   (config.mounts ?? []).forEach((m, i) => {
     if (!m.destination.startsWith('/')) {
       throw invalid(`mounts[${i}].destination: ${JSON.stringify(m.destination)} must be an absolute path`);
     }
-    const dest = resolveInRoot(root, m.destination, config.views);
-    if (posix.normalize(m.destination) === '/dev' && (m.type ?? '') === 'tmpfs') devIsTmpfs = true;
+    const dest = posix.normalize(m.destination);
+    if (dest === '/dev' && (m.type ?? '') === 'tmpfs') devIsTmpfs = true;
     steps.push(...planMount(m, i, dest, config));
   });
 
   if (devIsTmpfs) {
-    for (const dev of [...DEFAULT_DEVICES, ...(config.devices ?? [])])
-      steps.push(deviceStep(root, dev, config.views));
-    for (const [target, path] of DEV_SYMLINKS)
-      steps.push({ op: 'symlink', target, path: posix.join(root, path) });
+    for (const dev of [...DEFAULT_DEVICES, ...(config.devices ?? [])]) steps.push(deviceStep(dev));
+    for (const [target, path] of DEV_SYMLINKS) steps.push({ op: 'symlink', target, path, inRoot: true });
   } else {
-    (config.devices ?? []).forEach((dev) => {
-      steps.push(deviceStep(root, dev, config.views));
-    });
+    for (const dev of config.devices ?? []) steps.push(deviceStep(dev));
   }
 
   steps.push({ op: 'pivotRoot', root, describe: `pivot_root to ${root}` });
@@ -135,8 +134,9 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
     });
   }
   steps.push(...(config.afterPivot ?? []));
-  for (const p of config.readonlyPaths ?? []) steps.push({ op: 'readonly', path: p, optional: true });
-  for (const p of config.maskedPaths ?? []) steps.push({ op: 'mask', path: p, optional: true });
+  for (const p of config.readonlyPaths ?? [])
+    steps.push({ op: 'readonly', path: p, optional: true, inRoot: true });
+  for (const p of config.maskedPaths ?? []) steps.push({ op: 'mask', path: p, optional: true, inRoot: true });
   if (config.readonly) {
     steps.push({
       op: 'mount',
@@ -167,33 +167,27 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
     }
     steps.push(
       isDir
-        ? { op: 'mkdir', path: dest, mode: 0o755 }
-        : { op: 'mkdir', path: posix.dirname(dest), mode: 0o755 },
+        ? { op: 'mkdir', path: dest, mode: 0o755, inRoot: true }
+        : { op: 'mkfile', path: dest, mode: 0o644, inRoot: true },
     );
-    if (!isDir) steps.push({ op: 'mkfile', path: dest, mode: 0o644 });
-    const bindFlags = MS.BIND | (opts.flags & MS.REC);
+    // The launcher applies the flags to the new mount before attaching it (for
+    // rbind, to every submount too), so it is never visible writable.
+    const rest = opts.flags & ~(MS.BIND | MS.REC | MS.REMOUNT);
     steps.push({
       op: 'mount',
       source,
       target: dest,
-      flags: bindFlags,
+      flags: MS.BIND | (opts.flags & MS.REC) | rest,
       describe: `bind ${source} on ${m.destination}`,
+      inRoot: true,
     });
-    // bind ignores every other flag: apply them with a remount
-    const rest = opts.flags & ~(MS.BIND | MS.REC | MS.REMOUNT);
-    if (rest !== 0) {
-      steps.push({
-        op: 'mount',
-        target: dest,
-        flags: MS.BIND | MS.REMOUNT | rest,
-        describe: `remount ${m.destination} (${(m.options ?? []).join(',')})`,
-      });
-    }
   } else if (type === 'cgroup' || type === 'cgroup2') {
     steps.push(...planCgroupMount(m, dest, opts.flags, config));
   } else {
     if (!type) throw invalid(`${where}.type: must be set for a non-bind mount`);
-    steps.push({ op: 'mkdir', path: dest, mode: 0o755 });
+    if (opts.tmpcopyup && type !== 'tmpfs')
+      throw invalid(`${where}.options: tmpcopyup needs a tmpfs mount, not ${JSON.stringify(type)}`);
+    steps.push({ op: 'mkdir', path: dest, mode: 0o755, inRoot: true });
     steps.push({
       op: 'mount',
       source: m.source ?? type,
@@ -202,19 +196,28 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
       flags: opts.flags & ~MS.REMOUNT,
       ...(opts.data ? { data: opts.data } : {}),
       describe: label,
+      inRoot: true,
+      ...(opts.tmpcopyup ? { tmpcopyup: true } : {}),
     });
   }
   for (const p of opts.propagation) {
-    steps.push({ op: 'mount', target: dest, flags: p, describe: `set propagation of ${m.destination}` });
+    steps.push({
+      op: 'mount',
+      target: dest,
+      flags: p,
+      describe: `set propagation of ${m.destination}`,
+      inRoot: true,
+    });
   }
   return steps;
 }
 
-function deviceStep(root: string, dev: DeviceEntry, views?: readonly string[]): PlanStep {
+function deviceStep(dev: DeviceEntry): PlanStep {
   const kind = dev.type === 'b' ? S_IFBLK : dev.type === 'p' ? S_IFIFO : S_IFCHR;
   return {
     op: 'mknod',
-    path: resolveInRoot(root, dev.path, views),
+    inRoot: true,
+    path: dev.path,
     mode: kind | ((dev.fileMode ?? 0o666) & 0o7777),
     major: dev.major ?? 0,
     minor: dev.minor ?? 0,
@@ -232,11 +235,19 @@ function deviceStep(root: string, dev: DeviceEntry, views?: readonly string[]): 
  */
 function planCgroupMount(m: MountEntry, dest: string, flags: number, config: RootfsConfig): PlanStep[] {
   const label = `mount ${m.source ?? 'cgroup'} on ${m.destination}`;
-  const steps: PlanStep[] = [{ op: 'mkdir', path: dest, mode: 0o755 }];
+  const steps: PlanStep[] = [{ op: 'mkdir', path: dest, mode: 0o755, inRoot: true }];
   const paths = config.cgroupPaths ?? {};
   const unified = paths['unified'];
   if (config.cgroupLayout === 'v2' && config.cgroupNamespace) {
-    steps.push({ op: 'mount', source: 'cgroup2', target: dest, fstype: 'cgroup2', flags, describe: label });
+    steps.push({
+      op: 'mount',
+      source: 'cgroup2',
+      target: dest,
+      fstype: 'cgroup2',
+      flags,
+      describe: label,
+      inRoot: true,
+    });
     return steps;
   }
   if (config.cgroupLayout === 'v2' && unified) {
@@ -244,16 +255,10 @@ function planCgroupMount(m: MountEntry, dest: string, flags: number, config: Roo
       op: 'mount',
       source: unified,
       target: dest,
-      flags: MS.BIND | MS.REC,
+      flags: MS.BIND | MS.REC | (flags & ~MS.REC),
       describe: `bind the container's cgroup on ${m.destination}`,
+      inRoot: true,
     });
-    if (flags & ~MS.REC)
-      steps.push({
-        op: 'mount',
-        target: dest,
-        flags: MS.BIND | MS.REMOUNT | (flags & ~MS.REC),
-        describe: `remount ${m.destination}`,
-      });
     return steps;
   }
   const base = MS.NOSUID | MS.NODEV | MS.NOEXEC;
@@ -265,31 +270,27 @@ function planCgroupMount(m: MountEntry, dest: string, flags: number, config: Roo
     flags: base,
     data: 'mode=755',
     describe: label,
+    inRoot: true,
   });
   for (const [name, hostDir] of Object.entries(paths)) {
     const sub = posix.join(dest, name);
-    steps.push({ op: 'mkdir', path: sub, mode: 0o755 });
+    steps.push({ op: 'mkdir', path: sub, mode: 0o755, inRoot: true });
     steps.push({
       op: 'mount',
       source: hostDir,
       target: sub,
-      flags: MS.BIND | MS.REC,
-      describe: `bind cgroup ${name} on ${posix.join(m.destination, name)}`,
-    });
-    steps.push({
-      op: 'mount',
-      target: sub,
-      flags: MS.BIND | MS.REMOUNT | base | (flags & MS.RDONLY),
-      describe: `remount cgroup ${name}`,
+      flags: MS.BIND | MS.REC | base | (flags & MS.RDONLY),
+      describe: `bind cgroup ${name} on ${sub}`,
+      inRoot: true,
     });
   }
   if (flags & MS.RDONLY) {
     steps.push({
       op: 'mount',
       target: dest,
-      flags: MS.REMOUNT | base | MS.RDONLY,
-      data: 'mode=755',
+      flags: MS.BIND | MS.REMOUNT | base | MS.RDONLY,
       describe: `remount ${m.destination} read-only`,
+      inRoot: true,
     });
   }
   return steps;

@@ -10,6 +10,10 @@ export interface ParsedMountOptions {
   propagation: number[];
   /** Filesystem-specific options, comma-joined (`mode=755,size=65536k`). */
   data: string;
+  /** `rro`, `rnosuid`, …: the flags apply to every submount of a bind mount too. */
+  recursive: boolean;
+  /** `tmpcopyup`: a tmpfs starts with a copy of what the directory held (runc and crun's extension). */
+  tmpcopyup: boolean;
 }
 
 const SET: Record<string, number> = {
@@ -60,12 +64,36 @@ const PROPAGATION: Record<string, number> = {
 };
 
 /** Options berth knows of but cannot honour yet: refusing beats silently ignoring them. */
-const UNSUPPORTED = new Set(['idmap', 'ridmap', 'rro', 'rrw', 'rnosuid', 'rnodev', 'rnoexec', 'tmpcopyup']);
+const UNSUPPORTED = new Set(['idmap', 'ridmap']);
+
+/** Recursive mount attributes (mount_setattr with AT_RECURSIVE): a flag set, or (`rrw`, …) cleared. */
+const RECURSIVE_SET: Record<string, number> = {
+  rro: MS.RDONLY,
+  rnosuid: MS.NOSUID,
+  rnodev: MS.NODEV,
+  rnoexec: MS.NOEXEC,
+  rnoatime: MS.NOATIME,
+  rnodiratime: MS.NODIRATIME,
+  rstrictatime: MS.STRICTATIME,
+  rrelatime: MS.RELATIME,
+  rnosymfollow: MS.NOSYMFOLLOW,
+};
+const RECURSIVE_CLEAR: Record<string, number> = {
+  rrw: MS.RDONLY,
+  rsuid: MS.NOSUID,
+  rdev: MS.NODEV,
+  rexec: MS.NOEXEC,
+  ratime: MS.NOATIME,
+  rdiratime: MS.NODIRATIME,
+  rsymfollow: MS.NOSYMFOLLOW,
+};
 
 /** Parses OCI mount options; `where` (e.g. `mounts[3].options`) names the field in errors. */
 export function parseMountOptions(options: readonly string[] = [], where = 'options'): ParsedMountOptions {
   let flags = 0;
   let cleared = 0;
+  let recursive = false;
+  let tmpcopyup = false;
   const propagation: number[] = [];
   const data: string[] = [];
   options.forEach((opt, i) => {
@@ -80,6 +108,15 @@ export function parseMountOptions(options: readonly string[] = [], where = 'opti
       cleared |= clear;
     } else if (prop !== undefined) {
       propagation.push(prop);
+    } else if (RECURSIVE_SET[opt] !== undefined) {
+      flags |= RECURSIVE_SET[opt];
+      recursive = true;
+    } else if (RECURSIVE_CLEAR[opt] !== undefined) {
+      flags &= ~RECURSIVE_CLEAR[opt];
+      cleared |= RECURSIVE_CLEAR[opt];
+      recursive = true;
+    } else if (opt === 'tmpcopyup') {
+      tmpcopyup = true;
     } else if (UNSUPPORTED.has(opt)) {
       throw new BerthError(
         `${where}[${i}]: mount option ${JSON.stringify(opt)} is not supported by berth yet`,
@@ -91,7 +128,7 @@ export function parseMountOptions(options: readonly string[] = [], where = 'opti
       data.push(opt);
     }
   });
-  return { flags, cleared, propagation, data: data.join(',') };
+  return { flags, cleared, propagation, data: data.join(','), recursive, tmpcopyup };
 }
 
 /** Maps `linux.rootfsPropagation` to mount flags; undefined when the value is not one. */

@@ -26,10 +26,12 @@ export function defaultCgroupsPath(id: string, systemd: boolean): string {
   return systemd ? `system.slice:berth:${id}` : `/berth/${id}`;
 }
 
-/** linux.resources as applied: the config's rules, then runc's defaults, then one rule per linux.devices node. */
+/** linux.resources as applied: the config's rules, then runc's defaults, then one rule per linux.devices node (fifos need none). */
 export function effectiveResources(spec: Spec): LinuxResources {
   const resources = (spec.linux?.resources ?? {}) as LinuxResources;
-  const nodes: LinuxDeviceCgroup[] = (spec.linux?.devices ?? []).map((d) => ({
+  // a fifo (type p) is no device: the device controller has nothing to allow for it
+  const devices = (spec.linux?.devices ?? []).filter((d) => d.type !== 'p');
+  const nodes: LinuxDeviceCgroup[] = devices.map((d) => ({
     allow: true,
     type: d.type === 'u' ? 'c' : d.type,
     ...(d.major !== undefined ? { major: d.major } : {}),

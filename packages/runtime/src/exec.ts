@@ -1,7 +1,7 @@
 import { isolatedKinds, JOIN_ORDER, NAMESPACES, type NamespaceKind, namespacePath } from '@berth/namespaces';
-import type { Process } from '@berth/spec';
-import { BerthError, type PlanStep } from '@berth/sys';
-import { planProcess, SYNC_NS_READY, terminalStep } from './plan.js';
+import type { LinuxPersonality, Process } from '@berth/spec';
+import { BerthError, type CompiledSeccomp, type PlanStep } from '@berth/sys';
+import { keyringStep, planProcess, SYNC_NS_READY, terminalStep } from './plan.js';
 
 export interface ExecPlanContext {
   /** The container's first process: its namespaces are the ones joined. */
@@ -9,6 +9,12 @@ export interface ExecPlanContext {
   foreground: boolean;
   consoleSocket?: string;
   preserveFds?: number;
+  /** The container's session keyring, joined by name (runc's exec does the same); absent: the runtime's. */
+  keyring?: string;
+  /** The container's `linux.seccomp`, compiled: it confines every process in the container. */
+  seccomp?: CompiledSeccomp;
+  /** The container's `linux.personality`. */
+  personality?: LinuxPersonality;
 }
 
 /**
@@ -53,7 +59,13 @@ export async function planExec(
   steps.push({ op: 'clone', flags: 0, detach: !ctx.foreground, pty: terminal && !ctx.consoleSocket });
   steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (cgroup)' });
   steps.push(terminal ? terminalStep(proc, ctx.consoleSocket) : { op: 'setsid' });
-  steps.push(...planProcess(proc, ctx.preserveFds ?? 0, warnings));
+  if (ctx.keyring !== undefined) steps.push(keyringStep(ctx.keyring));
+  steps.push(
+    ...planProcess(proc, ctx.preserveFds ?? 0, warnings, {
+      seccomp: ctx.seccomp,
+      personality: ctx.personality,
+    }),
+  );
   steps.push({ op: 'exec', argv: proc.args, env: proc.env ?? [] });
   return { steps, warnings };
 }

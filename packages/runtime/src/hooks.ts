@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
+import { isolatedKinds, JOIN_ORDER, NAMESPACES, namespacePath } from '@berth/namespaces';
 import type { Hook } from '@berth/spec';
-import { BerthError } from '@berth/sys';
+import { BerthError, launch, type PlanStep } from '@berth/sys';
 
 /** The OCI state document a hook reads on its stdin. */
 export interface HookState {
@@ -55,5 +56,99 @@ export async function runHooks(
         },
       );
     }
+  }
+}
+
+export interface ContainerHookContext {
+  /** The container's first process: its namespaces are the ones the hook runs in. */
+  pid: number;
+  /** Puts the hook's process into the container's cgroup before it runs. */
+  addToCgroup?: (pid: number) => Promise<void>;
+}
+
+/**
+ * Runs createContainer or startContainer hooks *in the container's namespaces*
+ * (the OCI rule): the launcher joins every namespace of the container's first
+ * process that differs from ours (mount last), forks so a pid namespace
+ * applies, waits for the cgroup and execs the hook with the state on its
+ * stdin. createContainer hooks run before pivot_root, so their path resolves
+ * in the host's file tree as the container's mount namespace sees it;
+ * startContainer hooks run after it, so theirs resolves in the container.
+ * Fails (EHOOK) on the first non-zero exit, signal or timeout.
+ */
+export async function runContainerHooks(
+  kind: 'createContainer' | 'startContainer',
+  hooks: readonly Hook[] | undefined,
+  state: HookState,
+  ctx: ContainerHookContext,
+): Promise<void> {
+  if (!hooks?.length) return;
+  const kinds = new Set(await isolatedKinds(ctx.pid));
+  const joins: PlanStep[] = JOIN_ORDER.filter((k) => kinds.has(k)).map((k) => ({
+    op: 'setns',
+    path: namespacePath(ctx.pid, k),
+    nstype: NAMESPACES[k].flag,
+    describe: `join the container's ${k} namespace`,
+  }));
+  for (const [i, hook] of hooks.entries()) {
+    const argv = hook.args?.length ? hook.args : [hook.path];
+    const steps: PlanStep[] = [
+      ...joins,
+      { op: 'clone', flags: 0, detach: false },
+      { op: 'sync', id: 1, describe: 'wait for the runtime (cgroup)' },
+      { op: 'exec', path: hook.path, argv, env: hook.env ?? [], describe: `exec hook ${hook.path}` },
+    ];
+    const where = `hooks.${kind}[${i}] ${hook.path}`;
+    const launched = launch(steps, { stdio: ['pipe', 'inherit', 'pipe'] });
+    let stderr = '';
+    launched.process.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    let pid = 0;
+    let timedOut = false;
+    const timer = hook.timeout
+      ? setTimeout(() => {
+          timedOut = true;
+          if (pid > 0) killQuietly(pid);
+          launched.process.kill('SIGKILL');
+        }, hook.timeout * 1000)
+      : undefined;
+    let code: number;
+    try {
+      pid = (await launched.expect('pid')).pid;
+      await launched.expect('sync');
+      await ctx.addToCgroup?.(pid);
+      launched.release();
+      launched.process.stdin?.on('error', () => {});
+      launched.process.stdin?.end(JSON.stringify(state));
+      await launched.expect('eof'); // exec'd, or a step failed (then this throws)
+      code = await launched.exited;
+    } catch (e) {
+      if (pid > 0) killQuietly(pid);
+      launched.process.kill('SIGKILL');
+      if (timer) clearTimeout(timer);
+      const why = timedOut ? `killed (timeout ${hook.timeout}s)` : (e as Error).message;
+      throw new BerthError(`${where}: ${why}`, { code: 'EHOOK', path: hook.path, cause: e });
+    }
+    if (timer) clearTimeout(timer);
+    if (code !== 0 || timedOut) {
+      const why = timedOut
+        ? `killed (timeout ${hook.timeout}s)`
+        : code > 128
+          ? `killed by signal ${code - 128}`
+          : `exit status ${code}`;
+      throw new BerthError(`${where}: ${why}${stderr.trim() ? `: ${stderr.trim()}` : ''}`, {
+        code: 'EHOOK',
+        path: hook.path,
+      });
+    }
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already
   }
 }

@@ -14,6 +14,7 @@ import type { BundleSpec, BundleSpecMount } from '@berth/rootfs';
 import { defaultSpec, formatSpec, type Spec } from '@berth/spec';
 import { BerthError } from '@berth/sys';
 import { BUILTIN_IMAGE, DEFAULT_IMAGE, ensureDefaultImage } from './builtin.js';
+import { validateId } from './state.js';
 
 export interface ImageRunOptions {
   /** Replaces the image's Cmd. */
@@ -28,8 +29,13 @@ export interface ImageRunOptions {
   terminal?: boolean;
   hostname?: string;
   readonly?: boolean;
-  /** `none` (the default): a network namespace with only lo; `host`: the host's network. */
-  network?: 'none' | 'host';
+  /**
+   * `none` (the default): a network namespace with only lo; `host`: the host's network;
+   * `ns:PATH`: join that network namespace; any other value (`bridge`, a network's name):
+   * a namespace of its own whose resolv.conf, hosts and hostname are bind-mounted from
+   * `networkFilesDir` (the runtime attaches it to that network; see `ImageBundle`).
+   */
+  network?: string;
   /** Bind mounts: `SRC:DST[:ro]`. */
   volumes?: string[];
   /** linux.resources.memory.limit, bytes */
@@ -41,6 +47,11 @@ export interface ImageRunOptions {
   pull?: PullOptions | false;
   /** `overlay` (default where the kernel and the store allow it) or `copy` (a merged copy of the layers). */
   snapshotter?: 'overlay' | 'copy';
+  /**
+   * The container's `linux.seccomp`, made from its finished config (a default
+   * profile depends on the capabilities); absent or returning undefined: none.
+   */
+  seccomp?: (spec: Spec) => NonNullable<Spec['linux']>['seccomp'];
 }
 
 export interface ImageBundle {
@@ -52,6 +63,8 @@ export interface ImageBundle {
   image: ImageRecord;
   /** `name@digest`: what the container runs, for listings and for rmi's in-use check */
   ref: string;
+  /** Where the container's resolv.conf, hosts and hostname go (bridge and named networks). */
+  networkFilesDir?: string;
 }
 
 /** A random container id, like podman's: 12 hex digits. */
@@ -137,6 +150,7 @@ export async function makeImageBundle(
   image: string | ImageRecord,
   o: ImageRunOptions = {},
 ): Promise<ImageBundle> {
+  validateId(id); // the id names the snapshot's directory
   const [{ ImageStore }, rootfs] = await Promise.all([import('@berth/image'), import('@berth/rootfs')]);
   const store = await ImageStore.open(storeRoot);
   const record = typeof image === 'string' ? await resolveImage(store, image, o.pull ?? {}) : image;
@@ -194,7 +208,7 @@ export async function makeImageBundle(
       ...(o.memory !== undefined ? { memory: o.memory } : {}),
       ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
       ...(o.pidsLimit !== undefined ? { pidsLimit: o.pidsLimit } : {}),
-      ...(o.network !== undefined ? { network: o.network } : {}),
+      ...(o.network !== undefined ? { network: o.network === 'host' ? 'host' : 'none' } : {}),
     });
     rmSync(join(dir, 'userdb'), { recursive: true, force: true });
     if (o.network === 'host') {
@@ -210,6 +224,9 @@ export async function makeImageBundle(
           : m,
       );
     }
+    const networkFilesDir = networkSetup(spec as Spec, o.network, dir);
+    const seccomp = o.seccomp?.(spec as Spec);
+    if (seccomp) spec.linux = { ...spec.linux, seccomp };
     writeFileSync(join(dir, 'config.json'), formatSpec(spec as Spec));
     return {
       bundle: dir,
@@ -218,9 +235,43 @@ export async function makeImageBundle(
       spec: spec as Spec,
       image: record,
       ref,
+      ...(networkFilesDir !== undefined ? { networkFilesDir } : {}),
     };
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
+}
+
+/**
+ * The network part of an image bundle: `ns:PATH` joins that namespace; a bridge or named network gets
+ * empty resolv.conf, hosts and hostname files in `<dir>/net`, bind-mounted over the image's (the runtime
+ * fills them when it attaches the container). Returns that directory.
+ */
+function networkSetup(spec: Spec, network: string | undefined, dir: string): string | undefined {
+  if (network === undefined || network === 'none' || network === 'host') return undefined;
+  if (network.startsWith('ns:')) {
+    const path = network.slice(3);
+    if (!isAbsolute(path))
+      throw new BerthError(`--network ns:PATH needs an absolute path, not ${JSON.stringify(path)}`, {
+        code: 'EINVAL',
+      });
+    const linux = spec.linux ?? {};
+    linux.namespaces = [
+      ...(linux.namespaces ?? []).filter((n) => n.type !== 'network'),
+      { type: 'network', path },
+    ];
+    spec.linux = linux;
+    return undefined;
+  }
+  const files = join(dir, 'net');
+  mkdirSync(files, { mode: 0o755 });
+  const mounts = spec.mounts ?? [];
+  for (const f of ['resolv.conf', 'hosts', 'hostname']) {
+    writeFileSync(join(files, f), '', { mode: 0o644 });
+    if (mounts.some((m) => m.destination === `/etc/${f}`)) continue; // a -v of the user's wins
+    mounts.push({ destination: `/etc/${f}`, type: 'bind', source: join(files, f), options: ['rbind', 'rw'] });
+  }
+  spec.mounts = mounts;
+  return files;
 }

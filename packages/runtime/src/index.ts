@@ -2,6 +2,7 @@ export { BUILTIN_IMAGE, DEFAULT_IMAGE, type DefaultImage, ensureDefaultImage } f
 export { type CapabilitySets, capabilitySets, hostBoundingSet } from './caps.js';
 export { DEFAULT_DEVICE_RULES, defaultCgroupsPath, effectiveResources } from './cgroup.js';
 export { type ExecPlanContext, planExec } from './exec.js';
+export { features, supportedMountOptions } from './features.js';
 export { type HookState, runHooks } from './hooks.js';
 export {
   type ImageBundle,
@@ -31,4 +32,21 @@ export {
   type RuntimeOptions,
   type Stdio,
 } from './runtime.js';
+export {
+  checkLinuxSupport,
+  compileProfile,
+  hostLsms,
+  planProcessSecurity,
+  planTimeNamespace,
+  type ProcessSecurity,
+  type SecurityContext,
+  seccompListener,
+} from './security.js';
 export { type ContainerRecord, StateStore, type Status, validateId } from './state.js';
+export {
+  attachNetwork,
+  type ContainerNetworkOptions,
+  checkNetworkOptions,
+  detachNetwork,
+  type NetworkRecord,
+} from './network.js';

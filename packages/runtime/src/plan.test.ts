@@ -32,22 +32,53 @@ describe('planContainer', () => {
     expect(ops.indexOf('mknod')).toBeLessThan(ops.indexOf('clone'));
     expect(ops.indexOf('sync')).toBeLessThan(ops.indexOf('mount'));
     expect(ops.indexOf('pivotRoot')).toBeLessThan(ops.indexOf('sethostname'));
-    expect(ops.slice(-4)).toEqual(['closeFds', 'ready', 'fifoWait', 'exec']);
+    expect(ops.slice(-5)).toEqual(['chdir', 'lookup', 'ready', 'fifoWait', 'exec']);
+    // fds are marked close-on-exec before the working directory is entered (found in the root)
+    expect(ops.indexOf('closeFds')).toBeLessThan(ops.indexOf('chdir'));
+    expect(steps[ops.indexOf('chdir')]).toMatchObject({ inRoot: true });
   });
 
   it('writes sysctls after pivot_root and before /proc/sys turns read-only', () => {
     const s = spec();
     s.linux!.sysctl = { 'net.ipv4.ip_forward': '1' };
     const { steps } = planContainer(s, { bundle, foreground: true });
-    const write = steps.findIndex((x) => x.op === 'write' && x.path === '/proc/sys/net/ipv4/ip_forward');
+    const write = steps.findIndex((x) => x.op === 'procWrite' && x.path === 'sys/net/ipv4/ip_forward');
     expect(write).toBeGreaterThan(steps.findIndex((x) => x.op === 'pivotRoot'));
     expect(write).toBeLessThan(steps.findIndex((x) => x.op === 'readonly' && x.path === '/proc/sys'));
+  });
+
+  it('accepts only sysctls of namespaces the container has, with runc\'s rules', () => {
+    const plan = (sysctl: Record<string, string>, drop: string[] = []) => {
+      const s = spec();
+      s.linux!.sysctl = sysctl;
+      s.linux!.namespaces = s.linux!.namespaces!.filter((n) => !drop.includes(n.type));
+      return planContainer(s, { bundle, foreground: true });
+    };
+    expect(() => plan({ 'kernel.core_pattern': '|/tmp/x' })).toThrow(
+      /linux\.sysctl\.kernel\.core_pattern: sysctl is not in a separate kernel namespace/,
+    );
+    expect(() => plan({ 'vm.overcommit_memory': '1' })).toThrow(/not in a separate kernel namespace/);
+    expect(() => plan({ 'net.ipv4.ip_forward': '1' }, ['network'])).toThrow(/host's network namespace/);
+    expect(() => plan({ 'kernel.shmmax': '1' }, ['ipc'])).toThrow(/host's IPC namespace/);
+    expect(() => plan({ 'kernel.hostname': 'x' })).toThrow(/conflicts with the "hostname" field/);
+    expect(() => plan({ 'net.ipv4.../../../kernel/core_pattern': 'x' })).toThrow(/is not a sysctl name/);
+    const s = spec();
+    s.linux!.namespaces!.push({ type: 'network', path: '/proc/self/ns/net' });
+    s.linux!.namespaces = s.linux!.namespaces!.filter((n, i, all) => n.type !== 'network' || i === all.length - 1);
+    s.linux!.sysctl = { 'net.core.somaxconn': '1' };
+    expect(() => planContainer(s, { bundle, foreground: true })).toThrow(/host's network namespace/);
+    const ok = plan({ 'kernel.shmmax': '4096', 'fs.mqueue.msg_max': '20', 'net/ipv4/ping_group_range': '0 0' });
+    expect(ok.steps.filter((x) => x.op === 'procWrite').map((x) => (x as { path: string }).path)).toEqual([
+      'sys/kernel/shmmax',
+      'sys/fs/mqueue/msg_max',
+      'sys/net/ipv4/ping_group_range',
+    ]);
   });
 
   it('refuses what berth cannot honour, naming the field', () => {
     const s = spec();
     s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'mount');
-    expect(() => planContainer(s, { bundle, foreground: true })).toThrow(/a new mount namespace/);
+    expect(() => planContainer(s, { bundle, foreground: true })).toThrow(/a mount namespace of its own/);
     const t = spec();
     t.process!.terminal = true;
     expect(() => planContainer(t, { bundle, foreground: false, fifo: '/x' })).toThrow(

@@ -1,14 +1,31 @@
+import { statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { planNamespaces } from '@berth/namespaces';
 import { planRootfs } from '@berth/rootfs';
 import { type Process, RLIMITS, type Spec } from '@berth/spec';
-import { BerthError, CLONE_NEWNS, CLONE_NEWUTS, MS, type PlanStep } from '@berth/sys';
+import {
+  BerthError,
+  CLONE_NEWNS,
+  CLONE_NEWTIME,
+  CLONE_NEWUTS,
+  type CompiledSeccomp,
+  MS,
+  type PlanStep,
+} from '@berth/sys';
 import { capabilitySets } from './caps.js';
+import { checkLinuxSupport, planProcessSecurity, planTimeNamespace, type SecurityContext } from './security.js';
+import { planSysctls } from './sysctl.js';
 import { canRaiseLimits, clampRlimit, hostHardLimits, UNLIMITED } from './rlimits.js';
 
 /** Sync ids: where the container's first process stops for the runtime. */
 export const SYNC_NS_READY = 1;
 export const SYNC_READY_TO_EXEC = 2;
+/** Mounts are done, pivot_root is next: the runtime runs the createContainer hooks in the container. */
+export const SYNC_CREATE_CONTAINER = 3;
+
+/** runc's session keyring permissions: keep the kernel's, add "user may search" (0x80000). */
+export const KEYRING_PERM_MASK = 0xffffffff;
+export const KEYRING_PERM_SET = 0x00080000;
 
 export interface PlanContext {
   bundle: string;
@@ -25,6 +42,17 @@ export interface PlanContext {
   cgroupLayout?: 'v1' | 'v2' | 'hybrid';
   /** The container's cgroup directories (controller → host dir), shown at a `cgroup` mount. */
   cgroupPaths?: Record<string, string>;
+  /** `linux.seccomp` compiled (`compileProfile`); required when the config has one. */
+  seccomp?: CompiledSeccomp;
+  /** The host's LSMs (default: read from the host). */
+  lsms?: { apparmor: boolean; selinux: boolean };
+  /** Join a new session keyring of this name before exec (runc: `_ses.ID`); absent: keep the runtime's (--no-new-keyring). */
+  keyring?: string;
+  /**
+   * The runtime's own namespaces (/proc/self/ns/*) as `dev:ino`, by proc name (`mnt`, `uts`):
+   * a joined mount or uts namespace that is one of these is refused. Default: read from /proc/self/ns.
+   */
+  ownNamespaces?: Partial<Record<string, string>>;
 }
 
 export interface ContainerPlan {
@@ -44,15 +72,13 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   if (!proc) throw new BerthError('process: config.json has no process to run', { code: 'EINVALIDSPEC' });
   if (!spec.root?.path) throw new BerthError('root.path: must be set', { code: 'EINVALIDSPEC' });
   const linux = spec.linux ?? {};
-  if (linux.seccomp) throw unsupported('linux.seccomp: seccomp filters are not supported by berth yet');
+  if (linux.seccomp && !ctx.seccomp)
+    throw new BerthError('linux.seccomp: the profile was not compiled (compileProfile) before planning', {
+      code: 'EINTERNAL',
+    });
+  checkLinuxSupport(spec, ctx.lsms);
   if (linux.uidMappings?.length || linux.namespaces?.some((n) => n.type === 'user')) {
     throw unsupported('linux.namespaces: user namespaces are not supported by berth yet');
-  }
-  if (spec.hooks?.createContainer?.length || spec.hooks?.startContainer?.length) {
-    throw unsupported('hooks: createContainer and startContainer hooks are not supported by berth yet');
-  }
-  if (linux.timeOffsets || linux.namespaces?.some((n) => n.type === 'time' && !n.path)) {
-    throw unsupported('linux.namespaces: new time namespaces are not supported by berth yet');
   }
   if (proc.terminal && !ctx.foreground && !ctx.consoleSocket) {
     throw new BerthError('process.terminal: a detached container with a terminal needs --console-socket', {
@@ -61,17 +87,13 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   }
 
   const rootfs = resolve(ctx.bundle, spec.root.path);
+  const sysctls = planSysctls(spec);
   const ns = planNamespaces(linux.namespaces ?? []);
-  if (!(ns.cloneFlags & CLONE_NEWNS)) {
-    throw new BerthError('linux.namespaces: berth needs a new mount namespace (add {"type": "mount"})', {
-      code: 'EINVALIDSPEC',
-    });
-  }
-  if ((spec.hostname !== undefined || spec.domainname !== undefined) && !(ns.cloneFlags & CLONE_NEWUTS)) {
-    throw new BerthError('hostname: setting a hostname needs a new uts namespace', { code: 'EINVALIDSPEC' });
-  }
+  checkJoinedNamespaces(spec, ns.cloneFlags, ns.join, ctx.ownNamespaces);
   const terminal = proc.terminal === true;
-  const steps: PlanStep[] = [...ns.steps];
+  // The exec fifo and the console socket are the runtime's, on the host: made, opened and
+  // connected before any namespace is joined (a joined mount namespace may not see them).
+  const steps: PlanStep[] = [];
   if (ctx.fifo) {
     steps.push({
       op: 'mknod',
@@ -83,16 +105,8 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
       gid: 0,
       describe: 'create exec fifo',
     });
+    steps.push({ op: 'fifoOpen', path: ctx.fifo, describe: 'open exec fifo' });
   }
-  steps.push({
-    op: 'clone',
-    flags: ns.cloneFlags,
-    detach: !ctx.foreground,
-    pty: terminal && !ctx.consoleSocket,
-  });
-  steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (namespaces ready)' });
-  if (!terminal) steps.push({ op: 'setsid' });
-  if (ctx.fifo) steps.push({ op: 'fifoOpen', path: ctx.fifo, describe: 'open exec fifo' });
   if (terminal && ctx.consoleSocket) {
     steps.push({
       op: 'pty',
@@ -101,6 +115,18 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
       describe: `connect to console socket ${ctx.consoleSocket}`,
     });
   }
+  steps.push(...ns.steps);
+  // clone(2) cannot make a time namespace (0x80 is in its exit-signal bits): unshare it first
+  steps.push(...planTimeNamespace(spec, (ns.cloneFlags & CLONE_NEWTIME) !== 0, CLONE_NEWTIME));
+  steps.push({
+    op: 'clone',
+    flags: ns.cloneFlags & ~CLONE_NEWTIME,
+    detach: !ctx.foreground,
+    pty: terminal && !ctx.consoleSocket,
+  });
+  steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (namespaces ready)' });
+  if (!terminal) steps.push({ op: 'setsid' });
+  if (ctx.keyring !== undefined) steps.push(keyringStep(ctx.keyring));
   if (ctx.overlay) {
     const { lower, upper, work } = ctx.overlay;
     steps.push({ op: 'mount', target: '/', flags: MS.SLAVE | MS.REC, describe: 'make / a slave mount' });
@@ -115,7 +141,7 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
     });
   }
   if (proc.oomScoreAdj !== undefined) {
-    steps.push({ op: 'write', path: '/proc/self/oom_score_adj', content: String(proc.oomScoreAdj) });
+    steps.push({ op: 'procWrite', path: 'self/oom_score_adj', content: String(proc.oomScoreAdj) });
   }
   steps.push(
     ...planRootfs({
@@ -130,20 +156,29 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
       ...(ctx.cgroupLayout ? { cgroupLayout: ctx.cgroupLayout } : {}),
       ...(ctx.cgroupPaths ? { cgroupPaths: ctx.cgroupPaths } : {}),
       // sysctls go in before /proc/sys becomes read-only (readonlyPaths)
-      afterPivot: Object.entries(linux.sysctl ?? {}).map(([key, value]) => ({
-        op: 'write' as const,
-        path: `/proc/sys/${key.replace(/\./g, '/')}`,
-        content: value,
-        describe: `set sysctl ${key}`,
-      })),
+      afterPivot: sysctls,
       cgroupNamespace: linux.namespaces?.some((n) => n.type === 'cgroup' && !n.path) ?? false,
-      ...(ctx.overlay ? { views: [ctx.overlay.upper, ...ctx.overlay.lower] } : {}),
     }),
   );
+  if (spec.hooks?.createContainer?.length) {
+    // runc runs them after the mounts, before pivot_root, in the container's namespaces
+    const pivot = steps.findIndex((x) => x.op === 'pivotRoot' || x.op === 'chroot');
+    steps.splice(pivot < 0 ? steps.length : pivot, 0, {
+      op: 'sync',
+      id: SYNC_CREATE_CONTAINER,
+      describe: 'wait for the runtime (createContainer hooks)',
+    });
+  }
   if (spec.hostname !== undefined) steps.push({ op: 'sethostname', name: spec.hostname });
   if (spec.domainname !== undefined) steps.push({ op: 'setdomainname', name: spec.domainname });
   if (terminal) steps.push(terminalStep(proc, ctx.consoleSocket));
-  steps.push(...planProcess(proc, ctx.preserveFds ?? 0, warnings));
+  steps.push(
+    ...planProcess(proc, ctx.preserveFds ?? 0, warnings, {
+      seccomp: ctx.seccomp,
+      personality: linux.personality,
+      ...(ctx.lsms ? { lsms: ctx.lsms } : {}),
+    }),
+  );
   if (ctx.fifo) {
     steps.push({ op: 'ready' });
     steps.push({ op: 'fifoWait', describe: 'wait for start (exec fifo)' });
@@ -171,8 +206,14 @@ export function terminalStep(proc: Process, consoleSocket: string | undefined): 
  * and capabilities, no_new_privs, working directory, and the executable looked
  * up before anything waits (so a missing binary fails early, with its name).
  */
-export function planProcess(proc: Process, preserveFds: number, warnings: string[]): PlanStep[] {
+export function planProcess(
+  proc: Process,
+  preserveFds: number,
+  warnings: string[],
+  security: SecurityContext = {},
+): PlanStep[] {
   const steps: PlanStep[] = [];
+  const confine = planProcessSecurity(proc, security);
   const host = proc.rlimits?.length ? { hard: hostHardLimits(), canRaise: canRaiseLimits() } : undefined;
   for (const rl of proc.rlimits ?? []) {
     const resource = RLIMITS[rl.type];
@@ -187,12 +228,14 @@ export function planProcess(proc: Process, preserveFds: number, warnings: string
   for (const name of missing) {
     warnings.push(`capability ${name} is not in this host's bounding set: the container runs without it`);
   }
+  steps.push(...confine.beforeCreds);
+  // no process.capabilities means empty sets, as runc: the process gets no capability at all
   steps.push({
     op: 'creds',
     uid: proc.user?.uid ?? 0,
     gid: proc.user?.gid ?? 0,
     groups: proc.user?.additionalGids ?? [],
-    ...(proc.capabilities ? { caps: sets } : {}),
+    caps: sets,
   });
   if (proc.noNewPrivileges) steps.push({ op: 'noNewPrivs' });
   const cwd = proc.cwd || '/';
@@ -200,11 +243,97 @@ export function planProcess(proc: Process, preserveFds: number, warnings: string
     throw new BerthError(`process.cwd: ${JSON.stringify(cwd)} must be an absolute path`, {
       code: 'EINVALIDSPEC',
     });
-  steps.push({ op: 'chdir', path: cwd, describe: `change to working directory ${cwd}` });
+  // nothing of the runtime's stays open past exec, and the working directory is found in the root
+  steps.push({ op: 'closeFds', from: 3 + preserveFds });
+  steps.push({ op: 'chdir', path: cwd, describe: `change to working directory ${cwd}`, inRoot: true });
   const args = proc.args ?? [];
   const env = proc.env ?? [];
   const pathVar = env.findLast((e) => e.startsWith('PATH='))?.slice(5);
   steps.push({ op: 'lookup', name: args[0] ?? '', ...(pathVar !== undefined ? { path: pathVar } : {}) });
-  steps.push({ op: 'closeFds', from: 3 + preserveFds });
+  steps.push(...confine.last);
   return steps;
+}
+
+/** Joins (or makes) the named session keyring and lets its owner search it, as runc does. */
+export function keyringStep(name: string): PlanStep {
+  return {
+    op: 'keyring',
+    name,
+    mask: KEYRING_PERM_MASK,
+    set: KEYRING_PERM_SET,
+    describe: `join session keyring ${name}`,
+  };
+}
+
+function nsIdentity(path: string): string | undefined {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The runtime's own mount and uts namespaces, as `dev:ino`. */
+export function ownNamespaces(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ['mnt', 'uts']) {
+    const id = nsIdentity(`/proc/self/ns/${name}`);
+    if (id) out[name] = id;
+  }
+  return out;
+}
+
+/**
+ * The rules for namespaces given by path: the container needs a mount namespace
+ * of its own, new or joined (it mounts and pivots in it; never the runtime's),
+ * and a hostname needs a uts namespace that is not the runtime's. Checked again
+ * on the live process before any mount (Runtime), this is the early, named error.
+ */
+function checkJoinedNamespaces(
+  spec: Spec,
+  cloneFlags: number,
+  join: ReadonlyArray<{ kind: string; path: string }>,
+  own: Partial<Record<string, string>> = ownNamespaces(),
+): void {
+  const entries = spec.linux?.namespaces ?? [];
+  const index = (type: string) => entries.findIndex((n) => n.type === type);
+  const joined = (kind: string) => join.find((j) => j.kind === kind);
+  const isOwn = (kind: string, proc: string): boolean => {
+    const j = joined(kind);
+    if (!j) return false;
+    const id = nsIdentity(j.path);
+    if (id === undefined) {
+      throw new BerthError(
+        `linux.namespaces[${index(kind)}].path: ${JSON.stringify(j.path)} is not a namespace file that exists`,
+        { code: 'EINVALIDSPEC', path: j.path },
+      );
+    }
+    return own[proc] !== undefined && id === own[proc];
+  };
+  if (!(cloneFlags & CLONE_NEWNS) && !joined('mount')) {
+    throw new BerthError('linux.namespaces: berth needs a mount namespace of its own (add {"type": "mount"})', {
+      code: 'EINVALIDSPEC',
+    });
+  }
+  if (isOwn('mount', 'mnt')) {
+    throw new BerthError(
+      `linux.namespaces[${index('mount')}].path: ${joined('mount')!.path} is berth's own mount namespace: the container would change the host's mounts`,
+      { code: 'EINVALIDSPEC', path: joined('mount')!.path },
+    );
+  }
+  const naming = spec.hostname !== undefined ? 'hostname' : spec.domainname !== undefined ? 'domainname' : undefined;
+  if (naming) {
+    if (!(cloneFlags & CLONE_NEWUTS) && !joined('uts')) {
+      throw new BerthError(`${naming}: setting a ${naming} needs a uts namespace (add {"type": "uts"})`, {
+        code: 'EINVALIDSPEC',
+      });
+    }
+    if (isOwn('uts', 'uts')) {
+      throw new BerthError(
+        `${naming}: linux.namespaces[${index('uts')}].path ${joined('uts')!.path} is berth's own uts namespace: setting a ${naming} would change the host's`,
+        { code: 'EINVALIDSPEC', path: joined('uts')!.path },
+      );
+    }
+  }
 }

@@ -5,25 +5,42 @@ import {
   openSync,
   readFileSync,
   readSync,
-  renameSync,
   rmSync,
   statSync,
   unlinkSync,
-  writeFileSync,
 } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Cgroup } from '@berth/cgroups';
 import { type Process, parseSpec, type Spec } from '@berth/spec';
-import { BerthError, type Launch, launch } from '@berth/sys';
+import { BerthError, type Launch, launch, writeFileAtomic } from '@berth/sys';
 import { createCgroup, defaultCgroupsPath, loadCgroup } from './cgroup.js';
 import { planExec } from './exec.js';
-import { type HookState, runHooks } from './hooks.js';
+import { type HookState, runContainerHooks, runHooks } from './hooks.js';
 import { ContainerLock, withLock } from './lock.js';
+import {
+  attachNetwork,
+  type ContainerNetworkOptions,
+  checkNetworkOptions,
+  detachNetwork,
+  networkRecordBase,
+} from './network.js';
 import { processesInPidNamespace } from './pidns.js';
-import { planContainer } from './plan.js';
+import { planContainer, SYNC_CREATE_CONTAINER } from './plan.js';
 import { isAlive, procStat, waitGone } from './proc.js';
+import { compileProfile, seccompListener } from './security.js';
 import { type ContainerRecord, StateStore, type Status, validateId } from './state.js';
+import {
+  type Backend,
+  createVmContainer,
+  deleteVm,
+  execVm,
+  killVm,
+  runVm,
+  startVm,
+  vmStatus,
+  wantsVm,
+} from './vm-backend.js';
 
 export const DEFAULT_ROOT = '/run/berth';
 const OCI_VERSION = '1.2.0';
@@ -68,6 +85,12 @@ export interface CreateOptions {
   ownedDirs?: string[];
   /** The image reference, for listings. */
   image?: string;
+  /** Attach the container to a bridge network at the ns-ready sync point (`berth run --network`). */
+  network?: ContainerNetworkOptions;
+  /** Keep the runtime's session keyring instead of joining a new one (runc --no-new-keyring). */
+  noNewKeyring?: boolean;
+  /** `vm`: run in a QEMU microVM (as the `org.berth.backend` annotation asks); default: the annotation, else a container. */
+  backend?: Backend;
 }
 
 export interface ExecOptions {
@@ -141,15 +164,37 @@ export class Runtime {
 
   /** Creates a container: namespaces, mounts and all, its process waiting for `start`. */
   async create(id: string, bundle: string, options: CreateOptions = {}): Promise<ContainerState> {
-    validateId(id);
-    const loaded = this.loadBundle(bundle);
+    const loaded = this.checkedBundle(id, bundle, options);
     const lock = await ContainerLock.acquire(this.root, id);
     try {
-      const { record } = await this.launchContainer(id, loaded.bundle, loaded.spec, options, false);
+      const { record } = (await wantsVm(loaded.spec, options.backend))
+        ? { record: await this.createVm(id, loaded.bundle, loaded.spec, options) }
+        : await this.launchContainer(id, loaded.bundle, loaded.spec, options, false);
       return this.toState(record);
     } finally {
       lock.release();
     }
+  }
+
+  private async createVm(id: string, bundle: string, spec: Spec, options: CreateOptions): Promise<ContainerRecord> {
+    const record: ContainerRecord = {
+      ociVersion: OCI_VERSION,
+      id,
+      status: 'creating',
+      pid: 0,
+      bundle,
+      rootfs: resolve(bundle, spec.root?.path ?? ''),
+      created: new Date().toISOString(),
+      owner: userInfo().username,
+      ...(spec.annotations ? { annotations: spec.annotations } : {}),
+      ...(spec.hooks ? { hooks: spec.hooks } : {}),
+      spec,
+      ...(options.ownedDirs ? { ownedDirs: options.ownedDirs } : {}),
+      ...(options.image ? { image: options.image } : {}),
+    };
+    await createVmContainer(this.store, record, spec, options, this.warn);
+    if (options.pidFile) writeAtomic(resolve(options.pidFile), String(record.pid));
+    return record;
   }
 
   private async launchContainer(
@@ -178,15 +223,22 @@ export class Runtime {
         owner: userInfo().username,
         ...(spec.annotations ? { annotations: spec.annotations } : {}),
         ...(spec.hooks ? { hooks: spec.hooks } : {}),
+        spec,
         ...(options.ownedDirs ? { ownedDirs: options.ownedDirs } : {}),
         ...(options.image ? { image: options.image } : {}),
+        ...(options.network ? { network: networkRecordBase(options.network) } : {}),
+        ...(options.noNewKeyring ? { noNewKeyring: true } : {}),
         cgroupsPath,
         ...(this.systemd ? { systemdCgroup: true } : {}),
       };
       this.store.write(record);
+      // compiled before anything is made: a profile libseccomp refuses fails the create cleanly
+      const seccomp = await compileProfile(spec.linux?.seccomp);
+      if (options.network) await checkNetworkOptions(options.network);
       cgroup = await createCgroup(spec, cgroupsPath, this.systemd);
       const fifo = foreground ? undefined : join(dir, 'exec.fifo');
       const plan = planContainer(spec, {
+        ...(seccomp ? { seccomp } : {}),
         cgroupLayout: cgroup.layout,
         cgroupPaths: cgroup.paths,
         bundle,
@@ -195,11 +247,15 @@ export class Runtime {
         ...(options.consoleSocket ? { consoleSocket: resolve(options.consoleSocket) } : {}),
         ...(options.preserveFds ? { preserveFds: options.preserveFds } : {}),
         ...(options.overlay ? { overlay: options.overlay } : {}),
+        ...(options.noNewKeyring ? {} : { keyring: sessionKeyring(id) }),
       });
       for (const w of plan.warnings) this.warn(w);
       const preserved = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
       launched = launch(plan.steps, {
         ...(options.stdio ? { stdio: options.stdio } : {}),
+        ...(seccomp?.notify
+          ? { onSeccompListener: seccompListener(spec.linux?.seccomp, () => ({ ...this.hookState(record) })) }
+          : {}),
         preserveFds: preserved,
       });
       pid = (await launched.expect('pid')).pid;
@@ -208,6 +264,12 @@ export class Runtime {
       if (stat) record.pidStartTime = stat.startTime;
       this.store.write(record);
       await launched.expect('sync'); // namespaces exist: the place for cgroups, network, uid maps
+      // before any mount: the namespaces it really is in, not the paths config.json named
+      await checkNotRuntimeNamespaces(pid, spec);
+      if (options.network) {
+        record.network = await attachNetwork(id, pid, options.network);
+        this.store.write(record);
+      }
       // Joining a cgroup costs the kernel an RCU grace period (~10 ms here): let the
       // container do its mounts meanwhile; it still waits before exec for us.
       const joined = cgroup.addProcess(pid);
@@ -226,6 +288,19 @@ export class Runtime {
           await launched.expect(foreground ? 'sync' : 'ready');
           throw e;
         }
+      }
+      if (spec.hooks?.createContainer?.length) {
+        const at = await launched.expect('sync');
+        if (at.id !== SYNC_CREATE_CONTAINER)
+          throw new BerthError(`launcher protocol: expected the createContainer sync, got ${at.id}`, {
+            code: 'ELAUNCH',
+          });
+        if (!spec.hooks?.prestart?.length && !spec.hooks?.createRuntime?.length) await joined;
+        await runContainerHooks('createContainer', spec.hooks.createContainer, this.hookState(record), {
+          pid,
+          addToCgroup: (p) => cgroup!.addProcess(p),
+        });
+        launched.release();
       }
       if (foreground) {
         await launched.expect('sync');
@@ -249,19 +324,28 @@ export class Runtime {
       }
       launched?.process.kill('SIGKILL');
       launched?.detach();
+      if (options.network)
+        await detachNetwork(id, options.network).catch((err: Error) => this.warn(`cleanup: ${err.message}`));
       if (cgroup) {
         await cgroup.killAll('SIGKILL').catch(() => {});
         await cgroup.delete().catch((err: Error) => this.warn(`cleanup: ${err.message}`));
       }
       this.store.remove(id);
       for (const d of options.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
+      // a failed prestart, createRuntime or createContainer hook: the lifecycle goes on
+      // at "destroy" (done above), then the poststop hooks (the OCI spec's steps 12, 13)
+      if ((e as BerthError).code === 'EHOOK' && spec.hooks?.poststop?.length) {
+        const state: HookState = { ociVersion: OCI_VERSION, id, status: 'stopped', bundle };
+        if (spec.annotations) state.annotations = spec.annotations;
+        await runHooks('poststop', spec.hooks.poststop, state).catch((err: Error) => this.warn(err.message));
+      }
       throw e;
     }
   }
 
   /** Starts a created container: its process execs the user's program. */
   async start(id: string): Promise<void> {
-    const record = await withLock(this.root, id, async () => {
+    const started = await withLock(this.root, id, async () => {
       const record = this.store.read(id);
       const status = this.liveStatus(record);
       if (status !== 'created') {
@@ -272,11 +356,26 @@ export class Runtime {
           { code: 'ESTATE', path: id },
         );
       }
-      await this.openFifo(record);
+      const startHooks = record.vm ? undefined : this.recordSpec(record).hooks?.startContainer;
+      if (startHooks?.length) {
+        try {
+          await this.runStartContainerHooks(record, startHooks);
+        } catch (e) {
+          return { record, failed: e as Error };
+        }
+      }
+      if (record.vm) await startVm(record);
+      else await this.openFifo(record);
       record.status = 'running';
       this.store.write(record);
-      return record;
+      return { record, failed: undefined };
     });
+    if (started.failed) {
+      // the OCI rule for a failed startContainer hook: stop the container, destroy it, poststop hooks
+      await this.delete(id, { force: true }).catch((e: Error) => this.warn(`cleanup: ${e.message}`));
+      throw started.failed;
+    }
+    const record = started.record;
     try {
       await runHooks('poststart', record.hooks?.poststart, this.hookState(record));
     } catch (e) {
@@ -284,22 +383,42 @@ export class Runtime {
     }
   }
 
+  /** startContainer hooks: in the container's namespaces, after pivot_root, before the program runs. */
+  private async runStartContainerHooks(
+    record: ContainerRecord,
+    hooks: NonNullable<Spec['hooks']>['startContainer'],
+  ): Promise<void> {
+    const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
+    await runContainerHooks(
+      'startContainer',
+      hooks,
+      { ...this.hookState(record), status: 'created' },
+      { pid: record.pid, ...(cgroup ? { addToCgroup: (p: number) => cgroup.addProcess(p) } : {}) },
+    );
+  }
+
   private async openFifo(record: ContainerRecord): Promise<void> {
     const fifo = this.store.fifo(record.id);
     // Non-blocking: a blocking open would hang forever if the container died meanwhile.
     const fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const released = (): boolean => {
+      try {
+        return readSync(fd, Buffer.alloc(1), 0, 1, null) === 1;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        return false;
+      }
+    };
     try {
-      const buf = Buffer.alloc(1);
       let delay = 0.5;
       for (;;) {
-        let n = 0;
-        try {
-          n = readSync(fd, buf, 0, 1, null);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-        }
-        if (n === 1) break;
+        if (released()) break;
+        // The process opens the fifo (we are its reader), writes one byte and execs: a
+        // short program may have exited between our read and this check. What it wrote
+        // stays in the pipe while we hold it open, so a last read after its death tells
+        // "released, then exited" (started: runc's semantics) from "died waiting".
         if (!isAlive(record.pid, record.pidStartTime)) {
+          if (released()) break;
           throw new BerthError(`cannot start container ${record.id}: its process exited`, {
             code: 'ESTATE',
             path: record.id,
@@ -316,6 +435,7 @@ export class Runtime {
 
   /** The live status: a dead (or reused) pid means stopped; a fifo still there means created. */
   liveStatus(record: ContainerRecord): Status {
+    if (record.vm) return vmStatus(record, isAlive(record.pid, record.pidStartTime));
     if (!isAlive(record.pid, record.pidStartTime)) return 'stopped';
     if (record.status === 'creating') return 'creating';
     if (existsSync(this.store.fifo(record.id))) return 'created';
@@ -374,6 +494,7 @@ export class Runtime {
       const status = this.liveStatus(record);
       if (status === 'stopped')
         throw new BerthError(`container ${id} is not running`, { code: 'ESTATE', path: id });
+      if (record.vm) return killVm(record, signal, options.all === true);
       const pids = options.all ? await this.processes(record) : [record.pid];
       for (const pid of pids) {
         try {
@@ -408,13 +529,14 @@ export class Runtime {
           });
         }
       }
+      if (record.vm) await deleteVm(record); // QEMU, its sockets and logs
       const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
       // an empty cgroup (the usual case: the container exited) needs no freeze-and-kill round
       if (cgroup && (await cgroup.pids()).length > 0) {
         if (await cgroup.isFrozen()) await cgroup.thaw();
         await cgroup.killAll('SIGKILL');
       }
-      if (status !== 'stopped') {
+      if (status !== 'stopped' && !record.vm) {
         for (const pid of await processesInPidNamespace(record.pid)) {
           try {
             process.kill(pid, 'SIGKILL');
@@ -429,6 +551,7 @@ export class Runtime {
           });
         }
       }
+      if (record.network) await detachNetwork(id, record.network);
       await cgroup?.delete();
       for (const d of record.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
       this.store.remove(id);
@@ -440,13 +563,18 @@ export class Runtime {
     });
   }
 
+  /** config.json as it was at create (the bundle's file for records that predate keeping it). */
+  private recordSpec(record: ContainerRecord): Spec {
+    return record.spec ?? this.loadBundle(record.bundle).spec;
+  }
+
   /**
    * The container's process as config.json describes it: the base that
    * `exec` options override (env, user, capabilities, cwd), as runc does.
    */
   configProcess(id: string): Process {
     const record = this.store.read(id);
-    return structuredClone(this.loadBundle(record.bundle).spec.process ?? { cwd: '/' });
+    return structuredClone(this.recordSpec(record).process ?? { cwd: '/' });
   }
 
   /**
@@ -455,15 +583,40 @@ export class Runtime {
    * with `detach`.
    */
   async exec(id: string, proc: Process, options: ExecOptions = {}): Promise<number> {
-    const record = await withLock(this.root, id, async () => this.store.read(id));
+    // The lock is held until the new process has joined the container (namespaces, cgroup) and
+    // exec'd: a delete, kill or pause meanwhile waits instead of racing the join. Not while it runs.
+    const lock = await ContainerLock.acquire(this.root, id);
+    try {
+      return await this.execLocked(id, proc, options, () => lock.release());
+    } finally {
+      lock.release();
+    }
+  }
+
+  private async execLocked(id: string, proc: Process, options: ExecOptions, unlock: () => void): Promise<number> {
+    const record = this.store.read(id);
     const status = this.liveStatus(record);
     if (status !== 'running') {
       throw new BerthError(`cannot exec in container ${id}: it is ${status}`, { code: 'ESTATE', path: id });
     }
+    if (record.vm) {
+      if (options.detach || options.consoleSocket || options.preserveFds)
+        throw new BerthError('exec --detach, --console-socket and --preserve-fds are not supported by the VM backend yet', {
+          code: 'EUNSUPPORTED',
+        });
+      unlock();
+      return execVm(record, record.spec ?? this.loadBundle(record.bundle).spec, proc, options.stdio, this.warn);
+    }
     const foreground = !options.detach;
+    // the container's seccomp filter and personality apply to every process in it, as in runc
+    const linux = this.recordSpec(record).linux;
+    const seccomp = await compileProfile(linux?.seccomp);
     const { steps, warnings } = await planExec(proc, {
       pid: record.pid,
       foreground,
+      ...(record.noNewKeyring ? {} : { keyring: sessionKeyring(record.id) }),
+      ...(seccomp ? { seccomp } : {}),
+      ...(linux?.personality ? { personality: linux.personality } : {}),
       ...(options.consoleSocket ? { consoleSocket: resolve(options.consoleSocket) } : {}),
       ...(options.preserveFds ? { preserveFds: options.preserveFds } : {}),
     });
@@ -471,6 +624,14 @@ export class Runtime {
     const preserved = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
     const launched = launch(steps, {
       ...(options.stdio ? { stdio: options.stdio } : {}),
+      ...(seccomp?.notify
+        ? {
+            onSeccompListener: seccompListener(linux?.seccomp, () => ({
+              ...this.hookState(record),
+              status: 'running',
+            })),
+          }
+        : {}),
       preserveFds: preserved,
     });
     let pid = 0;
@@ -492,6 +653,7 @@ export class Runtime {
       launched.process.kill('SIGKILL');
       throw e;
     }
+    unlock();
     if (options.pidFile) writeAtomic(resolve(options.pidFile), String(pid));
     if (options.detach) {
       launched.detach();
@@ -583,13 +745,19 @@ export class Runtime {
    * exit status: the program's exit code, or 128+N when signal N killed it.
    */
   async run(id: string, bundle: string, options: RunOptions = {}): Promise<number> {
-    validateId(id);
-    const loaded = this.loadBundle(bundle);
+    const loaded = this.checkedBundle(id, bundle, options);
     if (options.detach) {
       await this.create(id, bundle, options);
-      await this.start(id);
+      try {
+        await this.start(id);
+      } catch (e) {
+        // run -d is one command: a container that cannot start is not left behind
+        await this.delete(id, { force: true }).catch((d: Error) => this.warn(`cleanup: ${d.message}`));
+        throw e;
+      }
       return 0;
     }
+    if (await wantsVm(loaded.spec, options.backend)) return runVm(this, id, bundle, options);
     const lock = await ContainerLock.acquire(this.root, id);
     let launched: Launch;
     let record: ContainerRecord;
@@ -600,6 +768,15 @@ export class Runtime {
     }
     const stopForwarding = options.forwardSignals ? forwardSignals(launched) : undefined;
     try {
+      const startHooks = record.spec?.hooks?.startContainer;
+      if (startHooks?.length) {
+        try {
+          await this.runStartContainerHooks(record, startHooks);
+        } catch (e) {
+          launched.abort(); // the program never runs; the container is destroyed below
+          throw e;
+        }
+      }
       launched.release();
       await launched.expect('eof'); // the exec happened (a failed exec throws here)
       await runHooks('poststart', record.hooks?.poststart, this.hookState(record)).catch((e: Error) =>
@@ -609,7 +786,24 @@ export class Runtime {
     } finally {
       stopForwarding?.();
       await launched.exited.catch(() => 0);
-      if (!options.keep) await this.delete(id, { force: true });
+      // a cleanup failure is reported, but never replaces the container's exit status (or its error)
+      if (!options.keep)
+        await this.delete(id, { force: true }).catch((e: Error) => this.warn(`cleanup: ${e.message}`));
+    }
+  }
+
+  /**
+   * The id checked and the bundle loaded, before anything is made. A failure
+   * here removes the directories handed over with the container (an image
+   * run's snapshot), which no container record would ever own.
+   */
+  private checkedBundle(id: string, bundle: string, options: CreateOptions): { bundle: string; spec: Spec } {
+    try {
+      validateId(id);
+      return this.loadBundle(bundle);
+    } catch (e) {
+      for (const d of options.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
+      throw e;
     }
   }
 }
@@ -642,9 +836,35 @@ function forwardSignals(launched: Launch): () => void {
   };
 }
 
+/** The session keyring a container joins (runc's name: other runtimes' tools recognise it). */
+export function sessionKeyring(id: string): string {
+  return `_ses.${id}`;
+}
+
+/**
+ * The last word on namespaces joined by path, on the live process before it
+ * mounts anything: its mount namespace is never the runtime's (it would pivot
+ * the host), nor its uts namespace when it sets a hostname or domainname.
+ */
+async function checkNotRuntimeNamespaces(pid: number, spec: Spec): Promise<void> {
+  const { readlink } = await import('node:fs/promises');
+  const kinds: Array<[string, string]> = [['mnt', 'mount']];
+  if (spec.hostname !== undefined || spec.domainname !== undefined) kinds.push(['uts', 'uts']);
+  for (const [proc, kind] of kinds) {
+    const [mine, theirs] = await Promise.all([
+      readlink(`/proc/self/ns/${proc}`),
+      readlink(`/proc/${pid}/ns/${proc}`),
+    ]);
+    if (mine === theirs) {
+      throw new BerthError(
+        `linux.namespaces: the container's ${kind} namespace is berth's own (${mine}): refusing to change the host`,
+        { code: 'EINVALIDSPEC' },
+      );
+    }
+  }
+}
+
 function writeAtomic(file: string, content: string): void {
-  // rename over the target so readers never see a partial pid file
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, content);
-  renameSync(tmp, file);
+  // readers never see a partial pid file
+  writeFileAtomic(file, content);
 }

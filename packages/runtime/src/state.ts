@@ -1,6 +1,6 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { BerthError } from '@berth/sys';
+import { BerthError, writeFileAtomic } from '@berth/sys';
 
 export type Status = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 
@@ -20,6 +20,14 @@ export interface ContainerRecord {
   annotations?: Record<string, string>;
   /** The config.json hooks to run later (poststart, poststop). */
   hooks?: import('@berth/spec').Hooks;
+  /**
+   * config.json as it was at create: `start` and `exec` use this, never the bundle's
+   * file again (the OCI rule: changing config.json after create does not affect the
+   * container). Absent in records written by older versions.
+   */
+  spec?: import('@berth/spec').Spec;
+  /** The container keeps the runtime's session keyring (runc --no-new-keyring). */
+  noNewKeyring?: boolean;
   /** Directories berth made for this container (image snapshots) and removes on delete. */
   ownedDirs?: string[];
   /** The container's cgroup, and whether it is in the systemd `slice:prefix:name` form. */
@@ -27,6 +35,10 @@ export interface ContainerRecord {
   systemdCgroup?: boolean;
   /** The image the container was made from, when it was made by `berth run IMAGE`. */
   image?: string;
+  /** The bridge network the container is attached to (what `delete` detaches). */
+  network?: import('./network.js').NetworkRecord;
+  /** The VM of a container run by the VM backend (`org.berth.backend: vm`); `pid` is then QEMU's. */
+  vm?: import('@berth/vm').VmRecord;
 }
 
 const ID = /^[A-Za-z0-9_+\-.]+$/;
@@ -71,9 +83,7 @@ export class StateStore {
 
   write(record: ContainerRecord): void {
     const dir = this.dir(record.id);
-    const tmp = join(dir, `.state.json.${process.pid}`);
-    writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
-    renameSync(tmp, join(dir, 'state.json'));
+    writeFileAtomic(join(dir, 'state.json'), `${JSON.stringify(record)}\n`, 0o600);
   }
 
   read(id: string): ContainerRecord {

@@ -28,8 +28,13 @@ export function validateSeccomp(p: Problems, seccomp: JsonObject, base: string):
     what: 'a seccomp architecture',
   });
   stringArrayField(p, seccomp, 'flags', base, { oneOf: SECCOMP_FLAGS, what: 'a seccomp filter flag' });
-  stringField(p, seccomp, 'listenerPath', base);
+  stringField(p, seccomp, 'listenerPath', base, { absolute: true });
   stringField(p, seccomp, 'listenerMetadata', base);
+  // runc: the container reports its listener fd with write(2), so NOTIFY can be neither the default nor on write
+  if (defaultAction === 'SCMP_ACT_NOTIFY') {
+    p.add(at(base, 'defaultAction'), 'SCMP_ACT_NOTIFY cannot be the default action');
+  }
+  let notify = false;
 
   arrayField(p, seccomp, 'syscalls', base, (item, path) => {
     const rule = asObject(p, item, path);
@@ -40,6 +45,13 @@ export function validateSeccomp(p: Problems, seccomp: JsonObject, base: string):
       oneOf: SECCOMP_ACTIONS,
       what: 'a seccomp action',
     });
+    if (action === 'SCMP_ACT_NOTIFY') {
+      notify = true;
+      const names = rule['names'];
+      if (Array.isArray(names) && names.includes('write')) {
+        p.add(at(path, 'names'), 'SCMP_ACT_NOTIFY cannot be used for the write syscall');
+      }
+    }
     const errno = intField(p, rule, 'errnoRet', path, 'uint32');
     if (errno !== undefined && action !== undefined && !ERRNO_ACTIONS.includes(action)) {
       p.add(at(path, 'errnoRet'), `is not allowed with action ${action}`);
@@ -58,4 +70,10 @@ export function validateSeccomp(p: Problems, seccomp: JsonObject, base: string):
       });
     });
   });
+  if (notify && seccomp['listenerPath'] === undefined) {
+    p.add(
+      at(base, 'listenerPath'),
+      'is required when a rule uses SCMP_ACT_NOTIFY (the agent gets the listener fd there)',
+    );
+  }
 }

@@ -714,6 +714,32 @@ const cases: Case[] = [
     (s) => delete s.linux.seccomp.syscalls[1].args[0].value,
     one('linux.seccomp.syscalls[1].args[0].value', 'is required'),
   ],
+  [
+    'seccomp NOTIFY without a listenerPath',
+    (s) => delete s.linux.seccomp.listenerPath,
+    one(
+      'linux.seccomp.listenerPath',
+      'is required when a rule uses SCMP_ACT_NOTIFY (the agent gets the listener fd there)',
+    ),
+  ],
+  [
+    'seccomp NOTIFY on write',
+    (s) => (s.linux.seccomp.syscalls[2].names = ['clone', 'write']),
+    one('linux.seccomp.syscalls[2].names', 'SCMP_ACT_NOTIFY cannot be used for the write syscall'),
+  ],
+  [
+    'seccomp NOTIFY as the default action',
+    (s) => {
+      s.linux.seccomp.defaultAction = 'SCMP_ACT_NOTIFY';
+      s.linux.seccomp.syscalls[1].action = 'SCMP_ACT_LOG';
+    },
+    one('linux.seccomp.defaultAction', 'SCMP_ACT_NOTIFY cannot be the default action'),
+  ],
+  [
+    'seccomp listenerPath relative',
+    (s) => (s.linux.seccomp.listenerPath = 'agent.sock'),
+    one('linux.seccomp.listenerPath', '"agent.sock" must be an absolute path'),
+  ],
 ];
 
 describe('validateSpec reports each wrong field with its path', () => {

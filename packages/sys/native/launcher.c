@@ -9,6 +9,7 @@
  * index, the syscall name and errno that we report.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 #include <linux/capability.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -37,15 +39,19 @@
 
 #define PLAN_MAGIC "BRTH"
 #define PLAN_VERSION 1
-#define FLAG_IGNORE_ENOENT 1u
+#define FLAG_IGNORE_ENOENT 1u /* a missing path (ENOENT) skips the step */
+#define FLAG_IN_ROOT 2u       /* the step's paths are inside the container's root (paths.h) */
+#define FLAG_TMPCOPYUP 4u     /* a new mount gets a copy of what the directory held */
 
 enum op {
   OP_SETNS = 1, OP_CLONE = 2, OP_SYNC = 3, OP_MOUNT = 4, OP_MKDIR = 5, OP_MKNOD = 6,
   OP_SYMLINK = 7, OP_PIVOT_ROOT = 8, OP_CHROOT = 9, OP_MASK = 10, OP_SETHOSTNAME = 11,
   OP_SETDOMAINNAME = 12, OP_SETRLIMIT = 13, OP_NO_NEW_PRIVS = 14, OP_CREDS = 15,
   OP_CHDIR = 16, OP_UMASK = 17, OP_FIFO_OPEN = 18, OP_FIFO_WAIT = 19, OP_EXEC = 20,
-  OP_WRITE = 21, OP_SETSID = 22, OP_READY = 23, OP_MKFILE = 24, OP_LOOKUP = 25,
+  /* 21: was OP_WRITE (any path); procfs writes are OP_PROC_WRITE */ OP_SETSID = 22, OP_READY = 23, OP_MKFILE = 24, OP_LOOKUP = 25,
   OP_UMOUNT = 26, OP_READONLY = 27, OP_CLOSE_FDS = 28, OP_PTY = 29, OP_UNSHARE = 30,
+  OP_ROOT = 31, OP_PROC_WRITE = 32, OP_PARENT_PRIVATE = 33, OP_TEST_WALK = 39,
+  OP_SECCOMP = 40, OP_SCHED = 42, OP_IOPRIO = 43, OP_LSM = 44,
 };
 
 enum msg_kind { MSG_PID = 1, MSG_SYNC = 2, MSG_ERROR = 3, MSG_READY = 4 };
@@ -98,6 +104,9 @@ static void die(int step, const char *what, int err) {
   if (sync_fd < 0) fprintf(stderr, "berth-launcher: step %d: %s: %s\n", step, what, strerror(err));
   _exit(1);
 }
+
+#include "paths.h"
+#include "mounts.h"
 
 /* ---- plan reading ---- */
 
@@ -179,27 +188,6 @@ static int mkdir_p(const char *path, mode_t mode) {
   if (stat(buf, &st) < 0) return -1;
   if (!S_ISDIR(st.st_mode)) return errno = ENOTDIR, -1;
   return 0;
-}
-
-static unsigned long locked_flags(const char *path) {
-  struct statvfs sv;
-  unsigned long f = 0;
-  if (statvfs(path, &sv) < 0) return 0;
-  if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
-  if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
-  if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
-  if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
-  if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
-  if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
-  return f;
-}
-
-static int do_mount(const char *src, const char *dst, const char *type, unsigned long flags, const char *data) {
-  if (mount(src, dst, type, flags, data) == 0) return 0;
-  /* A bind remount must keep flags the kernel locked on the original mount (user namespaces). */
-  if (errno == EPERM && (flags & MS_REMOUNT) && (flags & MS_BIND))
-    return mount(src, dst, type, flags | locked_flags(dst), data);
-  return -1;
 }
 
 static int send_fd(int sock, int fd) {
@@ -305,7 +293,16 @@ static void relay_pty(void) {
         if (write(console_fd, &eot, 1) < 0) { /* nothing to do */ }
         continue;
       }
-      if (write(console_fd, buf, (size_t)n) < 0 && errno != EINTR) in_open = 0;
+      /* every byte goes on: a signal (SIGWINCH) or a full pty buffer may cut a write short */
+      for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(console_fd, buf + off, (size_t)(n - off));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+          in_open = 0;
+          break;
+        }
+        off += w;
+      }
     }
   }
 }
@@ -356,7 +353,15 @@ static void foreground(pid_t pid, int with_pty) {
   _exit(code);
 }
 
-/* ---- steps ---- */
+#include "seccomp.h"
+#include "sched.h"
+#include "ioprio.h"
+#include "lsm.h"
+#include "keyring.h"
+
+/* ---- steps: one function each; a step returns 0, or -1 with errno set and `what` naming the call ---- */
+
+static const char *what = "";
 
 static void run_steps(struct step *steps, uint32_t n, uint32_t start);
 
@@ -425,309 +430,630 @@ static void step_pty(struct step *s, int i) {
   if (slave > 2) close(slave);
 }
 
+static int in_root(struct step *s) { return (s->flags & FLAG_IN_ROOT) != 0; }
+
+/* The step's target: a path in the container's root, or (for the runtime's own paths) a host path. */
+static int open_target(struct step *s, const char *path, int oflags) {
+  return in_root(s) ? open_in_root(path, oflags) : open(path, O_PATH | O_CLOEXEC | oflags);
+}
+
+struct reopen_arg {
+  struct step *s;
+  const char *path;
+};
+static int reopen_target(void *arg) {
+  struct reopen_arg *a = arg;
+  return open_target(a->s, a->path, 0);
+}
+
+static int step_setns(struct step *s) {
+  what = "setns";
+  int nstype = (int)I(s, 1);
+  int given = (int)I(s, 2); /* a pidfd (or namespace fd) passed by the runtime: no path to race */
+  if (given > 0) return setns(given, nstype);
+  int fd = open(Sx(s, 0), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    what = "open namespace";
+    return -1;
+  }
+  int r = setns(fd, nstype);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return r;
+}
+
+static int step_unshare(struct step *s) {
+  what = "unshare";
+  return unshare((int)I(s, 0));
+}
+
+static int step_sync(struct step *s, int i) {
+  send_msg(MSG_SYNC, i, 0, (int)I(s, 0), "sync");
+  char go;
+  ssize_t k;
+  do k = read(sync_fd, &go, 1); while (k < 0 && errno == EINTR);
+  if (k != 1) _exit(1); /* the parent gave up: stop quietly, it already knows why */
+  if (go != 'g') die(i, "sync: parent aborted", ECANCELED);
+  return 0;
+}
+
+static int step_root(struct step *s) {
+  what = "open root";
+  int fd = open(Sx(s, 0), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  set_root(fd);
+  return 0;
+}
+
+static int step_mount(struct step *s) {
+  const char *src = S(s, 0), *dst = Sx(s, 1), *type = S(s, 2), *data = S(s, 4);
+  unsigned long flags = (unsigned long)I(s, 3);
+  unsigned long prop = flags & (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE);
+  what = "open mount target";
+  int tfd = open_target(s, dst, 0);
+  if (tfd < 0) return -1;
+  int r, copy_from = -1;
+  what = "mount";
+  if ((flags & MS_REMOUNT) || (prop && !(flags & MS_BIND))) {
+    r = remount_fd(tfd, flags, data);
+  } else if (flags & MS_BIND) {
+    struct reopen_arg a = {s, dst};
+    r = bind_on_fd(src, -1, tfd, (flags & MS_REC) != 0, flags & ~(MS_BIND | MS_REC), reopen_target, &a);
+  } else {
+    if (s->flags & FLAG_TMPCOPYUP) {
+      /* the directory as it is before the mount hides it ("." never crosses onto the new mount) */
+      what = "open (tmpcopyup)";
+      copy_from = openat(tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (copy_from < 0) {
+        close(tfd);
+        return -1;
+      }
+      what = "mount";
+    }
+    r = mount_on_fd(src, tfd, type, flags, data);
+    if (r == 0 && copy_from >= 0) {
+      what = "copy up (tmpcopyup)";
+      int top = open_target(s, dst, O_DIRECTORY);
+      int to = top < 0 ? -1 : openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      r = to < 0 ? -1 : copy_tree(copy_from, to, 0);
+      int e = errno;
+      if (top >= 0) close(top);
+      if (to >= 0) close(to);
+      errno = e;
+    }
+  }
+  int e = errno;
+  if (copy_from >= 0) close(copy_from);
+  close(tfd);
+  errno = e;
+  return r;
+}
+
+static int step_umount(struct step *s) {
+  what = "umount2";
+  return umount2(Sx(s, 0), (int)I(s, 1));
+}
+
+static int reopen_in_root(void *path) { return open_in_root((const char *)path, 0); }
+
+/* readonlyPaths: the path bound onto itself read-only, submounts included. */
+static int step_readonly(struct step *s) {
+  const char *p = Sx(s, 0);
+  what = "open";
+  int fd = open_in_root(p, 0);
+  if (fd < 0) return -1;
+  what = "mount";
+  int r = bind_on_fd(NULL, fd, fd, 1, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, reopen_in_root, (void *)p);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return r;
+}
+
+/* maskedPaths: a directory gets an empty read-only tmpfs, anything else the container's /dev/null. */
+static int step_mask(struct step *s) {
+  const char *p = Sx(s, 0);
+  what = "open";
+  int fd = open_in_root(p, 0);
+  if (fd < 0) return -1;
+  struct stat st;
+  int r = fstat(fd, &st);
+  if (r == 0 && S_ISDIR(st.st_mode)) {
+    what = "mount";
+    r = mount_on_fd("tmpfs", fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0755");
+    if (r < 0 && errno == EINVAL) r = mount_on_fd("tmpfs", fd, "tmpfs", MS_RDONLY, NULL);
+  } else if (r == 0) {
+    what = "open /dev/null (to mask with)";
+    int null = open_in_root("/dev/null", O_NOFOLLOW);
+    struct stat ns;
+    if (null < 0) {
+      r = -1;
+    } else if (fstat(null, &ns) < 0 || !S_ISCHR(ns.st_mode) || ns.st_rdev != makedev(1, 3)) {
+      what = "check /dev/null (to mask with): not the null device";
+      errno = EPERM;
+      r = -1;
+    } else {
+      what = "mount";
+      r = bind_on_fd(NULL, null, fd, 0, 0, NULL, NULL);
+    }
+    int e = errno;
+    if (null >= 0) close(null);
+    errno = e;
+  }
+  int e = errno;
+  close(fd);
+  errno = e;
+  return r;
+}
+
+static int step_mkdir(struct step *s) {
+  what = "mkdir";
+  if (!in_root(s)) return mkdir_p(Sx(s, 0), (mode_t)I(s, 1));
+  int fd = mkdir_in_root(Sx(s, 0), (mode_t)I(s, 1));
+  if (fd < 0) return -1;
+  close(fd);
+  return 0;
+}
+
+/* A file to bind a file onto: made relative to its parent's fd, never opened (it could be a fifo). */
+static int step_mkfile(struct step *s) {
+  const char *p = Sx(s, 0);
+  mode_t mode = (mode_t)I(s, 1) & 07777;
+  what = "mknod";
+  if (!in_root(s)) {
+    if (mknod(p, S_IFREG | mode, 0) < 0 && errno != EEXIST) return -1;
+    return 0;
+  }
+  char base[256];
+  what = "create parent directories";
+  int dir = parent_in_root(p, base, sizeof base);
+  if (dir < 0) return -1;
+  what = "mknod";
+  int r = mknodat(dir, base, S_IFREG | mode, 0);
+  if (r < 0 && errno == EEXIST) r = 0;
+  int e = errno;
+  close(dir);
+  errno = e;
+  return r;
+}
+
+/*
+ * A device node (or fifo), made relative to its parent's fd with exactly its
+ * mode (umask 0) and owned with AT_SYMLINK_NOFOLLOW. A node that exists is left
+ * alone, as runc does: nothing is ever chowned or chmodded through a path.
+ */
+static int step_mknod(struct step *s) {
+  const char *p = Sx(s, 0);
+  mode_t mode = (mode_t)I(s, 1);
+  dev_t dev = makedev((unsigned)I(s, 2), (unsigned)I(s, 3));
+  uid_t uid = (uid_t)I(s, 4);
+  gid_t gid = (gid_t)I(s, 5);
+  char base[256];
+  int dir;
+  if (in_root(s)) {
+    what = "create parent directories";
+    dir = parent_in_root(p, base, sizeof base);
+  } else {
+    /* the runtime's own path (the exec fifo in its state directory) */
+    what = "open";
+    char d[4096];
+    snprintf(d, sizeof d, "%s", p);
+    char *slash = strrchr(d, '/');
+    if (!slash || !slash[1] || strlen(slash + 1) >= sizeof base) return errno = EINVAL, -1;
+    strcpy(base, slash + 1);
+    *slash = 0;
+    dir = open(*d ? d : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  }
+  if (dir < 0) return -1;
+  what = "mknod";
+  mode_t old = umask(0);
+  int r = mknodat(dir, base, mode, dev);
+  umask(old);
+  if (r == 0) {
+    what = "chown";
+    r = fchownat(dir, base, uid, gid, AT_SYMLINK_NOFOLLOW);
+  } else if (errno == EEXIST) {
+    r = 0;
+  }
+  int e = errno;
+  close(dir);
+  errno = e;
+  return r;
+}
+
+static int step_symlink(struct step *s) {
+  const char *target = Sx(s, 0), *p = Sx(s, 1);
+  what = "symlink";
+  if (!in_root(s)) {
+    int r = symlink(target, p);
+    return r < 0 && errno == EEXIST ? 0 : r;
+  }
+  char base[256];
+  int dir = parent_in_root(p, base, sizeof base);
+  if (dir < 0) return -1;
+  int r = symlinkat(target, dir, base);
+  if (r < 0 && errno == EEXIST) r = 0;
+  int e = errno;
+  close(dir);
+  errno = e;
+  return r;
+}
+
+/*
+ * The mount the root filesystem sits on must not be shared, or pivot_root
+ * refuses (EINVAL) and a later bind would propagate: make it private in this
+ * mount namespace only (runc's rootfsParentMountPrivate).
+ */
+static int step_parent_private(struct step *s) {
+  const char *rootfs = Sx(s, 0);
+  what = "open";
+  int fd = open(rootfs, O_PATH | O_CLOEXEC);
+  if (fd < 0) return -1;
+  /* walk up to the mount point: the first directory whose parent is on another mount */
+  struct stat st, up;
+  int cur = fd;
+  what = "find the mount of the root filesystem";
+  for (int depth = 0; depth < 4096; depth++) {
+    if (fstat(cur, &st) < 0) break;
+    int parent = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (parent < 0) break;
+    int top = fstat(parent, &up) < 0 || (up.st_dev == st.st_dev && up.st_ino == st.st_ino);
+    if (top || up.st_dev != st.st_dev) {
+      close(parent);
+      break;
+    }
+    /* same device: possibly still the same mount; a bind mount of the same fs is caught by setattr below */
+    close(cur);
+    cur = parent;
+  }
+  what = "make the root filesystem's parent mount private";
+  int r = remount_fd(cur, MS_PRIVATE, NULL);
+  int e = errno;
+  close(cur);
+  errno = e;
+  return r;
+}
+
+static int step_pivot_root(struct step *s) {
+  int r;
+  what = "chdir";
+  r = root_fd >= 0 ? fchdir(root_fd) : chdir(Sx(s, 0));
+  if (r < 0) return -1;
+  what = "pivot_root";
+  if (syscall(SYS_pivot_root, ".", ".") < 0) return -1;
+  /* keep the unmount of the old root from propagating to the host */
+  what = "mount";
+  if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) return -1;
+  what = "umount2";
+  if (umount2(".", MNT_DETACH) < 0) return -1;
+  what = "chdir";
+  if (chdir("/") < 0) return -1;
+  set_root(-1); /* from here on the container's paths are relative to the new "/" */
+  return current_root() < 0 ? -1 : 0;
+}
+
+static int step_chroot(struct step *s) {
+  what = "chroot";
+  if (chroot(Sx(s, 0)) < 0 || chdir("/") < 0) return -1;
+  set_root(-1);
+  return 0;
+}
+
+static int step_sethostname(struct step *s) {
+  what = "sethostname";
+  return sethostname(Sx(s, 0), strlen(Sx(s, 0)));
+}
+
+static int step_setdomainname(struct step *s) {
+  what = "setdomainname";
+  return setdomainname(Sx(s, 0), strlen(Sx(s, 0)));
+}
+
+static int step_setrlimit(struct step *s) {
+  what = "setrlimit";
+  struct rlimit rl = {.rlim_cur = (rlim_t)I(s, 1), .rlim_max = (rlim_t)I(s, 2)};
+  return setrlimit((int)I(s, 0), &rl);
+}
+
+static int step_no_new_privs(struct step *s) {
+  (void)s;
+  what = "prctl PR_SET_NO_NEW_PRIVS";
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+/* args: uid, gid, has_caps, bounding, effective, permitted, inheritable, ambient, groups... */
+static int step_creds(struct step *s) {
+  uid_t uid = (uid_t)I(s, 0);
+  gid_t gid = (gid_t)I(s, 1);
+  int has_caps = (int)I(s, 2);
+  uint64_t bnd = (uint64_t)I(s, 3), eff = (uint64_t)I(s, 4), perm = (uint64_t)I(s, 5);
+  uint64_t inh = (uint64_t)I(s, 6), amb = (uint64_t)I(s, 7);
+  if (has_caps) {
+    int last = last_cap();
+    for (int c = 0; c <= last; c++) {
+      if (bnd & (1ULL << c)) continue;
+      what = "prctl PR_CAPBSET_DROP";
+      if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+    }
+  }
+  what = "prctl PR_SET_KEEPCAPS";
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return -1;
+  uint32_t ng = s->nargs > 8 ? s->nargs - 8 : 0;
+  gid_t groups[ng ? ng : 1];
+  for (uint32_t g = 0; g < ng; g++) groups[g] = (gid_t)I(s, 8 + g);
+  what = "setgroups";
+  if (setgroups(ng, groups) < 0) return -1;
+  what = "setresgid";
+  if (syscall(SYS_setresgid, gid, gid, gid) < 0) return -1;
+  what = "setresuid";
+  if (syscall(SYS_setresuid, uid, uid, uid) < 0) return -1;
+  what = "prctl PR_SET_KEEPCAPS";
+  if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) return -1;
+  if (has_caps) {
+    what = "capset";
+    if (set_caps(eff, perm, inh) < 0) return -1;
+    what = "prctl PR_CAP_AMBIENT_CLEAR_ALL";
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+    what = "prctl PR_CAP_AMBIENT_RAISE";
+    for (int c = 0; c < 64; c++)
+      if ((amb & (1ULL << c)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0) return -1;
+  }
+  return 0;
+}
+
+/* The process's working directory, resolved in the container's root: no magic link, no fd, leads out. */
+static int step_chdir(struct step *s) {
+  what = "chdir";
+  if (!in_root(s)) return chdir(Sx(s, 0));
+  int fd = open_in_root(Sx(s, 0), O_DIRECTORY);
+  if (fd < 0) return -1;
+  int r = fchdir(fd);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return r;
+}
+
+static int step_umask(struct step *s) {
+  umask((mode_t)I(s, 0));
+  return 0;
+}
+
+static int step_proc_write(struct step *s) {
+  what = "write";
+  return proc_write(Sx(s, 0), Sx(s, 1));
+}
+
+static int step_setsid(struct step *s) {
+  (void)s;
+  what = "setsid";
+  return setsid() < 0 ? -1 : 0;
+}
+
+static int step_fifo_open(struct step *s) {
+  what = "open";
+  fifo_fd = open(Sx(s, 0), O_PATH | O_CLOEXEC);
+  return fifo_fd < 0 ? -1 : 0;
+}
+
+/* blocks until `start` opens the fifo for reading */
+static int step_fifo_wait(struct step *s) {
+  (void)s;
+  char path[64];
+  snprintf(path, sizeof path, "self/fd/%d", fifo_fd);
+  what = "open exec fifo";
+  int fd = proc_fd >= 0 ? openat(proc_fd, path, O_WRONLY | O_CLOEXEC) : -1;
+  if (fd < 0 && proc_fd < 0) errno = ENOENT;
+  if (fd < 0) return -1;
+  what = "write exec fifo";
+  int r = write(fd, "0", 1) == 1 ? 0 : -1;
+  int e = errno;
+  close(fd);
+  close(fifo_fd);
+  fifo_fd = -1;
+  errno = e;
+  return r;
+}
+
+/* Every fd from `first` up is closed at exec (marked close-on-exec), whatever the fd limit. */
+static int step_close_fds(struct step *s) {
+  what = "close_range";
+  unsigned first = (unsigned)I(s, 0);
+  if (syscall(SYS_close_range, first, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) == 0) return 0;
+  if (errno != ENOSYS && errno != EINVAL) return -1;
+  /* no close_range: list the open fds instead of guessing a limit */
+  int dfd = proc_fd >= 0 ? openat(proc_fd, "self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  if (dfd < 0) return -1;
+  DIR *d = fdopendir(dfd);
+  if (!d) {
+    close(dfd);
+    return -1;
+  }
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    int fd = atoi(e->d_name);
+    if (fd >= (int)first && fd != dfd) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  closedir(d);
+  return 0;
+}
+
+static int step_pty_connect(struct step *s) {
+  /* first half, before pivot_root: connect to the host's console socket */
+  what = "connect console socket";
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  const char *p = Sx(s, 0);
+  if (strlen(p) >= sizeof sa.sun_path) return errno = ENAMETOOLONG, -1;
+  strcpy(sa.sun_path, p);
+  console_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  return console_fd < 0 ? -1 : connect(console_fd, (struct sockaddr *)&sa, sizeof sa);
+}
+
+/* args: name, PATH value. Resolve before waiting so a missing binary fails at create time. */
+static int step_lookup(struct step *s) {
+  const char *name = Sx(s, 0);
+  what = "exec";
+  if (strchr(name, '/')) {
+    snprintf(resolved, sizeof resolved, "%s", name);
+    return access(resolved, X_OK);
+  }
+  const char *pathv = S(s, 1) ? S(s, 1) : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  int last_err = ENOENT;
+  const char *p = pathv;
+  while (*p) {
+    const char *e = strchr(p, ':');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    snprintf(resolved, sizeof resolved, "%.*s/%s", (int)len, len ? p : ".", name);
+    struct stat st;
+    if (stat(resolved, &st) == 0 && S_ISREG(st.st_mode)) {
+      if (access(resolved, X_OK) == 0) return 0;
+      last_err = errno;
+    }
+    if (!e) break;
+    p = e + 1;
+  }
+  errno = last_err;
+  return -1;
+}
+
+/* args: path ("" = the LOOKUP result), argc, argv..., env... */
+static int step_exec(struct step *s, int i) {
+  const char *path = S(s, 0) ? S(s, 0) : resolved;
+  uint32_t argc = (uint32_t)I(s, 1);
+  if (argc + 2 > s->nargs) die(i, "exec: bad plan", EINVAL);
+  uint32_t envc = s->nargs - 2 - argc;
+  char **argv = calloc(argc + 1, sizeof *argv);
+  char **envp = calloc(envc + 1, sizeof *envp);
+  if (!argv || !envp) die(i, "exec", ENOMEM);
+  for (uint32_t a = 0; a < argc; a++) argv[a] = s->args[2 + a].s;
+  for (uint32_t a = 0; a < envc; a++) envp[a] = s->args[2 + argc + a].s;
+  /* nothing of the runtime's stays reachable through /proc/self/fd while the path is looked up */
+  if (proc_fd >= 0) close(proc_fd);
+  proc_fd = -1;
+  set_root(-1);
+  signal(SIGPIPE, SIG_DFL);
+  execve(path, argv, envp);
+  what = "exec";
+  return -1;
+}
+
+static int step_test_walk(struct step *s) {
+  force_walk = (int)I(s, 0);
+  return 0;
+}
+
 static void run_steps(struct step *steps, uint32_t n, uint32_t start) {
-  char *const *exec_env = NULL;
   for (uint32_t i = start; i < n; i++) {
     struct step *s = &steps[i];
-    int ig = (s->flags & FLAG_IGNORE_ENOENT) != 0;
-    int r = 0;
-    const char *what = "";
+    int r;
+    what = "";
     switch (s->op) {
-      case OP_SETNS: {
-        what = "setns";
-        int fd = open(Sx(s, 0), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) die((int)i, "open namespace", errno);
-        r = setns(fd, (int)I(s, 1));
-        close(fd);
-        break;
-      }
-      case OP_UNSHARE:
-        what = "unshare";
-        r = unshare((int)I(s, 0));
-        break;
-      case OP_CLONE:
-        step_clone(steps, n, i);
-        return;
-      case OP_SYNC: {
-        send_msg(MSG_SYNC, (int)i, 0, (int)I(s, 0), "sync");
-        char go;
-        ssize_t k;
-        do k = read(sync_fd, &go, 1); while (k < 0 && errno == EINTR);
-        if (k != 1) _exit(1); /* the parent gave up: stop quietly, it already knows why */
-        if (go != 'g') die((int)i, "sync: parent aborted", ECANCELED);
-        continue;
-      }
-      case OP_READY:
-        send_msg(MSG_READY, (int)i, 0, 0, "ready");
-        continue;
-      case OP_MOUNT:
-        what = "mount";
-        r = do_mount(S(s, 0), Sx(s, 1), S(s, 2), (unsigned long)I(s, 3), S(s, 4));
-        break;
-      case OP_UMOUNT:
-        what = "umount2";
-        r = umount2(Sx(s, 0), (int)I(s, 1));
-        break;
-      case OP_READONLY: {
-        what = "mount";
-        const char *p = Sx(s, 0);
-        r = mount(p, p, NULL, MS_BIND | MS_REC, NULL);
-        if (r == 0) r = do_mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL);
-        break;
-      }
-      case OP_MASK: {
-        what = "mount";
-        struct stat st;
-        const char *p = Sx(s, 0);
-        r = stat(p, &st);
-        if (r == 0) {
-          if (S_ISDIR(st.st_mode))
-            r = mount("tmpfs", p, "tmpfs", MS_RDONLY, NULL);
-          else
-            r = mount("/dev/null", p, NULL, MS_BIND, NULL);
-        }
-        break;
-      }
-      case OP_MKDIR:
-        what = "mkdir";
-        r = mkdir_p(Sx(s, 0), (mode_t)I(s, 1));
-        break;
-      case OP_MKFILE: {
-        what = "open";
-        int fd = open(Sx(s, 0), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, (mode_t)I(s, 1));
-        if (fd < 0 && errno == EISDIR) fd = open(Sx(s, 0), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) r = -1;
-        else close(fd);
-        break;
-      }
-      case OP_MKNOD: {
-        what = "mknod";
-        const char *p = Sx(s, 0);
-        r = mknod(p, (mode_t)I(s, 1), makedev((unsigned)I(s, 2), (unsigned)I(s, 3)));
-        if (r < 0 && errno == EEXIST) r = 0;
-        if (r == 0) {
-          what = "chown";
-          r = chown(p, (uid_t)I(s, 4), (gid_t)I(s, 5));
-        }
-        if (r == 0) {
-          what = "chmod";
-          r = chmod(p, (mode_t)I(s, 1) & 07777);
-        }
-        break;
-      }
-      case OP_SYMLINK:
-        what = "symlink";
-        r = symlink(Sx(s, 0), Sx(s, 1));
-        if (r < 0 && errno == EEXIST) r = 0;
-        break;
-      case OP_PIVOT_ROOT: {
-        const char *root = Sx(s, 0);
-        what = "chdir";
-        r = chdir(root);
-        if (r == 0) {
-          what = "pivot_root";
-          r = (int)syscall(SYS_pivot_root, ".", ".");
-        }
-        if (r == 0) {
-          /* keep the unmount of the old root from propagating to the host */
-          what = "mount";
-          r = mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL);
-        }
-        if (r == 0) {
-          what = "umount2";
-          r = umount2(".", MNT_DETACH);
-        }
-        if (r == 0) {
-          what = "chdir";
-          r = chdir("/");
-        }
-        break;
-      }
-      case OP_CHROOT:
-        what = "chroot";
-        r = chroot(Sx(s, 0));
-        if (r == 0) r = chdir("/");
-        break;
-      case OP_SETHOSTNAME:
-        what = "sethostname";
-        r = sethostname(Sx(s, 0), strlen(Sx(s, 0)));
-        break;
-      case OP_SETDOMAINNAME:
-        what = "setdomainname";
-        r = setdomainname(Sx(s, 0), strlen(Sx(s, 0)));
-        break;
-      case OP_SETRLIMIT: {
-        what = "setrlimit";
-        struct rlimit rl = {.rlim_cur = (rlim_t)I(s, 1), .rlim_max = (rlim_t)I(s, 2)};
-        r = setrlimit((int)I(s, 0), &rl);
-        break;
-      }
-      case OP_NO_NEW_PRIVS:
-        what = "prctl PR_SET_NO_NEW_PRIVS";
-        r = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-        break;
-      case OP_CREDS: {
-        /* args: uid, gid, has_caps, bounding, effective, permitted, inheritable, ambient, groups... */
-        uid_t uid = (uid_t)I(s, 0);
-        gid_t gid = (gid_t)I(s, 1);
-        int has_caps = (int)I(s, 2);
-        uint64_t bnd = (uint64_t)I(s, 3), eff = (uint64_t)I(s, 4), perm = (uint64_t)I(s, 5);
-        uint64_t inh = (uint64_t)I(s, 6), amb = (uint64_t)I(s, 7);
-        if (has_caps) {
-          int last = last_cap();
-          for (int c = 0; c <= last; c++) {
-            if (bnd & (1ULL << c)) continue;
-            if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) die((int)i, "prctl PR_CAPBSET_DROP", errno);
-          }
-        }
-        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) die((int)i, "prctl PR_SET_KEEPCAPS", errno);
-        uint32_t ng = s->nargs > 8 ? s->nargs - 8 : 0;
-        gid_t groups[ng ? ng : 1];
-        for (uint32_t g = 0; g < ng; g++) groups[g] = (gid_t)I(s, 8 + g);
-        if (setgroups(ng, groups) < 0) die((int)i, "setgroups", errno);
-        if (syscall(SYS_setresgid, gid, gid, gid) < 0) die((int)i, "setresgid", errno);
-        if (syscall(SYS_setresuid, uid, uid, uid) < 0) die((int)i, "setresuid", errno);
-        if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) die((int)i, "prctl PR_SET_KEEPCAPS", errno);
-        if (has_caps) {
-          if (set_caps(eff, perm, inh) < 0) die((int)i, "capset", errno);
-          if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-            die((int)i, "prctl PR_CAP_AMBIENT_CLEAR_ALL", errno);
-          for (int c = 0; c < 64; c++)
-            if ((amb & (1ULL << c)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
-              die((int)i, "prctl PR_CAP_AMBIENT_RAISE", errno);
-        }
-        continue;
-      }
-      case OP_CHDIR:
-        what = "chdir";
-        r = chdir(Sx(s, 0));
-        break;
-      case OP_UMASK:
-        umask((mode_t)I(s, 0));
-        continue;
-      case OP_WRITE: {
-        what = "write";
-        int fd = open(Sx(s, 0), O_WRONLY | O_TRUNC | O_CLOEXEC);
-        if (fd < 0) {
-          what = "open";
-          r = -1;
-          break;
-        }
-        const char *v = Sx(s, 1);
-        ssize_t k = write(fd, v, strlen(v));
-        int e = errno;
-        close(fd);
-        if (k < 0) {
-          errno = e;
-          r = -1;
-        }
-        break;
-      }
-      case OP_SETSID:
-        what = "setsid";
-        r = setsid() < 0 ? -1 : 0;
-        break;
-      case OP_FIFO_OPEN:
-        what = "open";
-        fifo_fd = open(Sx(s, 0), O_PATH | O_CLOEXEC);
-        r = fifo_fd < 0 ? -1 : 0;
-        break;
-      case OP_FIFO_WAIT: {
-        /* blocks until `start` opens the fifo for reading */
-        char path[64];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fifo_fd);
-        what = "open exec fifo";
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0) {
-          r = -1;
-          break;
-        }
-        what = "write exec fifo";
-        r = write(fd, "0", 1) == 1 ? 0 : -1;
-        close(fd);
-        close(fifo_fd);
-        break;
-      }
-      case OP_CLOSE_FDS: {
-        what = "close_range";
-        unsigned first = (unsigned)I(s, 0);
-        r = (int)syscall(SYS_close_range, first, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
-        if (r < 0 && (errno == ENOSYS || errno == EINVAL)) {
-          for (int fd = (int)first; fd < 1024; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+      case OP_SETNS: r = step_setns(s); break;
+      case OP_UNSHARE: r = step_unshare(s); break;
+      case OP_CLONE: step_clone(steps, n, i); return;
+      case OP_SYNC: r = step_sync(s, (int)i); break;
+      case OP_READY: send_msg(MSG_READY, (int)i, 0, 0, "ready"); r = 0; break;
+      case OP_ROOT: r = step_root(s); break;
+      case OP_MOUNT: r = step_mount(s); break;
+      case OP_UMOUNT: r = step_umount(s); break;
+      case OP_READONLY: r = step_readonly(s); break;
+      case OP_MASK: r = step_mask(s); break;
+      case OP_MKDIR: r = step_mkdir(s); break;
+      case OP_MKFILE: r = step_mkfile(s); break;
+      case OP_MKNOD: r = step_mknod(s); break;
+      case OP_SYMLINK: r = step_symlink(s); break;
+      case OP_PARENT_PRIVATE: r = step_parent_private(s); break;
+      case OP_PIVOT_ROOT: r = step_pivot_root(s); break;
+      case OP_CHROOT: r = step_chroot(s); break;
+      case OP_SETHOSTNAME: r = step_sethostname(s); break;
+      case OP_SETDOMAINNAME: r = step_setdomainname(s); break;
+      case OP_SETRLIMIT: r = step_setrlimit(s); break;
+      case OP_NO_NEW_PRIVS: r = step_no_new_privs(s); break;
+      case OP_CREDS: r = step_creds(s); break;
+      case OP_CHDIR: r = step_chdir(s); break;
+      case OP_UMASK: r = step_umask(s); break;
+      case OP_PROC_WRITE: r = step_proc_write(s); break;
+      case OP_SETSID: r = step_setsid(s); break;
+      case OP_FIFO_OPEN: r = step_fifo_open(s); break;
+      case OP_FIFO_WAIT: r = step_fifo_wait(s); break;
+      case OP_CLOSE_FDS: r = step_close_fds(s); break;
+      case OP_PTY:
+        if (I(s, 3) == 0) r = step_pty_connect(s);
+        else {
+          step_pty(s, (int)i);
           r = 0;
         }
         break;
-      }
-      case OP_PTY:
-        if (I(s, 3) == 0) {
-          /* first half, before pivot_root: connect to the host's console socket */
-          what = "connect console socket";
-          struct sockaddr_un sa = {.sun_family = AF_UNIX};
-          strncpy(sa.sun_path, S(s, 0), sizeof sa.sun_path - 1);
-          console_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-          r = console_fd < 0 ? -1 : connect(console_fd, (struct sockaddr *)&sa, sizeof sa);
-          break;
-        }
-        step_pty(s, (int)i);
-        continue;
-      case OP_LOOKUP: {
-        /* args: name, PATH value. Resolve before waiting so a missing binary fails at create time. */
-        const char *name = Sx(s, 0);
-        what = "exec";
-        if (strchr(name, '/')) {
-          snprintf(resolved, sizeof resolved, "%s", name);
-          r = access(resolved, X_OK);
-          break;
-        }
-        const char *pathv = S(s, 1) ? S(s, 1) : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-        int found = 0, last_err = ENOENT;
-        const char *p = pathv;
-        while (*p) {
-          const char *e = strchr(p, ':');
-          size_t len = e ? (size_t)(e - p) : strlen(p);
-          snprintf(resolved, sizeof resolved, "%.*s/%s", (int)len, len ? p : ".", name);
-          struct stat st;
-          if (stat(resolved, &st) == 0 && S_ISREG(st.st_mode)) {
-            if (access(resolved, X_OK) == 0) {
-              found = 1;
-              break;
-            }
-            last_err = errno;
-          }
-          if (!e) break;
-          p = e + 1;
-        }
-        if (!found) {
-          errno = last_err;
-          r = -1;
-        }
-        break;
-      }
-      case OP_EXEC: {
-        /* args: path ("" = the LOOKUP result), argc, argv..., env... */
-        const char *path = S(s, 0) ? S(s, 0) : resolved;
-        uint32_t argc = (uint32_t)I(s, 1);
-        if (argc + 2 > s->nargs) die((int)i, "exec: bad plan", EINVAL);
-        uint32_t envc = s->nargs - 2 - argc;
-        char **argv = calloc(argc + 1, sizeof *argv);
-        char **envp = calloc(envc + 1, sizeof *envp);
-        if (!argv || !envp) die((int)i, "exec", ENOMEM);
-        for (uint32_t a = 0; a < argc; a++) argv[a] = s->args[2 + a].s;
-        for (uint32_t a = 0; a < envc; a++) envp[a] = s->args[2 + argc + a].s;
-        exec_env = envp;
-        signal(SIGPIPE, SIG_DFL);
-        execve(path, argv, exec_env);
-        die((int)i, "exec", errno);
-        break;
-      }
-      default:
-        die((int)i, "unknown step", EINVAL);
+      case OP_LOOKUP: r = step_lookup(s); break;
+      case OP_EXEC: r = step_exec(s, (int)i); break;
+      case OP_TEST_WALK: r = step_test_walk(s); break;
+      case OP_SECCOMP: step_seccomp(s, (int)i); r = 0; break;
+      case OP_SCHED: what = "sched_setattr"; r = step_sched(s); break;
+      case OP_IOPRIO: r = step_ioprio(s, &what); break;
+      case OP_LSM: r = step_lsm(s, &what); break;
+      case OP_KEYRING: r = step_keyring(s, &what); break;
+      default: die((int)i, "unknown step", EINVAL);
     }
     if (r < 0) {
-      if (ig && errno == ENOENT) continue;
+      if ((s->flags & FLAG_IGNORE_ENOENT) && errno == ENOENT) continue;
       die((int)i, what, errno);
     }
   }
+}
+
+/*
+ * The launcher never runs from a file the container could reach: unless it
+ * already is one, it copies itself into a sealed memfd and re-executes from
+ * there (the CVE-2019-5736 class: /proc/PID/exe opened for writing from
+ * inside). It is also not dumpable until its final execve, so no process in
+ * the container can ptrace it or open its /proc files.
+ */
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#endif
+#ifndef MFD_ALLOW_SEALING
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_GET_SEALS 1034
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#define F_SEAL_WRITE 0x0008
+#endif
+
+static void run_sealed(char **argv) {
+  int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (self < 0) return;
+  int seals = fcntl(self, F_GET_SEALS);
+  int want = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+  if (seals >= 0 && (seals & want) == want) {
+    close(self);
+    return; /* this is the sealed copy */
+  }
+  int mfd = (int)syscall(SYS_memfd_create, "berth-launcher", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (mfd < 0) die(-1, "memfd_create (sealed launcher copy)", errno);
+  char buf[65536];
+  for (;;) {
+    ssize_t k = read(self, buf, sizeof buf);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) die(-1, "read /proc/self/exe (sealed launcher copy)", errno);
+    if (k == 0) break;
+    for (ssize_t off = 0; off < k;) {
+      ssize_t w = write(mfd, buf + off, (size_t)(k - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) die(-1, "write memfd (sealed launcher copy)", errno);
+      off += w;
+    }
+  }
+  close(self);
+  if (fcntl(mfd, F_ADD_SEALS, want) < 0) die(-1, "seal memfd (sealed launcher copy)", errno);
+  extern char **environ;
+  syscall(SYS_execveat, mfd, "", argv, environ, AT_EMPTY_PATH);
+  die(-1, "execveat (sealed launcher copy)", errno);
 }
 
 int main(int argc, char **argv) {
@@ -741,6 +1067,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   sync_fd = atoi(sf);
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die(-1, "prctl PR_SET_DUMPABLE", errno);
+  run_sealed(argv);
   int plan_fd = atoi(pf);
   fcntl(sync_fd, F_SETFD, FD_CLOEXEC);
   signal(SIGPIPE, SIG_IGN);
@@ -749,6 +1077,7 @@ int main(int argc, char **argv) {
   close(plan_fd);
   unsetenv("BERTH_PLAN_FD");
   unsetenv("BERTH_SYNC_FD");
+  open_proc();
   run_steps(steps, n, 0);
   return 0;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BerthError, errnoName, errnoNumber, SysError, strerror } from './errors.js';
+import { BerthError, errnoName, errnoNumber, errnoOfError, hasErrno, SysError, strerror } from './errors.js';
 
 describe('errno mapping', () => {
   it('names errno numbers and back', () => {
@@ -21,5 +21,24 @@ describe('errno mapping', () => {
       path: '/proc',
       errno: 'EPERM',
     });
+  });
+});
+
+describe('one errno table', () => {
+  it('prints 95 as EOPNOTSUPP and matches it by either name', () => {
+    expect(errnoName(95)).toBe('EOPNOTSUPP');
+    expect(strerror(95)).toBe('operation not supported');
+    expect(errnoName(11)).toBe('EAGAIN');
+    const sys = new SysError('setxattr user.x', 95, '/f');
+    expect(sys.errno).toBe('EOPNOTSUPP');
+    expect(hasErrno(sys, 'ENOTSUP')).toBe(true);
+    expect(hasErrno(sys, 'EOPNOTSUPP')).toBe(true);
+    // Node's own errors name 95 ENOTSUP
+    const node = Object.assign(new Error('x'), { code: 'ENOTSUP', errno: -95 });
+    expect(hasErrno(node, 'EOPNOTSUPP')).toBe(true);
+    expect(hasErrno({ errno: 'EWOULDBLOCK' }, 'EAGAIN')).toBe(true);
+    expect(hasErrno(new BerthError('x', { code: 'EMOUNT', errno: 'ENOENT' }), 'ENOENT', 'EPERM')).toBe(true);
+    expect(hasErrno(new Error('plain'), 'ENOENT')).toBe(false);
+    expect(errnoOfError(undefined)).toBeUndefined();
   });
 });

@@ -1,18 +1,52 @@
 import { constants } from 'node:os';
 
+/**
+ * The one errno table of berth. Linux gives some numbers two names (95 is both `EOPNOTSUPP` and `ENOTSUP`, 11
+ * `EAGAIN` and `EWOULDBLOCK`, 35 `EDEADLK` and `EDEADLOCK`): a number is always *printed* with the name the
+ * kernel headers use first, and every check compares numbers, so `hasErrno(err, 'ENOTSUP')` matches an
+ * error named `EOPNOTSUPP` (and Node's `ENOTSUP`) alike.
+ */
+const PREFERRED: Record<number, string> = { 11: 'EAGAIN', 35: 'EDEADLK', 95: 'EOPNOTSUPP' };
 const errnoNames = new Map<number, string>();
 for (const [name, value] of Object.entries(constants.errno)) {
-  if (!errnoNames.has(value)) errnoNames.set(value, name);
+  if (!errnoNames.has(value)) errnoNames.set(value, PREFERRED[value] ?? name);
 }
 
-/** The symbolic name of an errno number (`1` → `EPERM`); `E<n>` when unknown. */
+/** The symbolic name of an errno number (`1` → `EPERM`, `95` → `EOPNOTSUPP`); `E<n>` when unknown. */
 export function errnoName(errno: number): string {
   return errnoNames.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
 }
 
-/** The errno number of a symbolic name (`EPERM` → `1`), or undefined. */
+/** The errno number of a symbolic name (`EPERM` → `1`; `ENOTSUP` and `EOPNOTSUPP` → `95`), or undefined. */
 export function errnoNumber(name: string): number | undefined {
   return (constants.errno as Record<string, number>)[name];
+}
+
+/**
+ * The errno number an error carries, whatever raised it: a `SysError`, a `BerthError` (or any error) with an
+ * `errno` name, or a Node.js system error (`code: 'ENOTSUP'`, `errno: -95`). Undefined when there is none.
+ */
+export function errnoOfError(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  if (err instanceof SysError) return err.errnoNumber;
+  const e = err as { errno?: unknown; code?: unknown };
+  if (typeof e.errno === 'number' && e.errno !== 0) return Math.abs(e.errno);
+  if (typeof e.errno === 'string') {
+    const n = errnoNumber(e.errno);
+    if (n !== undefined) return n;
+  }
+  if (typeof e.code === 'string') return errnoNumber(e.code);
+  return undefined;
+}
+
+/**
+ * Whether `err` carries one of these errnos, compared by number: the one way berth checks an errno.
+ * `hasErrno(err, 'ENOTSUP')` is true for EOPNOTSUPP too (both are 95 on Linux).
+ */
+export function hasErrno(err: unknown, ...names: string[]): boolean {
+  const n = errnoOfError(err);
+  if (n === undefined) return false;
+  return names.some((name) => errnoNumber(name) === n);
 }
 
 export interface BerthErrorFields {
@@ -102,6 +136,8 @@ const messages: Record<string, string> = {
   ENOTEMPTY: 'directory not empty',
   ELOOP: 'too many levels of symbolic links',
   EOPNOTSUPP: 'operation not supported',
+  ENODATA: 'no data available',
+  EFAULT: 'bad address',
   ETXTBSY: 'text file busy',
   ECANCELED: 'operation canceled',
 };

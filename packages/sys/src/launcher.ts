@@ -1,8 +1,17 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
-import { homedir, constants as osConstants } from 'node:os';
+import { homedir, constants as osConstants, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +23,7 @@ const MSG_PID = 1;
 const MSG_SYNC = 2;
 const MSG_ERROR = 3;
 const MSG_READY = 4;
+const MSG_SECCOMP = 5;
 
 /** The syscall a step is about: naming it again in an error would add nothing. */
 const PRIMARY_SYSCALL: Partial<Record<PlanStep['op'], string>> = {
@@ -33,8 +43,10 @@ const PRIMARY_SYSCALL: Partial<Record<PlanStep['op'], string>> = {
   chroot: 'chroot',
   lookup: 'exec',
   exec: 'exec',
-  write: 'write',
+  procWrite: 'write',
   fifoOpen: 'open',
+  seccomp: 'seccomp',
+  sched: 'sched_setattr',
 };
 
 /** A failure inside the launcher: which step, which syscall, which errno. */
@@ -73,6 +85,12 @@ export interface LaunchOptions {
   preserveFds?: number[];
   /** Path of the launcher binary (default: the one built with this package). */
   launcher?: string;
+  /**
+   * A `seccomp` step with `notify` reported its listener fd (number `fd` in
+   * process `pid`): hand it on (see `takeProcessFd`). The process waits until
+   * this resolves; a rejection stops it and is thrown by `next()`.
+   */
+  onSeccompListener?: (pid: number, fd: number) => Promise<void>;
 }
 
 /** One of the container's standard streams: this process's, nowhere, a pipe, or an fd. */
@@ -87,7 +105,9 @@ export class Launch {
   /** Resolves with the launcher's exit code (for a foreground plan: the container's, 128+N for signal N). */
   readonly exited: Promise<number>;
   private buffer = Buffer.alloc(0);
-  private queue: Array<LaunchEvent | LaunchError> = [];
+  private queue: Array<LaunchEvent | Error> = [];
+  private lastPid = 0;
+  private readonly onSeccompListener: LaunchOptions['onSeccompListener'];
   private waiters: Array<() => void> = [];
   private ended = false;
   private readonly sync: Readable & Writable;
@@ -97,6 +117,7 @@ export class Launch {
     options: LaunchOptions = {},
   ) {
     const stdio = options.stdio ?? ['inherit', 'inherit', 'inherit'];
+    this.onSeccompListener = options.onSeccompListener;
     const preserved = options.preserveFds ?? [];
     const planFd = 3 + preserved.length;
     this.process = spawn(options.launcher ?? launcherPath(), [], {
@@ -130,16 +151,39 @@ export class Launch {
       const err = m.readInt32LE(8);
       const value = m.readInt32LE(12);
       const what = m.toString('utf8', 16, 64).replace(/\0.*$/s, '');
-      if (kind === MSG_PID) this.push({ kind: 'pid', pid: value });
+      if (kind === MSG_PID) {
+        this.lastPid = value;
+        this.push({ kind: 'pid', pid: value });
+      } else if (kind === MSG_SECCOMP) this.passSeccompListener(value);
       else if (kind === MSG_SYNC) this.push({ kind: 'sync', id: value });
       else if (kind === MSG_READY) this.push({ kind: 'ready' });
       else if (kind === MSG_ERROR) this.push(new LaunchError(this.steps[step], step, what, err));
     }
   }
 
-  private push(ev: LaunchEvent | LaunchError): void {
+  private passSeccompListener(fd: number): void {
+    const handler = this.onSeccompListener;
+    if (!handler) {
+      this.push(
+        new BerthError('linux.seccomp: a SCMP_ACT_NOTIFY filter needs a listener, and nobody takes its fd', {
+          code: 'ELAUNCH',
+        }),
+      );
+      this.abort();
+      return;
+    }
+    handler(this.lastPid, fd).then(
+      () => this.release(),
+      (e: Error) => {
+        this.push(e);
+        this.abort();
+      },
+    );
+  }
+
+  private push(ev: LaunchEvent | Error): void {
     if (this.ended) return;
-    if (!(ev instanceof LaunchError) && ev.kind === 'eof') this.ended = true;
+    if (!(ev instanceof Error) && ev.kind === 'eof') this.ended = true;
     this.queue.push(ev);
     for (const w of this.waiters.splice(0)) w();
   }
@@ -149,8 +193,8 @@ export class Launch {
     while (this.queue.length === 0) await new Promise<void>((r) => this.waiters.push(r));
     const ev = this.queue[0]!;
     // eof stays at the head: every later next() sees it too
-    if (ev instanceof LaunchError || ev.kind !== 'eof') this.queue.shift();
-    if (ev instanceof LaunchError) throw ev;
+    if (ev instanceof Error || ev.kind !== 'eof') this.queue.shift();
+    if (ev instanceof Error) throw ev;
     return ev;
   }
 
@@ -159,10 +203,15 @@ export class Launch {
     const ev = await this.next();
     if (ev.kind === kind) return ev as Extract<LaunchEvent, { kind: K }>;
     if (ev.kind === 'eof') {
+      // wait up to 2 s for the launcher's status; the timer must neither outlive the wait nor hold the process
+      let timer: NodeJS.Timeout | undefined;
       const code = await Promise.race([
         this.exited,
-        new Promise<number>((r) => setTimeout(() => r(-1), 2000)),
-      ]);
+        new Promise<number>((r) => {
+          timer = setTimeout(() => r(-1), 2000);
+          timer.unref();
+        }),
+      ]).finally(() => clearTimeout(timer));
       throw new BerthError(
         `container init exited before ${kind === 'sync' ? 'setup finished' : `it reported "${kind}"`}${code >= 0 ? ` (launcher exit status ${code})` : ''}`,
         { code: 'ELAUNCH' },
@@ -220,18 +269,46 @@ export function launcherSource(): string {
 
 let cachedPath: string | undefined;
 
+const asRoot = (): boolean => process.geteuid?.() === 0;
+
 /**
- * Where the launcher binary is: $BERTH_LAUNCHER, the one built with this
- * package (`npm run build`), or one compiled now from the shipped C source into
- * a cache directory (installs whose install scripts did not run).
+ * Where the launcher binary is: the one built with this package (`npm run
+ * build`), or one compiled now from the shipped C source into a cache
+ * directory (installs whose install scripts did not run). `$BERTH_LAUNCHER`
+ * names another one, but only for a user who is not root: root never runs a
+ * binary that an environment variable names, nor one that anybody but root
+ * could have written (the file and every directory above it).
  */
 export function launcherPath(): string {
   if (!cachedPath) {
-    const fromEnv = process.env['BERTH_LAUNCHER'];
+    const fromEnv = asRoot() ? undefined : process.env['BERTH_LAUNCHER'];
     const built = join(packageDir(), 'dist', 'berth-launcher');
-    cachedPath = fromEnv || (isExecutable(built) ? built : compileLauncher());
+    cachedPath = fromEnv || (isTrusted(built) ? built : compileLauncher());
   }
   return cachedPath;
+}
+
+/**
+ * Whether `path` is an executable this process may run: for root, owned by
+ * root and writable by nobody else, in directories writable by nobody else
+ * (a sticky world-writable directory such as /tmp does not count as safe).
+ */
+export function isTrusted(path: string): boolean {
+  if (!isExecutable(path)) return false;
+  if (!asRoot()) return true;
+  let p = path;
+  for (;;) {
+    let st: ReturnType<typeof statSync>;
+    try {
+      st = statSync(p);
+    } catch {
+      return false;
+    }
+    if (st.uid !== 0 || (st.mode & 0o022) !== 0) return false;
+    const up = dirname(p);
+    if (up === p) return true;
+    p = up;
+  }
 }
 
 function isExecutable(path: string): boolean {
@@ -247,13 +324,23 @@ function isExecutable(path: string): boolean {
 export function compileLauncher(out?: string): string {
   const sourcePath = launcherSource();
   const source = readFileSync(sourcePath);
-  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
-  const target =
-    out ?? join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'berth', `launcher-${hash}`);
-  if (!out && isExecutable(target)) return target;
-  mkdirSync(dirname(target), { recursive: true });
+  const h = createHash('sha256').update(source);
+  // launcher.c includes its feature headers (seccomp.h, …): they are part of the binary
+  for (const f of readdirSync(dirname(sourcePath))
+    .filter((n) => n.endsWith('.h'))
+    .sort())
+    h.update(f).update(readFileSync(join(dirname(sourcePath), f)));
+  const hash = h.digest('hex').slice(0, 16);
+  // root's cache is root's own (HOME and XDG_CACHE_HOME may come from a user who ran sudo -E)
+  const cacheHome = asRoot()
+    ? join(userInfo().homedir, '.cache')
+    : (process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'));
+  const target = out ?? join(cacheHome, 'berth', `launcher-${hash}`);
+  if (!out && isTrusted(target)) return target;
+  mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
   const tmp = `${target}.${process.pid}.tmp`;
-  const cc = process.env['CC'] ?? 'cc';
+  // root compiles with the system compiler, never one that $CC names
+  const cc = asRoot() ? 'cc' : (process.env['CC'] ?? 'cc');
   const base = ['-O2', '-Wall', '-o', tmp, sourcePath];
   // static when the C library allows it: no dynamic loader on the hot path
   let r = spawnSync(cc, ['-static', ...base], { encoding: 'utf8' });

@@ -26,7 +26,6 @@ export const Op = {
   fifoOpen: 18,
   fifoWait: 19,
   exec: 20,
-  write: 21,
   setsid: 22,
   ready: 23,
   mkfile: 24,
@@ -36,10 +35,21 @@ export const Op = {
   closeFds: 28,
   pty: 29,
   unshare: 30,
+  root: 31,
+  procWrite: 32,
+  parentPrivate: 33,
+  testWalk: 39,
+  seccomp: 40,
+  keyring: 41,
+  sched: 42,
+  ioprio: 43,
+  personality: 43,
+  lsm: 44,
 } as const;
 
 export type Step =
-  | { op: 'setns'; path: string; nstype: number }
+  /** Join a namespace by path, or (`fd`) through a pidfd or namespace fd passed to the launcher. */
+  | { op: 'setns'; path: string; nstype: number; fd?: number }
   | { op: 'unshare'; flags: number }
   | { op: 'clone'; flags: number; detach: boolean; pty?: boolean }
   | { op: 'sync'; id: number }
@@ -68,7 +78,17 @@ export type Step =
     }
   | { op: 'chdir'; path: string }
   | { op: 'umask'; mask: number }
-  | { op: 'write'; path: string; content: string }
+  /**
+   * Write to a file under procfs (`path` relative to /proc, e.g. `sys/net/ipv4/ip_forward`),
+   * through the launcher's verified procfs handle, never crossing a mount below it.
+   */
+  | { op: 'procWrite'; path: string; content: string }
+  /** The container's root: paths of `inRoot` steps are resolved against this directory from now on. */
+  | { op: 'root'; path: string }
+  /** Make the mount the root filesystem is on private in this mount namespace (before pivot_root). */
+  | { op: 'parentPrivate'; path: string }
+  /** Tests only: resolve in-root paths with the user-space walk instead of openat2. */
+  | { op: 'testWalk'; on: boolean }
   | { op: 'setsid' }
   | { op: 'fifoOpen'; path: string }
   | { op: 'fifoWait' }
@@ -76,7 +96,31 @@ export type Step =
   /** phase 0 connects to `socket` (before pivot_root); phase 1 makes the pty and hands over its master. */
   | { op: 'pty'; phase: 0 | 1; socket?: string; rows?: number; cols?: number }
   | { op: 'lookup'; name: string; path?: string }
-  | { op: 'exec'; path?: string; argv: string[]; env: string[] };
+  | { op: 'exec'; path?: string; argv: string[]; env: string[] }
+  /** Loads a BPF program (struct sock_filter[]) with seccomp(2); `notify`: report the listener fd, wait for `g`. */
+  | { op: 'seccomp'; bpf: Buffer; flags: number; notify: boolean }
+  /** sched_setattr(2) on the process (struct sched_attr fields). */
+  | {
+      op: 'sched';
+      policy: number;
+      flags: bigint;
+      nice: number;
+      priority: number;
+      runtime: bigint;
+      deadline: bigint;
+      period: bigint;
+    }
+  /** ioprio_set(IOPRIO_WHO_PROCESS, 0, value). */
+  | { op: 'ioprio'; value: number }
+  /** personality(persona). */
+  | { op: 'personality'; persona: number }
+  /**
+   * keyctl(KEYCTL_JOIN_SESSION_KEYRING, name), then KEYCTL_SETPERM to (perm & mask) | set.
+   * Kernels without keyrings (ENOSYS) are let through, as runc does.
+   */
+  | { op: 'keyring'; name: string; mask: number; set: number }
+  /** Writes `value` to /proc/`attr` (`thread-self/attr/exec`, `self/timens_offsets`) through a procfs fd verified by fstatfs. */
+  | { op: 'lsm'; attr: string; value: string };
 
 /** A step, plus what it means to the user (used in error messages). */
 export type PlanStep = Step & {
@@ -84,6 +128,15 @@ export type PlanStep = Step & {
   describe?: string;
   /** Skip the step when the path does not exist (ENOENT). */
   optional?: boolean;
+  /**
+   * The step's paths (a mount's target, a node, a directory, a working
+   * directory) are inside the container: the launcher resolves them against
+   * the root (`root` step, or "/" after pivot_root) when it acts, following
+   * symlinks only inside it and never through a magic link.
+   */
+  inRoot?: boolean;
+  /** A `mount` of a new filesystem gets a copy of what the directory held (the `tmpcopyup` option). */
+  tmpcopyup?: boolean;
 };
 
 const MAGIC = Buffer.from('BRTH');
@@ -94,7 +147,7 @@ type Arg = number | bigint | string | undefined;
 function args(step: Step): Arg[] {
   switch (step.op) {
     case 'setns':
-      return [step.path, step.nstype];
+      return [step.path, step.nstype, step.fd ?? 0];
     case 'unshare':
       return [step.flags];
     case 'clone':
@@ -146,8 +199,13 @@ function args(step: Step): Arg[] {
       return [step.path];
     case 'umask':
       return [step.mask];
-    case 'write':
+    case 'procWrite':
       return [step.path, step.content];
+    case 'root':
+    case 'parentPrivate':
+      return [step.path];
+    case 'testWalk':
+      return [step.on ? 1 : 0];
     case 'fifoOpen':
       return [step.path];
     case 'closeFds':
@@ -158,6 +216,19 @@ function args(step: Step): Arg[] {
       return [step.name, step.path];
     case 'exec':
       return [step.path, step.argv.length, ...step.argv, ...step.env];
+    case 'seccomp':
+      // the program travels hex-encoded: plan strings may not contain NUL bytes
+      return [step.bpf.toString('hex'), step.flags, step.notify ? 1 : 0];
+    case 'sched':
+      return [step.policy, step.flags, step.nice, step.priority, step.runtime, step.deadline, step.period];
+    case 'ioprio':
+      return [0, step.value];
+    case 'personality':
+      return [1, step.persona];
+    case 'lsm':
+      return [step.attr, step.value];
+    case 'keyring':
+      return [step.name, step.mask, step.set];
   }
 }
 
@@ -173,7 +244,8 @@ export function encodePlan(steps: readonly Step[]): Buffer {
     const list = args(step);
     const head = Buffer.alloc(8);
     head.writeUInt16LE(Op[step.op], 0);
-    head.writeUInt16LE((step as PlanStep).optional ? 1 : 0, 2);
+    const p = step as PlanStep;
+    head.writeUInt16LE((p.optional ? 1 : 0) | (p.inRoot ? 2 : 0) | (p.tmpcopyup ? 4 : 0), 2);
     head.writeUInt32LE(list.length, 4);
     chunks.push(head);
     // numbers are integer arguments; strings (and undefined, sent as "") are string arguments
@@ -226,8 +298,12 @@ export function describeStep(step: PlanStep): string {
       return `make ${step.path} read-only`;
     case 'chdir':
       return `change to working directory ${step.path}`;
-    case 'write':
-      return `write ${step.path}`;
+    case 'procWrite':
+      return `write /proc/${step.path}`;
+    case 'root':
+      return `open the root filesystem ${step.path}`;
+    case 'parentPrivate':
+      return `make the mount of ${step.path} private`;
     case 'lookup':
       return `find executable ${JSON.stringify(step.name)} in the container`;
     case 'exec':
@@ -236,6 +312,16 @@ export function describeStep(step: PlanStep): string {
       return `set user ${step.uid}:${step.gid} and capabilities`;
     case 'clone':
       return 'create namespaces (clone)';
+    case 'seccomp':
+      return 'load the seccomp filter';
+    case 'sched':
+      return 'set the scheduler (process.scheduler)';
+    case 'ioprio':
+      return 'set the I/O priority (process.ioPriority)';
+    case 'personality':
+      return 'set the personality (linux.personality)';
+    case 'lsm':
+      return `write ${JSON.stringify(step.value)} to /proc/${step.attr}`;
     default:
       return step.op;
   }

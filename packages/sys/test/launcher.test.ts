@@ -2,7 +2,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
   CLONE_NEWNS,
   CLONE_NEWPID,
@@ -142,5 +142,41 @@ describe('launcher', () => {
     l.detach();
     for (let i = 0; i < 200 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 10));
     rmSync(fifo);
+  });
+});
+
+describe('Launch.expect', () => {
+  it('leaves no timer behind when the launcher ends before the awaited message', async () => {
+    const made: NodeJS.Timeout[] = [];
+    const cleared = new Set<unknown>();
+    const realSet = globalThis.setTimeout;
+    const realClear = globalThis.clearTimeout;
+    const setSpy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+      const t = realSet(fn, ms);
+      if (ms === 2000) made.push(t);
+      return t;
+    }) as typeof setTimeout);
+    const clearSpy = vi.spyOn(globalThis, 'clearTimeout').mockImplementation(((t?: NodeJS.Timeout) => {
+      cleared.add(t);
+      realClear(t);
+    }) as typeof clearTimeout);
+    try {
+      const l = launch([{ op: 'clone', flags: 0, detach: false }, sh('exit 3')], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      await l.expect('pid');
+      await expect(l.expect('sync')).rejects.toThrow(
+        'container init exited before setup finished (launcher exit status 3)',
+      );
+    } finally {
+      setSpy.mockRestore();
+      clearSpy.mockRestore();
+    }
+    // the 2 s wait for the exit status is over: its timer is cleared and never held the process
+    expect(made).toHaveLength(1);
+    for (const t of made) {
+      expect(cleared.has(t)).toBe(true);
+      expect(t.hasRef()).toBe(false);
+    }
   });
 });

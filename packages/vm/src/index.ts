@@ -1,23 +1,55 @@
 /**
- * `@berth/vm`: the microVM backend. Interface only: the types and signatures
- * the implementation (a later issue) will fulfil. The only values exported are
- * facts (the annotation key, kernel ABI numbers).
+ * `@berth/vm`: the microVM backend. The same OCI bundle in a QEMU `microvm`
+ * with its own kernel: a distribution kernel cached on first use, an
+ * initramfs berth writes itself with a static guest agent as PID 1 and the
+ * berth launcher, the rootfs shared over virtio-9p, stdio and the exit status
+ * over virtio-serial.
  *
  * @packageDocumentation
  */
-export {
-  type Accel,
-  type AccelChoice,
-  type AccelProbe,
-  KVM_API_VERSION,
-  KVM_GET_API_VERSION,
-} from './accel.js';
-export type { AgentMessage, GuestMessage, HostMessage } from './agent.js';
-export { BACKEND_ANNOTATION, type Backend, type SelectBackend } from './backend.js';
+export { type Accel, type AccelChoice, chooseAccel, KVM_API_VERSION, KVM_GET_API_VERSION } from './accel.js';
+export { BACKEND_ANNOTATION, type Backend, selectBackend } from './backend.js';
+export { type CpioEntry, writeCpio } from './cpio.js';
 export type { VmErrorCode, VmErrorFields } from './errors.js';
-export type { GuestKernel, KernelCache, KernelCacheOptions } from './kernel.js';
-export type { MachineConfig, PlanQemu } from './machine.js';
-export type { SizeFromResources, VmSize } from './resources.js';
-export type { ChooseShare, RootfsShare } from './share.js';
+export {
+  DEFAULT_KERNEL_DIR,
+  ensureKernel,
+  extractVmlinux,
+  GUEST_MODULES,
+  type GuestKernel,
+  type GuestModule,
+  hasPvhNote,
+  type KernelCacheOptions,
+  listKernels,
+  modinfoField,
+  moduleLoadOrder,
+  pruneKernels,
+} from './kernel.js';
+export { guestCmdline, hostTscKhz, type MachineConfig, planQemu, runFiles } from './machine.js';
+export { agentSource, type GuestBinaries, guestBinaries } from './native.js';
+export {
+  cpusetCount,
+  DEFAULT_SIZE,
+  GUEST_OVERHEAD_MIB,
+  MIN_MEMORY_MIB,
+  sizeFromResources,
+  type VmSize,
+} from './resources.js';
+export type { RootfsShare } from './share.js';
 export { type ExitStatus, type StdioTransport, VMADDR_CID_HOST } from './stdio.js';
-export type { VmBackend, VmCreateRequest, VmHandle, VmHostSupport, VmRecord } from './vm.js';
+export {
+  buildInitramfs,
+  createVm,
+  findQemu,
+  hostSize,
+  openVm,
+  parseStatus,
+  probeVm,
+  Vm,
+  type VmCreateRequest,
+  type VmHostSupport,
+  type VmRecord,
+  type VmStatus,
+  type VmStdio,
+  vmCacheDir,
+} from './vm.js';

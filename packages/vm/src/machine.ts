@@ -1,27 +1,152 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Accel } from './accel.js';
-import type { GuestKernel } from './kernel.js';
 import type { VmSize } from './resources.js';
 import type { RootfsShare } from './share.js';
-import type { StdioTransport } from './stdio.js';
 
 /** Everything needed to start one microVM. */
 export interface MachineConfig {
   /** The qemu-system binary for the host architecture. */
   qemu: string;
-  /** QEMU's minimal virtio-mmio machine type (no PCI, no firmware tables to speak of). */
-  machine: 'microvm';
   accel: Accel;
   size: VmSize;
-  kernel: GuestKernel;
-  /** Kernel command line words (console, the agent as init, quiet, …). */
+  /** The kernel image (`-kernel`) and the initramfs berth wrote (`-initrd`). */
+  kernel: string;
+  initrd: string;
+  /** Kernel command line words. */
   cmdline: string[];
   share: RootfsShare;
-  stdio: StdioTransport;
-  /** The guest's vsock CID (3 or more, unique on the host) when `stdio` is `vsock`. */
-  cid?: number;
-  /** A directory private to this VM: QMP, agent and console sockets, QEMU's log. */
+  /** More directories shared by 9p (the sources of the bundle's bind mounts), tags `share0`, `share1`, … */
+  shares?: Array<{ path: string; readonly: boolean }>;
+  /** A directory private to this VM: the control socket, the status file, the console and QEMU logs. */
   runDir: string;
+  /**
+   * Where the container's stdio is in QEMU's own fd table: stdin is QEMU's
+   * stdin (a `stdio` chardev), stdout and stderr are reopened through /dev/fd.
+   */
+  stdoutFd: number;
+  stderrFd: number;
+  /** Which of them are sockets: those QEMU takes over as connected sockets (they cannot be reopened through /dev/fd). */
+  socketFds?: number[];
+  /** QEMU's seccomp sandbox (on unless the QEMU build lacks it). */
+  sandbox: boolean;
 }
 
-/** Turns a machine config into QEMU's argv (pure; unit-testable without QEMU). */
-export type PlanQemu = (config: MachineConfig) => string[];
+/** The files and sockets of a VM's run directory. */
+export function runFiles(runDir: string) {
+  return {
+    ctl: join(runDir, 'ctl.sock'),
+    status: join(runDir, 'status'),
+    console: join(runDir, 'console.log'),
+    qemuLog: join(runDir, 'qemu.log'),
+    initrd: join(runDir, 'initrd'),
+    execIn: join(runDir, 'exec-stdin.sock'),
+    execOut: join(runDir, 'exec-stdout.sock'),
+    execErr: join(runDir, 'exec-stderr.sock'),
+  };
+}
+
+/** A QEMU option value: commas are doubled, as QEMU's option parser wants. */
+function q(value: string): string {
+  return value.replace(/,/g, ',,');
+}
+
+function output(id: string, fd: number, sockets: number[] = []): string {
+  return sockets.includes(fd) ? `socket,id=${id},fd=${fd}` : `file,id=${id},path=/dev/fd/${fd},append=on`;
+}
+
+/** Turns a machine config into QEMU's argv (pure; unit-tested without QEMU). */
+export function planQemu(c: MachineConfig): string[] {
+  const f = runFiles(c.runDir);
+  const port = (id: string, name: string) => ['-device', `virtserialport,chardev=${id},name=${name}`];
+  const share = c.share;
+  return [
+    '-M',
+    // microvm: virtio-mmio only; the PIT and RTC keep TCG's timekeeping sane, no PIC
+    'microvm,pit=on,pic=off,rtc=on,isa-serial=on',
+    '-accel',
+    c.accel,
+    ...(c.accel === 'kvm' ? ['-cpu', 'host'] : []),
+    '-smp',
+    String(c.size.vcpus),
+    '-m',
+    `${c.size.memoryMiB}M`,
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-no-reboot',
+    ...(c.sandbox ? ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny'] : []),
+    '-kernel',
+    c.kernel,
+    '-initrd',
+    c.initrd,
+    '-append',
+    c.cmdline.join(' '),
+    '-chardev',
+    `file,id=con,path=${q(f.console)}`,
+    '-serial',
+    'chardev:con',
+    '-device',
+    'virtio-serial-device,max_ports=16',
+    '-chardev',
+    `socket,id=ctl,path=${q(f.ctl)},server=on,wait=off`,
+    ...port('ctl', 'berth.ctl'),
+    '-chardev',
+    `file,id=status,path=${q(f.status)}`,
+    ...port('status', 'berth.status'),
+    '-chardev',
+    'stdio,id=stdin,signal=off',
+    ...port('stdin', 'berth.stdin'),
+    '-chardev',
+    output('stdout', c.stdoutFd, c.socketFds),
+    ...port('stdout', 'berth.stdout'),
+    '-chardev',
+    output('stderr', c.stderrFd, c.socketFds),
+    ...port('stderr', 'berth.stderr'),
+    '-chardev',
+    `socket,id=xin,path=${q(f.execIn)},server=on,wait=off`,
+    ...port('xin', 'berth.exec-stdin'),
+    '-chardev',
+    `socket,id=xout,path=${q(f.execOut)},server=on,wait=off`,
+    ...port('xout', 'berth.exec-stdout'),
+    '-chardev',
+    `socket,id=xerr,path=${q(f.execErr)},server=on,wait=off`,
+    ...port('xerr', 'berth.exec-stderr'),
+    '-fsdev',
+    `local,id=root,path=${q(share.path)},security_model=${share.securityModel}${share.readonly ? ',readonly=on' : ''}`,
+    '-device',
+    `virtio-9p-device,fsdev=root,mount_tag=${share.tag}`,
+    ...(c.shares ?? []).flatMap((s, i) => [
+      '-fsdev',
+      `local,id=share${i},path=${q(s.path)},security_model=passthrough${s.readonly ? ',readonly=on' : ''}`,
+      '-device',
+      `virtio-9p-device,fsdev=share${i},mount_tag=share${i}`,
+    ]),
+  ];
+}
+
+/** The host's TSC frequency in kHz (from /proc/cpuinfo), for `tsc_early_khz=`: without it TCG guests can hang calibrating. */
+export function hostTscKhz(): number | undefined {
+  try {
+    const mhz = /^cpu MHz\s*:\s*([\d.]+)/m.exec(readFileSync('/proc/cpuinfo', 'latin1'))?.[1];
+    return mhz ? Math.round(Number(mhz) * 1000) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The kernel command line of a berth guest. */
+export function guestCmdline(accel: Accel, extra: string[] = []): string[] {
+  const tsc = accel === 'tcg' ? hostTscKhz() : undefined;
+  return [
+    'console=ttyS0',
+    'quiet',
+    'panic=-1',
+    'rdinit=/init',
+    'i8042.noaux',
+    'i8042.nokbd',
+    ...(tsc ? [`tsc_early_khz=${tsc}`] : []),
+    ...extra,
+  ];
+}

@@ -1,31 +1,66 @@
-import type { Spec } from '@berth/spec';
-import type { AccelChoice } from './accel.js';
+import { spawn } from 'node:child_process';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { cpus, totalmem } from 'node:os';
+import { delimiter, join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { BerthError, encodePlan, LaunchError, type PlanStep } from '@berth/sys';
+import { type AccelChoice, chooseAccel } from './accel.js';
+import { writeCpio } from './cpio.js';
+import { DEFAULT_KERNEL_DIR, ensureKernel, type GuestKernel } from './kernel.js';
+import { guestCmdline, planQemu, runFiles } from './machine.js';
+import { guestBinaries } from './native.js';
 import type { VmSize } from './resources.js';
 import type { RootfsShare } from './share.js';
 import type { ExitStatus } from './stdio.js';
 
-/** What the host offers the VM backend, for `berth features` and for error messages. */
-export interface VmHostSupport {
-  /** The qemu-system binary, or undefined when none is installed. */
-  qemu?: string;
-  accel: AccelChoice;
-  /** A virtiofsd binary, when one exists (else rootfs sharing uses 9p). */
-  virtiofsd?: string;
-}
+/** One of the container's standard streams on the host: an fd, this process's, or nowhere. */
+export type VmStdio = number | 'inherit' | 'ignore';
 
 /** What the runtime hands the backend at `create`. */
 export interface VmCreateRequest {
   id: string;
-  bundle: string;
-  spec: Spec;
-  /** The host path of the container's root filesystem. */
+  /** The host path of the container's root filesystem (shared into the guest at the same path). */
   rootfs: string;
-  /** Private directory of this container's VM (sockets, logs), under the runtime's state root. */
+  readonly: boolean;
+  /** The launcher plan to run in the guest, in foreground form: it stops at sync 2 until `start`. */
+  steps: readonly PlanStep[];
+  /** Private directory of this VM (sockets, logs); made here, removed by `delete`. */
   runDir: string;
+  size: VmSize;
   /** The container's stdin, stdout and stderr on the host side. */
-  stdio: [number | 'ignore', number | 'ignore', number | 'ignore'];
-  /** runc `--console-socket`: the pty master of the guest console is sent there. */
-  consoleSocket?: string;
+  stdio?: [VmStdio, VmStdio, VmStdio];
+  /**
+   * Host files the plan binds (resolv.conf, hosts, …): copied into the guest
+   * at the same path when it boots (a VM cannot bind a host file).
+   */
+  files?: Array<{ path: string; data: Uint8Array }>;
+  /** Host directories the plan binds: `path` (real) shared by 9p and mounted in the guest at `guestPath`. */
+  shares?: Array<{ path: string; guestPath?: string; readonly: boolean }>;
+  /** Mount a cgroup2 hierarchy on the guest's /sys/fs/cgroup before the plan runs. */
+  cgroup2?: boolean;
+  /** Extra kernel command line words. */
+  cmdline?: string[];
+  /** How long boot may take before `create` gives up (default 120 s: TCG is slow). */
+  timeoutMs?: number;
+  /**
+   * An overlay snapshot (an image's layers and the container's upper dir):
+   * mounted on `rootfs` on the host before QEMU shares it, unmounted by `delete`.
+   */
+  overlay?: { lower: string[]; upper: string; work: string };
+  /** Called once QEMU runs, before the guest is up: the place to record the VM for a later cleanup. */
+  onSpawn?: (record: VmRecord) => void;
 }
 
 /**
@@ -38,33 +73,532 @@ export interface VmRecord {
   /** /proc/PID/stat start time of QEMU, to tell it from a reused pid. */
   qemuStartTime: number;
   runDir: string;
-  /** The host end of the agent channel (a Unix socket path). */
-  agentSocket: string;
   accel: AccelChoice;
   size: VmSize;
   share: RootfsShare;
+  kernel: { version: string; source: string };
+  /** The container's process inside the guest. */
+  guestPid?: number;
+  /** A mount made on the host for this VM (the overlay snapshot on the rootfs), removed by `delete`. */
+  hostMount?: string;
 }
 
-/** One VM container. `state` comes from the agent, or `stopped` when QEMU is gone. */
-export interface VmHandle {
-  readonly id: string;
-  readonly record: VmRecord;
-  state(): Promise<'created' | 'running' | 'stopped'>;
-  start(): Promise<void>;
-  kill(signal: number, options?: { all?: boolean }): Promise<void>;
-  /** Resolves when the container's process has exited (the VM is then shut down). */
-  wait(): Promise<ExitStatus>;
-  /** Stops QEMU (and virtiofsd) if running and removes `runDir`; idempotent. */
-  delete(): Promise<void>;
+/** What the host offers the VM backend, for `berth features` and for error messages. */
+export interface VmHostSupport {
+  /** The qemu-system binary, or undefined when none is installed. */
+  qemu?: string;
+  accel: AccelChoice;
+  /** A static C compiler for the guest agent (musl-gcc), or undefined. */
+  muslGcc?: string;
+}
+
+export type VmStatus = 'creating' | 'created' | 'running' | 'stopped';
+
+/** Where berth keeps what all VMs share: the kernel cache and the guest binaries. */
+export function vmCacheDir(): string {
+  return process.env['BERTH_VM_CACHE'] ?? '/var/lib/berth/vm';
+}
+
+function which(name: string): string | undefined {
+  for (const dir of (process.env['PATH'] ?? '/usr/bin:/bin').split(delimiter)) {
+    const p = join(dir, name);
+    try {
+      if (statSync(p).isFile()) return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** The qemu-system binary for this machine's architecture. */
+export function findQemu(): string {
+  const name = process.arch === 'arm64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64';
+  const found = process.env['BERTH_QEMU'] ?? which(name);
+  if (!found) {
+    throw new BerthError(`the VM backend needs ${name}: apt-get install qemu-system-x86`, { code: 'ENOQEMU' });
+  }
+  return found;
+}
+
+/** What this host offers the VM backend. */
+export function probeVm(): VmHostSupport {
+  const qemu = process.env['BERTH_QEMU'] ?? which('qemu-system-x86_64');
+  const musl = process.env['BERTH_MUSL_GCC'] ?? which('musl-gcc');
+  return { ...(qemu ? { qemu } : {}), accel: chooseAccel(), ...(musl ? { muslGcc: musl } : {}) };
+}
+
+function startTime(pid: number): number | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
+    return Number(rest[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The agent's status lines: `created PID`, `started`, `error STEP ERRNO SYSCALL`, `exit CODE`, `fail ERRNO WHAT`. */
+export function parseStatus(text: string): {
+  created?: number;
+  started: boolean;
+  error?: { step: number; errno: number; syscall: string };
+  exit?: number;
+  fail?: string;
+  execExits: number[];
+} {
+  const out: ReturnType<typeof parseStatus> = { started: false, execExits: [] };
+  for (const line of text.split('\n')) {
+    const [word, a, b, ...rest] = line.split(' ');
+    if (word === 'created') out.created = Number(a);
+    else if (word === 'started') out.started = true;
+    else if (word === 'error') out.error = { step: Number(a), errno: Number(b), syscall: rest.join(' ').replace(/_/g, ' ') };
+    else if (word === 'exit') out.exit = Number(a);
+    else if (word === 'exec-exit') out.execExits.push(Number(a));
+    else if (word === 'fail') out.fail = `${[b, ...rest].join(' ')} (errno ${a})`;
+  }
+  return out;
+}
+
+function tail(path: string, lines = 8): string {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One VM container: found again from its record by any later berth process. */
+export class Vm {
+  constructor(
+    readonly id: string,
+    readonly record: VmRecord,
+  ) {}
+
+  private get files() {
+    return runFiles(this.record.runDir);
+  }
+
+  /** Whether QEMU (this record's, not a reused pid) still runs. */
+  alive(): boolean {
+    return startTime(this.record.qemuPid) === this.record.qemuStartTime;
+  }
+
+  private statusText(): string {
+    try {
+      return readFileSync(this.files.status, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  status(): VmStatus {
+    if (!this.alive()) return 'stopped';
+    const s = parseStatus(this.statusText());
+    if (s.exit !== undefined || s.fail) return 'stopped';
+    if (s.started) return 'running';
+    return s.created !== undefined ? 'created' : 'creating';
+  }
+
+  /** The container's exit status, once it has exited. */
+  exitStatus(): number | undefined {
+    return parseStatus(this.statusText()).exit;
+  }
+
+  /** Sends one command line to the agent and reads its answer. */
+  async command(line: string, payload?: Uint8Array): Promise<void> {
+    if (!this.alive()) throw new BerthError(`container ${this.id}: its VM is not running`, { code: 'ESTATE' });
+    const sock = await connectUnix(this.files.ctl);
+    try {
+      sock.write(`${line}\n`);
+      if (payload) sock.write(payload);
+      const answer = await readLine(sock, 30_000);
+      if (answer === 'ok') return;
+      const errno = Number(/^err (\d+)$/.exec(answer)?.[1] ?? 0);
+      throw new BerthError(
+        `container ${this.id}: the VM agent refused "${line.split(' ')[0]}"${errno ? ` (errno ${errno})` : `: ${answer}`}`,
+        { code: errno === 3 ? 'ESTATE' : 'EAGENT' },
+      );
+    } finally {
+      sock.destroy();
+    }
+  }
+
+  /** `berth start`: the process held at its last sync point execs. */
+  async start(): Promise<void> {
+    await this.command('start');
+  }
+
+  /** A signal to the container's process in the guest (or with `all` to every process there). */
+  async kill(signal: number, options: { all?: boolean } = {}): Promise<void> {
+    await this.command(`${options.all ? 'killall' : 'kill'} ${signal}`);
+  }
+
+  /** Resolves when the container's process has exited and QEMU is gone: its status (128+N for signal N). */
+  async wait(): Promise<ExitStatus> {
+    let delay = 5;
+    while (this.alive()) {
+      await sleep(delay);
+      delay = Math.min(delay * 2, 50);
+    }
+    const s = parseStatus(this.statusText());
+    if (s.exit === undefined) {
+      throw new BerthError(`container ${this.id}: the VM stopped without an exit status\n${tail(this.files.console)}`, {
+        code: 'EQEMU',
+      });
+    }
+    return s.exit > 128 && s.exit < 128 + 65 ? { signal: s.exit - 128 } : { code: s.exit };
+  }
+
+  /**
+   * Runs another process in the running guest (its plan joins the container's
+   * namespaces there), its stdio relayed over the exec ports; resolves with
+   * its exit status (128+N for signal N).
+   */
+  async exec(steps: readonly PlanStep[], stdio: [Readable | null, Writable | null, Writable | null]): Promise<number> {
+    const before = parseStatus(this.statusText()).execExits.length;
+    const f = this.files;
+    const [xin, xout, xerr] = await Promise.all([connectUnix(f.execIn), connectUnix(f.execOut), connectUnix(f.execErr)]);
+    const drained = Promise.all([xout, xerr].map((s) => new Promise<void>((r) => s.once('close', () => r()))));
+    let lastData = Date.now();
+    xout.on('data', (d: Buffer) => {
+      lastData = Date.now();
+      stdio[1]?.write(d);
+    });
+    xerr.on('data', (d: Buffer) => {
+      lastData = Date.now();
+      stdio[2]?.write(d);
+    });
+    xin.on('error', () => {});
+    try {
+      await this.command(`exec ${encodePlan(steps).length}`, encodePlan(steps));
+      if (stdio[0]) {
+        stdio[0].pipe(xin);
+      } else {
+        xin.end();
+      }
+      for (;;) {
+        const s = parseStatus(this.statusText());
+        if (s.execExits.length > before) {
+          // the output ports and the status port are separate channels: let the output settle
+          while (Date.now() - lastData < 100) await sleep(20);
+          return s.execExits[before]!;
+        }
+        if (!this.alive()) throw new BerthError(`container ${this.id}: the VM stopped during exec`, { code: 'ESTATE' });
+        await sleep(10);
+      }
+    } finally {
+      if (stdio[0]) stdio[0].unpipe(xin);
+      for (const s of [xin, xout, xerr]) s.destroy();
+      await Promise.race([drained, sleep(100)]);
+    }
+  }
+
+  /** Stops QEMU if it runs and removes the run directory; idempotent. */
+  async delete(): Promise<void> {
+    if (this.alive()) {
+      try {
+        process.kill(this.record.qemuPid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+      const deadline = Date.now() + 10_000;
+      while (this.alive()) {
+        if (Date.now() > deadline) {
+          throw new BerthError(`container ${this.id}: QEMU (pid ${this.record.qemuPid}) did not exit after SIGKILL`, {
+            code: 'EBUSY',
+          });
+        }
+        await sleep(5);
+      }
+    }
+    if (this.record.hostMount) {
+      const { libc, MNT_DETACH } = await import('@berth/sys');
+      try {
+        (await libc()).umount(this.record.hostMount, MNT_DETACH);
+      } catch (e) {
+        const code = (e as { errno?: string }).errno;
+        if (code !== 'EINVAL' && code !== 'ENOENT') throw e;
+      }
+    }
+    rmSync(this.record.runDir, { recursive: true, force: true });
+  }
+}
+
+function connectUnix(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(path);
+    s.once('connect', () => resolve(s));
+    s.once('error', (e) =>
+      reject(new BerthError(`VM agent socket ${path}: ${e.message}`, { code: 'EAGENT', path, cause: e })),
+    );
+  });
+}
+
+function readLine(sock: Socket, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new BerthError('the VM agent did not answer', { code: 'EAGENT' })), timeoutMs);
+    const onData = (d: Buffer) => {
+      buf += d.toString('utf8');
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        sock.off('data', onData);
+        resolve(buf.slice(0, nl));
+      }
+    };
+    sock.on('data', onData);
+    sock.once('close', () => {
+      clearTimeout(timer);
+      reject(new BerthError('the VM agent closed the control channel', { code: 'EAGENT' }));
+    });
+  });
+}
+
+/** The host's CPUs and memory, the bounds of a VM's size. */
+export function hostSize(): { cpus: number; memoryMiB: number } {
+  return { cpus: cpus().length, memoryMiB: Math.floor(totalmem() / (1 << 20)) };
+}
+
+/** The initramfs of one VM: the agent as /init, the launcher, the modules in load order, /config and /plan. */
+export function buildInitramfs(
+  kernel: GuestKernel,
+  bins: { agent: string; launcher: string },
+  config: Array<[string, string]>,
+  plan: Uint8Array,
+  files: ReadonlyArray<{ path: string; data: Uint8Array }> = [],
+): Buffer {
+  for (const [k, v] of config) {
+    if (/[\n=]/.test(k) || v.includes('\n')) throw new BerthError(`VM config ${k}: no newlines`, { code: 'EAGENT' });
+  }
+  return writeCpio([
+    { type: 'dir', path: 'dev' },
+    { type: 'char', path: 'dev/console', major: 5, minor: 1 },
+    { type: 'dir', path: 'proc' },
+    { type: 'dir', path: 'sys' },
+    { type: 'dir', path: 'modules', mode: 0o700 },
+    ...kernel.modules.map((m) => ({
+      type: 'file' as const,
+      path: `modules/${m.file.split('/').pop()}`,
+      data: readFileSync(m.path),
+      mode: 0o600,
+    })),
+    { type: 'dir', path: 'files', mode: 0o700 },
+    ...files.map((f, i) => ({ type: 'file' as const, path: `files/${i}`, data: f.data, mode: 0o600 })),
+    { type: 'file', path: 'init', data: readFileSync(bins.agent), mode: 0o700 },
+    { type: 'file', path: 'berth-launcher', data: readFileSync(bins.launcher), mode: 0o700 },
+    {
+      type: 'file',
+      path: 'config',
+      data: Buffer.from(config.map(([k, v]) => `${k}=${v}\n`).join('')),
+      mode: 0o600,
+    },
+    { type: 'file', path: 'plan', data: plan, mode: 0o600 },
+  ]);
+}
+
+function isSocket(fd: number): boolean {
+  try {
+    return fstatSync(fd).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+function stdioFd(s: VmStdio, fallback: number, flags: number): { fd: number; close: boolean } {
+  if (typeof s === 'number') return { fd: s, close: false };
+  if (s === 'ignore') return { fd: openSync('/dev/null', flags), close: true };
+  return { fd: fallback, close: false };
 }
 
 /**
- * The VM backend as the runtime uses it, behind the same lifecycle as the
- * container backend: `create` boots the VM and runs the plan up to the exec
- * wait; `open` finds it again from the stored record.
+ * Boots a microVM for a container and runs its plan in the guest up to the
+ * point where it waits for `start` ("created"). QEMU outlives this process: it
+ * holds the container's stdio, as a container's own process would.
  */
-export interface VmBackend {
-  probe(): Promise<VmHostSupport>;
-  create(request: VmCreateRequest): Promise<VmHandle>;
-  open(id: string, record: VmRecord): VmHandle;
+export async function createVm(req: VmCreateRequest): Promise<Vm> {
+  const qemu = findQemu();
+  let hostMount: string | undefined;
+  if (req.overlay) {
+    const { lower, upper, work } = req.overlay;
+    const { libc } = await import('@berth/sys');
+    (await libc()).mount('overlay', req.rootfs, 'overlay', 0, `lowerdir=${lower.join(':')},upperdir=${upper},workdir=${work}`);
+    hostMount = req.rootfs;
+  }
+  try {
+    return await boot(req, qemu, hostMount);
+  } catch (e) {
+    if (hostMount) {
+      const { libc, MNT_DETACH } = await import('@berth/sys');
+      await libc()
+        .then((l) => l.umount(hostMount, MNT_DETACH))
+        .catch(() => {});
+    }
+    throw e;
+  }
+}
+
+async function boot(req: VmCreateRequest, qemu: string, hostMount: string | undefined): Promise<Vm> {
+  // the rootfs QEMU serves: its real path, a directory, opened once by QEMU at start
+  let rootfs: string;
+  try {
+    rootfs = realpathSync(req.rootfs);
+    if (!statSync(rootfs).isDirectory()) throw new Error('not a directory');
+  } catch (e) {
+    throw new BerthError(`root.path: ${req.rootfs}: ${(e as Error).message}`, { code: 'ESHARE', path: req.rootfs });
+  }
+  if (rootfs !== req.rootfs) {
+    // the plan names the rootfs by the host path; the guest mounts the share there
+    throw new BerthError(`root.path: ${req.rootfs} resolves to ${rootfs}: give the VM backend a real path`, {
+      code: 'ESHARE',
+      path: req.rootfs,
+    });
+  }
+  const cache = vmCacheDir();
+  const kernel = ensureKernel({
+    dir: process.env['BERTH_VM_KERNELS'] ?? (process.env['BERTH_VM_CACHE'] ? join(cache, 'kernels') : DEFAULT_KERNEL_DIR),
+    ...(process.env['BERTH_VM_KERNEL'] ? { override: process.env['BERTH_VM_KERNEL'] } : {}),
+  });
+  const bins = guestBinaries(join(cache, 'bin'));
+  const accel = chooseAccel();
+  const share: RootfsShare = { kind: '9p', path: rootfs, tag: 'rootfs', securityModel: 'passthrough', readonly: req.readonly };
+  mkdirSync(req.runDir, { mode: 0o700 });
+  const files = runFiles(req.runDir);
+  const initrd = buildInitramfs(
+    kernel,
+    bins,
+    [
+      ['rootfs', rootfs],
+      ['tag', share.tag],
+      ['readonly', req.readonly ? '1' : '0'],
+      ['options', 'msize=262144,cache=mmap,access=client'],
+      ...(req.cgroup2 ? [['cgroup', '2'] as [string, string]] : []),
+      ...(req.files ?? []).map((f, i): [string, string] => ['file', `${i}:${f.path}`]),
+      ...(req.shares ?? []).map((s, i): [string, string] => ['share', `share${i}:${s.readonly ? 1 : 0}:${s.guestPath ?? s.path}`]),
+    ],
+    encodePlan(req.steps),
+    req.files,
+  );
+  writeFileSync(files.initrd, initrd, { mode: 0o600 });
+  writeFileSync(files.status, '', { mode: 0o600 });
+  const [i, o, e] = req.stdio ?? ['inherit', 'inherit', 'inherit'];
+  const stdin = stdioFd(i, 0, constants.O_RDONLY);
+  const stdout = stdioFd(o, 1, constants.O_WRONLY);
+  const stderr = stdioFd(e, 2, constants.O_WRONLY);
+  const argv = planQemu({
+    qemu,
+    accel: accel.accel,
+    size: req.size,
+    kernel: kernel.kernel,
+    initrd: files.initrd,
+    cmdline: guestCmdline(accel.accel, req.cmdline),
+    share,
+    ...(req.shares?.length ? { shares: req.shares } : {}),
+    runDir: req.runDir,
+    stdoutFd: 1,
+    stderrFd: 3,
+    socketFds: [
+      ...(isSocket(stdout.fd) ? [1] : []),
+      ...(isSocket(stderr.fd) ? [3] : []),
+    ],
+    sandbox: process.env['BERTH_VM_SANDBOX'] !== '0',
+  });
+  const log = openSync(files.qemuLog, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  let child;
+  try {
+    child = spawn(qemu, argv, { stdio: [stdin.fd, stdout.fd, log, stderr.fd], detached: true });
+  } finally {
+    for (const s of [stdin, stdout, stderr]) if (s.close) closeSync(s.fd);
+    closeSync(log);
+  }
+  const spawnError = new Promise<Error>((r) => child.once('error', r));
+  child.unref();
+  const pid = child.pid;
+  const st = pid ? startTime(pid) : undefined;
+  if (!pid || st === undefined) {
+    const err = await Promise.race([spawnError, sleep(100).then(() => undefined)]);
+    rmSync(req.runDir, { recursive: true, force: true });
+    throw new BerthError(`cannot run ${qemu}: ${err?.message ?? 'it exited at once'}\n${tail(files.qemuLog)}`, {
+      code: 'EQEMU',
+    });
+  }
+  const vm = new Vm(req.id, {
+    qemuPid: pid,
+    qemuStartTime: st,
+    runDir: req.runDir,
+    accel,
+    size: req.size,
+    share,
+    kernel: { version: kernel.version, source: kernel.source },
+    ...(hostMount ? { hostMount } : {}),
+  });
+  try {
+    req.onSpawn?.(vm.record);
+    const deadline = Date.now() + (req.timeoutMs ?? 120_000);
+    let delay = 5;
+    for (;;) {
+      const s = parseStatus(readFileSync(files.status, 'utf8'));
+      if (s.error) {
+        const step = req.steps[s.error.step];
+        throw new LaunchError(step, s.error.step, s.error.syscall, s.error.errno);
+      }
+      if (s.fail) throw new BerthError(`VM agent: ${s.fail}`, { code: 'EAGENT' });
+      if (s.created !== undefined) {
+        vm.record.guestPid = s.created;
+        return vm;
+      }
+      if (s.exit !== undefined) {
+        throw new BerthError(`container ${req.id}: its process exited in the VM before it was created (status ${s.exit})`, {
+          code: 'EAGENT',
+        });
+      }
+      if (!vm.alive()) {
+        throw new BerthError(
+          `QEMU exited while the VM booted:\n${[tail(files.qemuLog), tail(files.console)].filter(Boolean).join('\n')}`,
+          { code: 'EQEMU' },
+        );
+      }
+      if (Date.now() > deadline) {
+        throw new BerthError(`the VM did not report "created" in time:\n${tail(files.console)}`, { code: 'EAGENT' });
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, 20);
+    }
+  } catch (err) {
+    // the mount is the caller's to undo
+    const { hostMount: _, ...rest } = vm.record;
+    await new Vm(vm.id, rest).delete().catch(() => {});
+    throw err;
+  }
+}
+
+/** Finds a VM again from its record (another berth process). */
+export function openVm(id: string, record: VmRecord): Vm {
+  return new Vm(id, record);
+}
+
+
+const TCGETS = 0x5401;
+const TCSETS = 0x5402;
+const OPOST = 0o1;
+
+/**
+ * Turns off output processing on a host terminal (QEMU's stdio chardev keeps
+ * OPOST on): with a terminal the guest's own pty already turns \n into \r\n,
+ * and a second conversion on the host would print \r\r\n. QEMU restores the
+ * terminal as it found it when it exits.
+ */
+export async function rawTerminalOutput(fd: number): Promise<void> {
+  const { isatty } = await import('node:tty');
+  if (!isatty(fd)) return;
+  const { libc } = await import('@berth/sys');
+  const sys = await libc();
+  const termios = Buffer.alloc(64);
+  sys.ioctl(fd, TCGETS, termios);
+  termios.writeUInt32LE(termios.readUInt32LE(4) & ~OPOST, 4);
+  sys.ioctl(fd, TCSETS, termios);
 }

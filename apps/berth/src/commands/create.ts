@@ -17,7 +17,10 @@ export const createOptions: OptionSpec[] = [
   { name: 'pid-file', value: 'FILE', help: "write the container process's pid to FILE" },
   { name: 'preserve-fds', value: 'N', help: 'pass N more file descriptors (3, 4, …) to the container' },
   { name: 'no-pivot', help: 'do not use pivot_root', ignored: true },
-  { name: 'no-new-keyring', help: 'do not create a session keyring', ignored: true },
+  {
+    name: 'no-new-keyring',
+    help: "keep berth's session keyring (default: the container joins its own, _ses.ID)",
+  },
 ];
 
 export const command: Command = {
@@ -39,6 +42,7 @@ leaves its process waiting; "berth start" runs the program. The status is then
       ...(consoleSocket ? { consoleSocket } : {}),
       ...(pidFile ? { pidFile } : {}),
       ...(preserveFds ? { preserveFds } : {}),
+      ...(options['no-new-keyring'] === true ? { noNewKeyring: true } : {}),
     });
     return 0;
   },

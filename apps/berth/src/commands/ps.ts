@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import type { ContainerRecord, Runtime } from '@berth/runtime';
 import { UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { runtime } from './common.js';
@@ -6,17 +7,17 @@ import { runtime } from './common.js';
 export const command: Command = {
   name: 'ps',
   summary: 'list the processes of a container',
-  usage: '[options] CONTAINER_ID [PS_OPTIONS...]',
+  usage: '[options] CONTAINER_ID [PS_OPTIONS...]\n       berth ps [--format json]',
   description:
-    'Prints ps(1) lines for the processes of the container (default ps options: -ef), or with --format json a JSON array of their pids.',
+    'Prints ps(1) lines for the processes of the container (default ps options: -ef), or with --format json a JSON array of their pids. Without CONTAINER_ID, lists the containers as podman ps does: image, status, address and published ports.',
   stopAtPositional: true,
   options: [{ name: 'format', short: 'f', value: 'table|json', help: 'output format (default table)' }],
   async run({ options, positionals: p }, globals) {
     const [id, ...psArgs] = p;
-    if (!id) throw new UsageError('berth ps needs CONTAINER_ID (see berth ps --help)');
     const format = (options['format'] as string | undefined) ?? 'table';
     if (format !== 'table' && format !== 'json')
       throw new UsageError(`--format must be table or json, not ${JSON.stringify(format)}`);
+    if (!id) return listContainers(await runtime(globals), format);
     const pids = await (await runtime(globals)).ps(id);
     if (format === 'json') {
       process.stdout.write(`${JSON.stringify(pids)}\n`);
@@ -34,3 +35,42 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** podman-style `ps`: every container with its image, status, address and published ports. */
+async function listContainers(rt: Runtime, format: 'table' | 'json'): Promise<number> {
+  const rows = [];
+  for (const c of await rt.list()) {
+    let network: ContainerRecord['network'];
+    try {
+      network = rt.store.read(c.id).network;
+    } catch {
+      // removed meanwhile
+    }
+    const ports = (network?.ports ?? []).map(
+      (m) => `${m.hostIp ?? '0.0.0.0'}:${m.hostPort}->${m.containerPort}/${m.protocol}`,
+    );
+    rows.push({
+      id: c.id,
+      image: c.image ?? '',
+      status: c.status,
+      network: network?.network ?? '',
+      address: network?.address ?? '',
+      ports,
+    });
+  }
+  if (format === 'json') {
+    process.stdout.write(`${JSON.stringify(rows)}\n`);
+    return 0;
+  }
+  const table = [['ID', 'IMAGE', 'STATUS', 'NETWORK', 'ADDRESS', 'PORTS']];
+  for (const r of rows) table.push([r.id, r.image, r.status, r.network, r.address, r.ports.join(', ')]);
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
+  for (const r of table)
+    process.stdout.write(
+      `${r
+        .map((v, i) => (i < r.length - 1 ? v.padEnd(widths[i]! + 3) : v))
+        .join('')
+        .trimEnd()}\n`,
+    );
+  return 0;
+}

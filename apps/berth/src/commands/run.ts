@@ -2,6 +2,7 @@ import { UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { int, runtime, str } from './common.js';
 import { createOptions } from './create.js';
+import { networkChoice, networkOptions } from './network-flags.js';
 
 export const command: Command = {
   name: 'run',
@@ -30,6 +31,11 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
   options: [
     ...createOptions,
     { name: 'detach', short: 'd', help: 'start the container and return at once' },
+    {
+      name: 'backend',
+      value: 'container|vm',
+      help: 'vm: run in a QEMU microVM with its own kernel (default: the org.berth.backend annotation, else container)',
+    },
     { name: 'keep', help: 'keep the container after it exits (bundle form)' },
     { name: 'no-subreaper', help: 'do not act as a subreaper', ignored: true },
     { name: 'rm', help: 'remove the container when it exits (image form)' },
@@ -59,21 +65,27 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
     { name: 'interactive', short: 'i', help: 'pass standard input to the container (image form)' },
     { name: 'hostname', value: 'NAME', help: 'the container hostname (image form; default: the id)' },
     { name: 'read-only', help: "mount the container's root filesystem read-only (image form)" },
-    {
-      name: 'network',
-      value: 'none|host',
-      help: 'none: only lo (default); host: the host network (image form)',
-    },
+    ...networkOptions,
     { name: 'memory', short: 'm', value: 'SIZE', help: 'memory limit, e.g. 64m or 1g (image form)' },
     { name: 'cpus', value: 'N', help: 'CPU quota in CPUs, e.g. 0.5 (image form)' },
     { name: 'pids-limit', value: 'N', help: 'most processes the container may have (image form)' },
     { name: 'entrypoint', value: 'CMD', help: "replace the image's entrypoint (image form)" },
     { name: 'platform', value: 'OS/ARCH[/VARIANT]', help: 'platform to pull when the image is missing' },
     { name: 'quiet', short: 'q', help: 'no pull progress (image form)' },
+    {
+      name: 'security-opt',
+      value: 'OPT',
+      repeat: true,
+      help: 'seccomp=unconfined|FILE (default: a Docker-like allow-list), apparmor=unconfined, label=disable (image form)',
+    },
   ],
   async run({ options: o, positionals: p }, globals) {
     const rt = await runtime(globals);
     const bundle = str(o['bundle']);
+    const backendFlag = str(o['backend']);
+    if (backendFlag !== undefined && backendFlag !== 'container' && backendFlag !== 'vm')
+      throw new UsageError(`--backend must be container or vm, not ${JSON.stringify(backendFlag)}`);
+    const backend = backendFlag !== undefined ? { backend: backendFlag as 'container' | 'vm' } : {};
     if (bundle !== undefined) {
       if (p.length !== 1)
         throw new UsageError('berth run -b BUNDLE needs exactly one CONTAINER_ID (see berth run --help)');
@@ -84,9 +96,11 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
         ...(consoleSocket ? { consoleSocket } : {}),
         ...(pidFile ? { pidFile } : {}),
         ...(preserveFds ? { preserveFds } : {}),
+        ...(o['no-new-keyring'] === true ? { noNewKeyring: true } : {}),
         detach: o['detach'] === true,
         keep: o['keep'] === true,
         forwardSignals: true,
+        ...backend,
       });
     }
     const [image, ...args] = p;
@@ -94,9 +108,6 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
       throw new UsageError(
         'berth run needs an IMAGE, or -b BUNDLE and a CONTAINER_ID (see berth run --help)',
       );
-    const network = str(o['network']) ?? 'none';
-    if (network !== 'none' && network !== 'host')
-      throw new UsageError(`--network must be none or host, not ${JSON.stringify(network)}`);
     const memory = o['memory'] !== undefined ? parseBytes(str(o['memory']) ?? '', 'memory') : undefined;
     const cpus = o['cpus'] !== undefined ? Number(o['cpus']) : undefined;
     if (cpus !== undefined && !(cpus > 0))
@@ -104,10 +115,13 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
     const pidsLimit = int(o['pids-limit'], 'pids-limit');
     const entrypoint = str(o['entrypoint']);
     const platform = str(o['platform']);
-    const { makeImageBundle, randomId } = await import('@berth/runtime');
+    const seccomp = await securityOptions((o['security-opt'] as string[] | undefined) ?? []);
+    const { makeImageBundle, randomId, validateId } = await import('@berth/runtime');
     const { renderPullProgress } = await import('@berth/image');
     const store = process.env['BERTH_STORE'] ?? '/var/lib/berth';
     const id = str(o['name']) ?? randomId();
+    validateId(id); // --name becomes a directory name: checked before anything uses it
+    const net = await networkChoice(o, rt, str(o['hostname']) ?? id);
     const made = await makeImageBundle(store, id, image, {
       args,
       ...(entrypoint !== undefined ? { entrypoint: entrypoint === '' ? [] : [entrypoint] } : {}),
@@ -117,11 +131,12 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
       terminal: o['tty'] === true,
       ...(str(o['hostname']) ? { hostname: str(o['hostname'])! } : {}),
       readonly: o['read-only'] === true,
-      network,
+      network: net.bundle,
       volumes: (o['volume'] as string[] | undefined) ?? [],
       ...(memory !== undefined ? { memory } : {}),
       ...(cpus !== undefined ? { cpus } : {}),
       ...(pidsLimit !== undefined ? { pidsLimit } : {}),
+      seccomp,
       // like podman: a missing image is pulled, its progress on stderr
       pull: {
         onProgress: renderPullProgress({ quiet: o['quiet'] === true }),
@@ -133,15 +148,39 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
       ...(made.overlay ? { overlay: made.overlay } : {}),
       ownedDirs: made.ownedDirs,
       image: made.ref,
+      ...(net.attach
+        ? { network: { ...net.attach, ...(made.networkFilesDir ? { filesDir: made.networkFilesDir } : {}) } }
+        : {}),
       detach,
       keep: o['rm'] !== true,
       forwardSignals: true,
+      ...backend,
       stdio: [o['interactive'] === true || o['tty'] === true ? 'inherit' : 'ignore', 'inherit', 'inherit'],
     });
     if (detach) process.stdout.write(`${id}\n`);
     return code;
   },
 };
+
+/** --security-opt values: the seccomp profile to apply; what berth cannot do is refused. */
+async function securityOptions(opts: string[]) {
+  let seccomp: string | undefined;
+  for (const opt of opts) {
+    const eq = opt.indexOf('=');
+    const key = eq < 0 ? opt : opt.slice(0, eq);
+    const value = eq < 0 ? '' : opt.slice(eq + 1);
+    if (key === 'seccomp' && value) seccomp = value;
+    // berth sets no AppArmor profile and no SELinux label for image containers: these ask for just that
+    else if ((key === 'apparmor' && value === 'unconfined') || (key === 'label' && value === 'disable'))
+      continue;
+    else
+      throw new UsageError(
+        `--security-opt ${opt}: berth supports seccomp=unconfined|FILE, apparmor=unconfined and label=disable`,
+      );
+  }
+  const { seccompOption } = await import('../seccomp-profile.js');
+  return seccompOption(seccomp);
+}
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 

@@ -1,10 +1,10 @@
 import { closeSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { bufferAddress, SysError, bpf as sysBpf } from '@berth/sys';
 import { CgroupError } from '../errors.js';
 
 /**
- * bpf(2) through koffi, loaded on first use so that users who never attach a
- * v2 device program never load a native module.
+ * The cgroup device program calls of bpf(2): the `bpf_attr` layouts live here, the system call itself in
+ * @berth/sys (the only package that binds libc).
  */
 
 const BPF_PROG_LOAD = 5;
@@ -16,90 +16,39 @@ const BPF_PROG_TYPE_CGROUP_DEVICE = 15;
 const BPF_CGROUP_DEVICE = 6;
 export const BPF_F_ALLOW_MULTI = 2;
 
-const SYS_BPF: Record<string, number> = { x64: 321, arm64: 280 };
-
-type Syscall = (nr: number, ...args: unknown[]) => number | bigint;
-interface Native {
-  syscall: Syscall;
-  errno: () => number;
-  address: (b: Buffer) => bigint;
-}
-
-let native: Native | undefined;
-
-function load(): Native {
-  if (native) return native;
-  const require = createRequire(import.meta.url);
-  const koffi = require('koffi') as {
-    load: (name: string) => { func: (decl: string) => Syscall };
-    errno: () => number;
-    address: (b: Buffer) => bigint;
-  };
-  const libc = koffi.load('libc.so.6');
-  native = {
-    syscall: libc.func('long syscall(long, ...)'),
-    errno: () => koffi.errno(),
-    address: koffi.address,
-  };
-  return native;
-}
-
-const ERRNO_NAMES: Record<number, string> = {
-  1: 'EPERM',
-  2: 'ENOENT',
-  7: 'E2BIG',
-  9: 'EBADF',
-  13: 'EACCES',
-  14: 'EFAULT',
-  16: 'EBUSY',
-  22: 'EINVAL',
-  28: 'ENOSPC',
-  38: 'ENOSYS',
-  95: 'EOPNOTSUPP',
-};
-
 function bpf(cmd: number, attr: Buffer, op: string, path?: string, extra = ''): number {
-  const n = load();
-  const nr = SYS_BPF[process.arch];
-  if (nr === undefined) {
-    throw new CgroupError({
-      code: 'EBPF',
-      op,
-      message: `bpf(2) is not wired for architecture ${process.arch}`,
-    });
-  }
-  const ret = Number(n.syscall(nr, 'int', cmd, 'void *', attr, 'uint', attr.length));
-  if (ret < 0) {
-    const e = n.errno();
-    const errno = ERRNO_NAMES[e] ?? `errno ${e}`;
+  try {
+    return sysBpf(cmd, attr, op, path);
+  } catch (err) {
+    if (!(err instanceof SysError)) throw err;
+    const errno = err.errno ?? `errno ${err.errnoNumber}`;
     throw new CgroupError({
       code: 'EBPF',
       op,
       path,
       errno,
       message: `${op}${path ? ` ${path}` : ''}: ${errno}${extra ? `: ${extra}` : ''}`,
+      cause: err,
     });
   }
-  return ret;
 }
 
 /** Loads a cgroup device program; on verifier rejection the verifier log is part of the error. */
 export function loadDeviceProgram(insns: Buffer): number {
-  const n = load();
   const license = Buffer.from('Apache-2.0\0');
   const log = Buffer.alloc(64 * 1024);
   const attr = Buffer.alloc(128);
   attr.writeUInt32LE(BPF_PROG_TYPE_CGROUP_DEVICE, 0);
   attr.writeUInt32LE(insns.length / 8, 4);
-  attr.writeBigUInt64LE(n.address(insns), 8);
-  attr.writeBigUInt64LE(n.address(license), 16);
+  attr.writeBigUInt64LE(bufferAddress(insns), 8);
+  attr.writeBigUInt64LE(bufferAddress(license), 16);
   try {
     return bpf(BPF_PROG_LOAD, attr, 'bpf prog load');
   } catch (err) {
     // retry with the verifier log only on failure: logging slows the happy path
     attr.writeUInt32LE(1, 24);
     attr.writeUInt32LE(log.length, 28);
-    attr.writeBigUInt64LE(n.address(log), 32);
+    attr.writeBigUInt64LE(bufferAddress(log), 32);
     try {
       return bpf(BPF_PROG_LOAD, attr, 'bpf prog load');
     } catch (err2) {
@@ -142,12 +91,11 @@ export function detachDeviceProgram(cgroupFd: number, progFd: number, path: stri
 
 /** Ids of the device programs attached directly to this cgroup. */
 export function queryDevicePrograms(cgroupFd: number, path: string): number[] {
-  const n = load();
   const ids = Buffer.alloc(64 * 4);
   const attr = Buffer.alloc(40);
   attr.writeUInt32LE(cgroupFd, 0);
   attr.writeUInt32LE(BPF_CGROUP_DEVICE, 4);
-  attr.writeBigUInt64LE(n.address(ids), 16);
+  attr.writeBigUInt64LE(bufferAddress(ids), 16);
   attr.writeUInt32LE(64, 24);
   bpf(BPF_PROG_QUERY, attr, 'bpf prog query', path);
   const count = attr.readUInt32LE(24);

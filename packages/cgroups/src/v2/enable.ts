@@ -19,13 +19,15 @@ export async function enableControllersV2(
   const available = new Set(words(await readOptional(mount, 'cgroup.controllers')));
   const missing: string[] = [];
   for (const [ctrl, field] of wanted) {
-    if (ctrl === 'cgroup' || have.has(ctrl)) continue;
+    if (ctrl === 'cgroup') continue;
+    // the root's list decides: a controller the root does not offer is not used even where an
+    // ancestor's subtree_control still makes its files appear
     if (!available.has(ctrl)) {
       problems.push({
         path: field,
         message: `controller ${ctrl} is not available on this host (cgroup v2 at ${mount})`,
       });
-    } else {
+    } else if (!have.has(ctrl)) {
       missing.push(ctrl);
     }
   }

@@ -2,7 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createSign, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
+import { connect, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,6 +20,16 @@ export interface RegistryAuth {
   basic?: { username: string; password: string };
   /** bearer tokens from a token server started here, which checks these credentials */
   token?: { username: string; password: string };
+  /** serve HTTPS with this certificate; `clientCa` makes it ask for client certificates signed by that CA */
+  tls?: { cert: string; key: string; clientCa?: string };
+}
+
+/** Knobs of the test token server, changeable while it runs. */
+export interface TokenControl {
+  /** added to every token's exp claim (negative: tokens the registry soon rejects as expired) */
+  expOffsetSeconds: number;
+  /** expires_in the server claims (it may lie, as a skewed clock does) */
+  expiresIn: number;
 }
 
 async function freePort(): Promise<number> {
@@ -63,9 +73,11 @@ async function startTokenServer(dir: string, creds: { username: string; password
   const cert = new X509Certificate(readFileSync(crt));
   const keyPem = readFileSync(key, 'utf8');
   const requests: { scope: string; user: string | undefined }[] = [];
+  const control: TokenControl = { expOffsetSeconds: 0, expiresIn: 300 };
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    const scope = url.searchParams.get('scope') ?? '';
+    const scopes = url.searchParams.getAll('scope');
+    const scope = scopes.join(' ');
     const header = req.headers.authorization;
     let user: string | undefined;
     if (header?.startsWith('Basic ')) {
@@ -77,20 +89,26 @@ async function startTokenServer(dir: string, creds: { username: string; password
       user = u;
     }
     requests.push({ scope, user });
-    const [type, name, actions] = scope.split(':');
     // anonymous callers may pull, only the known user may push
-    const granted = (actions ?? '').split(',').filter((a) => a === 'pull' || user !== undefined);
+    const access = scopes.map((sc) => {
+      const [type, name, actions] = sc.split(':');
+      return {
+        type,
+        name,
+        actions: (actions ?? '').split(',').filter((a) => a === 'pull' || user !== undefined),
+      };
+    });
     const now = Math.floor(Date.now() / 1000);
     const head = { alg: 'RS256', typ: 'JWT', x5c: [cert.raw.toString('base64')] };
     const claims = {
       iss: 'berth-test-issuer',
       sub: user ?? '',
       aud: service,
-      exp: now + 300,
+      exp: now + 300 + control.expOffsetSeconds,
       nbf: now - 10,
       iat: now,
       jti: randomBytes(8).toString('hex'),
-      access: type ? [{ type, name, actions: granted }] : [],
+      access,
     };
     const signing = `${b64url(JSON.stringify(head))}.${b64url(JSON.stringify(claims))}`;
     const sig = createSign('RSA-SHA256').update(signing).sign(keyPem);
@@ -98,7 +116,7 @@ async function startTokenServer(dir: string, creds: { username: string; password
     res.end(
       JSON.stringify({
         token: `${signing}.${b64url(sig)}`,
-        expires_in: 300,
+        expires_in: control.expiresIn,
         issued_at: new Date().toISOString(),
       }),
     );
@@ -106,11 +124,23 @@ async function startTokenServer(dir: string, creds: { username: string; password
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const addr = server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-  return { realm: `http://127.0.0.1:${port}/token`, crt, server, requests };
+  return { realm: `http://127.0.0.1:${port}/token`, crt, server, requests, control };
 }
 
 export interface StartedRegistry extends TestRegistry {
   tokenRequests?: { scope: string; user: string | undefined }[];
+  tokenControl?: TokenControl;
+}
+
+function tcpOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 }
 
 /** Debian's docker-registry on a random loopback port with its own storage and config; never the system service. */
@@ -128,6 +158,9 @@ export async function startRegistry(auth: RegistryAuth = {}): Promise<StartedReg
     token = await startTokenServer(dir, auth.token, 'berth-test-registry');
     authYaml = `auth:\n  token:\n    realm: ${token.realm}\n    service: berth-test-registry\n    issuer: berth-test-issuer\n    rootcertbundle: ${token.crt}\n`;
   }
+  const tlsYaml = auth.tls
+    ? `  tls:\n    certificate: ${auth.tls.cert}\n    key: ${auth.tls.key}\n${auth.tls.clientCa ? `    clientcas:\n      - ${auth.tls.clientCa}\n` : ''}`
+    : '';
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const config = join(dir, 'config.yml');
@@ -149,7 +182,7 @@ storage:
 http:
   addr: 127.0.0.1:${port}
   secret: ${randomBytes(16).toString('hex')}
-${authYaml}`,
+${tlsYaml}${authYaml}`,
     );
     const child: ChildProcess = spawn('docker-registry', ['serve', config], {
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -161,14 +194,11 @@ ${authYaml}`,
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     let ready = false;
     for (let i = 0; i < 100 && child.exitCode === null; i++) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${port}/v2/`);
-        await res.body?.cancel();
+      if (await tcpOpen(port)) {
         ready = true;
         break;
-      } catch {
-        await sleep(50);
       }
+      await sleep(50);
     }
     if (ready && child.pid !== undefined) {
       const pid = child.pid;
@@ -176,7 +206,7 @@ ${authYaml}`,
         host: `127.0.0.1:${port}`,
         pid,
         dir,
-        ...(token ? { tokenRequests: token.requests } : {}),
+        ...(token ? { tokenRequests: token.requests, tokenControl: token.control } : {}),
         async stop() {
           if (child.exitCode === null) {
             process.kill(pid, 'SIGTERM');
@@ -191,4 +221,107 @@ ${authYaml}`,
     await exited;
     if (attempt >= 2) throw new Error(`docker-registry did not start: ${stderr}`);
   }
+}
+
+export interface TestPki {
+  dir: string;
+  /** the CA that signed the server and client certificates */
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+function openssl(args: string[]): void {
+  execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** A throwaway CA, a server certificate for 127.0.0.1 and localhost, and a client certificate, all made by openssl. */
+export function makeTestPki(): TestPki {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-pki-'));
+  const p = (n: string) => join(dir, n);
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    p('ca.key'),
+    '-out',
+    p('ca.crt'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=berth test CA',
+  ]);
+  writeFileSync(p('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  openssl([
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    p('server.key'),
+    '-out',
+    p('server.csr'),
+    '-subj',
+    '/CN=127.0.0.1',
+  ]);
+  openssl([
+    'x509',
+    '-req',
+    '-in',
+    p('server.csr'),
+    '-CA',
+    p('ca.crt'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    p('server.crt'),
+    '-days',
+    '2',
+    '-extfile',
+    p('server.ext'),
+  ]);
+  writeFileSync(p('client.ext'), 'extendedKeyUsage=clientAuth\n');
+  openssl([
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    p('client.key'),
+    '-out',
+    p('client.csr'),
+    '-subj',
+    '/CN=berth test client',
+  ]);
+  openssl([
+    'x509',
+    '-req',
+    '-in',
+    p('client.csr'),
+    '-CA',
+    p('ca.crt'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    p('client.cert'),
+    '-days',
+    '2',
+    '-extfile',
+    p('client.ext'),
+  ]);
+  return {
+    dir,
+    ca: p('ca.crt'),
+    serverCert: p('server.crt'),
+    serverKey: p('server.key'),
+    clientCert: p('client.cert'),
+    clientKey: p('client.key'),
+  };
 }

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageRecord, ImageStore, LayerRecord } from '@berth/image';
 import { ImageRootfsError, isErrno } from './errors.js';
-import { unpackLayer } from './unpack.js';
+import { type UnpackLimits, unpackLayer } from './unpack.js';
 
 export function layersRoot(store: ImageStore): string {
   return join(store.root, 'layers', 'sha256');
@@ -30,7 +30,16 @@ const inflight = new Map<string, Promise<string>>();
  * Unpacks one layer if it is not unpacked yet. The work happens in a temporary directory renamed into place,
  * so a crash never leaves a half layer under its final name, and concurrent callers share one unpack.
  */
-export function ensureLayer(store: ImageStore, layer: LayerRecord): Promise<string> {
+export interface EnsureLayerOptions {
+  /** bounds on what one layer may unpack to (default DEFAULT_UNPACK_LIMITS) */
+  limits?: UnpackLimits;
+}
+
+export function ensureLayer(
+  store: ImageStore,
+  layer: LayerRecord,
+  options: EnsureLayerOptions = {},
+): Promise<string> {
   const dir = layerDir(store, layer.diffId);
   const running = inflight.get(dir);
   if (running !== undefined) return running;
@@ -40,7 +49,10 @@ export function ensureLayer(store: ImageStore, layer: LayerRecord): Promise<stri
     await mkdir(tmpRoot, { recursive: true, mode: 0o700 });
     const tmp = join(tmpRoot, `${layer.diffId.slice(7, 19)}-${randomBytes(4).toString('hex')}`);
     try {
-      await unpackLayer(store.blobPath(layer.digest), tmp, { diffId: layer.diffId });
+      await unpackLayer(store.blobPath(layer.digest), tmp, {
+        diffId: layer.diffId,
+        ...(options.limits !== undefined ? { limits: options.limits } : {}),
+      });
       await rename(tmp, dir).catch(async (err: unknown) => {
         // another process finished the same layer first: theirs is as good as ours
         if (!isErrno(err, 'ENOTEMPTY') && !isErrno(err, 'EEXIST')) throw err;
@@ -59,14 +71,18 @@ export function ensureLayer(store: ImageStore, layer: LayerRecord): Promise<stri
 }
 
 /** All layer directories of an image, bottom first, unpacking what is missing (up to two at a time). */
-export async function ensureLayers(store: ImageStore, image: ImageRecord): Promise<string[]> {
+export async function ensureLayers(
+  store: ImageStore,
+  image: ImageRecord,
+  options: EnsureLayerOptions = {},
+): Promise<string[]> {
   await mkdir(layersRoot(store), { recursive: true, mode: 0o700 });
   const out: string[] = new Array(image.layers.length);
   let next = 0;
   const worker = async () => {
     while (next < image.layers.length) {
       const i = next++;
-      out[i] = await ensureLayer(store, image.layers[i]!);
+      out[i] = await ensureLayer(store, image.layers[i]!, options);
     }
   };
   await Promise.all([worker(), worker()]);

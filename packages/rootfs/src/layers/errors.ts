@@ -1,4 +1,13 @@
-export type ImageRootfsErrorCode = 'EUNSAFE' | 'EUNPACK' | 'ESNAPSHOT' | 'EMOUNT' | 'EBUNDLE' | 'ESYSCALL';
+import { errnoOfError, hasErrno, errnoName as sysErrnoName } from '@berth/sys';
+
+export type ImageRootfsErrorCode =
+  | 'EUNSAFE'
+  | 'EUNPACK'
+  | 'ELIMIT'
+  | 'ESNAPSHOT'
+  | 'EMOUNT'
+  | 'EBUNDLE'
+  | 'ESYSCALL';
 
 export interface ImageRootfsErrorDetails {
   op: string;
@@ -24,12 +33,13 @@ export class ImageRootfsError extends Error {
   }
 }
 
+/** The errno name an error carries (from @berth/sys' one errno table), or undefined. */
 export function errnoName(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string')
-    return err.code;
-  return undefined;
+  const n = errnoOfError(err);
+  return n === undefined ? undefined : sysErrnoName(n);
 }
 
+/** Compared by number: `isErrno(err, 'ENOTSUP')` matches EOPNOTSUPP too. */
 export function isErrno(err: unknown, code: string): boolean {
-  return errnoName(err) === code;
+  return hasErrno(err, code);
 }

@@ -14,24 +14,45 @@ import {
   symlink,
 } from 'node:fs/promises';
 import { join } from 'node:path';
-import { lgetxattr, llistxattr, lsetxattr, mknod } from '../layers/libc.js';
+import { AT_FDCWD, hasErrno, lgetxattr, llistxattr, lsetxattr, mknodat, splitDev } from '@berth/sys';
 import { OVERLAY_OPAQUE_XATTR } from '../layers/unpack.js';
 
-function devParts(rdev: number): { major: number; minor: number } {
-  const d = BigInt(rdev);
-  const major = Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn));
-  const minor = Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
-  return { major, minor };
+/**
+ * Reads an xattr; a file system without xattr support (ENOTSUP, which Linux also names EOPNOTSUPP) has none.
+ */
+function getXattr(path: string, name: string): Buffer | undefined {
+  try {
+    return lgetxattr(path, name);
+  } catch (err) {
+    if (hasErrno(err, 'ENOTSUP')) return undefined;
+    throw err;
+  }
+}
+
+function listXattrs(path: string): string[] {
+  try {
+    return llistxattr(path);
+  } catch (err) {
+    if (hasErrno(err, 'ENOTSUP')) return [];
+    throw err;
+  }
 }
 
 async function copyMeta(src: string, dst: string, st: Stats): Promise<void> {
   if (process.getuid?.() === 0) await lchown(dst, st.uid, st.gid);
   if (!st.isSymbolicLink()) await chmod(dst, st.mode & 0o7777);
-  for (const name of llistxattr(src)) {
+  for (const name of listXattrs(src)) {
     // overlay's own markers describe the layer, not the file
     if (name.startsWith('trusted.overlay.')) continue;
-    const value = lgetxattr(src, name);
-    if (value !== undefined) lsetxattr(dst, name, value);
+    const value = getXattr(src, name);
+    if (value === undefined) continue;
+    try {
+      lsetxattr(dst, name, value);
+    } catch (err) {
+      // the copy target has no xattr support (ramfs, some FUSE and network file systems): the tree is still
+      // the image's, as containers/storage does it
+      if (!hasErrno(err, 'ENOTSUP')) throw err;
+    }
   }
   await lutimes(dst, st.atime, st.mtime);
 }
@@ -52,7 +73,7 @@ async function mergeDir(src: string, dst: string, inodes: Map<string, string>): 
     }
     if (st.isDirectory()) {
       const old = await lstatOrUndefined(d);
-      const opaque = lgetxattr(s, OVERLAY_OPAQUE_XATTR)?.toString() === 'y';
+      const opaque = getXattr(s, OVERLAY_OPAQUE_XATTR)?.toString() === 'y';
       if (old !== undefined && (!old.isDirectory() || opaque)) await rm(d, { recursive: true, force: true });
       if (old === undefined || !old.isDirectory() || opaque) await mkdir(d);
       await mergeDir(s, d, inodes);
@@ -70,11 +91,12 @@ async function mergeDir(src: string, dst: string, inodes: Map<string, string>): 
         // the first path was replaced by a later layer: fall through to a copy
       }
     }
-    if (st.isFile()) await copyFile(s, d, constants.COPYFILE_FICLONE);
+    // EXCL: the name was just removed, so nothing is there to write through
+    if (st.isFile()) await copyFile(s, d, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
     else if (st.isSymbolicLink()) await symlink(await readlink(s), d);
     else {
-      const { major, minor } = devParts(st.rdev);
-      mknod(d, st.mode, major, minor);
+      const { major, minor } = splitDev(st.rdev);
+      mknodat(AT_FDCWD, d, st.mode, major, minor);
     }
     if (st.nlink > 1) inodes.set(key, d);
     await copyMeta(s, d, st);

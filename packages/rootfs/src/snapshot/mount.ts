@@ -1,17 +1,20 @@
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { promisify } from 'node:util';
+import { libc, SysError, strerror } from '@berth/sys';
 import { ImageRootfsError } from '../layers/errors.js';
 
-const run = promisify(execFile);
-
-// mount(8) for now: @berth/sys will offer mount(2) through koffi, and this file is the only place to change then.
-async function mountCommand(args: string[], op: string, path: string): Promise<void> {
+/** mount(2) and umount2(2) through @berth/sys, with the failure named in snapshot terms. */
+async function sys(
+  op: string,
+  path: string,
+  call: (s: Awaited<ReturnType<typeof libc>>) => void,
+): Promise<void> {
+  const s = await libc();
   try {
-    await run(args[0]!, args.slice(1), { timeout: 30_000 });
+    call(s);
   } catch (err) {
-    const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
-    throw new ImageRootfsError('EMOUNT', `${op} ${path}: ${stderr || (err as Error).message}`, {
+    const why =
+      err instanceof SysError ? `${err.errno} (${strerror(err.errnoNumber)})` : (err as Error).message;
+    throw new ImageRootfsError('EMOUNT', `${op} ${path}: ${why}`, {
       op,
       path,
       cause: err,
@@ -76,13 +79,10 @@ export function overlayOptions(dirs: OverlayDirs): string {
 }
 
 export async function mountOverlay(target: string, dirs: OverlayDirs): Promise<void> {
-  await mountCommand(
-    ['mount', '-t', 'overlay', 'overlay', '-o', overlayOptions(dirs), target],
-    'mount overlay',
-    target,
-  );
+  const options = overlayOptions(dirs);
+  await sys('mount overlay', target, (s) => s.mount('overlay', target, 'overlay', 0, options));
 }
 
 export async function unmount(target: string): Promise<void> {
-  await mountCommand(['umount', target], 'unmount', target);
+  await sys('unmount', target, (s) => s.umount(target, 0));
 }

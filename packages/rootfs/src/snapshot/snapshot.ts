@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { ImageRecord, ImageStore } from '@berth/image';
 import { ensureLayers } from '../layers/cache.js';
 import { ImageRootfsError, isErrno } from '../layers/errors.js';
+import type { UnpackLimits } from '../layers/unpack.js';
 import { mergeLayers } from './copy.js';
 import { isMounted, mountOverlay, mountPoints, unmount } from './mount.js';
 
@@ -28,6 +29,8 @@ export interface Snapshot extends SnapshotInfo {
 export interface PrepareSnapshotOptions {
   /** `auto` (default): overlay, and the copy fallback when the overlay mount fails */
   mode?: 'auto' | SnapshotMode;
+  /** bounds on what each layer may unpack to (default DEFAULT_UNPACK_LIMITS) */
+  limits?: UnpackLimits;
 }
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -86,7 +89,11 @@ export async function prepareSnapshot(
     };
     // written first, so pruneLayers keeps these layers even while they are being unpacked
     await writeMeta(dir, info);
-    const layers = await ensureLayers(store, record);
+    const layers = await ensureLayers(
+      store,
+      record,
+      options.limits !== undefined ? { limits: options.limits } : {},
+    );
     await mkdir(info.rootfs, { mode: 0o755 });
     const mode = options.mode ?? 'auto';
     if (mode !== 'copy') {

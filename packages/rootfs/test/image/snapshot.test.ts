@@ -4,10 +4,20 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ImageRecord, ImageStore, RegistryClient } from '@berth/image';
+import { hasErrno, libc, lsetxattr } from '@berth/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestLayers, pushTestImage, randomName } from '../../../image/test/helpers/image.js';
 import { type StartedRegistry, startRegistry } from '../../../image/test/helpers/registry.js';
-import { layerDir, listSnapshots, prepareSnapshot, pruneLayers } from '../../src/image.js';
+import {
+  ensureLayers,
+  ImageRootfsError,
+  layerDir,
+  listSnapshots,
+  mergeLayers,
+  mountOverlay,
+  prepareSnapshot,
+  pruneLayers,
+} from '../../src/image.js';
 import { describeTree } from './helpers.js';
 
 let registry: StartedRegistry;
@@ -96,6 +106,55 @@ describe('snapshots', () => {
       );
     } finally {
       await snap.cleanup();
+    }
+  });
+
+  it('copies onto a file system without xattrs (ramfs): ENOTSUP is EOPNOTSUPP', async () => {
+    const layers = await ensureLayers(store, record);
+    const mnt = mkdtempSync(join(tmpdir(), 'berth-ramfs-'));
+    const sys = await libc();
+    sys.mount('ramfs', mnt, 'ramfs', 0, 'mode=0755');
+    try {
+      writeFileSync(join(mnt, 'probe'), '');
+      // the premise: this file system refuses every xattr, with errno 95
+      let refused: unknown;
+      try {
+        lsetxattr(join(mnt, 'probe'), 'user.berth', Buffer.from('x'));
+      } catch (err) {
+        refused = err;
+      }
+      expect(hasErrno(refused, 'ENOTSUP') && hasErrno(refused, 'EOPNOTSUPP')).toBe(true);
+      await mergeLayers(layers, join(mnt, 'rootfs'));
+      expectMergedTree(join(mnt, 'rootfs'));
+      // the layers carry user.berth on home/bob/notes: it is the only thing the copy could not keep
+      const ref = await prepareSnapshot(store, record, randomName('ref'), { mode: 'copy' });
+      try {
+        expect(describeTree(join(mnt, 'rootfs'))).toEqual(describeTree(ref.rootfs));
+      } finally {
+        await ref.cleanup();
+      }
+    } finally {
+      sys.umount(mnt, 0);
+      rmSync(mnt, { recursive: true, force: true });
+    }
+    expect(await mountsUnder(mnt)).toEqual([]);
+  });
+
+  it('names the errno when overlay cannot be mounted, without mount(8)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-ovl-bad-'));
+    try {
+      const err = await mountOverlay(join(dir, 'missing-target'), {
+        lower: [join(dir, 'no-such-lower')],
+        upper: join(dir, 'upper'),
+        work: join(dir, 'work'),
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ImageRootfsError);
+      expect(err).toMatchObject({ code: 'EMOUNT', errno: 'ENOENT', op: 'mount overlay' });
+      expect((err as Error).message).toBe(
+        `mount overlay ${join(dir, 'missing-target')}: ENOENT (no such file or directory)`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -3,6 +3,7 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ImageRecord, ImageStore, RegistryClient } from '@berth/image';
+import { lgetxattr } from '@berth/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildTestLayers,
@@ -13,7 +14,6 @@ import {
 } from '../../../image/test/helpers/image.js';
 import { type StartedRegistry, startRegistry } from '../../../image/test/helpers/registry.js';
 import { ensureLayers, ImageRootfsError, OVERLAY_OPAQUE_XATTR, unpackLayer } from '../../src/image.js';
-import { lgetxattr } from '../../src/layers/libc.js';
 import { describeTree } from './helpers.js';
 
 const dirs: string[] = [];

@@ -1,0 +1,80 @@
+import type { ContainerNetworkOptions, Runtime } from '@berth/runtime';
+import type { OptionSpec } from '../args.js';
+import { UsageError } from '../args.js';
+import { str } from './common.js';
+
+/** The network flags of `berth run IMAGE` (podman's names). */
+export const networkOptions: OptionSpec[] = [
+  {
+    name: 'network',
+    value: 'MODE',
+    help: 'bridge (default as root: berth0), none (only lo; default otherwise), host, container:NAME, ns:PATH, or a network of berth network create (image form)',
+  },
+  {
+    name: 'publish',
+    short: 'p',
+    value: '[IP:][HOSTPORT:]PORT[/tcp|udp]',
+    repeat: true,
+    help: 'publish a container port on the host (bridge networks)',
+  },
+  { name: 'ip', value: 'ADDR', help: 'the container address on its network (default: the next free one)' },
+  { name: 'dns', value: 'ADDR', repeat: true, help: "a nameserver for the container's resolv.conf" },
+  {
+    name: 'dns-search',
+    value: 'DOMAIN',
+    repeat: true,
+    help: "a search domain for the container's resolv.conf",
+  },
+  { name: 'add-host', value: 'NAME:IP', repeat: true, help: "an extra line in the container's /etc/hosts" },
+];
+
+export interface NetworkChoice {
+  /** What the image bundle is made with: none, host, ns:PATH, or the network's name. */
+  bundle: string;
+  /** What the runtime attaches (bridge and named networks). */
+  attach?: ContainerNetworkOptions;
+}
+
+/** Reads the network flags: the default mode, container:NAME resolved to its namespace, flags that need a bridge. */
+export async function networkChoice(
+  o: Record<string, unknown>,
+  rt: Runtime,
+  hostname: string | undefined,
+): Promise<NetworkChoice> {
+  const list = (k: string) => (o[k] as string[] | undefined) ?? [];
+  const asked = str(o['network']);
+  const mode = asked ?? (process.getuid?.() === 0 ? 'bridge' : 'none');
+  const bridgeOnly = ['publish', 'ip', 'dns', 'dns-search', 'add-host'].filter(
+    (k) => o[k] !== undefined && (typeof o[k] !== 'object' || list(k).length),
+  );
+  const simple =
+    mode === 'none' || mode === 'host' || mode.startsWith('container:') || mode.startsWith('ns:');
+  if (simple && bridgeOnly.length)
+    throw new UsageError(`--${bridgeOnly[0]} needs a bridge network, not --network ${mode}`);
+  if (mode === 'none' || mode === 'host') return { bundle: mode };
+  if (mode.startsWith('ns:')) {
+    if (!mode.slice(3).startsWith('/'))
+      throw new UsageError(`--network ns:PATH needs an absolute path, not ${JSON.stringify(mode)}`);
+    return { bundle: mode };
+  }
+  if (mode.startsWith('container:')) {
+    const other = mode.slice('container:'.length);
+    const state = await rt.state(other);
+    if (state.status !== 'running' && state.status !== 'created')
+      throw new UsageError(`--network ${mode}: container ${other} is ${state.status}`);
+    return { bundle: `ns:/proc/${state.pid}/ns/net` };
+  }
+  if (process.getuid?.() !== 0) throw new UsageError(`--network ${mode} needs root (bridges, veths and NAT)`);
+  return {
+    bundle: mode,
+    attach: {
+      network: mode,
+      ...(str(o['ip']) ? { ip: str(o['ip'])! } : {}),
+      ...(list('publish').length ? { publish: list('publish') } : {}),
+      ...(list('dns').length ? { dns: list('dns') } : {}),
+      ...(list('dns-search').length ? { dnsSearch: list('dns-search') } : {}),
+      ...(list('add-host').length ? { addHosts: list('add-host') } : {}),
+      ...(hostname ? { hostname } : {}),
+    },
+  };
+}

@@ -1,0 +1,223 @@
+// Integration: real containerd, through its runc shim v2 (io.containerd.runc.v2)
+// with berth as the shim's runc binary (BinaryName, which `ctr run --runc-binary`
+// sets). The test starts a containerd of its own (its own root, state and socket
+// under a temp dir; never a system one) and stops it at the end. The image is
+// berth's built-in busybox, written by `berth save`, imported by ctr.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Sandbox } from '../helpers.js';
+import { BERTH_BIN, cgroupValue, IMAGE, imageArchive, onTerminal } from './clients.js';
+
+const sb = new Sandbox();
+const dir = join(sb.dir, 'containerd');
+const address = join(dir, 'containerd.sock');
+const namespace = `berth-test-${process.pid}`;
+const ids = new Set<string>();
+let containerd: ChildProcess | undefined;
+
+function ctrArgs(): string[] {
+  return ['--address', address, '--namespace', namespace];
+}
+
+function ctr(args: string[], input?: string) {
+  const r = spawnSync('ctr', [...ctrArgs(), ...args], {
+    encoding: 'utf8',
+    timeout: 90_000,
+    // ctr run forwards SIGTERM to the container, so a stuck one is killed outright
+    killSignal: 'SIGKILL',
+    ...(input !== undefined ? { input } : { stdio: ['ignore', 'pipe', 'pipe'] }),
+  });
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+function ok(args: string[], input?: string): string {
+  const r = ctr(args, input);
+  if (r.status !== 0) throw new Error(`ctr ${args.join(' ')}: ${r.status}\n${r.stderr}`);
+  return r.stdout;
+}
+
+function id(prefix: string): string {
+  const n = `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
+  ids.add(n);
+  return n;
+}
+
+/** `ctr run` with berth as the runc shim's binary. */
+const RUN = [
+  'run',
+  '--runtime',
+  'io.containerd.runc.v2',
+  '--runc-binary',
+  BERTH_BIN,
+  '--snapshotter',
+  'native',
+];
+
+function taskPid(c: string): number {
+  const line = ok(['task', 'ls'])
+    .split('\n')
+    .find((l) => l.startsWith(`${c} `));
+  return Number(line?.trim().split(/\s+/)[1]);
+}
+
+beforeAll(async () => {
+  mkdirSync(dir, { recursive: true });
+  const config = join(dir, 'config.toml');
+  writeFileSync(
+    config,
+    `version = 2
+root = "${join(dir, 'root')}"
+state = "${join(dir, 'state')}"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "${address}"
+[ttrpc]
+  address = "${address}.ttrpc"
+[debug]
+  address = "${join(dir, 'debug.sock')}"
+[metrics]
+  address = ""
+`,
+  );
+  containerd = spawn('containerd', ['--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  containerd.stderr!.on('data', (d) => (log += d));
+  for (let i = 0; i < 300 && !existsSync(address); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!existsSync(address)) throw new Error(`containerd did not start: ${log}`);
+  ok(['images', 'import', '--snapshotter', 'native', '--all-platforms', imageArchive(sb)]);
+});
+
+afterAll(async () => {
+  for (const c of ids) {
+    ctr(['task', 'kill', '-s', 'SIGKILL', c]);
+    ctr(['task', 'rm', '-f', c]);
+    ctr(['containers', 'rm', c]);
+  }
+  const left = ok(['containers', 'ls', '-q']).trim();
+  ctr(['images', 'rm', IMAGE]);
+  if (containerd) {
+    containerd.kill('SIGTERM');
+    await new Promise((r) => containerd!.once('exit', r));
+  }
+  expect(left).toBe('');
+  expect(sb.mounts()).toEqual([]);
+  sb.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('containerd (runc shim v2) with berth as its runc binary', () => {
+  it('runs a container: output, exit status, stdin, env, cwd', () => {
+    const c = id('run');
+    const r = ctr([...RUN, '--rm', IMAGE, c, 'sh', '-c', 'echo out; echo err >&2; exit 4']);
+    expect(r.stdout).toBe('out\n');
+    expect(r.stderr).toContain('err');
+    expect(r.status).toBe(4);
+    // ctr passes stdin on but never closes it: a line, not EOF
+    expect(
+      ok([...RUN, '--rm', IMAGE, id('stdin'), 'sh', '-c', 'read line; echo "got: $line"'], 'from stdin\n'),
+    ).toBe('got: from stdin\n');
+    const out = ok([
+      ...RUN,
+      '--rm',
+      '--env',
+      'GREETING=hello there',
+      '--cwd',
+      '/tmp',
+      IMAGE,
+      id('env'),
+      'sh',
+      '-c',
+      'echo "$GREETING"; pwd; id -u',
+    ]);
+    expect(out).toBe('hello there\n/tmp\n0\n');
+  });
+
+  it('seccomp (the default profile), read-only rootfs, cap-drop, memory and cpu limits', () => {
+    const seccomp = ok([
+      ...RUN,
+      '--rm',
+      '--seccomp',
+      IMAGE,
+      id('seccomp'),
+      'grep',
+      'Seccomp:',
+      '/proc/self/status',
+    ]);
+    expect(seccomp).toMatch(/Seccomp:\s+2/);
+    const ro = ctr([...RUN, '--rm', '--read-only', IMAGE, id('ro'), 'touch', '/file']);
+    expect(ro.status).not.toBe(0);
+    const caps = ok([
+      ...RUN,
+      '--rm',
+      '--cap-drop',
+      'CAP_CHOWN',
+      IMAGE,
+      id('caps'),
+      'sh',
+      '-c',
+      'chown 1 /tmp || echo denied',
+    ]);
+    expect(caps).toContain('denied');
+    const c = id('limits');
+    ok([
+      ...RUN,
+      '-d',
+      '--memory-limit',
+      String(64 * 1024 * 1024),
+      '--cpu-quota',
+      '20000',
+      '--cpu-period',
+      '100000',
+      IMAGE,
+      c,
+      'sleep',
+      '600',
+    ]);
+    const pid = taskPid(c);
+    expect(cgroupValue(pid, 'memory', 'memory.limit_in_bytes', 'memory.max')).toBe(String(64 * 1024 * 1024));
+    expect(cgroupValue(pid, 'cpu', 'cpu.cfs_quota_us', 'cpu.max').split(' ')[0]).toBe('20000');
+    ok(['task', 'kill', '-s', 'SIGKILL', c]);
+    for (let i = 0; i < 100 && !/STOPPED/.test(ok(['task', 'ls'])); i++) spawnSync('sleep', ['0.1']);
+    ok(['task', 'rm', c]);
+    ok(['containers', 'rm', c]);
+  });
+
+  it('detach, exec, ps, pause and resume, kill and delete', () => {
+    const c = id('detached');
+    ok([...RUN, '-d', IMAGE, c, 'sleep', '600']);
+    expect(ok(['task', 'exec', '--exec-id', 'e1', c, 'sh', '-c', 'echo exec ok']).trim()).toBe('exec ok');
+    const pid = taskPid(c);
+    expect(ok(['task', 'ps', c])).toContain(String(pid));
+    ok(['task', 'pause', c]);
+    expect(ok(['task', 'ls'])).toMatch(new RegExp(`${c}\\s+\\d+\\s+PAUSED`));
+    ok(['task', 'resume', c]);
+    expect(ok(['task', 'ls'])).toMatch(new RegExp(`${c}\\s+\\d+\\s+RUNNING`));
+    // sleep is the container's pid 1: only SIGKILL ends it
+    ok(['task', 'kill', '-s', 'SIGKILL', c]);
+    for (let i = 0; i < 100 && existsSync(`/proc/${pid}`) && !/\) Z /.test(safeStat(pid)); i++)
+      spawnSync('sleep', ['0.1']);
+    ok(['task', 'rm', '-f', c]);
+    ok(['containers', 'rm', c]);
+    expect(ok(['containers', 'ls', '-q'])).not.toContain(c);
+  });
+
+  it('a tty session: ctr run -t', () => {
+    const r = onTerminal(
+      ['ctr', ...ctrArgs(), ...RUN, '--rm', '-t', IMAGE, id('tty'), 'sh'],
+      'tty; test -t 0 && echo stdin-is-a-tty; exit 6\r',
+    );
+    expect(r.stdout).toMatch(/\/dev\/pts\/\d+/);
+    expect(r.stdout).toMatch(/^stdin-is-a-tty\r?$/m);
+    expect(r.status).toBe(6);
+  });
+});
+
+function safeStat(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return ') Z ';
+  }
+}

@@ -1,0 +1,268 @@
+// Attacks on the host boundary, through the CLI with real containers (runs as root).
+// Each builds the malicious rootfs or config itself, and checks that a host file
+// outside the container keeps its owner, mode and content, and that nothing was
+// made or mounted outside.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Sandbox } from './helpers.js';
+
+const sb = new Sandbox();
+const hostDir = mkdtempSync(join(tmpdir(), 'berth-victim-'));
+afterEach(() => {
+  expect(sb.mounts()).toEqual([]);
+  expect(sb.cgroups()).toEqual([]);
+  expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(hostDir);
+});
+afterAll(() => {
+  sb.cleanup();
+  rmSync(hostDir, { recursive: true, force: true });
+});
+
+/** A host file with a distinctive owner, mode and content, and a check that all three held. */
+function victim(name: string) {
+  const path = join(hostDir, name);
+  writeFileSync(path, 'host secret\n');
+  chmodSync(path, 0o600);
+  spawnSync('chown', ['4242:4243', path]);
+  const before = statSync(path);
+  return {
+    path,
+    unchanged() {
+      const now = lstatSync(path);
+      expect(now.isFile()).toBe(true);
+      expect({ uid: now.uid, gid: now.gid, mode: now.mode & 0o7777 }).toEqual({
+        uid: before.uid,
+        gid: before.gid,
+        mode: 0o600,
+      });
+      expect(readFileSync(path, 'utf8')).toBe('host secret\n');
+    },
+  };
+}
+
+/** A host directory that must stay empty. */
+function emptyHostDir(name: string) {
+  const path = join(hostDir, name);
+  mkdirSync(path);
+  return { path, empty: () => expect(readdirSync(path)).toEqual([]) };
+}
+
+const ok = (r: { status: number | null; stderr: string }) => {
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+};
+
+describe('a rootfs cannot send berth to host paths', () => {
+  it('a /dev/null that links to a host file: the file keeps its owner and mode (it was chowned root:root 0666)', () => {
+    const v = victim('dev-null-target');
+    const b = sb.bundle((c) => {
+      c.process.args = ['sh', '-c', 'echo x > /dev/null && ls -l /dev/null'];
+    });
+    rmSync(join(b, 'rootfs/dev'), { recursive: true, force: true });
+    mkdirSync(join(b, 'rootfs/dev'));
+    symlinkSync(`/proc/self/root${v.path}`, join(b, 'rootfs/dev/null'));
+    symlinkSync(`../../../../../../../../..${v.path}`, join(b, 'rootfs/dev/zero'));
+    const r = sb.berth(['run', '-b', b, sb.id()]);
+    ok(r);
+    // the container's /dev is a tmpfs: its /dev/null is the real device, made there
+    expect(r.stdout).toMatch(/^crw-rw-rw-\s+1 root\s+root\s+1,\s+3 /);
+    v.unchanged();
+  });
+
+  it('devices whose parent directory links out of the rootfs are made inside it, or refused', () => {
+    const outside = emptyHostDir('devices-outside');
+    const v = victim('device-victim');
+    for (const link of [outside.path, `/proc/self/root${outside.path}`, `../../../../../../..${outside.path}`]) {
+      const b = sb.bundle((c) => {
+        // no tmpfs on /dev: devices go into the image's own /dev, which is the link
+        c.mounts = c.mounts.filter((m: { destination: string }) => !m.destination.startsWith('/dev'));
+        c.linux.devices = [
+          { path: '/dev/evil', type: 'c', major: 1, minor: 3, fileMode: 0o6777, uid: 0, gid: 0 },
+          { path: '/dev/sub/dir/evil', type: 'c', major: 1, minor: 5 },
+          { path: `/dev/${v.path.split('/').pop()}`, type: 'c', major: 1, minor: 3, fileMode: 0o666 },
+        ];
+        c.process.args = ['true'];
+      });
+      rmSync(join(b, 'rootfs/dev'), { recursive: true, force: true });
+      symlinkSync(link, join(b, 'rootfs/dev'));
+      mkdirSync(join(b, 'rootfs', outside.path), { recursive: true });
+      const r = sb.berth(['run', '-b', b, sb.id()]);
+      if (link.startsWith('/proc/')) {
+        // a magic link is never followed: the create fails and says where
+        expect(r.status).toBe(1);
+        expect(r.stderr).toMatch(/^berth: create device \/dev\/evil: .*(ELOOP|EXDEV)/);
+      } else {
+        ok(r);
+        expect(statSync(join(b, 'rootfs', outside.path, 'evil')).isCharacterDevice()).toBe(true);
+        expect(statSync(join(b, 'rootfs', outside.path, 'sub/dir/evil')).isCharacterDevice()).toBe(true);
+      }
+      outside.empty();
+      v.unchanged();
+    }
+    expect(sb.states()).toEqual([]);
+  });
+
+  it('mount destinations that link out of the rootfs: nothing made or mounted on the host', () => {
+    const outside = emptyHostDir('mounts-outside');
+    for (const link of [`/proc/self/root${outside.path}`, `../../../../../../..${outside.path}`, outside.path]) {
+      const b = sb.bundle((c) => {
+        c.mounts.push({ destination: '/data/sub/deeper', type: 'tmpfs', source: 'tmpfs' });
+        c.mounts.push({ destination: '/data/file', type: 'bind', source: '/etc/hostname', options: ['bind', 'ro'] });
+        // the mounts are where the links lead inside the rootfs
+        c.process.args = ['sh', '-c', `grep -c " ${outside.path}/" /proc/self/mountinfo || true`];
+      });
+      symlinkSync(link, join(b, 'rootfs/data'));
+      mkdirSync(join(b, 'rootfs', outside.path), { recursive: true });
+      const r = sb.berth(['run', '-b', b, sb.id()]);
+      if (link.startsWith('/proc/')) {
+        expect(r.status).toBe(1);
+        expect(r.stderr).toMatch(/^berth: create directory \/data\/sub\/deeper: .*(ELOOP|EXDEV)/);
+      } else {
+        ok(r);
+        expect(r.stdout.trim()).toBe('2'); // both mounts, inside the container
+        expect(existsSync(join(b, 'rootfs', outside.path, 'sub/deeper'))).toBe(true);
+      }
+      outside.empty();
+    }
+  });
+
+  it('a working directory through /proc/self/fd/N (leaked fds, CVE-2024-21626) is refused', () => {
+    for (const fd of [3, 4, 5, 6, 7, 8]) {
+      const b = sb.bundle((c) => {
+        c.process.cwd = `/proc/self/fd/${fd}`;
+        c.process.args = ['sh', '-c', 'ls ../../../../'];
+      });
+      const r = sb.berth(['run', '-b', b, sb.id()]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/^berth: change to working directory \/proc\/self\/fd\/\d: (ELOOP|ENOENT|ENOTDIR|EXDEV)/);
+    }
+  });
+
+  it('masked and read-only paths that link out are resolved in the rootfs, never on the host', () => {
+    const v = victim('masked-victim');
+    const b = sb.bundle((c) => {
+      c.linux.maskedPaths.push('/etc/masked-abs', '/etc/masked-magic');
+      c.linux.readonlyPaths.push('/etc/ro-abs');
+      c.process.args = ['sh', '-c', `cat /etc/masked-abs; echo; cat ${v.path}; touch /etc/ro-abs/x 2>&1 || true`];
+    });
+    mkdirSync(join(b, 'rootfs', hostDir), { recursive: true });
+    writeFileSync(join(b, 'rootfs', v.path), 'image copy\n');
+    mkdirSync(join(b, 'rootfs/etc/rodir'), { recursive: true });
+    symlinkSync(v.path, join(b, 'rootfs/etc/masked-abs'));
+    symlinkSync('/etc/rodir', join(b, 'rootfs/etc/ro-abs'));
+    const r = sb.berth(['run', '-b', b, sb.id()]);
+    ok(r);
+    // masked-abs resolved to the image's own copy of that path, which is masked; the host file is untouched
+    expect(r.stdout).toBe('\ntouch: /etc/ro-abs/x: Read-only file system\n');
+    v.unchanged();
+    const m = sb.bundle((c) => {
+      c.linux.maskedPaths.push('/etc/masked-magic');
+      c.process.args = ['true'];
+    });
+    symlinkSync(`/proc/self/root${v.path}`, join(m, 'rootfs/etc/masked-magic'));
+    const r2 = sb.berth(['run', '-b', m, sb.id()]);
+    expect(r2.status).toBe(1);
+    expect(r2.stderr).toMatch(/^berth: mask path \/etc\/masked-magic: open: (ELOOP|EXDEV)/);
+    v.unchanged();
+  });
+});
+
+describe('a config cannot change the host', () => {
+  it("refuses sysctls that are not in the container's own namespace, naming the key (kernel.core_pattern)", () => {
+    const before = readFileSync('/proc/sys/kernel/core_pattern', 'utf8');
+    for (const key of ['kernel.core_pattern', 'vm.swappiness', 'kernel/core_pattern']) {
+      const b = sb.bundle((c) => {
+        c.linux.sysctl = { [key]: '|/tmp/berth-pwned %p' };
+      });
+      const r = sb.berth(['run', '-b', b, sb.id()]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(
+        `berth: linux.sysctl.${key}: sysctl is not in a separate kernel namespace: it would change the host\n`,
+      );
+    }
+    expect(readFileSync('/proc/sys/kernel/core_pattern', 'utf8')).toBe(before);
+    expect(sb.states()).toEqual([]);
+  });
+
+  it('sets namespaced sysctls inside the container only', () => {
+    const before = readFileSync('/proc/sys/kernel/shmmni', 'utf8').trim();
+    const value = before === '4000' ? '4001' : '4000';
+    const b = sb.bundle((c) => {
+      c.linux.sysctl = { 'kernel.shmmni': value };
+      c.process.args = ['cat', '/proc/sys/kernel/shmmni'];
+    });
+    const r = sb.berth(['run', '-b', b, sb.id()]);
+    ok(r);
+    expect(r.stdout.trim()).toBe(value);
+    expect(readFileSync('/proc/sys/kernel/shmmni', 'utf8').trim()).toBe(before);
+  });
+});
+
+describe('the runtime binaries cannot be reached from inside', () => {
+  it('a container holding /proc/PID/exe of berth exec processes cannot write the launcher', async () => {
+    const { launcherPath } = await import('@berth/sys');
+    const launcher = launcherPath();
+    const sha = () => createHash('sha256').update(readFileSync(launcher)).digest('hex');
+    const before = sha();
+    const id = sb.id();
+    const b = sb.bundle((c) => {
+      // every capability this host has: the attacker is as strong as a container gets
+      const all = readFileSync('/proc/self/status', 'utf8').match(/CapBnd:\s+(\w+)/)![1]!;
+      const caps: string[] = [];
+      const names = capNames();
+      for (let n = 0; n < names.length; n++) if ((BigInt(`0x${all}`) >> BigInt(n)) & 1n) caps.push(names[n]!);
+      for (const k of ['bounding', 'effective', 'permitted']) c.process.capabilities[k] = caps;
+      c.root.readonly = false;
+      // hold every other process's exe while it runs, then try to write it once it has moved on
+      c.process.args = [
+        'sh',
+        '-c',
+        // a subshell per attempt: a failed redirection must not end the attacker
+        'while :; do for p in /proc/[0-9]*; do n=${p#/proc/}; [ "$n" = 1 ] && continue; ( exec 9<"$p/exe" && sleep 0.02 && echo pwned >/proc/self/fd/9 && echo "WROTE $n" >>/tmp/attack.log ) 2>/dev/null; done; done',
+      ];
+    });
+    const d = sb.detached(['run', '-d', '-b', b, id]);
+    expect(d.stderr).toBe('');
+    expect(d.status).toBe(0);
+    try {
+      for (let i = 0; i < 15; i++) {
+        const r = sb.berth(['exec', id, 'true']);
+        expect(r.stderr).toBe('');
+        expect(r.status).toBe(0);
+      }
+      const log = sb.berth(['exec', id, 'sh', '-c', 'cat /tmp/attack.log 2>/dev/null; true']);
+      expect(log.stdout).toBe('');
+      expect(sha()).toBe(before);
+    } finally {
+      ok(sb.berth(['delete', '--force', id]));
+    }
+  }, 60_000);
+});
+
+function capNames(): string[] {
+  return [
+    'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
+    'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST',
+    'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO',
+    'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE',
+    'CAP_SYS_RESOURCE', 'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE',
+    'CAP_AUDIT_CONTROL', 'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM',
+    'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+  ];
+}

@@ -1,0 +1,183 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Sandbox } from './helpers.js';
+
+// this file's own network: a unique bridge and subnet, its own state directory (parallel-safe)
+const sb = new Sandbox();
+const used = execFileSync('ip', ['-4', 'route', 'show']).toString();
+let third = 1 + (randomBytes(1)[0]! % 250);
+while (used.includes(`10.213.${third}.`)) third = 1 + (randomBytes(1)[0]! % 250);
+const bridge = `bt${randomBytes(4).toString('hex')}`;
+const netDir = join(sb.dir, 'net');
+process.env['BERTH_NETWORK_DIR'] = netDir;
+process.env['BERTH_DEFAULT_SUBNET'] = `10.213.${third}.0/24`;
+process.env['BERTH_DEFAULT_BRIDGE'] = bridge;
+
+const nftRules = (): string => {
+  const r = spawnSync('nft', ['list', 'table', 'ip', 'berth'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout : '';
+};
+const hostLinks = () => readdirSync('/sys/class/net');
+const leases = (network = 'bridge') => {
+  const f = join(netDir, 'leases', `${network}.json`);
+  return existsSync(f)
+    ? (JSON.parse(readFileSync(f, 'utf8')) as Array<{ containerId: string; address: string }>)
+    : [];
+};
+
+afterAll(() => {
+  sb.cleanup();
+  spawnSync('ip', ['link', 'del', bridge]);
+  // this bridge's masquerade rules (tagged with its name) go with it
+  const listed = spawnSync('nft', ['-a', 'list', 'chain', 'ip', 'berth', 'postrouting'], {
+    encoding: 'utf8',
+  }).stdout;
+  for (const m of listed.matchAll(new RegExp(`"berth:n:${bridge}" # handle (\\d+)`, 'g')))
+    spawnSync('nft', ['delete', 'rule', 'ip', 'berth', 'postrouting', 'handle', m[1]!]);
+});
+
+describe('berth run --network bridge (root)', () => {
+  it('runs two containers that reach each other by address and name, publishes a port on 127.0.0.1, and delete leaves nothing', async () => {
+    const a = sb.id('web');
+    const b = sb.id('cli');
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const ra = sb.detached([
+      'run',
+      '-d',
+      '--name',
+      a,
+      '-p',
+      `127.0.0.1:${port}:80`,
+      'busybox',
+      'httpd',
+      '-f',
+      '-p',
+      '80',
+      '-h',
+      '/etc',
+    ]);
+    expect(ra.stderr).toBe('');
+    expect(ra.status).toBe(0);
+    const rb = sb.detached([
+      'run',
+      '-d',
+      '--name',
+      b,
+      '--add-host',
+      'db.example:10.1.2.3',
+      'busybox',
+      'sleep',
+      '600',
+    ]);
+    expect(rb.status, rb.stderr).toBe(0);
+    const addrA = `10.213.${third}.2`;
+    expect(
+      leases()
+        .map((l) => l.address)
+        .sort(),
+    ).toEqual([`10.213.${third}.2/24`, `10.213.${third}.3/24`]);
+
+    // the published port answers wget on the host's loopback: /etc/hostname of the container
+    let body = '';
+    for (let i = 0; i < 50 && !body; i++) {
+      const r = spawnSync(
+        'wget',
+        ['-q', '-T', '2', '-t', '1', '-O', '-', `http://127.0.0.1:${port}/hostname`],
+        { encoding: 'utf8' },
+      );
+      body = r.status === 0 ? r.stdout : '';
+      if (!body) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(body).toBe(`${a}\n`);
+
+    // by address and by name, from the other container (no -T: busybox-static's wget crashes with it)
+    const byAddr = sb.berth(['exec', b, 'wget', '-q', '-O', '-', `http://${addrA}/hostname`]);
+    expect(byAddr.stdout, byAddr.stderr).toBe(`${a}\n`);
+    const byName = sb.berth(['exec', b, 'wget', '-q', '-O', '-', `http://${a}/hostname`]);
+    expect(byName.stdout, byName.stderr).toBe(`${a}\n`);
+    const hosts = sb.berth(['exec', b, 'cat', '/etc/hosts']).stdout;
+    expect(hosts).toContain(`10.213.${third}.3\t${b}`);
+    expect(hosts).toContain('10.1.2.3\tdb.example');
+    expect(sb.berth(['exec', b, 'cat', '/etc/resolv.conf']).stdout).toMatch(/^nameserver /m);
+
+    // berth ps shows the address and the port
+    const ps = sb.berth(['ps']).stdout;
+    expect(ps).toMatch(
+      new RegExp(`${a} .*running\\s+bridge\\s+${addrA}/24\\s+127\\.0\\.0\\.1:${port}->80/tcp`),
+    );
+    const json = JSON.parse(sb.berth(['ps', '--format', 'json']).stdout) as Array<{
+      id: string;
+      ports: string[];
+    }>;
+    expect(json.find((c) => c.id === a)?.ports).toEqual([`127.0.0.1:${port}->80/tcp`]);
+
+    // a second container may not take that host port; the failed run leaves nothing
+    const clash = sb.detached([
+      'run',
+      '-d',
+      '--name',
+      sb.id('clash'),
+      '-p',
+      `127.0.0.1:${port}:81`,
+      'busybox',
+      'true',
+    ]);
+    expect(clash.status).toBe(1);
+    expect(clash.stderr).toMatch(/host port \d+\/tcp is already published by container/);
+    expect(leases()).toHaveLength(2);
+
+    for (const id of [a, b]) expect(sb.berth(['delete', '-f', id]).status).toBe(0);
+    expect(leases()).toEqual([]);
+    expect(nftRules()).not.toContain(`berth:c:${a}`);
+    expect(
+      hostLinks().filter(
+        (l) =>
+          l.startsWith('bv') && readFileSync(`/sys/class/net/${l}/master/uevent`, 'utf8').includes(bridge),
+      ),
+    ).toEqual([]);
+    expect(readdirSync(join('/sys/class/net', bridge, 'brif'))).toEqual([]);
+    expect(sb.mounts()).toEqual([]);
+    expect(sb.states()).toEqual([]);
+  });
+
+  it('gives 20 parallel run/delete cycles 20 different addresses and leaves no lease, veth or rule', async () => {
+    const ids = Array.from({ length: 20 }, () => sb.id('par'));
+    const cli = (args: string[]) =>
+      new Promise<{ code: number | null; err: string }>((resolve) => {
+        const p = sb.spawn(args);
+        let err = '';
+        p.stderr.on('data', (d) => (err += d));
+        p.on('exit', (code) => resolve({ code, err }));
+      });
+    // all 20 hold their address at once: any collision would show
+    const runs = await Promise.all(
+      ids.map((id) => cli(['run', '-d', '--name', id, 'busybox', 'sleep', '600'])),
+    );
+    for (const r of runs) expect(r.code, r.err).toBe(0);
+    const held = leases();
+    expect(held.map((l) => l.containerId).sort()).toEqual([...ids].sort());
+    expect(new Set(held.map((l) => l.address)).size).toBe(20);
+    expect(readdirSync(join('/sys/class/net', bridge, 'brif'))).toHaveLength(20);
+    const deletes = await Promise.all(ids.map((id) => cli(['delete', '-f', id])));
+    for (const r of deletes) expect(r.code, r.err).toBe(0);
+    expect(leases()).toEqual([]);
+    expect(readdirSync(join('/sys/class/net', bridge, 'brif'))).toEqual([]);
+    for (const id of ids) expect(nftRules()).not.toContain(`berth:c:${id}`);
+    expect(sb.states()).toEqual([]);
+  });
+
+  it('names what is wrong with a network flag, and makes nothing', () => {
+    const bad = sb.berth(['run', '--rm', '-p', '70000:80', 'busybox', 'true']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('-p "70000:80": port "70000" is not 1-65535');
+    const none = sb.berth(['run', '--rm', '--network', 'none', '-p', '80', 'busybox', 'true']);
+    expect(none.stderr).toContain('--publish needs a bridge network, not --network none');
+    const missing = sb.berth(['run', '--rm', '--network', 'nosuchnet', 'busybox', 'true']);
+    expect(missing.stderr).toContain('network nosuchnet does not exist');
+    expect(sb.states()).toEqual([]);
+    expect(leases()).toEqual([]);
+  });
+});

@@ -1,0 +1,130 @@
+// Integration (root): `berth features`, and seccomp for `berth run IMAGE`
+// (the default profile, --security-opt seccomp=unconfined|FILE).
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Sandbox } from './helpers.js';
+
+const sb = new Sandbox();
+afterEach(() => {
+  expect(sb.mounts()).toEqual([]);
+  expect(sb.cgroups()).toEqual([]);
+});
+afterAll(() => {
+  sb.cleanup();
+  expect(existsSync(sb.dir)).toBe(false);
+});
+
+describe('berth features', () => {
+  it('prints the runtime-spec features document', () => {
+    const r = sb.berth(['features']);
+    expect(r.status, r.stderr).toBe(0);
+    const f = JSON.parse(r.stdout);
+    expect(f.ociVersionMin).toBe('1.0.0');
+    expect(f.ociVersionMax).toMatch(/^1\.\d+\.\d+$/);
+    expect(f.hooks).toEqual(expect.arrayContaining(['prestart', 'createRuntime', 'poststart', 'poststop']));
+    expect(f.mountOptions).toEqual(
+      expect.arrayContaining(['rbind', 'ro', 'nosuid', 'rprivate', 'tmpcopyup']),
+    );
+    expect(f.mountOptions).not.toContain('idmap'); // refused by berth: not listed
+    expect(f.linux.namespaces).toEqual(
+      expect.arrayContaining(['mount', 'pid', 'network', 'ipc', 'uts', 'cgroup']),
+    );
+    expect(f.linux.namespaces).not.toContain('user');
+    expect(f.linux.capabilities).toContain('CAP_SYS_ADMIN');
+    expect(f.linux.cgroup).toMatchObject({ v1: true, v2: true });
+    const s = f.linux.seccomp;
+    expect(s.enabled).toBe(true);
+    expect(s.actions).toEqual(
+      expect.arrayContaining(['SCMP_ACT_ERRNO', 'SCMP_ACT_NOTIFY', 'SCMP_ACT_KILL_PROCESS']),
+    );
+    expect(s.operators).toHaveLength(7);
+    expect(s.archs).toContain(process.arch === 'arm64' ? 'SCMP_ARCH_AARCH64' : 'SCMP_ARCH_X86_64');
+    expect(s.knownFlags).toContain('SECCOMP_FILTER_FLAG_LOG');
+    expect(f.annotations['io.github.seccomp.libseccomp.version']).toMatch(/^2\.\d+\.\d+$/);
+  });
+});
+
+describe('seccomp for berth run IMAGE', () => {
+  it('applies the default profile: filter mode, allowed syscalls work, others fail with EPERM', () => {
+    const r = sb.berth([
+      'run',
+      '--rm',
+      'busybox',
+      'sh',
+      '-c',
+      'grep "^Seccomp:" /proc/self/status; mkdir /tmp/ok && echo mkdir-ok; swapoff /nothing; echo "swapoff $?"',
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Seccomp:\s+2$/m);
+    expect(r.stdout).toMatch(/^mkdir-ok$/m);
+    // swapoff is in no allow rule: the default action's EPERM
+    expect(r.stdout).toMatch(/^swapoff 1$/m);
+    expect(r.stderr).toMatch(/swapoff: \/nothing: Operation not permitted/);
+  });
+
+  it('--security-opt seccomp=unconfined runs without a filter', () => {
+    const r = sb.berth([
+      'run',
+      '--rm',
+      '--security-opt',
+      'seccomp=unconfined',
+      'busybox',
+      'grep',
+      '^Seccomp:',
+      '/proc/self/status',
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Seccomp:\s+0$/m);
+  });
+
+  it('--security-opt seccomp=FILE takes an OCI or a Docker-format profile, defaultErrnoRet included', () => {
+    const oci = join(sb.dir, 'oci-profile.json');
+    // deny-by-default would stop busybox itself: allow all but mkdir, which gets defaultErrnoRet's EXDEV
+    writeFileSync(
+      oci,
+      JSON.stringify({
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 18 }],
+      }),
+    );
+    const a = sb.berth(['run', '--rm', '--security-opt', `seccomp=${oci}`, 'busybox', 'mkdir', '/tmp/x']);
+    expect(a.status).toBe(1);
+    expect(a.stderr).toMatch(/can't create directory '\/tmp\/x': Invalid cross-device link/);
+
+    const docker = join(sb.dir, 'docker-profile.json');
+    writeFileSync(
+      docker,
+      JSON.stringify({
+        defaultAction: 'SCMP_ACT_ERRNO',
+        defaultErrnoRet: 18,
+        archMap: [{ architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86'] }],
+        syscalls: [
+          // everything busybox needs to start and print, but not mkdir
+          {
+            names: [
+              'execve', 'brk', 'arch_prctl', 'set_tid_address', 'set_robust_list', 'rseq', 'prlimit64',
+              'mprotect', 'getrandom', 'getpid', 'getppid', 'getuid', 'geteuid', 'getgid', 'getegid',
+              'rt_sigaction', 'rt_sigprocmask', 'rt_sigreturn', 'write', 'writev', 'read', 'exit', 'exit_group',
+              'ioctl', 'fcntl', 'close', 'openat', 'newfstatat', 'fstat', 'mmap', 'munmap', 'uname',
+              'readlink', 'getcwd', 'stat', 'lstat', 'access', 'faccessat2', 'umask', 'chdir', 'dup2',
+              'close_range', 'setsid', 'setresuid', 'setresgid', 'setgroups', 'capget', 'capset', 'prctl',
+              'sendto', 'sendmsg', 'poll', 'fchdir', 'open', 'statx', 'lseek', 'futex', 'madvise',
+            ], // biome-ignore format: a word list
+            action: 'SCMP_ACT_ALLOW',
+          },
+          { names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_MODULE'] } },
+        ],
+      }),
+    );
+    const b = sb.berth(['run', '--rm', '--security-opt', `seccomp=${docker}`, 'busybox', 'mkdir', '/tmp/y']);
+    expect(b.status, b.stderr).toBe(1);
+    expect(b.stderr).toMatch(/can't create directory '\/tmp\/y': Invalid cross-device link/); // defaultErrnoRet, and the CAP_SYS_MODULE rule left out
+  });
+
+  it('an unknown --security-opt is refused in one line', () => {
+    const r = sb.berth(['run', '--rm', '--security-opt', 'no-such-option', 'busybox', 'true']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/--security-opt no-such-option: berth supports seccomp=/);
+  });
+});

@@ -1,0 +1,102 @@
+import type { PortMapping } from '@berth/network';
+
+/**
+ * What a container asks of `@berth/network` (`berth run --network bridge|NAME`):
+ * the runtime attaches it at the "ns-ready" sync point, before the container
+ * does its mounts, and detaches it on delete (also after a crash mid-create).
+ */
+export interface ContainerNetworkOptions {
+  /** The network: `bridge` (berth0) or a network made with `berth network create`. */
+  network: string;
+  ip?: string;
+  /** `-p [IP:][HOSTPORT:]PORT[/tcp|udp]`. */
+  publish?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
+  /** `--add-host NAME:IP`. */
+  addHosts?: string[];
+  hostname?: string;
+  aliases?: string[];
+  /** Where resolv.conf, hosts and hostname are written (the image bundle bind-mounts them). */
+  filesDir?: string;
+  /** Network state (default `$BERTH_NETWORK_DIR`, else /var/lib/berth/network). */
+  stateDir?: string;
+}
+
+/** What berth keeps in the container's state about its network. */
+export interface NetworkRecord {
+  network: string;
+  stateDir?: string;
+  address?: string;
+  gateway?: string;
+  bridge?: string;
+  hostLink?: string;
+  ports?: PortMapping[];
+}
+
+/** Attaches the container whose init is `pid` (its network namespace) to its network. */
+export async function attachNetwork(
+  id: string,
+  pid: number,
+  o: ContainerNetworkOptions,
+): Promise<NetworkRecord> {
+  const net = await import('@berth/network');
+  const store = new net.NetworkStore(o.stateDir ? { dir: o.stateDir } : {});
+  const a = await net.attach({
+    containerId: id,
+    netns: { pid },
+    network: o.network,
+    store,
+    ...(o.ip ? { ip: o.ip as `${number}.${number}.${number}.${number}` } : {}),
+    ...(o.publish?.length ? { publish: o.publish } : {}),
+    ...(o.dns?.length ? { dns: o.dns } : {}),
+    ...(o.dnsSearch ? { dnsSearch: o.dnsSearch } : {}),
+    ...(o.dnsOptions ? { dnsOptions: o.dnsOptions } : {}),
+    ...(o.addHosts?.length ? { addHosts: o.addHosts } : {}),
+    ...(o.hostname ? { hostname: o.hostname } : {}),
+    ...(o.aliases?.length ? { aliases: o.aliases } : {}),
+    ...(o.filesDir ? { filesDir: o.filesDir } : {}),
+  });
+  return {
+    network: a.network,
+    ...(o.stateDir ? { stateDir: o.stateDir } : {}),
+    address: a.address,
+    gateway: a.gateway,
+    bridge: a.bridge,
+    hostLink: a.hostLink,
+    ports: a.ports,
+  };
+}
+
+/** Undoes `attachNetwork` from the record alone (idempotent). */
+export async function detachNetwork(
+  id: string,
+  record: Pick<NetworkRecord, 'network' | 'stateDir'>,
+): Promise<void> {
+  const net = await import('@berth/network');
+  const store = new net.NetworkStore(record.stateDir ? { dir: record.stateDir } : {});
+  await net.detach(id, record.network, { store });
+}
+
+/** Checks the network flags before anything is made: a bad `-p`, `--ip`, `--dns` or `--add-host` is a clear error. */
+export async function checkNetworkOptions(o: ContainerNetworkOptions): Promise<void> {
+  const net = await import('@berth/network');
+  if (o.ip !== undefined && !net.isIPv4(o.ip))
+    throw new (await import('@berth/sys')).BerthError(
+      `--ip ${JSON.stringify(o.ip)}: must be an IPv4 address`,
+      {
+        code: 'EINVALIDNETWORK',
+      },
+    );
+  for (const p of o.publish ?? []) net.parsePublish(p, '0.0.0.0');
+  for (const d of o.dns ?? []) net.DnsFiles.checkNameserver(d);
+  for (const h of o.addHosts ?? []) net.DnsFiles.parseAddHost(h);
+  const store = new net.NetworkStore(o.stateDir ? { dir: o.stateDir } : {});
+  await store.require(o.network);
+}
+
+/** The part of the record written before anything is made, so a delete after a crash still detaches. */
+export function networkRecordBase(o: ContainerNetworkOptions): NetworkRecord {
+  return { network: o.network, ...(o.stateDir ? { stateDir: o.stateDir } : {}) };
+}

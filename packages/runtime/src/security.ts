@@ -1,0 +1,281 @@
+/**
+ * Confinement of the container's process, planned from config.json: the
+ * seccomp filter, AppArmor and SELinux exec labels, scheduler, I/O priority,
+ * personality, and the time namespace's offsets. Where the host cannot honour
+ * a field, planning fails with an error naming it: nothing is skipped silently.
+ *
+ * The order of the steps follows runc (libcontainer/standard_init_linux.go):
+ * the AppArmor profile, scheduler, I/O priority and personality before the
+ * user and capabilities change; the SELinux exec label and, without
+ * noNewPrivileges, the seccomp filter right before them (loading a filter
+ * without no_new_privs needs CAP_SYS_ADMIN); with noNewPrivileges the filter
+ * goes last, after the executable is looked up, so that as few of the
+ * launcher's own syscalls as possible run under it.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import type { LinuxPersonality, LinuxSeccomp, Process, Spec } from '@berth/spec';
+import { BerthError, type CompiledSeccomp, type PlanStep } from '@berth/sys';
+
+function unsupported(message: string): BerthError {
+  return new BerthError(message, { code: 'EUNSUPPORTED' });
+}
+
+function invalid(message: string): BerthError {
+  return new BerthError(message, { code: 'EINVALIDSPEC' });
+}
+
+/** Which LSMs this host has enabled (as runc decides it). */
+export function hostLsms(): { apparmor: boolean; selinux: boolean } {
+  let apparmor = false;
+  try {
+    apparmor =
+      existsSync('/sys/kernel/security/apparmor') &&
+      readFileSync('/sys/module/apparmor/parameters/enabled', 'latin1').startsWith('Y');
+  } catch {
+    apparmor = false;
+  }
+  let selinux = false;
+  try {
+    // go-selinux: enabled when selinuxfs is mounted and the process has a context
+    selinux =
+      readFileSync('/proc/self/mountinfo', 'latin1').includes(' - selinuxfs ') &&
+      readFileSync('/proc/self/attr/current', 'latin1').replace(/\0/g, '').trim() !== '';
+  } catch {
+    selinux = false;
+  }
+  return { apparmor, selinux };
+}
+
+/** Whether Intel RDT (resctrl) is mounted on this host. */
+export function hostHasResctrl(): boolean {
+  try {
+    return readFileSync('/proc/self/mountinfo', 'latin1').includes(' - resctrl ');
+  } catch {
+    return false;
+  }
+}
+
+/** Compiles `linux.seccomp` (libseccomp is loaded only when a profile is there). */
+export async function compileProfile(
+  seccomp: LinuxSeccomp | undefined,
+): Promise<CompiledSeccomp | undefined> {
+  if (!seccomp) return undefined;
+  const { compileSeccomp } = await import('@berth/sys');
+  return compileSeccomp(seccomp, 'linux.seccomp');
+}
+
+const SCHED_POLICIES: Record<string, number> = {
+  SCHED_OTHER: 0,
+  SCHED_FIFO: 1,
+  SCHED_RR: 2,
+  SCHED_BATCH: 3,
+  SCHED_IDLE: 5,
+  SCHED_DEADLINE: 6,
+};
+const SCHED_FLAGS: Record<string, bigint> = {
+  SCHED_FLAG_RESET_ON_FORK: 0x01n,
+  SCHED_FLAG_RECLAIM: 0x02n,
+  SCHED_FLAG_DL_OVERRUN: 0x04n,
+  SCHED_FLAG_KEEP_POLICY: 0x08n,
+  SCHED_FLAG_KEEP_PARAMS: 0x10n,
+  SCHED_FLAG_UTIL_CLAMP_MIN: 0x20n,
+  SCHED_FLAG_UTIL_CLAMP_MAX: 0x40n,
+};
+const IOPRIO_CLASS: Record<string, number> = { IOPRIO_CLASS_RT: 1, IOPRIO_CLASS_BE: 2, IOPRIO_CLASS_IDLE: 3 };
+const PERSONALITY: Record<string, number> = { LINUX: 0x0000, LINUX32: 0x0008 };
+const CLOCKS: Record<string, number> = { monotonic: 1, boottime: 7 };
+
+export interface ProcessSecurity {
+  /** Steps before the user and capabilities change (`creds`). */
+  beforeCreds: PlanStep[];
+  /** Steps after the executable is looked up, the last before the process waits to exec. */
+  last: PlanStep[];
+}
+
+export interface SecurityContext {
+  /** The compiled `linux.seccomp` of the container. */
+  seccomp?: CompiledSeccomp | undefined;
+  /** `linux.personality` (the container's first process only, as runc). */
+  personality?: LinuxPersonality | undefined;
+  /** The host's LSMs (default: read from the host). */
+  lsms?: { apparmor: boolean; selinux: boolean };
+}
+
+/** The security steps of a process (create and exec), in runc's order. */
+export function planProcessSecurity(proc: Process, ctx: SecurityContext): ProcessSecurity {
+  const beforeCreds: PlanStep[] = [];
+  const last: PlanStep[] = [];
+  const lsms = proc.apparmorProfile || proc.selinuxLabel ? (ctx.lsms ?? hostLsms()) : undefined;
+  if (proc.apparmorProfile) {
+    if (!lsms?.apparmor)
+      throw unsupported(
+        `process.apparmorProfile: AppArmor is not enabled on this host, so profile ${JSON.stringify(proc.apparmorProfile)} cannot be applied`,
+      );
+    // aa_change_onexec: the profile applies at the exec
+    const attr = existsSync('/proc/self/attr/apparmor/exec') ? 'attr/apparmor/exec' : 'attr/exec';
+    beforeCreds.push({
+      op: 'lsm',
+      attr: `thread-self/${attr}`,
+      value: `exec ${proc.apparmorProfile}`,
+      describe: `apply AppArmor profile ${JSON.stringify(proc.apparmorProfile)} (process.apparmorProfile)`,
+    });
+  }
+  if (proc.scheduler) {
+    const s = proc.scheduler;
+    const policy = SCHED_POLICIES[s.policy];
+    if (policy === undefined)
+      throw unsupported(`process.scheduler.policy: ${s.policy} is not a policy Linux implements`);
+    let flags = 0n;
+    for (const [i, f] of (s.flags ?? []).entries()) {
+      const v = SCHED_FLAGS[f];
+      if (v === undefined)
+        throw invalid(`process.scheduler.flags[${i}]: ${JSON.stringify(f)} is not a scheduler flag`);
+      flags |= v;
+    }
+    beforeCreds.push({
+      op: 'sched',
+      policy,
+      flags,
+      nice: s.nice ?? 0,
+      priority: s.priority ?? 0,
+      runtime: BigInt(s.runtime ?? 0),
+      deadline: BigInt(s.deadline ?? 0),
+      period: BigInt(s.period ?? 0),
+      describe: `set the scheduler to ${s.policy} (process.scheduler)`,
+    });
+  }
+  if (proc.ioPriority) {
+    const cls = IOPRIO_CLASS[proc.ioPriority.class];
+    if (cls === undefined)
+      throw invalid(
+        `process.ioPriority.class: ${JSON.stringify(proc.ioPriority.class)} is not an I/O priority class`,
+      );
+    beforeCreds.push({
+      op: 'ioprio',
+      value: (cls << 13) | (proc.ioPriority.priority & 7),
+      describe: `set the I/O priority to ${proc.ioPriority.class} ${proc.ioPriority.priority} (process.ioPriority)`,
+    });
+  }
+  if (ctx.personality) {
+    const domain = PERSONALITY[ctx.personality.domain];
+    if (domain === undefined)
+      throw invalid(
+        `linux.personality.domain: ${JSON.stringify(ctx.personality.domain)} is not LINUX or LINUX32`,
+      );
+    if (ctx.personality.flags?.length)
+      throw unsupported(
+        `linux.personality.flags: berth knows no personality flags (runc ignores them; berth does not skip what it cannot apply)`,
+      );
+    beforeCreds.push({
+      op: 'personality',
+      persona: domain,
+      describe: `set the personality to ${ctx.personality.domain} (linux.personality)`,
+    });
+  }
+  if (proc.selinuxLabel) {
+    if (!lsms?.selinux)
+      throw unsupported('process.selinuxLabel: SELinux is disabled or not supported on this host');
+    beforeCreds.push({
+      op: 'lsm',
+      attr: 'thread-self/attr/exec',
+      value: proc.selinuxLabel,
+      describe: `set the SELinux exec label ${JSON.stringify(proc.selinuxLabel)} (process.selinuxLabel)`,
+    });
+  }
+  if (ctx.seccomp) {
+    const step: PlanStep = {
+      op: 'seccomp',
+      bpf: ctx.seccomp.bpf,
+      flags: ctx.seccomp.flags,
+      notify: ctx.seccomp.notify,
+      describe: 'load the seccomp filter (linux.seccomp)',
+    };
+    if (proc.noNewPrivileges) last.push(step);
+    else beforeCreds.push(step);
+  }
+  return { beforeCreds, last };
+}
+
+/**
+ * The steps that make a new time namespace with `linux.timeOffsets`, before
+ * the clone: unshare(CLONE_NEWTIME) gives the launcher's children a new time
+ * namespace, whose offsets can be written until its first process enters.
+ */
+export function planTimeNamespace(spec: Spec, createsTimeNs: boolean, unshareFlag: number): PlanStep[] {
+  const offsets = spec.linux?.timeOffsets;
+  if (offsets && Object.keys(offsets).length && !createsTimeNs)
+    throw invalid('linux.timeOffsets: needs a new time namespace (add {"type": "time"} to linux.namespaces)');
+  if (!createsTimeNs) return [];
+  const steps: PlanStep[] = [{ op: 'unshare', flags: unshareFlag, describe: 'create a time namespace' }];
+  const lines: string[] = [];
+  for (const [clock, off] of Object.entries(offsets ?? {})) {
+    const id = CLOCKS[clock];
+    if (id === undefined)
+      throw invalid(
+        `linux.timeOffsets.${clock}: not a clock a time namespace can offset (boottime, monotonic)`,
+      );
+    lines.push(`${id} ${off.secs ?? 0} ${off.nanosecs ?? 0}`);
+  }
+  if (lines.length) {
+    steps.push({
+      op: 'lsm',
+      attr: 'self/timens_offsets',
+      value: `${lines.join('\n')}\n`,
+      describe: 'set the time namespace offsets (linux.timeOffsets)',
+    });
+  }
+  return steps;
+}
+
+/** Fields of `linux` berth cannot honour on this host: an error naming the first. */
+export function checkLinuxSupport(spec: Spec, lsms?: { apparmor: boolean; selinux: boolean }): void {
+  const linux = spec.linux;
+  if (!linux) return;
+  if (linux.intelRdt) {
+    if (!hostHasResctrl())
+      throw unsupported('linux.intelRdt: Intel RDT (the resctrl filesystem) is not available on this host');
+    throw unsupported('linux.intelRdt: berth does not apply Intel RDT settings yet');
+  }
+  // runc: a mount label is dropped where SELinux is off (label.FormatMountLabel)
+  if (linux.mountLabel && (lsms ?? hostLsms()).selinux)
+    throw unsupported('linux.mountLabel: berth does not apply SELinux mount labels yet');
+}
+
+/** The state runtime.md's "container process state" wraps, as `hookState` gives it. */
+interface ListenerState {
+  ociVersion: string;
+  id: string;
+  status: string;
+  pid?: number;
+  bundle: string;
+  annotations?: Record<string, string>;
+}
+
+/**
+ * The handler for a NOTIFY filter's listener fd: copy it out of the container
+ * process (pidfd_getfd) and send it with the container process state
+ * (runtime.md) to the agent at `listenerPath`.
+ */
+export function seccompListener(
+  seccomp: LinuxSeccomp | undefined,
+  state: () => ListenerState,
+): (pid: number, fd: number) => Promise<void> {
+  return async (pid, fd) => {
+    const path = seccomp?.listenerPath;
+    if (!path) throw invalid('linux.seccomp.listenerPath: is required when a rule uses SCMP_ACT_NOTIFY');
+    const { closeFd, sendFdToSocket, takeProcessFd } = await import('@berth/sys');
+    const copy = await takeProcessFd(pid, fd);
+    try {
+      const message = {
+        ociVersion: state().ociVersion,
+        fds: ['seccompFd'],
+        pid,
+        metadata: seccomp.listenerMetadata ?? '',
+        state: { ...state(), pid },
+      };
+      await sendFdToSocket(path, copy, JSON.stringify(message));
+    } finally {
+      await closeFd(copy);
+    }
+  };
+}

@@ -1,0 +1,322 @@
+/**
+ * The VM backend behind the runtime's lifecycle: the same bundle, its plan run
+ * by the berth launcher inside a QEMU microVM (@berth/vm) instead of on the
+ * host kernel. Selected by `org.berth.backend: vm` in config.json or by
+ * `--backend vm`. The runtime keeps one state.json per container as always;
+ * its `pid` is QEMU's, so tools that watch the container's process (conmon,
+ * containerd's shim) watch the VM.
+ */
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  fstatSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+} from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { JOIN_ORDER, NAMESPACES, type NamespaceKind } from '@berth/namespaces';
+import type { Process, Spec } from '@berth/spec';
+import { BerthError, type PlanStep } from '@berth/sys';
+import type { VmRecord } from '@berth/vm';
+import { planContainer, planProcess, SYNC_NS_READY, terminalStep } from './plan.js';
+import type { Stdio } from './runtime.js';
+import { compileProfile } from './security.js';
+import type { ContainerRecord, StateStore, Status } from './state.js';
+
+/** The annotation that selects the backend (`@berth/vm`'s BACKEND_ANNOTATION, without loading it). */
+export const BACKEND_ANNOTATION = 'org.berth.backend';
+
+export type Backend = 'container' | 'vm';
+
+async function vm(): Promise<typeof import('@berth/vm')> {
+  return import('@berth/vm');
+}
+
+/** Whether a container runs in a VM: `--backend` wins, else the annotation; any other value is an error. */
+export async function wantsVm(spec: Spec, flag: Backend | undefined): Promise<boolean> {
+  if (flag === undefined && spec.annotations?.[BACKEND_ANNOTATION] === undefined) return false;
+  return (await vm()).selectBackend(spec.annotations, flag) === 'vm';
+}
+
+/** Settings a VM cannot honour are errors, not silently dropped. */
+function checkSpec(spec: Spec, options: { consoleSocket?: string; preserveFds?: number }): void {
+  const no = (what: string) =>
+    new BerthError(`${what} is not supported by the VM backend yet`, { code: 'EUNSUPPORTED' });
+  if (options.consoleSocket) throw no('--console-socket (a terminal for a detached VM container)');
+  if (options.preserveFds) throw no('--preserve-fds');
+  if (spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length)
+    throw no('hooks.prestart / hooks.createRuntime');
+  for (const n of spec.linux?.namespaces ?? []) {
+    if (n.path) throw no(`linux.namespaces: joining the host namespace ${n.path}`);
+  }
+}
+
+/** The plan the guest runs: the container's plan, in foreground form (the agent holds it at its last sync until start). */
+export async function planVmContainer(spec: Spec, bundle: string, warnings: string[]): Promise<PlanStep[]> {
+  // the filter is compiled here (same architecture as the guest) and installed by the launcher there
+  const seccomp = await compileProfile(spec.linux?.seccomp);
+  if (seccomp?.notify) {
+    throw new BerthError('linux.seccomp.listenerPath is not supported by the VM backend yet', {
+      code: 'EUNSUPPORTED',
+    });
+  }
+  const plan = planContainer(spec, { bundle, foreground: true, cgroupLayout: 'v2', ...(seccomp ? { seccomp } : {}) });
+  warnings.push(...plan.warnings);
+  return plan.steps;
+}
+
+/** A plan that runs `proc` in the guest inside the namespaces of the container's process `guestPid`. */
+export function planVmExec(spec: Spec, proc: Process, guestPid: number, warnings: string[]): PlanStep[] {
+  if (!proc.args?.length)
+    throw new BerthError('process.args: must be a non-empty array of strings', { code: 'EINVALIDSPEC' });
+  const kinds = new Set((spec.linux?.namespaces ?? []).map((n) => n.type as NamespaceKind));
+  const steps: PlanStep[] = [];
+  for (const kind of JOIN_ORDER) {
+    if (!kinds.has(kind)) continue;
+    steps.push({
+      op: 'setns',
+      path: `/proc/${guestPid}/ns/${NAMESPACES[kind].proc}`,
+      nstype: NAMESPACES[kind].flag,
+      describe: `join the container's ${kind} namespace`,
+    });
+  }
+  const terminal = proc.terminal === true;
+  steps.push({ op: 'clone', flags: 0, detach: false, pty: terminal });
+  steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the agent' });
+  steps.push(terminal ? terminalStep(proc, undefined) : { op: 'setsid' });
+  steps.push(...planProcess(proc, 0, warnings));
+  steps.push({ op: 'exec', argv: proc.args, env: proc.env ?? [] });
+  return steps;
+}
+
+/**
+ * Creates a VM container: its state first (so `delete` finds a VM whose
+ * creator died), then the VM booted and its plan run up to "created". The
+ * record's `pid` is QEMU's.
+ */
+export async function createVmContainer(
+  store: StateStore,
+  record: ContainerRecord,
+  spec: Spec,
+  options: {
+    stdio?: [Stdio, Stdio, Stdio];
+    consoleSocket?: string;
+    overlay?: { lower: string[]; upper: string; work: string };
+    preserveFds?: number;
+    pidFile?: string;
+  },
+  warn: (m: string) => void,
+): Promise<ContainerRecord> {
+  let dir: string;
+  try {
+    checkSpec(spec, options);
+    dir = store.claim(record.id);
+  } catch (e) {
+    for (const d of record.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
+    throw e;
+  }
+  try {
+    store.write(record);
+    await bootVm(store, record, spec, dir, options, warn);
+    record.status = 'created';
+    store.write(record);
+    return record;
+  } catch (e) {
+    if (record.vm) await deleteVm(record).catch(() => {});
+    store.remove(record.id);
+    for (const d of record.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+const MAX_SHARES = 6; // microvm has 8 virtio-mmio slots: the serial ports and the rootfs take 2
+const MAX_FILE = 1 << 20;
+
+/**
+ * The bundle's bind mounts in a VM: a host file (resolv.conf, hosts) is copied
+ * into the guest at its host path, a host directory is shared by 9p and
+ * mounted there; the plan's bind steps then work unchanged in the guest.
+ * Anything else (a device, a socket) cannot cross into a VM: an error.
+ */
+export function bindSources(spec: Spec): {
+  files: Array<{ path: string; data: Uint8Array }>;
+  shares: Array<{ path: string; guestPath: string; readonly: boolean }>;
+} {
+  const files: Array<{ path: string; data: Uint8Array }> = [];
+  const shares: Array<{ path: string; guestPath: string; readonly: boolean }> = [];
+  (spec.mounts ?? []).forEach((m, i) => {
+    const bind = m.type === 'bind' || m.options?.includes('bind') || m.options?.includes('rbind');
+    if (!bind || !m.source) return;
+    const where = `mounts[${i}].source`;
+    const source = resolve(m.source);
+    let fd: number;
+    try {
+      fd = openSync(source, 'r');
+    } catch (e) {
+      throw new BerthError(`${where}: ${source}: ${(e as Error).message}`, { code: 'EINVALIDSPEC', path: source });
+    }
+    try {
+      const st = fstatSync(fd);
+      if (st.isFile()) {
+        if (st.size > MAX_FILE) {
+          throw new BerthError(`${where}: ${source} is larger than 1 MiB: the VM backend copies bound files`, {
+            code: 'EUNSUPPORTED',
+          });
+        }
+        if (!files.some((f) => f.path === source)) files.push({ path: source, data: readFileSync(fd) });
+      } else if (st.isDirectory()) {
+        if (shares.some((s) => s.guestPath === source)) return;
+        if (shares.length === MAX_SHARES) {
+          throw new BerthError(`${where}: the VM backend shares at most ${MAX_SHARES} directories`, {
+            code: 'EUNSUPPORTED',
+          });
+        }
+        shares.push({ path: realpathSync(source), guestPath: source, readonly: m.options?.includes('ro') === true });
+      } else {
+        throw new BerthError(`${where}: ${source} is neither a file nor a directory: it cannot be bound into a VM`, {
+          code: 'EUNSUPPORTED',
+        });
+      }
+    } finally {
+      closeSync(fd);
+    }
+  });
+  return { files, shares };
+}
+
+async function bootVm(
+  store: StateStore,
+  record: ContainerRecord,
+  spec: Spec,
+  dir: string,
+  options: { stdio?: [Stdio, Stdio, Stdio]; overlay?: { lower: string[]; upper: string; work: string } },
+  warn: (m: string) => void,
+): Promise<void> {
+  const m = await vm();
+  const warnings: string[] = [];
+  const steps = await planVmContainer(spec, record.bundle, warnings);
+  for (const w of warnings) warn(w);
+  const size = m.sizeFromResources(spec.linux?.resources, m.DEFAULT_SIZE, m.hostSize());
+  const stdio = (options.stdio ?? ['inherit', 'inherit', 'inherit']).map((s) =>
+    s === 'pipe' ? 'ignore' : s,
+  ) as ['inherit' | 'ignore' | number, 'inherit' | 'ignore' | number, 'inherit' | 'ignore' | number];
+  const machine = await m.createVm({
+    id: record.id,
+    rootfs: resolve(record.bundle, spec.root?.path ?? ''),
+    readonly: spec.root?.readonly === true,
+    steps,
+    runDir: join(dir, 'vm'),
+    size,
+    stdio,
+    ...(options.overlay ? { overlay: options.overlay } : {}),
+    ...bindSources(spec),
+    onSpawn: (vmRecord) => {
+      record.vm = vmRecord;
+      record.pid = vmRecord.qemuPid;
+      record.pidStartTime = vmRecord.qemuStartTime;
+      store.write(record);
+    },
+  });
+  record.vm = machine.record;
+  record.pid = machine.record.qemuPid;
+  record.pidStartTime = machine.record.qemuStartTime;
+}
+
+/** The live status of a VM container, from QEMU and the agent's status file (no agent round trip). */
+export function vmStatus(record: ContainerRecord, qemuAlive: boolean): Status {
+  if (!qemuAlive || !record.vm) return 'stopped';
+  let text = '';
+  try {
+    text = readFileSync(join(record.vm.runDir, 'status'), 'utf8');
+  } catch {
+    return 'stopped';
+  }
+  const words = new Set(text.split('\n').map((l) => l.split(' ')[0]));
+  if (words.has('exit') || words.has('fail')) return 'stopped';
+  if (words.has('started')) return 'running';
+  return words.has('created') ? 'created' : 'creating';
+}
+
+async function open(record: ContainerRecord) {
+  if (!record.vm) throw new BerthError(`container ${record.id} is not a VM container`, { code: 'ESTATE' });
+  return (await vm()).openVm(record.id, record.vm as VmRecord);
+}
+
+export async function startVm(record: ContainerRecord): Promise<void> {
+  await (await open(record)).start();
+}
+
+export async function killVm(record: ContainerRecord, signal: number, all: boolean): Promise<void> {
+  await (await open(record)).kill(signal, { all });
+}
+
+/** Stops QEMU (if it runs) and removes the VM's run directory. */
+export async function deleteVm(record: ContainerRecord): Promise<void> {
+  await (await open(record)).delete();
+}
+
+/** Waits for the container's process in the VM: its exit status, 128+N for signal N. */
+export async function waitVm(record: ContainerRecord): Promise<number> {
+  const status = await (await open(record)).wait();
+  return status.signal !== undefined ? 128 + status.signal : status.code;
+}
+
+/** Runs `proc` in the running VM container; resolves with its exit status. */
+export async function execVm(
+  record: ContainerRecord,
+  spec: Spec,
+  proc: Process,
+  stdio: [Stdio, Stdio, Stdio] | undefined,
+  warn: (m: string) => void,
+): Promise<number> {
+  const machine = await open(record);
+  const guestPid = record.vm?.guestPid;
+  if (!guestPid) throw new BerthError(`container ${record.id}: no process in its VM`, { code: 'ESTATE' });
+  const warnings: string[] = [];
+  const steps = planVmExec(spec, proc, guestPid, warnings);
+  for (const w of warnings) warn(w);
+  const [i, o, e] = stdio ?? ['inherit', 'inherit', 'inherit'];
+  const input: Readable | null =
+    i === 'inherit' ? process.stdin : typeof i === 'number' ? createReadStream('', { fd: i, autoClose: false }) : null;
+  const out = (s: Stdio, std: Writable): Writable | null =>
+    s === 'inherit' ? std : typeof s === 'number' ? createWriteStream('', { fd: s, autoClose: false }) : null;
+  try {
+    return await machine.exec(steps, [input, out(o, process.stdout), out(e, process.stderr)]);
+  } finally {
+    if (input === process.stdin) process.stdin.pause();
+  }
+}
+
+const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+/** `run` for a VM container: create (boot), start, wait, and delete unless kept; the container's exit status. */
+export async function runVm(
+  rt: import('./runtime.js').Runtime,
+  id: string,
+  bundle: string,
+  options: import('./runtime.js').RunOptions,
+): Promise<number> {
+  await rt.create(id, bundle, options);
+  const spec = rt.store.read(id).spec;
+  const stdin = options.stdio?.[0] ?? 'inherit';
+  if (spec?.process?.terminal && (stdin === 'inherit' || typeof stdin === 'number')) {
+    // QEMU set the terminal up when it started (it is "created" now): no second \n -> \r\n
+    await (await vm()).rawTerminalOutput(stdin === 'inherit' ? 0 : stdin).catch(() => {});
+  }
+  const { constants } = await import('node:os');
+  const forward = (signal: NodeJS.Signals) => {
+    rt.kill(id, constants.signals[signal]).catch(() => {});
+  };
+  if (options.forwardSignals) for (const s of FORWARDED) process.on(s, forward);
+  try {
+    await rt.start(id);
+    return await waitVm(rt.store.read(id));
+  } finally {
+    for (const s of FORWARDED) process.off(s, forward);
+    if (!options.keep) await rt.delete(id, { force: true });
+  }
+}

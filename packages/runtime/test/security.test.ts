@@ -1,0 +1,291 @@
+// Integration (root): seccomp, capabilities, LSMs, scheduler, I/O priority,
+// personality and time namespaces, checked from inside real containers.
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultSpec, formatSpec, type Spec } from '@berth/spec';
+import { afterAll, describe, expect, it } from 'vitest';
+import { features, hostLsms, Runtime } from '../src/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'berth-security-test-'));
+const root = join(dir, 'run');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const APPLETS = ['sh', 'sleep', 'echo', 'cat', 'grep', 'mkdir', 'uname', 'ionice', 'sync'];
+let serial = 0;
+const uid = (name: string) => `sec-${name}-${process.pid}-${serial++}`;
+
+function bundle(script: string, edit: (spec: Spec) => void = () => {}): string {
+  const b = mkdtempSync(join(dir, 'bundle-'));
+  for (const d of ['bin', 'proc', 'dev', 'sys', 'tmp']) mkdirSync(join(b, 'rootfs', d), { recursive: true });
+  copyFileSync('/bin/busybox', join(b, 'rootfs/bin/busybox'));
+  for (const applet of APPLETS) symlinkSync('busybox', join(b, 'rootfs/bin', applet));
+  const spec = defaultSpec();
+  spec.process!.terminal = false;
+  spec.process!.args = ['sh', '-c', script];
+  edit(spec);
+  writeFileSync(join(b, 'config.json'), formatSpec(spec));
+  return b;
+}
+
+/** Runs the bundle in the foreground; returns its status and everything it printed. */
+async function run(
+  b: string,
+  rt = new Runtime({ root, warn: () => {} }),
+): Promise<{ status: number; out: string }> {
+  const file = join(b, 'out.txt');
+  const fd = openSync(file, 'w');
+  let status: number;
+  try {
+    status = await rt.run(uid('run'), b, { stdio: ['ignore', fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
+  return { status, out: readFileSync(file, 'utf8') };
+}
+
+const mkdirErrno = (spec: Spec) => {
+  spec.linux!.seccomp = {
+    defaultAction: 'SCMP_ACT_ALLOW',
+    syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 18 }],
+  };
+};
+
+const leftovers = () =>
+  readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(dir));
+
+describe('seccomp in a container', () => {
+  it('is in force from the first instruction: Seccomp 2, and a rule returns its errnoRet', async () => {
+    for (const nnp of [true, false]) {
+      const b = bundle(
+        'grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status; mkdir /tmp/d; echo "status $?"',
+        (s) => {
+          mkdirErrno(s);
+          s.process!.noNewPrivileges = nnp;
+        },
+      );
+      const { status, out } = await run(b);
+      expect(status).toBe(0);
+      expect(out).toMatch(/^Seccomp:\s+2$/m);
+      expect(out).toMatch(new RegExp(`^NoNewPrivs:\\s+${nnp ? 1 : 0}$`, 'm'));
+      expect(out).toMatch(/Invalid cross-device link/); // EXDEV = 18
+      expect(out).toMatch(/^status 1$/m);
+      expect(existsSync(join(b, 'rootfs/tmp/d'))).toBe(false);
+    }
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('applies through create and start, and to processes exec’d later', async () => {
+    const rt = new Runtime({ root, warn: () => {} });
+    const id = uid('life');
+    const b = bundle('sleep 30', mkdirErrno);
+    await rt.create(id, b, { stdio: ['ignore', 'ignore', 'ignore'] });
+    try {
+      await rt.start(id);
+      const file = join(b, 'exec.txt');
+      const fd = openSync(file, 'w');
+      try {
+        const status = await rt.exec(
+          id,
+          {
+            cwd: '/',
+            args: ['sh', '-c', 'grep ^Seccomp: /proc/self/status; mkdir /tmp/e'],
+            env: ['PATH=/bin'],
+          },
+          { stdio: ['ignore', fd, fd] },
+        );
+        expect(status).toBe(1);
+      } finally {
+        closeSync(fd);
+      }
+      const out = readFileSync(file, 'utf8');
+      expect(out).toMatch(/^Seccomp:\s+2$/m);
+      expect(out).toMatch(/Invalid cross-device link/);
+    } finally {
+      await rt.delete(id, { force: true });
+    }
+  });
+
+  it('KILL_PROCESS really kills (SIGSYS)', async () => {
+    const b = bundle('echo before; sync; echo "child $?"; exec sync; echo after', (s) => {
+      s.linux!.seccomp = {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['sync'], action: 'SCMP_ACT_KILL_PROCESS' }],
+      };
+    });
+    const { status, out } = await run(b);
+    expect(status).toBe(128 + 31);
+    expect(out).toContain('before');
+    expect(out).toMatch(/^child 159$/m);
+    expect(out).not.toContain('after');
+  });
+
+  it('NOTIFY: the listener fd and the container process state reach the agent at listenerPath', async () => {
+    const agentBin = join(dir, 'seccomp-agent');
+    const cc = spawnSync(process.env['CC'] ?? 'cc', [
+      '-O2',
+      '-o',
+      agentBin,
+      join(import.meta.dirname, '../../sys/test/fixtures/seccomp-agent.c'),
+    ]);
+    expect(cc.status, cc.stderr?.toString()).toBe(0);
+    const socketPath = join(dir, `agent-${process.pid}.sock`);
+    const agent = spawn(agentBin, [socketPath, '18'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let agentOut = '';
+    const listening = new Promise<void>((resolve) =>
+      agent.stdout.on('data', (d: Buffer) => {
+        agentOut += d.toString();
+        if (agentOut.includes('listening')) resolve();
+      }),
+    );
+    const done = new Promise<number>((resolve) => agent.on('exit', (code) => resolve(code ?? -1)));
+    try {
+      await listening;
+      const b = bundle('mkdir /tmp/n; echo "status $?"', (s) => {
+        s.annotations = { 'org.example.test': 'notify' };
+        s.linux!.seccomp = {
+          defaultAction: 'SCMP_ACT_ALLOW',
+          listenerPath: socketPath,
+          listenerMetadata: 'berth-test-metadata',
+          syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_NOTIFY' }],
+        };
+      });
+      const { status, out } = await run(b);
+      expect(status).toBe(0);
+      expect(out).toMatch(/Invalid cross-device link/); // the agent's answer
+      expect(await done).toBe(0);
+      const stateLine = agentOut.split('\n').find((l) => l.startsWith('state '));
+      const msg = JSON.parse(stateLine!.slice(6));
+      expect(msg).toMatchObject({
+        ociVersion: '1.2.0',
+        fds: ['seccompFd'],
+        metadata: 'berth-test-metadata',
+        state: { status: 'creating', bundle: b, annotations: { 'org.example.test': 'notify' } },
+      });
+      expect(msg.pid).toBeGreaterThan(1);
+      expect(msg.state.pid).toBe(msg.pid);
+      expect(msg.state.id).toMatch(/^sec-run-/);
+      expect(agentOut).toMatch(/^notify \d+$/m);
+    } finally {
+      agent.kill('SIGKILL');
+    }
+  });
+
+  it('a profile libseccomp refuses fails create, naming the field, and leaves nothing', async () => {
+    const rt = new Runtime({ root, warn: () => {} });
+    const id = uid('bad');
+    const b = bundle('true', (s) => {
+      s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_LOONGARCH64'] };
+    });
+    const hasLoongarch = (await features()).linux?.seccomp?.archs?.includes('SCMP_ARCH_LOONGARCH64');
+    if (hasLoongarch) {
+      // a newer libseccomp knows it: then the container must run
+      expect((await run(b, rt)).status).toBe(0);
+    } else {
+      await expect(rt.create(id, b)).rejects.toThrow(
+        /^linux\.seccomp\.architectures\[0\]: SCMP_ARCH_LOONGARCH64 is not supported/,
+      );
+    }
+    expect(await rt.list()).toEqual([]);
+  });
+});
+
+describe('capabilities and the rest of process and linux', () => {
+  it('a missing process.capabilities means no capability at all (as runc)', async () => {
+    const b = bundle('grep -E "^Cap(Eff|Prm|Bnd|Inh|Amb):" /proc/self/status', (s) => {
+      delete s.process!.capabilities;
+      s.process!.noNewPrivileges = false;
+    });
+    const { status, out } = await run(b);
+    expect(status).toBe(0);
+    for (const set of ['CapEff', 'CapPrm', 'CapBnd', 'CapInh', 'CapAmb'])
+      expect(out).toMatch(new RegExp(`^${set}:\\s+0{16}$`, 'm'));
+  });
+
+  it('applies scheduler, ioPriority and personality', async () => {
+    const b = bundle(
+      'read -r l < /proc/$$/stat; set -- $l; echo "policy ${41}"; ionice -p $$; uname -m',
+      (s) => {
+        s.process!.scheduler = { policy: 'SCHED_BATCH', nice: 5 };
+        s.process!.ioPriority = { class: 'IOPRIO_CLASS_BE', priority: 6 };
+        s.linux!.personality = { domain: 'LINUX32' };
+      },
+    );
+    const { status, out } = await run(b);
+    expect(status, out).toBe(0);
+    expect(out).toMatch(/^policy 3$/m); // SCHED_BATCH
+    expect(out).toMatch(/best-effort: prio 6/);
+    if (process.arch === 'x64') expect(out).toMatch(/^i686$/m);
+  });
+
+  it('a new time namespace gets linux.timeOffsets', async () => {
+    const b = bundle('cat /proc/self/timens_offsets; cat /proc/uptime', (s) => {
+      s.linux!.namespaces!.push({ type: 'time' });
+      s.linux!.timeOffsets = { boottime: { secs: 86400 * 365, nanosecs: 0 }, monotonic: { secs: 7200 } };
+    });
+    const { status, out } = await run(b);
+    expect(status, out).toBe(0);
+    expect(out).toMatch(/^monotonic\s+7200\s+0$/m);
+    expect(out).toMatch(/^boottime\s+31536000\s+0$/m);
+    const uptime = Number(
+      out
+        .split('\n')
+        .find((l) => /^\d+\.\d+ /.test(l))!
+        .split(' ')[0],
+    );
+    expect(uptime).toBeGreaterThan(86400 * 365);
+  });
+
+  it('timeOffsets without a time namespace is an error naming the field', async () => {
+    const rt = new Runtime({ root, warn: () => {} });
+    const b = bundle('true', (s) => {
+      s.linux!.timeOffsets = { monotonic: { secs: 1 } };
+    });
+    await expect(rt.create(uid('tno'), b)).rejects.toThrow(/^linux\.timeOffsets: needs a new time namespace/);
+    expect(await rt.list()).toEqual([]);
+  });
+
+  it('an LSM label the host cannot apply, or Intel RDT without resctrl, fails naming the field', async () => {
+    const rt = new Runtime({ root, warn: () => {} });
+    const lsms = hostLsms();
+    if (!lsms.apparmor) {
+      const b = bundle('true', (s) => {
+        s.process!.apparmorProfile = 'berth-test-profile';
+      });
+      await expect(rt.create(uid('aa'), b)).rejects.toThrow(
+        /^process\.apparmorProfile: AppArmor is not enabled/,
+      );
+    }
+    if (!lsms.selinux) {
+      const b = bundle('true', (s) => {
+        s.process!.selinuxLabel = 'system_u:system_r:container_t:s0';
+      });
+      await expect(rt.create(uid('se'), b)).rejects.toThrow(/^process\.selinuxLabel: SELinux is disabled/);
+      // runc drops a mount label where SELinux is off: the container runs
+      const m = bundle('true', (s) => {
+        s.linux!.mountLabel = 'system_u:object_r:container_file_t:s0';
+      });
+      expect((await run(m, rt)).status).toBe(0);
+    }
+    const r = bundle('true', (s) => {
+      s.linux!.intelRdt = { closID: 'berth-test' };
+    });
+    await expect(rt.create(uid('rdt'), r)).rejects.toThrow(/^linux\.intelRdt: /);
+    expect(await rt.list()).toEqual([]);
+    expect(leftovers()).toEqual([]);
+  });
+});

@@ -1,0 +1,174 @@
+// Integration: the VM backend (@berth/vm) behind the runtime's lifecycle, with a real
+// QEMU microVM (TCG where /dev/kvm is missing), the distribution kernel and the static
+// guest agent (root; scripts/setup.sh installs qemu-system-x86 and musl-tools and
+// fetches the kernel).
+import { execFileSync } from 'node:child_process';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultSpec, formatSpec, type Spec } from '@berth/spec';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Runtime } from '../src/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'berth-vm-test-'));
+const root = join(dir, 'run');
+const suffix = `${process.pid}-${Date.now().toString(36)}`;
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const APPLETS = ['sh', 'sleep', 'echo', 'cat', 'grep', 'nproc', 'head', 'hostname', 'uname', 'read'];
+
+function bundle(args: string[], edit?: (spec: Spec) => void): string {
+  const b = mkdtempSync(join(dir, 'bundle-'));
+  for (const d of ['bin', 'proc', 'dev', 'sys', 'tmp']) mkdirSync(join(b, 'rootfs', d), { recursive: true });
+  copyFileSync('/bin/busybox', join(b, 'rootfs/bin/busybox'));
+  for (const applet of APPLETS) symlinkSync('busybox', join(b, 'rootfs/bin', applet));
+  const spec = defaultSpec();
+  spec.process!.terminal = false;
+  spec.process!.args = args;
+  spec.annotations = { 'org.berth.backend': 'vm' };
+  edit?.(spec);
+  writeFileSync(join(b, 'config.json'), formatSpec(spec));
+  return b;
+}
+
+/** Every QEMU process whose command line names this test's directory. */
+function qemus(): string[] {
+  try {
+    return execFileSync('pgrep', ['-af', 'qemu-system'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes(dir));
+  } catch {
+    return []; // pgrep: no match
+  }
+}
+
+describe('the VM backend', () => {
+  it('runs a bundle in a microVM: stdout, stdin, exit status, a file in the rootfs, size from linux.resources', async () => {
+    const rt = new Runtime({ root });
+    const b = bundle(
+      [
+        'sh',
+        '-c',
+        'read line; echo "read: $line"; echo "kernel $(uname -r)"; grep MemTotal /proc/meminfo; echo "cpus $(nproc)"; echo written > /from-guest; exit 7',
+      ],
+      (spec) => {
+        spec.root!.readonly = false;
+        spec.linux!.resources = { memory: { limit: 160 * 1024 * 1024 }, cpu: { quota: 150_000, period: 100_000 } };
+      },
+    );
+    writeFileSync(join(dir, 'in.txt'), 'hello from the host\n');
+    const input = openSync(join(dir, 'in.txt'), 'r');
+    const output = openSync(join(dir, 'out.txt'), 'w');
+    let code: number;
+    try {
+      code = await rt.run(`vm-run-${suffix}`, b, { stdio: [input, output, 'inherit'] });
+    } finally {
+      closeSync(input);
+      closeSync(output);
+    }
+    const out = readFileSync(join(dir, 'out.txt'), 'utf8');
+    expect(code).toBe(7);
+    expect(out).toContain('read: hello from the host\n');
+    // its own kernel: not the host's
+    const kernel = /kernel (\S+)/.exec(out)?.[1];
+    expect(kernel).toBeTruthy();
+    expect(kernel).not.toBe(execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim());
+    // 150 ms of CPU per 100 ms: 2 vCPUs; 160 MiB plus the guest's 64 MiB, less what the kernel keeps
+    expect(out).toContain('cpus 2\n');
+    const memKiB = Number(/MemTotal:\s+(\d+) kB/.exec(out)?.[1]);
+    expect(memKiB).toBeGreaterThan(160 * 1024);
+    expect(memKiB).toBeLessThanOrEqual(224 * 1024);
+    expect(readFileSync(join(b, 'rootfs/from-guest'), 'utf8')).toBe('written\n');
+    expect(await rt.list()).toEqual([]);
+    expect(qemus()).toEqual([]);
+  });
+
+  it('goes through created, running and stopped; exec and kill reach the guest; delete leaves nothing', async () => {
+    const rt = new Runtime({ root });
+    const id = `vm-life-${suffix}`;
+    const b = bundle(['sh', '-c', 'trap "echo got TERM; exit 42" TERM; echo up; while true; do sleep 0.1; done']);
+    const output = openSync(join(dir, 'life.txt'), 'w');
+    try {
+      const created = await rt.create(id, b, { stdio: ['ignore', output, output] });
+      expect(created.status).toBe('created');
+      expect(created.pid).toBeGreaterThan(0);
+      // the container's pid on the host is QEMU's
+      expect(readFileSync(`/proc/${created.pid}/cmdline`, 'utf8')).toContain('qemu-system');
+      const runDir = join(root, id, 'vm');
+      expect(existsSync(join(runDir, 'ctl.sock'))).toBe(true);
+      await rt.start(id);
+      expect((await rt.state(id)).status).toBe('running');
+
+      const execOut = openSync(join(dir, 'exec.txt'), 'w');
+      let execCode: number;
+      try {
+        execCode = await rt.exec(
+          id,
+          { args: ['sh', '-c', 'echo "exec in $(hostname)"; exit 5'], cwd: '/', env: ['PATH=/bin'] },
+          { stdio: ['ignore', execOut, 'inherit'] },
+        );
+      } finally {
+        closeSync(execOut);
+      }
+      expect(execCode).toBe(5);
+      expect(readFileSync(join(dir, 'exec.txt'), 'utf8')).toBe('exec in runc\n');
+
+      await rt.kill(id, 15);
+      for (let i = 0; i < 300 && (await rt.state(id)).status !== 'stopped'; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      expect((await rt.state(id)).status).toBe('stopped');
+      expect(readFileSync(join(dir, 'life.txt'), 'utf8')).toBe('up\ngot TERM\n');
+      await rt.delete(id);
+      await expect(rt.state(id)).rejects.toMatchObject({ code: 'ENOTFOUND' });
+      expect(existsSync(join(root, id))).toBe(false);
+      expect(qemus()).toEqual([]);
+    } finally {
+      closeSync(output);
+      await rt.delete(id, { force: true }).catch(() => {});
+    }
+  });
+
+  it('delete --force stops a running VM: no QEMU, socket or state is left', async () => {
+    const rt = new Runtime({ root });
+    const id = `vm-force-${suffix}`;
+    const b = bundle(['sleep', '600']);
+    await rt.create(id, b, { stdio: ['ignore', 'ignore', 'ignore'] });
+    const pid = (await rt.state(id)).pid;
+    await rt.start(id);
+    await expect(rt.delete(id)).rejects.toMatchObject({ code: 'ESTATE' });
+    await rt.delete(id, { force: true });
+    expect(existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')).toBe(false);
+    expect(existsSync(join(root, id))).toBe(false);
+    expect(qemus()).toEqual([]);
+  });
+
+  it('refuses what a VM cannot honour, naming it, and leaves nothing behind', async () => {
+    const rt = new Runtime({ root });
+    const id = `vm-bad-${suffix}`;
+    const bind = bundle(['true'], (spec) => {
+      spec.mounts!.push({ destination: '/host', type: 'bind', source: '/etc', options: ['rbind'] });
+    });
+    await expect(rt.create(id, bind)).rejects.toThrow(/bind mount of \/etc on \/host.*VM backend/);
+    const small = bundle(['true'], (spec) => {
+      spec.linux!.resources = { memory: { limit: 16 * 1024 * 1024 } };
+    });
+    await expect(rt.create(id, small)).rejects.toMatchObject({ code: 'EVMSIZE' });
+    const wrong = bundle(['true'], (spec) => {
+      spec.annotations = { 'org.berth.backend': 'kvm' };
+    });
+    await expect(rt.create(id, wrong)).rejects.toThrow(/annotations\["org.berth.backend"\]: "kvm"/);
+    expect(existsSync(join(root, id))).toBe(false);
+    expect(qemus()).toEqual([]);
+  });
+});

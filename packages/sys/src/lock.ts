@@ -1,0 +1,143 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { BerthError } from './errors.js';
+
+/** sun_path is 108 bytes; an abstract name uses them all after its leading NUL. */
+const SUN_PATH_MAX = 108;
+const PREFIX = '\0berth/';
+
+/**
+ * The abstract socket name of a lock: `\0berth/<key>`, or, when that would not
+ * fit in sun_path (Node would truncate it silently, so two keys could share a
+ * lock, or bind would fail), `\0berth/<first bytes of key>#<sha256 of key>`.
+ */
+export function lockName(key: string): string {
+  const name = `${PREFIX}${key}`;
+  if (Buffer.byteLength(name) <= SUN_PATH_MAX) return name;
+  const hash = createHash('sha256').update(key).digest('hex');
+  // keep a readable head for `ss -xl`; the hash alone decides identity
+  const room = SUN_PATH_MAX - Buffer.byteLength(PREFIX) - hash.length - 1;
+  let head = key.slice(0, room);
+  while (Buffer.byteLength(head) > room) head = head.slice(0, -1);
+  return `${PREFIX}${head}#${hash}`;
+}
+
+export interface LockOptions {
+  /** give up after this long (default 30 s) with an `ELOCKED` error */
+  timeoutMs?: number;
+  /** stop waiting when aborted */
+  signal?: AbortSignal;
+  /** what is locked, for the error message (default: the key) */
+  what?: string;
+  /** the error's `path` (default: the key) */
+  path?: string;
+}
+
+async function bind(name: string): Promise<Server | undefined> {
+  const server = createServer();
+  const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    server.once('error', resolve);
+    server.listen(name, () => resolve(undefined));
+  });
+  if (!err) {
+    server.unref();
+    return server;
+  }
+  server.close();
+  if (err.code === 'EADDRINUSE') return undefined;
+  throw err;
+}
+
+/**
+ * A lock between processes that the kernel releases when its holder dies,
+ * however it dies: a listening Unix socket in the abstract namespace. Binding
+ * a name is atomic, so there is no window where a lock exists without an
+ * owner, no stale lock to take over, nothing on disk, and a holder can only
+ * ever release its own lock. (flock(2) would need the FFI on every command's
+ * start-up path; this needs nothing.) The abstract namespace belongs to the
+ * network namespace: every berth command runs in the host's.
+ */
+export class ProcessLock {
+  private constructor(
+    readonly key: string,
+    private server: Server | undefined,
+  ) {}
+
+  /** Takes the lock, waiting for its holder to release it (or die). */
+  static async acquire(key: string, options: LockOptions = {}): Promise<ProcessLock> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const name = lockName(key);
+    const deadline = Date.now() + timeoutMs;
+    let delay = 2;
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const server = await bind(name);
+      if (server) return new ProcessLock(key, server);
+      if (Date.now() > deadline) {
+        throw new BerthError(
+          `${options.what ?? key} is locked by another berth command (waited ${timeoutMs / 1000}s)`,
+          { code: 'ELOCKED', op: 'lock', path: options.path ?? key },
+        );
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 50);
+    }
+  }
+
+  /** Takes the lock if nobody holds it. */
+  static async tryAcquire(key: string): Promise<ProcessLock | undefined> {
+    const server = await bind(lockName(key));
+    return server ? new ProcessLock(key, server) : undefined;
+  }
+
+  /** Whether some process (this one included) holds the lock now. */
+  static async isHeld(key: string): Promise<boolean> {
+    const lock = await ProcessLock.tryAcquire(key);
+    lock?.release();
+    return lock === undefined;
+  }
+
+  /** Releases the lock; a second call does nothing. */
+  release(): void {
+    this.server?.close();
+    this.server = undefined;
+  }
+}
+
+/** Runs `fn` holding the lock `key`. */
+export async function withProcessLock<T>(
+  key: string,
+  fn: () => Promise<T>,
+  options?: LockOptions,
+): Promise<T> {
+  const lock = await ProcessLock.acquire(key, options);
+  try {
+    return await fn();
+  } finally {
+    lock.release();
+  }
+}
+
+/**
+ * Writes a file so that a reader sees the old content or the new, never a
+ * part: a temp file beside it (a unique name, so concurrent writers do not
+ * share one), written and fsynced, then renamed over the target.
+ */
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    const fd = openSync(tmp, 'wx', mode);
+    try {
+      const buf = typeof data === 'string' ? Buffer.from(data) : data;
+      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
