@@ -171,7 +171,7 @@ req('R-START-2', 'start of a container that is not created is an error and has n
   expect(again.status).not.toBe(0);
   expect((await s.state(id))?.status).toBe('running');
   expect(s.output(id).filter((l) => l.ready === 1)).toHaveLength(1);
-  await s.runtime(['kill', id, 'KILL']);
+  expect((await s.runtime(['kill', id, 'KILL'])).status).toBe(0);
   await s.waitFor(id, 'stopped');
   const stopped = await s.runtime(['start', id]);
   expect(stopped.status).not.toBe(0);

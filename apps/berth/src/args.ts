@@ -17,8 +17,13 @@ export interface Parsed {
   positionals: string[];
 }
 
+/**
+ * A command line berth cannot run (code `EUSAGE`). It stays a plain Error so that
+ * parsing imports nothing (the CLI's start-up path); it has BerthError's shape.
+ */
 export class UsageError extends Error {
   readonly code = 'EUSAGE';
+  readonly op = 'parse arguments';
 }
 
 /**

@@ -78,7 +78,7 @@ const GLOBAL_OPTIONS: OptionSpec[] = [
   { name: 'root', value: 'DIR', help: 'where container state is kept (default /run/berth, or $BERTH_ROOT)' },
   { name: 'log', value: 'FILE', help: 'also write log lines to FILE (containerd passes this)' },
   { name: 'log-format', value: 'text|json', help: 'format of --log lines (default text)' },
-  { name: 'systemd-cgroup', help: 'treat cgroupsPath as slice:prefix:name (systemd driver)' },
+  { name: 'systemd-cgroup', help: 'treat cgroupsPath as slice:prefix:name (systemd driver: not implemented yet, create fails)' },
   { name: 'debug', help: 'print debug details on errors' },
   { name: 'help', short: 'h', help: 'show help' },
   { name: 'version', short: 'v', help: 'print the version' },

@@ -20,7 +20,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Sandbox } from './helpers.js';
+import { alive, Sandbox } from './helpers.js';
 
 const sb = new Sandbox();
 const hostDir = mkdtempSync(join(tmpdir(), 'berth-victim-'));
@@ -79,10 +79,10 @@ describe('a rootfs cannot send berth to host paths', () => {
     symlinkSync(`/proc/self/root${v.path}`, join(b, 'rootfs/dev/null'));
     symlinkSync(`../../../../../../../../..${v.path}`, join(b, 'rootfs/dev/zero'));
     const r = sb.berth(['run', '-b', b, sb.id()]);
+    v.unchanged();
     ok(r);
     // the container's /dev is a tmpfs: its /dev/null is the real device, made there
     expect(r.stdout).toMatch(/^crw-rw-rw-\s+1 root\s+root\s+1,\s+3 /);
-    v.unchanged();
   });
 
   it('devices whose parent directory links out of the rootfs are made inside it, or refused', () => {
@@ -183,20 +183,66 @@ describe('a rootfs cannot send berth to host paths', () => {
   });
 });
 
+describe('racing a shared directory', () => {
+  it("a container swapping a path component for a symlink cannot send a second container's setup out", () => {
+    const shared = join(sb.dir, 'shared');
+    mkdirSync(shared);
+    const target = emptyHostDir('race-target');
+    const a = sb.id();
+    // A flips /shared/x between a directory and links out of the rootfs, as fast as it can
+    const attacker = sb.bundle((c) => {
+      c.mounts.push({ destination: '/shared', type: 'bind', source: shared, options: ['rbind', 'rw'] });
+      c.process.args = [
+        'sh',
+        '-c',
+        `while :; do rm -rf /shared/x; mkdir /shared/x; rm -rf /shared/x; ln -s /proc/self/root${target.path} /shared/x; rm -f /shared/x; ln -s ../../../../../../..${target.path} /shared/x; done`,
+      ];
+    });
+    ok(sb.detached(['run', '-d', '-b', attacker, a]));
+    try {
+      let succeeded = 0;
+      for (let i = 0; i < 8; i++) {
+        const b = sb.bundle((c) => {
+          c.mounts.push({ destination: '/shared', type: 'bind', source: shared, options: ['rbind', 'rw'] });
+          c.mounts.push({ destination: '/shared/x/deep', type: 'tmpfs', source: 'tmpfs' });
+          c.linux.devices = [{ path: '/shared/x/node', type: 'c', major: 1, minor: 3 }];
+          c.process.args = ['true'];
+        });
+        const r = sb.berth(['run', '-b', b, sb.id()]);
+        // either the setup went where the container can see it, or it failed cleanly
+        if (r.status === 0) succeeded++;
+        else expect(r.stderr).toMatch(/^berth: (create directory|create device|mount tmpfs on) \/shared\/x/);
+        target.empty();
+      }
+      expect(succeeded).toBeGreaterThanOrEqual(0); // how many won the race varies; none may escape
+    } finally {
+      ok(sb.berth(['delete', '--force', a]));
+    }
+    target.empty();
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(target.path);
+  }, 120_000);
+});
+
 describe('a config cannot change the host', () => {
   it("refuses sysctls that are not in the container's own namespace, naming the key (kernel.core_pattern)", () => {
     const before = readFileSync('/proc/sys/kernel/core_pattern', 'utf8');
-    for (const key of ['kernel.core_pattern', 'vm.swappiness', 'kernel/core_pattern']) {
-      const b = sb.bundle((c) => {
-        c.linux.sysctl = { [key]: '|/tmp/berth-pwned %p' };
-      });
-      const r = sb.berth(['run', '-b', b, sb.id()]);
-      expect(r.status).toBe(1);
-      expect(r.stderr).toBe(
-        `berth: linux.sysctl.${key}: sysctl is not in a separate kernel namespace: it would change the host\n`,
-      );
+    try {
+      for (const key of ['kernel.core_pattern', 'vm.swappiness', 'kernel/core_pattern']) {
+        const b = sb.bundle((c) => {
+          c.linux.sysctl = { [key]: '|/tmp/berth-pwned %p' };
+        });
+        const r = sb.berth(['run', '-b', b, sb.id()]);
+        expect(readFileSync('/proc/sys/kernel/core_pattern', 'utf8')).toBe(before);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toBe(
+          `berth: linux.sysctl.${key}: sysctl is not in a separate kernel namespace: it would change the host\n`,
+        );
+      }
+    } finally {
+      // undo a regression's damage to the host
+      if (readFileSync('/proc/sys/kernel/core_pattern', 'utf8') !== before)
+        writeFileSync('/proc/sys/kernel/core_pattern', before);
     }
-    expect(readFileSync('/proc/sys/kernel/core_pattern', 'utf8')).toBe(before);
     expect(sb.states()).toEqual([]);
   });
 
@@ -211,6 +257,93 @@ describe('a config cannot change the host', () => {
     ok(r);
     expect(r.stdout.trim()).toBe(value);
     expect(readFileSync('/proc/sys/kernel/shmmni', 'utf8').trim()).toBe(before);
+  });
+});
+
+describe("delete touches only what is the container's own", () => {
+  const initPid = (id: string) => JSON.parse(sb.berth(['state', id]).stdout).pid as number;
+
+  it('never empties a pid namespace the container joined', () => {
+    const a = sb.id();
+    ok(sb.detached(['run', '-d', '-b', sb.bundle((c) => (c.process.args = ['sleep', '60'])), a]));
+    const aPid = initPid(a);
+    const b = sb.id();
+    const bundle = sb.bundle((c) => {
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
+        n.type === 'pid' ? { type: 'pid', path: `/proc/${aPid}/ns/pid` } : n,
+      );
+      c.process.args = ['sleep', '60'];
+    });
+    ok(sb.detached(['run', '-d', '-b', bundle, b]));
+    ok(sb.berth(['delete', '--force', b]));
+    expect(alive(aPid)).toBe(true);
+    expect(sb.berth(['exec', a, 'true']).status).toBe(0);
+    ok(sb.berth(['delete', '--force', a]));
+    expect(alive(aPid)).toBe(false);
+  });
+
+  it('never empties nor removes a cgroup that existed before the container', async () => {
+    const { Cgroup } = await import('@berth/cgroups');
+    const path = `/berth-test-shared-${process.pid}-${Date.now()}`;
+    const shared = await Cgroup.create(path);
+    const bystander = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      await shared.addProcess(bystander.pid!);
+      const id = sb.id();
+      const b = sb.bundle((c) => {
+        c.linux.cgroupsPath = path;
+        c.process.args = ['sleep', '60'];
+      });
+      ok(sb.detached(['run', '-d', '-b', b, id]));
+      const pid = initPid(id);
+      expect((await shared.pids()).sort()).toEqual([bystander.pid!, pid].sort());
+      ok(sb.berth(['delete', '--force', id]));
+      expect(alive(pid)).toBe(false);
+      expect(alive(bystander.pid!)).toBe(true);
+      expect(await shared.pids()).toEqual([bystander.pid!]);
+      for (const dir of Object.values(shared.paths)) expect(existsSync(dir)).toBe(true);
+    } finally {
+      bystander.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 100));
+      await shared.delete();
+    }
+  });
+});
+
+describe('read-only means read-only, submounts included', () => {
+  it('an rbind,ro volume is read-only in every submount (mount_setattr AT_RECURSIVE)', () => {
+    const vol = join(sb.dir, 'vol');
+    mkdirSync(join(vol, 'sub'), { recursive: true });
+    expect(spawnSync('mount', ['-t', 'tmpfs', 'tmpfs', join(vol, 'sub')]).status).toBe(0);
+    try {
+      const b = sb.bundle((c) => {
+        c.mounts.push({ destination: '/vol', type: 'bind', source: vol, options: ['rbind', 'ro'] });
+        c.process.args = ['sh', '-c', 'touch /vol/a 2>&1; touch /vol/sub/b 2>&1; true'];
+      });
+      const r = sb.berth(['run', '-b', b, sb.id()]);
+      ok(r);
+      expect(r.stdout).toBe(
+        'touch: /vol/a: Read-only file system\ntouch: /vol/sub/b: Read-only file system\n',
+      );
+      expect(existsSync(join(vol, 'sub/b'))).toBe(false);
+    } finally {
+      spawnSync('umount', [join(vol, 'sub')]);
+    }
+  });
+
+  it('/sys with the host network is read-only, submounts included', () => {
+    const r = sb.berth([
+      'run',
+      '--rm',
+      '--network',
+      'host',
+      'busybox',
+      'sh',
+      '-c',
+      'grep " /sys" /proc/self/mountinfo | grep -vc " ro," ; true',
+    ]);
+    ok(r);
+    expect(r.stdout.trim()).toBe('0');
   });
 });
 

@@ -76,7 +76,7 @@ describe('start of a process that exits at once', () => {
 
   it('nor in parallel loops', async () => {
     const b = bundle();
-    const results = await Promise.all([loop(b, 12, 'para'), loop(b, 12, 'parb'), loop(b, 12, 'parc')]);
+    const results = await Promise.all([loop(b, 10, 'para'), loop(b, 10, 'parb'), loop(b, 10, 'parc')]);
     expect(results.flat()).toEqual([]);
     expect(sb.states()).toEqual([]);
   }, 240_000);

@@ -167,7 +167,7 @@ describe('berth run --network bridge (root)', () => {
     expect(readdirSync(join('/sys/class/net', bridge, 'brif'))).toEqual([]);
     for (const id of ids) expect(nftRules()).not.toContain(`berth:c:${id}`);
     expect(sb.states()).toEqual([]);
-  });
+  }, 400_000);
 
   it('names what is wrong with a network flag, and makes nothing', () => {
     const bad = sb.berth(['run', '--rm', '-p', '70000:80', 'busybox', 'true']);

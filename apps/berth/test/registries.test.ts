@@ -57,6 +57,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await registry.stop();
+  expect(() => process.kill(registry.pid, 0)).toThrow();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   for (const d of dirs) expect(existsSync(d)).toBe(false);
 });

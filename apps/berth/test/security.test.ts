@@ -22,7 +22,14 @@ describe('berth features', () => {
     const f = JSON.parse(r.stdout);
     expect(f.ociVersionMin).toBe('1.0.0');
     expect(f.ociVersionMax).toMatch(/^1\.\d+\.\d+$/);
-    expect(f.hooks).toEqual(expect.arrayContaining(['prestart', 'createRuntime', 'poststart', 'poststop']));
+    expect(f.hooks).toEqual([
+      'prestart',
+      'createRuntime',
+      'createContainer',
+      'startContainer',
+      'poststart',
+      'poststop',
+    ]);
     expect(f.mountOptions).toEqual(
       expect.arrayContaining(['rbind', 'ro', 'nosuid', 'rprivate', 'tmpcopyup']),
     );

@@ -49,6 +49,8 @@ export interface CgroupOptions {
 export interface ApplyOptions {
   /** treat as `berth update`: the same checks, the memory-limit ordering reads the live values */
   update?: boolean;
+  /** the caller already ran `validateResources` on exactly these resources: not again */
+  validated?: boolean;
 }
 
 const UNIFIED = 'unified';
@@ -208,9 +210,9 @@ export class Cgroup {
    * before the first write (types and ranges, controllers present, files
    * present); a write the kernel still rejects is rolled back.
    */
-  async apply(resources: LinuxResources, _opts: ApplyOptions = {}): Promise<void> {
+  async apply(resources: LinuxResources, opts: ApplyOptions = {}): Promise<void> {
     const op = 'apply';
-    const problems = validateResources(resources);
+    const problems = opts.validated ? [] : validateResources(resources);
     if (problems.length > 0) throw invalid(op, problems);
     const { v1, v2 } = await this.plan(resources);
     const hostProblems: CgroupProblem[] = [...v1.problems, ...v2.problems];

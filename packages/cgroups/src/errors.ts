@@ -1,3 +1,5 @@
+import { BerthError } from '@berth/sys';
+
 export type CgroupErrorCode =
   | 'EINVALID'
   | 'ENOCONTROLLER'
@@ -27,24 +29,24 @@ export interface CgroupErrorInit {
 }
 
 /** Every failure of this package is a CgroupError: callers switch on `code`, users read `message`. */
-export class CgroupError extends Error {
-  readonly code: CgroupErrorCode;
-  readonly op: string;
-  readonly path: string | undefined;
-  readonly errno: string | undefined;
+export class CgroupError extends BerthError {
+  declare readonly code: CgroupErrorCode;
+  declare readonly op: string;
   readonly problems: CgroupProblem[];
 
   constructor(init: CgroupErrorInit) {
-    super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
+    super(init.message, {
+      code: init.code,
+      op: init.op,
+      ...(init.path !== undefined ? { path: init.path } : {}),
+      ...(init.errno !== undefined ? { errno: init.errno } : {}),
+      ...(init.cause !== undefined ? { cause: init.cause } : {}),
+    });
     this.name = 'CgroupError';
-    this.code = init.code;
-    this.op = init.op;
-    this.path = init.path;
-    this.errno = init.errno;
     this.problems = init.problems ?? [];
   }
 
-  toJSON(): Record<string, unknown> {
+  override toJSON(): Record<string, unknown> {
     return {
       code: this.code,
       op: this.op,

@@ -3,10 +3,10 @@ import { createReadStream, createWriteStream, type Stats } from 'node:fs';
 import { lstat, mkdir, readFile, readlink, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import type { BlobStore } from './blob-store.js';
 import { decompress } from './decompress.js';
 import { ImageError, isErrno } from './errors.js';
 import { randomSuffix } from './fsutil.js';
-import type { ImageStore } from './store.js';
 import { readTar } from './tar/reader.js';
 
 /** A file of an image layout or a docker-save archive, with its digest once known. */
@@ -126,7 +126,7 @@ function parseJson<T>(origin: string, path: string, data: Buffer): T {
 }
 
 /** Opens a layout directory as it is, or reads a tar archive into a scratch directory of `store`. */
-export async function openArchive(store: ImageStore, source: string): Promise<ArchiveSource> {
+export async function openArchive(store: Pick<BlobStore, 'root'>, source: string): Promise<ArchiveSource> {
   const st = await statOrUndefined(source);
   if (st === undefined) throw archiveError(source, 'does not exist');
   if (st.isDirectory()) return new DirSource(source);
@@ -169,12 +169,4 @@ export async function openArchive(store: ImageStore, source: string): Promise<Ar
     throw archiveError(source, `cannot read the archive: ${(err as Error).message}`, err);
   }
   return src;
-}
-
-/** sha256 of a file, streaming. */
-export async function hashFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>)
-    hash.update(c);
-  return `sha256:${hash.digest('hex')}`;
 }

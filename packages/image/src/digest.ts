@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { ImageError } from './errors.js';
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
@@ -38,4 +39,12 @@ export function verifyBuffer(data: Uint8Array, digest: string, what: string, siz
       path: digest,
     });
   }
+}
+
+/** sha256 of a file, streaming. */
+export async function hashFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>)
+    hash.update(c);
+  return `sha256:${hash.digest('hex')}`;
 }

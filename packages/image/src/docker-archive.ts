@@ -1,6 +1,6 @@
 import { open, readFile } from 'node:fs/promises';
-import { type ArchiveSource, hashFile, openArchive } from './archive-source.js';
-import { assertDigest, digestHex } from './digest.js';
+import { type ArchiveSource, openArchive } from './archive-source.js';
+import { assertDigest, digestHex, hashFile } from './digest.js';
 import { ImageError } from './errors.js';
 import {
   ANNOTATION_IMAGE_NAME,

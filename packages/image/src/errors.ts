@@ -1,3 +1,4 @@
+import { BerthError } from '@berth/sys';
 export type ImageErrorCode =
   | 'EREF'
   | 'EAUTH'
@@ -31,24 +32,25 @@ export interface ImageErrorDetails {
 }
 
 /** Every failure of @berth/image: a code a program can switch on and a message a user can act on. */
-export class ImageError extends Error {
-  readonly code: ImageErrorCode;
-  readonly op: string;
-  readonly path: string | undefined;
-  readonly errno: string | undefined;
+export class ImageError extends BerthError {
+  declare readonly code: ImageErrorCode;
+  declare readonly op: string;
   readonly status: number | undefined;
 
   constructor(code: ImageErrorCode, message: string, details: ImageErrorDetails) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    const errno = details.errno ?? errnoOf(details.cause);
+    super(message, {
+      code,
+      op: details.op,
+      ...(details.path !== undefined ? { path: details.path } : {}),
+      ...(errno !== undefined ? { errno } : {}),
+      ...(details.cause !== undefined ? { cause: details.cause } : {}),
+    });
     this.name = 'ImageError';
-    this.code = code;
-    this.op = details.op;
-    this.path = details.path;
-    this.errno = details.errno ?? errnoOf(details.cause);
     this.status = details.status;
   }
 
-  toJSON(): Record<string, unknown> {
+  override toJSON(): Record<string, unknown> {
     return {
       code: this.code,
       op: this.op,

@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises';
 import type { Credentials } from './auth.js';
+import type { BlobStore } from './blob-store.js';
 import { findCredentials } from './credentials.js';
 import { assertDigest } from './digest.js';
 import { ImageError } from './errors.js';
@@ -11,7 +12,6 @@ import { formatPlatform, hostPlatform, parsePlatform, selectPlatform } from './p
 import { formatReference, parseReference, type Reference, repositoryName } from './reference.js';
 import { type FetchedManifest, RegistryClient } from './registry.js';
 import type { RegistrySettings } from './settings.js';
-import type { ImageStore } from './store.js';
 import type {
   Descriptor,
   ImageConfig,
@@ -110,7 +110,7 @@ async function runLimited<T>(
 }
 
 export async function pullImage(
-  store: ImageStore,
+  store: BlobStore,
   refString: string,
   options: PullOptions = {},
 ): Promise<ImageRecord> {

@@ -1,8 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { constants, copyFile, mkdir, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hashFile } from './archive-source.js';
-import { digestHex, sha256, verifyBuffer } from './digest.js';
+import type { BlobStore } from './blob-store.js';
+import { digestHex, hashFile, sha256, verifyBuffer } from './digest.js';
 import { ImageError, isErrno } from './errors.js';
 import { randomSuffix, writeFileAtomic } from './fsutil.js';
 import { lockOwnerAlive } from './lock.js';
@@ -37,7 +37,7 @@ function recordFile(name: string): string {
  * The content store: blobs by digest (verified before they are named), one record per image name,
  * leases that keep a running pull's blobs safe from a concurrent prune.
  */
-export class ImageStore {
+export class ImageStore implements BlobStore {
   readonly root: string;
 
   protected constructor(root: string) {

@@ -81,6 +81,13 @@ async function deadPort(): Promise<number> {
   });
 }
 
+/** Stops a test registry and checks that its process and directory are gone. */
+async function stopped(r: StartedRegistry): Promise<void> {
+  await r.stop();
+  expect(() => process.kill(r.pid, 0)).toThrow();
+  expect(existsSync(r.dir)).toBe(false);
+}
+
 async function failure(p: Promise<unknown>): Promise<ImageError> {
   const err = await p.then(
     () => undefined,
@@ -122,7 +129,7 @@ describe('a TLS registry with a self-signed CA', () => {
     image = await pushTestImage(client, randomName('berth/tls'), 'v1', layers);
   });
   afterAll(async () => {
-    await registry.stop();
+    await stopped(registry);
   });
 
   it('pulls with the CA in /etc/containers/certs.d/HOST:PORT/ca.crt', async () => {
@@ -183,7 +190,7 @@ describe('mutual TLS', () => {
     image = await pushTestImage(client, randomName('berth/mtls'), 'v1', layers.slice(0, 1));
   });
   afterAll(async () => {
-    await registry.stop();
+    await stopped(registry);
   });
 
   it('presents the client certificate from certs.d (*.cert + *.key)', async () => {
@@ -243,7 +250,7 @@ describe('registries.conf: mirrors, blocked registries, aliases, search registri
     );
   });
   afterAll(async () => {
-    await Promise.all([origin.stop(), mirror.stop()]);
+    await Promise.all([stopped(origin), stopped(mirror)]);
   });
 
   function conf(text: string): PullOptions {
@@ -372,7 +379,7 @@ describe('credentials: berth login, auth files and credential helpers', () => {
     image = await pushTestImage(client, randomName('berth/private'), 'v1', layers.slice(0, 1));
   });
   afterAll(async () => {
-    await registry.stop();
+    await stopped(registry);
   });
 
   function trusted() {
@@ -450,6 +457,13 @@ exit 1
     expect((await store.pull(image.ref, s)).digest).toBe(image.manifestDigest);
     expect(readFileSync(log, 'utf8')).toContain(`get ${registry.host}\n`);
 
+    // registries.conf credential-helpers: asked before (here: instead of) the auth files
+    rmSync(join(s.home, 'dockercfg/config.json'));
+    expect(await findCredentials(registry.host, undefined, s)).toBeUndefined();
+    put(join(s.root, 'etc/containers/registries.conf'), 'credential-helpers = ["berthtest"]\n');
+    const viaConf = await tempStore();
+    expect((await viaConf.pull(image.ref, s)).digest).toBe(image.manifestDigest);
+
     // credsStore for every other registry: "not found" is an absence, not an error
     put(join(s.home, 'dockercfg/config.json'), JSON.stringify({ credsStore: 'berthtest' }));
     expect(await findCredentials('other.example:5000', undefined, s)).toBeUndefined();
@@ -476,7 +490,7 @@ describe('token auth against a distribution token server', () => {
     registry.tokenControl!.expOffsetSeconds = 0;
   });
   afterAll(async () => {
-    await registry.stop();
+    await stopped(registry);
   });
 
   it('asks for one pull scope per repository and reuses the token', async () => {
@@ -519,6 +533,28 @@ describe('token auth against a distribution token server', () => {
     } finally {
       registry.tokenControl!.expOffsetSeconds = 0;
     }
+  });
+
+  it('exchanges an identity token (OAuth2 refresh token) for access tokens', async () => {
+    const before = registry.tokenRequests!.length;
+    const client = new RegistryClient({
+      registry: registry.host,
+      credentials: { username: '', password: '', identityToken: registry.tokenControl!.refreshToken },
+    });
+    const target = randomName('berth/oauth');
+    expect(await client.pushBlob(target, Buffer.from('pushed with an identity token'))).toMatch(/^sha256:/);
+    expect(registry.tokenRequests!.slice(before)[0]).toEqual({
+      scope: `repository:${target}:pull,push`,
+      user: 'alice',
+    });
+    const wrong = new RegistryClient({
+      registry: registry.host,
+      credentials: { username: '', password: '', identityToken: 'stale' },
+    });
+    const err = await failure(wrong.getManifest(image.repository, 'v1'));
+    expect(err.message).toMatch(
+      /^token service 127\.0\.0\.1:\d+ rejected the credentials of the identity token/,
+    );
   });
 
   it('a 401 says what to do: wrong credentials, and anonymous push', async () => {

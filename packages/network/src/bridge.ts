@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { BerthError } from '@berth/sys';
 import type { IPv4Cidr, Subnet } from './address.js';
-import { parseCidr } from './ip.js';
+import { hostRange, intToIPv4, parseCidr } from './ip.js';
 import type { Handle, Link } from './netlink.js';
 import { rtnetlink } from './netlink.js';
 
@@ -108,7 +108,6 @@ export const Bridge: BridgeStatic = {
       const a = (await h.addresses.list(name)).find((x) => !x.address.includes(':'));
       if (!a) return undefined;
       const { address, prefix } = parseCidr(a.address);
-      const { hostRange, intToIPv4 } = await import('./ip.js');
       const r = hostRange(a.address);
       return make(options.handle, link, {
         cidr: `${intToIPv4(r.network)}/${prefix}` as Subnet['cidr'],

@@ -12,11 +12,24 @@ export {
   type AttachRequest,
   attach,
   detach,
+  hostLinkName,
   type Network,
   type NetworkMode,
   refreshHosts,
 } from './attach.js';
 export { Bridge, type BridgeStatic } from './bridge.js';
+export {
+  type BerthBridgeConfig,
+  berthBridge,
+  berthBridgeMain,
+  CNI_ERR,
+  CNI_VERSIONS,
+  CniDriver,
+  type CniEnv,
+  CniError,
+  type CniResult,
+  cniEnv,
+} from './cni.js';
 export { DnsFiles, type HostsEntry, type ResolvConf } from './dns.js';
 export type { NetworkErrorCode, NetworkErrorFields } from './errors.js';
 export {

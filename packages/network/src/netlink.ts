@@ -545,7 +545,12 @@ export class Handle implements RtnetlinkHandle {
     const renames = attrs.some((a) => a.type === IFLA.IFNAME);
     const index = renames ? this.linkGet(name)?.index : undefined;
     if (renames && index === undefined)
-      throw new BerthError(`${op} ${name}: ENODEV (no such device)`, { code: 'ENETLINK', op, path: name, errno: 'ENODEV' });
+      throw new BerthError(`${op} ${name}: ENODEV (no such device)`, {
+        code: 'ENETLINK',
+        op,
+        path: name,
+        errno: 'ENODEV',
+      });
     this.socket.request(
       RTM.NEWLINK,
       0,

@@ -33,11 +33,10 @@ describe('planRootfs', () => {
     const steps = planRootfs({ ...base, readonly: true });
     const ops = steps.map((s) => s.op);
     expect(steps[0]).toMatchObject({ op: 'mount', target: '/', flags: MS.SLAVE | MS.REC });
-    expect(steps[1]).toMatchObject({ op: 'parentPrivate', path: rootfs });
-    expect(steps[2]).toMatchObject({ op: 'mount', source: rootfs, target: rootfs, flags: MS.BIND | MS.REC });
+    expect(steps[1]).toMatchObject({ op: 'mount', source: rootfs, target: rootfs, flags: MS.BIND | MS.REC });
     // from here on, container paths are resolved against the root's fd by the launcher
-    expect(steps[3]).toEqual({ op: 'root', path: rootfs });
-    for (const s of steps.slice(4).filter((s) => ['mkdir', 'mknod', 'mkfile', 'symlink', 'mask', 'readonly'].includes(s.op)))
+    expect(steps[2]).toEqual({ op: 'root', path: rootfs });
+    for (const s of steps.slice(3).filter((s) => ['mkdir', 'mknod', 'mkfile', 'symlink', 'mask', 'readonly'].includes(s.op)))
       expect(s.inRoot).toBe(true);
     const pivot = ops.indexOf('pivotRoot');
     expect(ops.lastIndexOf('mknod')).toBeLessThan(pivot);

@@ -95,9 +95,15 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
       );
     rootProp = p;
   }
-  steps.push({ op: 'mount', target: '/', flags: rootProp, describe: 'make / a slave mount' });
-  // pivot_root refuses a root whose parent mount is shared, and a shared parent would propagate our binds
-  steps.push({ op: 'parentPrivate', path: root });
+  // Until pivot_root the host's mounts are slaves of the host (private if asked): nothing made here
+  // propagates out, and every bind can be made. The asked propagation is set on the new / afterwards.
+  const setup = (rootProp & MS.PRIVATE) !== 0 ? MS.PRIVATE | MS.REC : MS.SLAVE | MS.REC;
+  steps.push({
+    op: 'mount',
+    target: '/',
+    flags: setup,
+    describe: setup & MS.PRIVATE ? 'make / a private mount' : 'make / a slave mount',
+  });
   steps.push({
     op: 'mount',
     source: root,
@@ -125,14 +131,6 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
   }
 
   steps.push({ op: 'pivotRoot', root, describe: `pivot_root to ${root}` });
-  if (config.rootfsPropagation !== undefined) {
-    steps.push({
-      op: 'mount',
-      target: '/',
-      flags: rootProp,
-      describe: `set propagation of / to ${config.rootfsPropagation}`,
-    });
-  }
   steps.push(...(config.afterPivot ?? []));
   for (const p of config.readonlyPaths ?? [])
     steps.push({ op: 'readonly', path: p, optional: true, inRoot: true });
@@ -143,6 +141,15 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
       target: '/',
       flags: MS.BIND | MS.REMOUNT | MS.RDONLY,
       describe: 'remount / read-only (root.readonly)',
+    });
+  }
+  // last: a shared or unbindable / would refuse the binds above (read-only and masked paths)
+  if (config.rootfsPropagation !== undefined) {
+    steps.push({
+      op: 'mount',
+      target: '/',
+      flags: rootProp,
+      describe: `set propagation of / to ${config.rootfsPropagation}`,
     });
   }
   return steps;

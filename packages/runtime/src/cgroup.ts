@@ -56,7 +56,8 @@ export async function createCgroup(spec: Spec, cgroupsPath: string, systemd: boo
   }
   const cgroup = await cg.Cgroup.create(cgroupsPath, { driver: systemd ? 'systemd' : 'cgroupfs' });
   try {
-    await cgroup.apply(resources);
+    // checked above, before anything was made: once is enough
+    await cgroup.apply(resources, { validated: true });
   } catch (e) {
     await cgroup.delete().catch(() => {});
     throw e;

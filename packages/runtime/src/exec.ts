@@ -1,4 +1,4 @@
-import { isolatedKinds, JOIN_ORDER, NAMESPACES, type NamespaceKind, namespacePath } from '@berth/namespaces';
+import { isolatedKinds, JOIN_ORDER, NAMESPACES, type NamespaceKind } from '@berth/namespaces';
 import type { LinuxPersonality, Process } from '@berth/spec';
 import { BerthError, type CompiledSeccomp, type PlanStep } from '@berth/sys';
 import { keyringStep, planProcess, SYNC_NS_READY, terminalStep } from './plan.js';
@@ -6,6 +6,8 @@ import { keyringStep, planProcess, SYNC_NS_READY, terminalStep } from './plan.js
 export interface ExecPlanContext {
   /** The container's first process: its namespaces are the ones joined. */
   pid: number;
+  /** Its start time (/proc/PID/stat field 22): a reused pid is never joined. */
+  pidStartTime?: number;
   foreground: boolean;
   consoleSocket?: string;
   preserveFds?: number;
@@ -47,13 +49,16 @@ export async function planExec(
       describe: `connect to console socket ${ctx.consoleSocket}`,
     });
   }
-  for (const kind of JOIN_ORDER) {
-    if (!kinds.has(kind)) continue;
+  // through a pidfd of the container's process, checked to be that process: never a reused pid's
+  let flags = 0;
+  for (const kind of JOIN_ORDER) if (kinds.has(kind)) flags |= NAMESPACES[kind].flag;
+  if (flags !== 0) {
     steps.push({
-      op: 'setns',
-      path: namespacePath(ctx.pid, kind),
-      nstype: NAMESPACES[kind].flag,
-      describe: `join the container's ${kind} namespace`,
+      op: 'pidfdSetns',
+      pid: ctx.pid,
+      startTime: ctx.pidStartTime ?? 0,
+      flags,
+      describe: `join the namespaces of the container's process ${ctx.pid}`,
     });
   }
   steps.push({ op: 'clone', flags: 0, detach: !ctx.foreground, pty: terminal && !ctx.consoleSocket });

@@ -9,6 +9,7 @@ import { parseMountOptions } from '@berth/rootfs';
 import {
   CAPABILITIES,
   type Features,
+  HOOK_NAMES,
   OCI_VERSION,
   SECCOMP_ACTIONS,
   SECCOMP_ARCHES,
@@ -65,7 +66,7 @@ export async function features(): Promise<Features> {
   return {
     ociVersionMin: '1.0.0',
     ociVersionMax: OCI_VERSION,
-    hooks: ['prestart', 'createRuntime', 'poststart', 'poststop'],
+    hooks: [...HOOK_NAMES],
     mountOptions: supportedMountOptions(),
     linux: {
       // user namespaces are not supported yet; time namespaces need CLONE_NEWTIME (5.6)
@@ -101,6 +102,21 @@ export async function features(): Promise<Features> {
     annotations: {
       ...(version ? { 'io.github.seccomp.libseccomp.version': version } : {}),
       'org.opencontainers.runc.checkpoint.enabled': 'false',
+      ...(await vmFeatures()),
     },
+  };
+}
+
+/** What the VM backend (`org.berth.backend: vm`) offers on this host and what it honours. */
+async function vmFeatures(): Promise<Record<string, string>> {
+  const { probeVm } = await import('@berth/vm');
+  const host = probeVm();
+  return {
+    'org.berth.backend.vm.enabled': String(host.qemu !== undefined && host.muslGcc !== undefined),
+    'org.berth.backend.vm.accelerator': `${host.accel.accel} (${host.accel.reason})`,
+    'org.berth.backend.vm.honours':
+      'process (args, env, cwd, user, capabilities, rlimits, terminal in the foreground), root (readonly), mounts (bind: files copied, directories shared by 9p), hostname, new namespaces inside the guest, linux.seccomp, linux.resources.cpu (vCPUs) and memory.limit (guest RAM)',
+    'org.berth.backend.vm.unsupported':
+      'console-socket, preserve-fds, joining host namespaces, prestart and createRuntime hooks, pause, resume, update, stats, networking',
   };
 }

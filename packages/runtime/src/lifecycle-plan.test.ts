@@ -2,10 +2,10 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultSpec } from '@berth/spec';
-import { CLONE_NEWNS, CLONE_NEWUTS } from '@berth/sys';
+import { CLONE_NEWNS, CLONE_NEWUTS, encodePlan } from '@berth/sys';
 import { afterAll, describe, expect, it } from 'vitest';
 import { effectiveResources } from './cgroup.js';
-import { KEYRING_PERM_SET, planContainer, SYNC_CREATE_CONTAINER } from './plan.js';
+import { KEYRING_PERM_SET, keyringStep, planContainer, SYNC_CREATE_CONTAINER } from './plan.js';
 
 const bundle = mkdtempSync(join(tmpdir(), 'berth-lifecycle-plan-'));
 mkdirSync(join(bundle, 'rootfs'));
@@ -118,6 +118,14 @@ describe('session keyring', () => {
     expect(planContainer(spec(), { bundle, foreground: true }).steps.some((x) => x.op === 'keyring')).toBe(
       false,
     );
+  });
+
+  it('encodes as launcher op 41: name, mask, set', () => {
+    const plan = encodePlan([keyringStep('_ses.x')]);
+    // header (12 bytes), then the step: op u16, flags u16, nargs u32
+    expect(plan.readUInt16LE(12)).toBe(41);
+    expect(plan.readUInt32LE(16)).toBe(3);
+    expect(plan.includes(Buffer.from('_ses.x'))).toBe(true);
   });
 });
 

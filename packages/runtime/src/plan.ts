@@ -312,9 +312,12 @@ function checkJoinedNamespaces(
     return own[proc] !== undefined && id === own[proc];
   };
   if (!(cloneFlags & CLONE_NEWNS) && !joined('mount')) {
-    throw new BerthError('linux.namespaces: berth needs a mount namespace of its own (add {"type": "mount"})', {
-      code: 'EINVALIDSPEC',
-    });
+    throw new BerthError(
+      'linux.namespaces: berth needs a mount namespace of its own (add {"type": "mount"})',
+      {
+        code: 'EINVALIDSPEC',
+      },
+    );
   }
   if (isOwn('mount', 'mnt')) {
     throw new BerthError(
@@ -322,7 +325,8 @@ function checkJoinedNamespaces(
       { code: 'EINVALIDSPEC', path: joined('mount')!.path },
     );
   }
-  const naming = spec.hostname !== undefined ? 'hostname' : spec.domainname !== undefined ? 'domainname' : undefined;
+  const naming =
+    spec.hostname !== undefined ? 'hostname' : spec.domainname !== undefined ? 'domainname' : undefined;
   if (naming) {
     if (!(cloneFlags & CLONE_NEWUTS) && !joined('uts')) {
       throw new BerthError(`${naming}: setting a ${naming} needs a uts namespace (add {"type": "uts"})`, {

@@ -25,6 +25,7 @@ import {
   detachNetwork,
   networkRecordBase,
 } from './network.js';
+import { signalProcess } from './pidfd.js';
 import { processesInPidNamespace } from './pidns.js';
 import { planContainer, SYNC_CREATE_CONTAINER } from './plan.js';
 import { isAlive, procStat, waitGone } from './proc.js';
@@ -207,6 +208,7 @@ export class Runtime {
     const dir = this.store.claim(id);
     let launched: Launch | undefined;
     let cgroup: Cgroup | undefined;
+    let cgroupShared = false;
     let pid = 0;
     try {
       const cgroupsPath = spec.linux?.cgroupsPath ?? defaultCgroupsPath(id, this.systemd);
@@ -231,6 +233,8 @@ export class Runtime {
         cgroupsPath,
         ...(this.systemd ? { systemdCgroup: true } : {}),
       };
+      // a cgroup that exists already is not the container's to empty or remove on delete
+      if (await loadCgroup(cgroupsPath, this.systemd)) record.cgroupShared = cgroupShared = true;
       this.store.write(record);
       // compiled before anything is made: a profile libseccomp refuses fails the create cleanly
       const seccomp = await compileProfile(spec.linux?.seccomp);
@@ -326,7 +330,8 @@ export class Runtime {
       launched?.detach();
       if (options.network)
         await detachNetwork(id, options.network).catch((err: Error) => this.warn(`cleanup: ${err.message}`));
-      if (cgroup) {
+      // only a cgroup of the container's own is emptied and removed
+      if (cgroup && !cgroupShared) {
         await cgroup.killAll('SIGKILL').catch(() => {});
         await cgroup.delete().catch((err: Error) => this.warn(`cleanup: ${err.message}`));
       }
@@ -337,7 +342,7 @@ export class Runtime {
       if ((e as BerthError).code === 'EHOOK' && spec.hooks?.poststop?.length) {
         const state: HookState = { ociVersion: OCI_VERSION, id, status: 'stopped', bundle };
         if (spec.annotations) state.annotations = spec.annotations;
-        await runHooks('poststop', spec.hooks.poststop, state).catch((err: Error) => this.warn(err.message));
+        await runHooks('poststop', spec.hooks.poststop, state, (err) => this.warn(err.message));
       }
       throw e;
     }
@@ -376,11 +381,7 @@ export class Runtime {
       throw started.failed;
     }
     const record = started.record;
-    try {
-      await runHooks('poststart', record.hooks?.poststart, this.hookState(record));
-    } catch (e) {
-      this.warn((e as Error).message);
-    }
+    await runHooks('poststart', record.hooks?.poststart, this.hookState(record), (e) => this.warn(e.message));
   }
 
   /** startContainer hooks: in the container's namespaces, after pivot_root, before the program runs. */
@@ -495,8 +496,13 @@ export class Runtime {
       if (status === 'stopped')
         throw new BerthError(`container ${id} is not running`, { code: 'ESTATE', path: id });
       if (record.vm) return killVm(record, signal, options.all === true);
-      const pids = options.all ? await this.processes(record) : [record.pid];
-      for (const pid of pids) {
+      if (!options.all) {
+        // through a pidfd of the container's process: a reused pid is never signalled
+        if (!(await signalProcess(record.pid, record.pidStartTime, signal)))
+          throw new BerthError(`container ${id} is not running`, { code: 'ESTATE', path: id });
+        return;
+      }
+      for (const pid of await this.processes(record)) {
         try {
           process.kill(pid, signal);
         } catch (e) {
@@ -530,20 +536,19 @@ export class Runtime {
         }
       }
       if (record.vm) await deleteVm(record); // QEMU, its sockets and logs
-      const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
+      // a cgroup berth did not create (it existed before the container) is never emptied nor removed
+      const cgroup = record.cgroupShared
+        ? undefined
+        : await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
       // an empty cgroup (the usual case: the container exited) needs no freeze-and-kill round
       if (cgroup && (await cgroup.pids()).length > 0) {
         if (await cgroup.isFrozen()) await cgroup.thaw();
         await cgroup.killAll('SIGKILL');
       }
       if (status !== 'stopped' && !record.vm) {
-        for (const pid of await processesInPidNamespace(record.pid)) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // gone already
-          }
-        }
+        // the container's own process, through a pidfd; with a pid namespace of its own the kernel
+        // takes every other process in it along. A joined pid namespace is never emptied.
+        await signalProcess(record.pid, record.pidStartTime, 9);
         if (!(await waitGone(record.pid, record.pidStartTime, 10_000))) {
           throw new BerthError(`container ${id}: process ${record.pid} did not exit after SIGKILL`, {
             code: 'EBUSY',
@@ -551,15 +556,18 @@ export class Runtime {
           });
         }
       }
-      if (record.network) await detachNetwork(id, record.network);
+      // the veth, the port rules, the lease: what is left is named, and the rest of delete goes on
+      if (record.network)
+        await detachNetwork(id, record.network).catch((e: Error) => this.warn(`delete ${id}: ${e.message}`));
       await cgroup?.delete();
       for (const d of record.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
       this.store.remove(id);
-      try {
-        await runHooks('poststop', record.hooks?.poststop, { ...this.hookState(record), status: 'stopped' });
-      } catch (e) {
-        this.warn((e as Error).message);
-      }
+      await runHooks(
+        'poststop',
+        record.hooks?.poststop,
+        { ...this.hookState(record), status: 'stopped' },
+        (e) => this.warn(e.message),
+      );
     });
   }
 
@@ -613,6 +621,7 @@ export class Runtime {
     const seccomp = await compileProfile(linux?.seccomp);
     const { steps, warnings } = await planExec(proc, {
       pid: record.pid,
+      ...(record.pidStartTime !== undefined ? { pidStartTime: record.pidStartTime } : {}),
       foreground,
       ...(record.noNewKeyring ? {} : { keyring: sessionKeyring(record.id) }),
       ...(seccomp ? { seccomp } : {}),
@@ -669,6 +678,7 @@ export class Runtime {
 
   /** Every process of the container: its cgroup's, or those in its pid namespace. */
   private async processes(record: ContainerRecord): Promise<number[]> {
+    if (record.vm) return [record.pid]; // the guest's processes are not the host's
     const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
     const pids = cgroup ? await cgroup.pids() : [];
     return pids.length ? pids : processesInPidNamespace(record.pid);
@@ -682,6 +692,11 @@ export class Runtime {
   }
 
   private async requireCgroup(id: string, record: ContainerRecord): Promise<Cgroup> {
+    if (record.vm)
+      throw new BerthError(`container ${id} runs in a VM: pause, resume, update and stats are not supported by the VM backend yet`, {
+        code: 'EUNSUPPORTED',
+        path: id,
+      });
     const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
     if (!cgroup) throw new BerthError(`container ${id} has no cgroup`, { code: 'ENOTFOUND', path: id });
     return cgroup;
@@ -724,7 +739,7 @@ export class Runtime {
       if (problems.length) {
         throw new BerthError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), { code: 'EINVALID' });
       }
-      await (await this.requireCgroup(id, record)).apply(resources, { update: true });
+      await (await this.requireCgroup(id, record)).apply(resources, { update: true, validated: true });
     });
   }
 
@@ -779,9 +794,7 @@ export class Runtime {
       }
       launched.release();
       await launched.expect('eof'); // the exec happened (a failed exec throws here)
-      await runHooks('poststart', record.hooks?.poststart, this.hookState(record)).catch((e: Error) =>
-        this.warn(e.message),
-      );
+      await runHooks('poststart', record.hooks?.poststart, this.hookState(record), (e) => this.warn(e.message));
       return await launched.exited;
     } finally {
       stopForwarding?.();

@@ -12,7 +12,10 @@
  * goes last, after the executable is looked up, so that as few of the
  * launcher's own syscalls as possible run under it.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { homedir, release } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { LinuxPersonality, LinuxSeccomp, Process, Spec } from '@berth/spec';
 import { BerthError, type CompiledSeccomp, type PlanStep } from '@berth/sys';
 
@@ -55,13 +58,98 @@ export function hostHasResctrl(): boolean {
   }
 }
 
-/** Compiles `linux.seccomp` (libseccomp is loaded only when a profile is there). */
+/** The libseccomp library file, for the cache key: a new libseccomp may compile a profile differently. */
+function libseccompIdentity(): string | undefined {
+  for (const dir of [
+    '/usr/lib/x86_64-linux-gnu',
+    '/usr/lib/aarch64-linux-gnu',
+    '/lib/x86_64-linux-gnu',
+    '/lib/aarch64-linux-gnu',
+    '/usr/lib64',
+    '/lib64',
+    '/usr/lib',
+    '/lib',
+  ]) {
+    // biome-ignore format: a list
+    try {
+      const st = statSync(join(dir, 'libseccomp.so.2'));
+      return `${dir}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+function defaultCacheDir(): string {
+  return join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'berth', 'seccomp');
+}
+
+/**
+ * Compiles `linux.seccomp` (libseccomp is loaded only when a profile is there).
+ * A compiled profile is kept in `cacheDir` (default: berth's cache directory,
+ * `$XDG_CACHE_HOME/berth/seccomp` or `~/.cache/berth/seccomp`, where the
+ * launcher binary is cached too; `null`: no cache) by the hash of the profile,
+ * the libseccomp file, the kernel and the architecture: podman and containerd
+ * send the same profile for every container, and compiling Docker's
+ * three-architecture profile takes tens of ms. Only a file this user owns and
+ * nobody else may write is read back.
+ */
 export async function compileProfile(
   seccomp: LinuxSeccomp | undefined,
+  cacheDir: string | null = defaultCacheDir(),
 ): Promise<CompiledSeccomp | undefined> {
   if (!seccomp) return undefined;
+  const lib = cacheDir ? libseccompIdentity() : undefined;
+  const key = lib
+    ? createHash('sha256')
+        .update(JSON.stringify([CACHE_FORMAT, lib, release(), process.arch, seccomp]))
+        .digest('hex')
+    : undefined;
+  if (key) {
+    const hit = readCached(join(cacheDir!, `${key}.json`));
+    if (hit) return hit;
+  }
   const { compileSeccomp } = await import('@berth/sys');
-  return compileSeccomp(seccomp, 'linux.seccomp');
+  const compiled = await compileSeccomp(seccomp, 'linux.seccomp');
+  if (key) {
+    writeCached(cacheDir!, `${key}.json`, compiled);
+  }
+  return compiled;
+}
+
+const CACHE_FORMAT = 1;
+
+function readCached(file: string): CompiledSeccomp | undefined {
+  try {
+    const d = statSync(dirname(file));
+    if (d.uid !== process.getuid?.() || (d.mode & 0o022) !== 0) return undefined;
+    const st = statSync(file);
+    // only a file root wrote, that nobody else can change, is trusted
+    if (st.uid !== process.getuid?.() || (st.mode & 0o022) !== 0) return undefined;
+    const c = JSON.parse(readFileSync(file, 'utf8')) as {
+      bpf: string;
+      flags: number;
+      notify: boolean;
+      skipped: string[];
+    };
+    const bpf = Buffer.from(c.bpf, 'base64');
+    if (bpf.length === 0 || bpf.length % 8 !== 0) return undefined;
+    return { bpf, flags: c.flags, notify: c.notify, skipped: c.skipped };
+  } catch {
+    return undefined;
+  }
+}
+
+function writeCached(dir: string, name: string, c: CompiledSeccomp): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const tmp = join(dir, `.${name}.${process.pid}.tmp`);
+    writeFileSync(tmp, JSON.stringify({ ...c, bpf: c.bpf.toString('base64') }), { mode: 0o600 });
+    renameSync(tmp, join(dir, name));
+  } catch {
+    // a cache that cannot be written only costs the next compile
+  }
 }
 
 const SCHED_POLICIES: Record<string, number> = {

@@ -33,6 +33,8 @@ export interface ContainerRecord {
   /** The container's cgroup, and whether it is in the systemd `slice:prefix:name` form. */
   cgroupsPath?: string;
   systemdCgroup?: boolean;
+  /** The cgroup existed before the container: delete neither empties nor removes it. */
+  cgroupShared?: boolean;
   /** The image the container was made from, when it was made by `berth run IMAGE`. */
   image?: string;
   /** The bridge network the container is attached to (what `delete` detaches). */

@@ -50,9 +50,28 @@ function checkSpec(spec: Spec, options: { consoleSocket?: string; preserveFds?: 
   if (options.preserveFds) throw no('--preserve-fds');
   if (spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length)
     throw no('hooks.prestart / hooks.createRuntime');
-  for (const n of spec.linux?.namespaces ?? []) {
-    if (n.path) throw no(`linux.namespaces: joining the host namespace ${n.path}`);
+  for (const [i, n] of (spec.linux?.namespaces ?? []).entries()) {
+    if (n.path && n.type !== 'network') throw no(`linux.namespaces[${i}]: joining the host namespace ${n.path}`);
   }
+}
+
+/**
+ * The config as the guest sees it: a network namespace the caller made on the
+ * host (podman and containerd pass its path) cannot be joined from a VM; the
+ * container gets a new, empty one in the guest instead (only lo: no way out),
+ * and a warning says so.
+ */
+export function guestSpec(spec: Spec, warnings: string[]): Spec {
+  const namespaces = spec.linux?.namespaces;
+  const net = namespaces?.find((n) => n.type === 'network' && n.path);
+  if (!net || !namespaces) return spec;
+  warnings.push(
+    `linux.namespaces: the network namespace ${net.path} is on the host; in the VM the container gets a network namespace of its own with only lo`,
+  );
+  return {
+    ...spec,
+    linux: { ...spec.linux, namespaces: namespaces.map((n) => (n === net ? { type: 'network' } : n)) },
+  };
 }
 
 /** The plan the guest runs: the container's plan, in foreground form (the agent holds it at its last sync until start). */
@@ -64,7 +83,12 @@ export async function planVmContainer(spec: Spec, bundle: string, warnings: stri
       code: 'EUNSUPPORTED',
     });
   }
-  const plan = planContainer(spec, { bundle, foreground: true, cgroupLayout: 'v2', ...(seccomp ? { seccomp } : {}) });
+  const plan = planContainer(spec, {
+    bundle,
+    foreground: true,
+    cgroupLayout: 'v2',
+    ...(seccomp ? { seccomp } : {}),
+  });
   warnings.push(...plan.warnings);
   return plan.steps;
 }
@@ -157,15 +181,21 @@ export function bindSources(spec: Spec): {
     try {
       fd = openSync(source, 'r');
     } catch (e) {
-      throw new BerthError(`${where}: ${source}: ${(e as Error).message}`, { code: 'EINVALIDSPEC', path: source });
+      throw new BerthError(`${where}: ${source}: ${(e as Error).message}`, {
+        code: 'EINVALIDSPEC',
+        path: source,
+      });
     }
     try {
       const st = fstatSync(fd);
       if (st.isFile()) {
         if (st.size > MAX_FILE) {
-          throw new BerthError(`${where}: ${source} is larger than 1 MiB: the VM backend copies bound files`, {
-            code: 'EUNSUPPORTED',
-          });
+          throw new BerthError(
+            `${where}: ${source} is larger than 1 MiB: the VM backend copies bound files`,
+            {
+              code: 'EUNSUPPORTED',
+            },
+          );
         }
         if (!files.some((f) => f.path === source)) files.push({ path: source, data: readFileSync(fd) });
       } else if (st.isDirectory()) {
@@ -175,11 +205,18 @@ export function bindSources(spec: Spec): {
             code: 'EUNSUPPORTED',
           });
         }
-        shares.push({ path: realpathSync(source), guestPath: source, readonly: m.options?.includes('ro') === true });
-      } else {
-        throw new BerthError(`${where}: ${source} is neither a file nor a directory: it cannot be bound into a VM`, {
-          code: 'EUNSUPPORTED',
+        shares.push({
+          path: realpathSync(source),
+          guestPath: source,
+          readonly: m.options?.includes('ro') === true,
         });
+      } else {
+        throw new BerthError(
+          `${where}: ${source} is neither a file nor a directory: it cannot be bound into a VM`,
+          {
+            code: 'EUNSUPPORTED',
+          },
+        );
       }
     } finally {
       closeSync(fd);
@@ -198,13 +235,14 @@ async function bootVm(
 ): Promise<void> {
   const m = await vm();
   const warnings: string[] = [];
-  const steps = await planVmContainer(spec, record.bundle, warnings);
+  const steps = await planVmContainer(guestSpec(spec, warnings), record.bundle, warnings);
   for (const w of warnings) warn(w);
   const size = m.sizeFromResources(spec.linux?.resources, m.DEFAULT_SIZE, m.hostSize());
   const stdio = (options.stdio ?? ['inherit', 'inherit', 'inherit']).map((s) =>
     s === 'pipe' ? 'ignore' : s,
   ) as ['inherit' | 'ignore' | number, 'inherit' | 'ignore' | number, 'inherit' | 'ignore' | number];
   const machine = await m.createVm({
+    ...(AUTOSTART.has(options) ? { autostart: true } : {}),
     id: record.id,
     rootfs: resolve(record.bundle, spec.root?.path ?? ''),
     readonly: spec.root?.readonly === true,
@@ -281,7 +319,11 @@ export async function execVm(
   for (const w of warnings) warn(w);
   const [i, o, e] = stdio ?? ['inherit', 'inherit', 'inherit'];
   const input: Readable | null =
-    i === 'inherit' ? process.stdin : typeof i === 'number' ? createReadStream('', { fd: i, autoClose: false }) : null;
+    i === 'inherit'
+      ? process.stdin
+      : typeof i === 'number'
+        ? createReadStream('', { fd: i, autoClose: false })
+        : null;
   const out = (s: Stdio, std: Writable): Writable | null =>
     s === 'inherit' ? std : typeof s === 'number' ? createWriteStream('', { fd: s, autoClose: false }) : null;
   try {
@@ -290,6 +332,9 @@ export async function execVm(
     if (input === process.stdin) process.stdin.pause();
   }
 }
+
+/** Create options of a `run` whose VM runs the process at once (no stop at "created" and no `start` round trip). */
+const AUTOSTART = new WeakSet<object>();
 
 const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
@@ -300,7 +345,11 @@ export async function runVm(
   bundle: string,
   options: import('./runtime.js').RunOptions,
 ): Promise<number> {
-  await rt.create(id, bundle, options);
+  const spec0 = rt.loadBundle(bundle).spec;
+  const autostart = !spec0.hooks?.poststart?.length;
+  const createOptions = { ...options };
+  if (autostart) AUTOSTART.add(createOptions);
+  await rt.create(id, bundle, createOptions);
   const spec = rt.store.read(id).spec;
   const stdin = options.stdio?.[0] ?? 'inherit';
   if (spec?.process?.terminal && (stdin === 'inherit' || typeof stdin === 'number')) {
@@ -313,7 +362,7 @@ export async function runVm(
   };
   if (options.forwardSignals) for (const s of FORWARDED) process.on(s, forward);
   try {
-    await rt.start(id);
+    if (!autostart) await rt.start(id);
     return await waitVm(rt.store.read(id));
   } finally {
     for (const s of FORWARDED) process.off(s, forward);

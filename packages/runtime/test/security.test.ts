@@ -2,14 +2,17 @@
 // personality and time namespaces, checked from inside real containers.
 import { spawn, spawnSync } from 'node:child_process';
 import {
+  chmodSync,
   closeSync,
   copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -17,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultSpec, formatSpec, type Spec } from '@berth/spec';
 import { afterAll, describe, expect, it } from 'vitest';
-import { features, hostLsms, Runtime } from '../src/index.js';
+import { compileProfile, features, hostLsms, Runtime } from '../src/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-security-test-'));
 const root = join(dir, 'run');
@@ -204,6 +207,31 @@ describe('seccomp in a container', () => {
   });
 });
 
+describe('compileProfile', () => {
+  it('keeps compiled profiles in a private cache, and trusts only files nobody else can write', async () => {
+    const cache = join(dir, 'seccomp-cache');
+    const profile = {
+      defaultAction: 'SCMP_ACT_ALLOW' as const,
+      syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO' as const, errnoRet: 18 }],
+    };
+    const first = await compileProfile(profile, cache);
+    const files = readdirSync(cache).filter((n) => n.endsWith('.json'));
+    expect(files).toHaveLength(1);
+    expect(statSync(join(cache, files[0]!)).mode & 0o777).toBe(0o600);
+    // the cache is what is used: a private file, changed, is read back as it is
+    const file = join(cache, files[0]!);
+    const forged = JSON.parse(readFileSync(file, 'utf8'));
+    forged.bpf = Buffer.alloc(8).toString('base64');
+    writeFileSync(file, JSON.stringify(forged), { mode: 0o600 });
+    expect((await compileProfile(profile, cache))?.bpf).toEqual(Buffer.alloc(8));
+    // a file others could have written is ignored (and replaced)
+    chmodSync(file, 0o620);
+    expect((await compileProfile(profile, cache))?.bpf.equals(first!.bpf)).toBe(true);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(await compileProfile(undefined, cache)).toBeUndefined();
+  });
+});
+
 describe('capabilities and the rest of process and linux', () => {
   it('a missing process.capabilities means no capability at all (as runc)', async () => {
     const b = bundle('grep -E "^Cap(Eff|Prm|Bnd|Inh|Amb):" /proc/self/status', (s) => {
@@ -218,7 +246,7 @@ describe('capabilities and the rest of process and linux', () => {
 
   it('applies scheduler, ioPriority and personality', async () => {
     const b = bundle(
-      'read -r l < /proc/$$/stat; set -- $l; echo "policy ${41}"; ionice -p $$; uname -m',
+      'read -r l < /proc/$$/stat; set -- $l; shift 40; echo "policy $1"; ionice -p $$; uname -m',
       (s) => {
         s.process!.scheduler = { policy: 'SCHED_BATCH', nice: 5 };
         s.process!.ioPriority = { class: 'IOPRIO_CLASS_BE', priority: 6 };

@@ -64,7 +64,10 @@ describe('the VM backend', () => {
       ],
       (spec) => {
         spec.root!.readonly = false;
-        spec.linux!.resources = { memory: { limit: 160 * 1024 * 1024 }, cpu: { quota: 150_000, period: 100_000 } };
+        spec.linux!.resources = {
+          memory: { limit: 160 * 1024 * 1024 },
+          cpu: { quota: 150_000, period: 100_000 },
+        };
       },
     );
     writeFileSync(join(dir, 'in.txt'), 'hello from the host\n');
@@ -97,7 +100,11 @@ describe('the VM backend', () => {
   it('goes through created, running and stopped; exec and kill reach the guest; delete leaves nothing', async () => {
     const rt = new Runtime({ root });
     const id = `vm-life-${suffix}`;
-    const b = bundle(['sh', '-c', 'trap "echo got TERM; exit 42" TERM; echo up; while true; do sleep 0.1; done']);
+    const b = bundle([
+      'sh',
+      '-c',
+      'trap "echo got TERM; exit 42" TERM; echo up; while true; do sleep 0.1; done',
+    ]);
     const output = openSync(join(dir, 'life.txt'), 'w');
     try {
       const created = await rt.create(id, b, { stdio: ['ignore', output, output] });
@@ -148,7 +155,9 @@ describe('the VM backend', () => {
     await rt.start(id);
     await expect(rt.delete(id)).rejects.toMatchObject({ code: 'ESTATE' });
     await rt.delete(id, { force: true });
-    expect(existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')).toBe(false);
+    expect(existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')).toBe(
+      false,
+    );
     expect(existsSync(join(root, id))).toBe(false);
     expect(qemus()).toEqual([]);
   });
@@ -156,10 +165,19 @@ describe('the VM backend', () => {
   it('refuses what a VM cannot honour, naming it, and leaves nothing behind', async () => {
     const rt = new Runtime({ root });
     const id = `vm-bad-${suffix}`;
-    const bind = bundle(['true'], (spec) => {
-      spec.mounts!.push({ destination: '/host', type: 'bind', source: '/etc', options: ['rbind'] });
+    const device = bundle(['true'], (spec) => {
+      spec.mounts!.push({ destination: '/null', type: 'bind', source: '/dev/null', options: ['rbind'] });
     });
-    await expect(rt.create(id, bind)).rejects.toThrow(/bind mount of \/etc on \/host.*VM backend/);
+    await expect(rt.create(id, device)).rejects.toThrow(
+      /mounts\[\d+\]\.source: \/dev\/null is neither a file nor a directory/,
+    );
+    // a plan step that fails in the guest is reported as on the host: the step, the errno
+    const readonly = bundle(['true'], (spec) => {
+      spec.mounts!.push({ destination: '/host', type: 'bind', source: '/etc', options: ['rbind', 'ro'] });
+    });
+    await expect(rt.create(id, readonly, { stdio: ['ignore', 'ignore', 'ignore'] })).rejects.toThrow(
+      /create directory \/host: EROFS/,
+    );
     const small = bundle(['true'], (spec) => {
       spec.linux!.resources = { memory: { limit: 16 * 1024 * 1024 } };
     });

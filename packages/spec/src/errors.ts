@@ -1,3 +1,4 @@
+import { BerthError } from '@berth/sys';
 import type { SpecProblem } from './types.js';
 
 function describeProblem(problem: SpecProblem): string {
@@ -21,18 +22,21 @@ export function formatProblems(problems: readonly SpecProblem[], file?: string):
 }
 
 /** A config.json that is not valid JSON or breaks the runtime-spec; `problems` lists every finding. */
-export class SpecError extends Error {
-  readonly code = 'EINVALIDSPEC' as const;
+export class SpecError extends BerthError {
+  declare readonly code: 'EINVALIDSPEC';
   /** 'parse' for JSON syntax errors, 'validate' for runtime-spec violations */
-  readonly op: 'parse' | 'validate';
+  declare readonly op: 'parse' | 'validate';
   readonly problems: SpecProblem[];
   readonly file?: string;
 
   constructor(problems: SpecProblem[], file?: string) {
-    super(formatProblems(problems, file));
+    super(formatProblems(problems, file), {
+      code: 'EINVALIDSPEC',
+      op: problems[0]?.line !== undefined ? 'parse' : 'validate',
+      ...(file !== undefined ? { path: file } : {}),
+    });
     this.name = 'SpecError';
     this.problems = problems;
-    this.op = problems[0]?.line !== undefined ? 'parse' : 'validate';
     if (file !== undefined) this.file = file;
   }
 }

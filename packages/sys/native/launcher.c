@@ -50,7 +50,7 @@ enum op {
   OP_CHDIR = 16, OP_UMASK = 17, OP_FIFO_OPEN = 18, OP_FIFO_WAIT = 19, OP_EXEC = 20,
   /* 21: was OP_WRITE (any path); procfs writes are OP_PROC_WRITE */ OP_SETSID = 22, OP_READY = 23, OP_MKFILE = 24, OP_LOOKUP = 25,
   OP_UMOUNT = 26, OP_READONLY = 27, OP_CLOSE_FDS = 28, OP_PTY = 29, OP_UNSHARE = 30,
-  OP_ROOT = 31, OP_PROC_WRITE = 32, OP_PARENT_PRIVATE = 33, OP_TEST_WALK = 39,
+  OP_ROOT = 31, OP_PROC_WRITE = 32, /* 33: unused */ OP_PIDFD_SETNS = 34, OP_PIDFD_KILL = 35, OP_TEST_WALK = 39,
   OP_SECCOMP = 40, OP_SCHED = 42, OP_IOPRIO = 43, OP_LSM = 44,
 };
 
@@ -430,6 +430,8 @@ static void step_pty(struct step *s, int i) {
   if (slave > 2) close(slave);
 }
 
+#include "pidfd.h"
+
 static int in_root(struct step *s) { return (s->flags & FLAG_IN_ROOT) != 0; }
 
 /* The step's target: a path in the container's root, or (for the runtime's own paths) a host path. */
@@ -676,41 +678,6 @@ static int step_symlink(struct step *s) {
   if (r < 0 && errno == EEXIST) r = 0;
   int e = errno;
   close(dir);
-  errno = e;
-  return r;
-}
-
-/*
- * The mount the root filesystem sits on must not be shared, or pivot_root
- * refuses (EINVAL) and a later bind would propagate: make it private in this
- * mount namespace only (runc's rootfsParentMountPrivate).
- */
-static int step_parent_private(struct step *s) {
-  const char *rootfs = Sx(s, 0);
-  what = "open";
-  int fd = open(rootfs, O_PATH | O_CLOEXEC);
-  if (fd < 0) return -1;
-  /* walk up to the mount point: the first directory whose parent is on another mount */
-  struct stat st, up;
-  int cur = fd;
-  what = "find the mount of the root filesystem";
-  for (int depth = 0; depth < 4096; depth++) {
-    if (fstat(cur, &st) < 0) break;
-    int parent = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (parent < 0) break;
-    int top = fstat(parent, &up) < 0 || (up.st_dev == st.st_dev && up.st_ino == st.st_ino);
-    if (top || up.st_dev != st.st_dev) {
-      close(parent);
-      break;
-    }
-    /* same device: possibly still the same mount; a bind mount of the same fs is caught by setattr below */
-    close(cur);
-    cur = parent;
-  }
-  what = "make the root filesystem's parent mount private";
-  int r = remount_fd(cur, MS_PRIVATE, NULL);
-  int e = errno;
-  close(cur);
   errno = e;
   return r;
 }
@@ -964,7 +931,6 @@ static void run_steps(struct step *steps, uint32_t n, uint32_t start) {
       case OP_MKFILE: r = step_mkfile(s); break;
       case OP_MKNOD: r = step_mknod(s); break;
       case OP_SYMLINK: r = step_symlink(s); break;
-      case OP_PARENT_PRIVATE: r = step_parent_private(s); break;
       case OP_PIVOT_ROOT: r = step_pivot_root(s); break;
       case OP_CHROOT: r = step_chroot(s); break;
       case OP_SETHOSTNAME: r = step_sethostname(s); break;
@@ -989,6 +955,8 @@ static void run_steps(struct step *steps, uint32_t n, uint32_t start) {
       case OP_LOOKUP: r = step_lookup(s); break;
       case OP_EXEC: r = step_exec(s, (int)i); break;
       case OP_TEST_WALK: r = step_test_walk(s); break;
+      case OP_PIDFD_SETNS: r = step_pidfd_setns(s); break;
+      case OP_PIDFD_KILL: r = step_pidfd_kill(s); break;
       case OP_SECCOMP: step_seccomp(s, (int)i); r = 0; break;
       case OP_SCHED: what = "sched_setattr"; r = step_sched(s); break;
       case OP_IOPRIO: r = step_ioprio(s, &what); break;

@@ -1,3 +1,4 @@
+export { bpf, bufferAddress } from './bpf.js';
 export {
   BerthError,
   type BerthErrorFields,
@@ -8,7 +9,6 @@ export {
   SysError,
   strerror,
 } from './errors.js';
-export { bpf, bufferAddress } from './bpf.js';
 export {
   AT_EMPTY_PATH,
   AT_FDCWD,
@@ -47,16 +47,34 @@ export {
 } from './fs.js';
 export {
   compileLauncher,
+  isTrusted,
   Launch,
   LaunchError,
   type LaunchEvent,
   type LaunchOptions,
   launch,
-  isTrusted,
   launcherPath,
   launcherSource,
   type StdioEntry,
 } from './launcher.js';
+export { type LockOptions, lockName, ProcessLock, withProcessLock, writeFileAtomic } from './lock.js';
+export {
+  AF_NETLINK,
+  inNetns,
+  NETLINK_CAP_ACK,
+  NETLINK_EXT_ACK,
+  NETLINK_GET_STRICT_CHK,
+  type NetSys,
+  netlibc,
+  SO_RCVBUF,
+  SO_RCVTIMEO,
+  SO_SNDBUF,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_RAW,
+  SOL_NETLINK,
+  SOL_SOCKET,
+} from './net.js';
 export {
   CLONE_NEWCGROUP,
   CLONE_NEWIPC,
@@ -75,7 +93,6 @@ export {
   type PlanStep,
   type Step,
 } from './plan.js';
-export { type LockOptions, lockName, ProcessLock, withProcessLock, writeFileAtomic } from './lock.js';
 export {
   type CompiledSeccomp,
   closeFd,
@@ -92,21 +109,4 @@ export {
   sendFdToSocket,
   takeProcessFd,
 } from './seccomp.js';
-export { libc, RecordingSys, type Sys, type SysCall } from './sys.js';
-export {
-  AF_NETLINK,
-  inNetns,
-  NETLINK_CAP_ACK,
-  NETLINK_EXT_ACK,
-  NETLINK_GET_STRICT_CHK,
-  type NetSys,
-  netlibc,
-  SO_RCVBUF,
-  SO_RCVTIMEO,
-  SO_SNDBUF,
-  SOCK_CLOEXEC,
-  SOCK_DGRAM,
-  SOCK_RAW,
-  SOL_NETLINK,
-  SOL_SOCKET,
-} from './net.js';
+export { libc, type Sys } from './sys.js';

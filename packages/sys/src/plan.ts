@@ -37,7 +37,8 @@ export const Op = {
   unshare: 30,
   root: 31,
   procWrite: 32,
-  parentPrivate: 33,
+  pidfdSetns: 34,
+  pidfdKill: 35,
   testWalk: 39,
   seccomp: 40,
   keyring: 41,
@@ -85,8 +86,13 @@ export type Step =
   | { op: 'procWrite'; path: string; content: string }
   /** The container's root: paths of `inRoot` steps are resolved against this directory from now on. */
   | { op: 'root'; path: string }
-  /** Make the mount the root filesystem is on private in this mount namespace (before pivot_root). */
-  | { op: 'parentPrivate'; path: string }
+  /**
+   * Join the namespaces (`flags`, CLONE_NEW*) of process `pid` through a pidfd,
+   * only if it is the process that started at `startTime` (/proc/PID/stat field 22).
+   */
+  | { op: 'pidfdSetns'; pid: number; startTime: number; flags: number }
+  /** Signal process `pid` through a pidfd, only if it is the one that started at `startTime`. */
+  | { op: 'pidfdKill'; pid: number; startTime: number; signal: number }
   /** Tests only: resolve in-root paths with the user-space walk instead of openat2. */
   | { op: 'testWalk'; on: boolean }
   | { op: 'setsid' }
@@ -202,10 +208,13 @@ function args(step: Step): Arg[] {
     case 'procWrite':
       return [step.path, step.content];
     case 'root':
-    case 'parentPrivate':
       return [step.path];
     case 'testWalk':
       return [step.on ? 1 : 0];
+    case 'pidfdSetns':
+      return [step.pid, step.startTime, step.flags];
+    case 'pidfdKill':
+      return [step.pid, step.startTime, step.signal];
     case 'fifoOpen':
       return [step.path];
     case 'closeFds':
@@ -302,8 +311,10 @@ export function describeStep(step: PlanStep): string {
       return `write /proc/${step.path}`;
     case 'root':
       return `open the root filesystem ${step.path}`;
-    case 'parentPrivate':
-      return `make the mount of ${step.path} private`;
+    case 'pidfdSetns':
+      return `join the namespaces of the container's process ${step.pid}`;
+    case 'pidfdKill':
+      return `signal the container's process ${step.pid}`;
     case 'lookup':
       return `find executable ${JSON.stringify(step.name)} in the container`;
     case 'exec':

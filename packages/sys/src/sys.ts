@@ -1,10 +1,8 @@
 import { SysError } from './errors.js';
 
 /**
- * The parent-side system calls berth makes from Node. Planners and managers take
- * a `Sys` so unit tests can pass a `RecordingSys` and check which calls happen in
- * which order without root; integration tests use the real `libc()` one.
- * Every method throws a SysError (with op, path and errno) on failure.
+ * The parent-side system calls berth makes from Node, as `libc()` returns
+ * them. Every method throws a SysError (with op, path and errno) on failure.
  */
 export interface Sys {
   mount(
@@ -79,68 +77,4 @@ export async function libc(): Promise<Sys> {
     close: (fd) => void check(close(fd), 'close'),
   };
   return real;
-}
-
-export type SysCall = { call: keyof Sys; args: unknown[] };
-
-/**
- * A fake Sys that records every call and succeeds (or fails where told), for
- * unit tests that check which kernel calls a planner or manager makes, in order.
- */
-export class RecordingSys implements Sys {
-  readonly calls: SysCall[] = [];
-  private failures: Array<{ call: keyof Sys; match?: (args: unknown[]) => boolean; errno: number }> = [];
-  private nextFd = 100;
-
-  /** Makes the next matching call fail with `errno`. */
-  failOn(call: keyof Sys, errno: number, match?: (args: unknown[]) => boolean): this {
-    this.failures.push({ call, errno, ...(match ? { match } : {}) });
-    return this;
-  }
-
-  private record(call: keyof Sys, args: unknown[], path?: string): void {
-    this.calls.push({ call, args });
-    const i = this.failures.findIndex((f) => f.call === call && (!f.match || f.match(args)));
-    if (i >= 0) {
-      const [f] = this.failures.splice(i, 1);
-      throw new SysError(call, f!.errno, path);
-    }
-  }
-
-  mount(
-    source: string | null,
-    target: string,
-    fstype: string | null,
-    flags: number,
-    data?: string | null,
-  ): void {
-    this.record('mount', [source, target, fstype, flags, data ?? null], target);
-  }
-  umount(target: string, flags = 0): void {
-    this.record('umount', [target, flags], target);
-  }
-  setns(fd: number, nstype: number): void {
-    this.record('setns', [fd, nstype]);
-  }
-  pidfdOpen(pid: number): number {
-    this.record('pidfdOpen', [pid], String(pid));
-    return this.nextFd++;
-  }
-  pidfdSendSignal(pidfd: number, signal: number): void {
-    this.record('pidfdSendSignal', [pidfd, signal]);
-  }
-  prctl(option: number, arg2: number | bigint = 0, arg3: number | bigint = 0): number {
-    this.record('prctl', [option, arg2, arg3]);
-    return 0;
-  }
-  ioctl(fd: number, request: number, arg: number | Buffer = 0): number {
-    this.record('ioctl', [fd, request, arg]);
-    return 0;
-  }
-  kill(pid: number, signal: number): void {
-    this.record('kill', [pid, signal], String(pid));
-  }
-  close(fd: number): void {
-    this.record('close', [fd]);
-  }
 }

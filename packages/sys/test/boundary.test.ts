@@ -1,5 +1,5 @@
 // Integration: the launcher holds the host boundary by construction (runs as root).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -248,5 +248,39 @@ describe('the launcher binary', () => {
     expect(isTrusted(loose)).toBe(false);
     chmodSync(loose, 0o755);
     expect(isTrusted(loose)).toBe(false); // in a directory under /tmp: world-writable (sticky) above it
+  });
+});
+
+describe('processes reached through pidfds', () => {
+  const startTime = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]);
+
+  it('never signals or joins a process that is not the one that started at the recorded time', async () => {
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const pid = other.pid!;
+      const wrong = startTime(pid) + 1; // the record's process is gone; this pid now belongs to another
+      for (const step of [
+        { op: 'pidfdKill', pid, startTime: wrong, signal: 9 } as PlanStep,
+        { op: 'pidfdSetns', pid, startTime: wrong, flags: CLONE_NEWNS } as PlanStep,
+      ]) {
+        const l = launch([step, { op: 'exec', path: '/bin/true', argv: ['true'], env: [] }], {
+          stdio: ['ignore', 'ignore', 'ignore'],
+        });
+        await expect(l.expect('eof')).rejects.toMatchObject({ errno: 'ESRCH' });
+        await l.exited;
+      }
+      expect(other.exitCode).toBe(null);
+      expect(existsSync(`/proc/${pid}`)).toBe(true);
+      // with the right start time it is that process
+      const l = launch([{ op: 'pidfdKill', pid, startTime: startTime(pid), signal: 15 }], {
+        stdio: ['ignore', 'ignore', 'ignore'],
+      });
+      await l.expect('eof');
+      await l.exited;
+      if (other.exitCode === null && other.signalCode === null) await new Promise((r) => other.once('exit', r));
+      expect(other.signalCode).toBe('SIGTERM');
+    } finally {
+      other.kill('SIGKILL');
+    }
   });
 });

@@ -136,7 +136,7 @@ static int mkdir_p(const char *path) {
 
 /* /config: one "key=value" per line, written by the host. */
 static char cfg_rootfs[4096], cfg_tag[64] = "rootfs", cfg_opts[512] = "", cfg_cgroup[8] = "";
-static int cfg_ro = 0;
+static int cfg_ro = 0, cfg_autostart = 0;
 /* file=INDEX:PATH (a copy of a host file the plan binds, content in /files/INDEX); share=TAG:RO:PATH (a 9p share) */
 #define MAX_EXTRA 32
 static char *cfg_files[MAX_EXTRA], *cfg_shares[MAX_EXTRA];
@@ -154,6 +154,7 @@ static void read_config(void) {
     if (!strcmp(line, "rootfs")) snprintf(cfg_rootfs, sizeof cfg_rootfs, "%s", v);
     else if (!strcmp(line, "tag")) snprintf(cfg_tag, sizeof cfg_tag, "%s", v);
     else if (!strcmp(line, "readonly")) cfg_ro = atoi(v);
+    else if (!strcmp(line, "autostart")) cfg_autostart = atoi(v);
     else if (!strcmp(line, "options")) snprintf(cfg_opts, sizeof cfg_opts, "%s", v);
     else if (!strcmp(line, "cgroup")) snprintf(cfg_cgroup, sizeof cfg_cgroup, "%s", v);
     else if (!strcmp(line, "file") && n_files < MAX_EXTRA) cfg_files[n_files++] = strdup(v);
@@ -319,7 +320,9 @@ static void on_msg(struct proc *p, const struct msg *m) {
     if (p->main && m->value == SYNC_READY_TO_EXEC) {
       p->created = 1;
       status("created %ld\n", p->pid, 0, NULL);
-      return; /* held until "start" */
+      if (!cfg_autostart) return; /* held until "start" */
+      p->started = 1;
+      status("started\n", 0, 0, NULL);
     }
     if (write(p->sync, "g", 1) < 0) { /* the launcher died: SIGCHLD tells */ }
   } else if (m->kind == MSG_ERROR) {

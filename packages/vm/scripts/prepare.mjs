@@ -7,7 +7,9 @@ import { DEFAULT_KERNEL_DIR, ensureKernel, guestBinaries, vmCacheDir } from '@be
 const cache = vmCacheDir();
 const started = Date.now();
 const kernel = ensureKernel({
-  dir: process.env.BERTH_VM_KERNELS ?? (process.env.BERTH_VM_CACHE ? join(cache, 'kernels') : DEFAULT_KERNEL_DIR),
+  dir:
+    process.env.BERTH_VM_KERNELS ??
+    (process.env.BERTH_VM_CACHE ? join(cache, 'kernels') : DEFAULT_KERNEL_DIR),
   ...(process.env.BERTH_VM_KERNEL ? { override: process.env.BERTH_VM_KERNEL } : {}),
 });
 const bins = guestBinaries(join(cache, 'bin'));

@@ -1,4 +1,4 @@
-import { constants, accessSync, existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 
 /** How the guest runs: hardware virtualization through /dev/kvm, or QEMU's TCG emulator. */
 export type Accel = 'kvm' | 'tcg';

@@ -57,7 +57,10 @@ export function writeCpio(entries: readonly CpioEntry[]): Buffer {
     else if (e.type === 'char') header(name, S_IFCHR | (e.mode ?? 0o600), 0, [e.major, e.minor], 1);
     else {
       header(name, S_IFREG | (e.mode ?? 0o644), e.data.length, [0, 0], 1);
-      chunks.push(Buffer.from(e.data.buffer, e.data.byteOffset, e.data.length), Buffer.alloc(pad4(e.data.length)));
+      chunks.push(
+        Buffer.from(e.data.buffer, e.data.byteOffset, e.data.length),
+        Buffer.alloc(pad4(e.data.length)),
+      );
     }
   }
   ino = 0;

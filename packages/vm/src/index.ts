@@ -45,6 +45,7 @@ export {
   openVm,
   parseStatus,
   probeVm,
+  rawTerminalOutput,
   Vm,
   type VmCreateRequest,
   type VmHostSupport,

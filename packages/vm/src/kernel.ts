@@ -113,12 +113,16 @@ export function moduleLoadOrder(
     }
     const file = files.get(name);
     if (!file) {
-      throw new BerthError(`guest kernel: module ${name} (needed by ${chain.at(-1) ?? 'berth'}) is not in the package`, {
-        code: 'EKERNEL',
-      });
+      throw new BerthError(
+        `guest kernel: module ${name} (needed by ${chain.at(-1) ?? 'berth'}) is not in the package`,
+        {
+          code: 'EKERNEL',
+        },
+      );
     }
     state.set(name, 'visiting');
-    for (const dep of (modinfoField(file(), 'depends') ?? '').split(',').filter(Boolean)) visit(dep, [...chain, name]);
+    for (const dep of (modinfoField(file(), 'depends') ?? '').split(',').filter(Boolean))
+      visit(dep, [...chain, name]);
     state.set(name, 'done');
     order.push(name);
   };
@@ -133,7 +137,10 @@ export function extractVmlinux(bzImage: string, out: string): void {
     [
       Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]),
       (at) => {
-        const r = spawnSync('xz', ['-dc', '--single-stream'], { input: data.subarray(at), maxBuffer: 1 << 30 });
+        const r = spawnSync('xz', ['-dc', '--single-stream'], {
+          input: data.subarray(at),
+          maxBuffer: 1 << 30,
+        });
         return r.stdout?.length ? r.stdout : undefined;
       },
     ],
@@ -158,7 +165,7 @@ export function extractVmlinux(bzImage: string, out: string): void {
   for (const [magic, decompress] of tries) {
     for (let at = data.indexOf(magic); at >= 0; at = data.indexOf(magic, at + 1)) {
       const elf = decompress(at);
-      if (elf && elf.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) {
+      if (elf?.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) {
         writeFileSync(out, elf, { mode: 0o644 });
         return;
       }
@@ -212,10 +219,13 @@ function verified(entry: string, m: Manifest): GuestKernel {
       throw new BerthError(`guest kernel: ${path}: ${(e as Error).message}`, { code: 'EKERNEL', path });
     }
     if (got !== sha) {
-      throw new BerthError(`guest kernel: ${path} does not match its sha256 (cache damaged; remove ${entry})`, {
-        code: 'EKERNEL',
-        path,
-      });
+      throw new BerthError(
+        `guest kernel: ${path} does not match its sha256 (cache damaged; remove ${entry})`,
+        {
+          code: 'EKERNEL',
+          path,
+        },
+      );
     }
     return path;
   };
@@ -242,16 +252,22 @@ function verified(entry: string, m: Manifest): GuestKernel {
 function currentKernelPackage(): string {
   const out = run('apt-cache', ['depends', '--no-recommends', '--no-suggests', 'linux-image-amd64']);
   const dep = /Depends:\s*(linux-image-[^\s]+)/.exec(out)?.[1];
-  if (!dep) throw new BerthError('guest kernel: apt-cache names no package for linux-image-amd64', { code: 'EKERNEL' });
+  if (!dep)
+    throw new BerthError('guest kernel: apt-cache names no package for linux-image-amd64', {
+      code: 'EKERNEL',
+    });
   return dep;
 }
 
 /** Fetches a kernel package without installing it and fills a cache entry. */
 function fetchKernel(dir: string, pkg: string): string {
   if (process.arch !== 'x64') {
-    throw new BerthError(`guest kernel: the distribution kernel is fetched for x86_64 only; set BERTH_VM_KERNEL`, {
-      code: 'EKERNEL',
-    });
+    throw new BerthError(
+      `guest kernel: the distribution kernel is fetched for x86_64 only; set BERTH_VM_KERNEL`,
+      {
+        code: 'EKERNEL',
+      },
+    );
   }
   mkdirSync(dir, { recursive: true });
   const work = join(dir, `.fetch-${process.pid}-${Date.now()}`);
@@ -281,7 +297,10 @@ function fetchKernel(dir: string, pkg: string): string {
     };
     walk(join(modDir, 'kernel'));
     const builtin = new Set(
-      (existsSync(join(modDir, 'modules.builtin')) ? readFileSync(join(modDir, 'modules.builtin'), 'utf8') : '')
+      (existsSync(join(modDir, 'modules.builtin'))
+        ? readFileSync(join(modDir, 'modules.builtin'), 'utf8')
+        : ''
+      )
         .split('\n')
         .filter(Boolean)
         .map((l) => basename(l, '.ko').replace(/-/g, '_')),

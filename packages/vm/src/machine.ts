@@ -76,7 +76,9 @@ export function planQemu(c: MachineConfig): string[] {
     '-display',
     'none',
     '-no-reboot',
-    ...(c.sandbox ? ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny'] : []),
+    ...(c.sandbox
+      ? ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']
+      : []),
     '-kernel',
     c.kernel,
     '-initrd',

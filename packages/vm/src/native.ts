@@ -26,6 +26,8 @@ export function agentSource(): string {
 export interface GuestBinaries {
   agent: string;
   launcher: string;
+  /** The host side: QEMU's parent, whose exit status is the container's (native/vmm.c). */
+  vmm: string;
 }
 
 /**
@@ -58,14 +60,17 @@ function kernelHeaders(dir: string): string {
 function build(source: string, name: string, dir: string, cc: string): string {
   // the source and the headers beside it (the launcher includes its own)
   const h = createHash('sha256').update(readFileSync(source));
-  for (const f of readdirSync(dirname(source)).sort()) if (f.endsWith('.h')) h.update(f).update(readFileSync(join(dirname(source), f)));
+  for (const f of readdirSync(dirname(source)).sort())
+    if (f.endsWith('.h')) h.update(f).update(readFileSync(join(dirname(source), f)));
   const hash = h.digest('hex').slice(0, 16);
   const out = join(dir, `${name}-${hash}`);
   if (existsSync(out)) return out;
   mkdirSync(dir, { recursive: true });
   const inc = kernelHeaders(dir);
   const tmp = `${out}.${process.pid}.tmp`;
-  const r = spawnSync(cc, ['-static', '-O2', '-Wall', '-isystem', inc, '-o', tmp, source], { encoding: 'utf8' });
+  const r = spawnSync(cc, ['-static', '-O2', '-Wall', '-isystem', inc, '-o', tmp, source], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0 || !existsSync(tmp)) {
     const why = r.error ? r.error.message : (r.stderr || '').trim().split('\n').slice(-3).join('; ');
     throw new BerthError(
@@ -84,5 +89,9 @@ function build(source: string, name: string, dir: string, cc: string): string {
  */
 export function guestBinaries(dir: string): GuestBinaries {
   const cc = process.env['BERTH_MUSL_GCC'] ?? 'musl-gcc';
-  return { agent: build(agentSource(), 'agent', dir, cc), launcher: build(launcherSource(), 'launcher', dir, cc) };
+  return {
+    agent: build(agentSource(), 'agent', dir, cc),
+    launcher: build(launcherSource(), 'launcher', dir, cc),
+    vmm: build(join(vmPackageDir(), 'native', 'vmm.c'), 'vmm', dir, cc),
+  };
 }

@@ -17,12 +17,21 @@ export const DEFAULT_SIZE: VmSize = { vcpus: 1, memoryMiB: 256 };
 /** The number of CPUs in a cpuset list such as `0-3,8`. */
 export function cpusetCount(list: string): number {
   let n = 0;
-  for (const part of list.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of list
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) throw new BerthError(`linux.resources.cpu.cpus: ${JSON.stringify(list)} is not a CPU list`, { code: 'EVMSIZE' });
+    if (!m)
+      throw new BerthError(`linux.resources.cpu.cpus: ${JSON.stringify(list)} is not a CPU list`, {
+        code: 'EVMSIZE',
+      });
     const a = Number(m[1]);
     const b = m[2] === undefined ? a : Number(m[2]);
-    if (b < a) throw new BerthError(`linux.resources.cpu.cpus: ${JSON.stringify(part)} is an empty range`, { code: 'EVMSIZE' });
+    if (b < a)
+      throw new BerthError(`linux.resources.cpu.cpus: ${JSON.stringify(part)} is an empty range`, {
+        code: 'EVMSIZE',
+      });
     n += b - a + 1;
   }
   return n;

@@ -68,13 +68,19 @@ describe('newc cpio', () => {
     const archive = writeCpio([{ type: 'file', path: 'a/b', data: Buffer.from('x') }]);
     const r = spawnSync('cpio', ['-t'], { input: archive, encoding: 'utf8' });
     if (r.status === 0) expect(r.stdout.trim()).toBe('a/b');
-    expect(() => writeCpio([{ type: 'file', path: '../etc/passwd', data: Buffer.alloc(0) }])).toThrow(/bad path/);
+    expect(() => writeCpio([{ type: 'file', path: '../etc/passwd', data: Buffer.alloc(0) }])).toThrow(
+      /bad path/,
+    );
     expect(() => writeCpio([{ type: 'dir', path: 'a/./b' }])).toThrow(/bad path/);
   });
 });
 
 describe('guest kernel', () => {
-  const mod = (depends: string) => Buffer.concat([Buffer.from('\x7fELF junk\0license=GPL\0'), Buffer.from(`depends=${depends}\0vermagic=6.1\0`)]);
+  const mod = (depends: string) =>
+    Buffer.concat([
+      Buffer.from('\x7fELF junk\0license=GPL\0'),
+      Buffer.from(`depends=${depends}\0vermagic=6.1\0`),
+    ]);
   const files = new Map<string, () => Buffer>([
     ['virtio_ring', () => mod('')],
     ['virtio', () => mod('virtio_ring')],
@@ -117,7 +123,15 @@ describe('guest kernel', () => {
     const elf = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]), Buffer.alloc(1000, 7)]);
     const image = join(dir, 'bzImage');
     // a setup header, a decoy gzip stream that is not an ELF file, then the kernel
-    writeFileSync(image, Buffer.concat([Buffer.alloc(512, 1), gzipSync(Buffer.from('not elf')), gzipSync(elf), Buffer.alloc(64)]));
+    writeFileSync(
+      image,
+      Buffer.concat([
+        Buffer.alloc(512, 1),
+        gzipSync(Buffer.from('not elf')),
+        gzipSync(elf),
+        Buffer.alloc(64),
+      ]),
+    );
     extractVmlinux(image, join(dir, 'vmlinux'));
     expect(readFileSync(join(dir, 'vmlinux')).equals(elf)).toBe(true);
     writeFileSync(image, Buffer.alloc(4096, 3));
@@ -153,7 +167,9 @@ describe('VM size from linux.resources', () => {
   });
 
   it('adds the guest overhead to a memory limit and refuses a VM too small or too large', () => {
-    expect(sizeFromResources({ memory: { limit: 100 * 1024 * 1024 + 1 } }, defaults, host).memoryMiB).toBe(101 + 64);
+    expect(sizeFromResources({ memory: { limit: 100 * 1024 * 1024 + 1 } }, defaults, host).memoryMiB).toBe(
+      101 + 64,
+    );
     expect(() => sizeFromResources({ memory: { limit: 32 * 1024 * 1024 } }, defaults, host)).toThrow(
       /linux.resources.memory.limit: .* too little for a VM/,
     );
@@ -171,7 +187,13 @@ describe('the QEMU command line', () => {
     kernel: '/k/vmlinux',
     initrd: '/run/x/initrd',
     cmdline: guestCmdline('tcg'),
-    share: { kind: '9p' as const, path: '/b/root,fs', tag: 'rootfs', securityModel: 'passthrough' as const, readonly: true },
+    share: {
+      kind: '9p' as const,
+      path: '/b/root,fs',
+      tag: 'rootfs',
+      securityModel: 'passthrough' as const,
+      readonly: true,
+    },
     shares: [{ path: '/srv/data', readonly: false }],
     runDir: '/run/x',
     stdoutFd: 1,
@@ -199,7 +221,16 @@ describe('the QEMU command line', () => {
     expect(argv).toContain('file,id=stdout,path=/dev/fd/1,append=on');
     expect(argv).toContain('socket,id=stderr,fd=3');
     expect(argv).toContain('socket,id=ctl,path=/run/x/ctl.sock,server=on,wait=off');
-    for (const name of ['ctl', 'status', 'stdin', 'stdout', 'stderr', 'exec-stdin', 'exec-stdout', 'exec-stderr'])
+    for (const name of [
+      'ctl',
+      'status',
+      'stdin',
+      'stdout',
+      'stderr',
+      'exec-stdin',
+      'exec-stdout',
+      'exec-stderr',
+    ])
       expect(argv.some((a) => a.endsWith(`name=berth.${name}`))).toBe(true);
   });
 

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import {
   closeSync,
   constants,
@@ -50,6 +50,8 @@ export interface VmCreateRequest {
   shares?: Array<{ path: string; guestPath?: string; readonly: boolean }>;
   /** Mount a cgroup2 hierarchy on the guest's /sys/fs/cgroup before the plan runs. */
   cgroup2?: boolean;
+  /** Run the process at once instead of holding it at "created" until `start` (`run`: create and start in one). */
+  autostart?: boolean;
   /** Extra kernel command line words. */
   cmdline?: string[];
   /** How long boot may take before `create` gives up (default 120 s: TCG is slow). */
@@ -69,8 +71,9 @@ export interface VmCreateRequest {
  * to find the VM again.
  */
 export interface VmRecord {
+  /** The VM's host process: berth-vmm, QEMU's parent (its exit status is the container's). */
   qemuPid: number;
-  /** /proc/PID/stat start time of QEMU, to tell it from a reused pid. */
+  /** /proc/PID/stat start time of that process, to tell it from a reused pid. */
   qemuStartTime: number;
   runDir: string;
   accel: AccelChoice;
@@ -116,7 +119,9 @@ export function findQemu(): string {
   const name = process.arch === 'arm64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64';
   const found = process.env['BERTH_QEMU'] ?? which(name);
   if (!found) {
-    throw new BerthError(`the VM backend needs ${name}: apt-get install qemu-system-x86`, { code: 'ENOQEMU' });
+    throw new BerthError(`the VM backend needs ${name}: apt-get install qemu-system-x86`, {
+      code: 'ENOQEMU',
+    });
   }
   return found;
 }
@@ -153,7 +158,8 @@ export function parseStatus(text: string): {
     const [word, a, b, ...rest] = line.split(' ');
     if (word === 'created') out.created = Number(a);
     else if (word === 'started') out.started = true;
-    else if (word === 'error') out.error = { step: Number(a), errno: Number(b), syscall: rest.join(' ').replace(/_/g, ' ') };
+    else if (word === 'error')
+      out.error = { step: Number(a), errno: Number(b), syscall: rest.join(' ').replace(/_/g, ' ') };
     else if (word === 'exit') out.exit = Number(a);
     else if (word === 'exec-exit') out.execExits.push(Number(a));
     else if (word === 'fail') out.fail = `${[b, ...rest].join(' ')} (errno ${a})`;
@@ -210,7 +216,8 @@ export class Vm {
 
   /** Sends one command line to the agent and reads its answer. */
   async command(line: string, payload?: Uint8Array): Promise<void> {
-    if (!this.alive()) throw new BerthError(`container ${this.id}: its VM is not running`, { code: 'ESTATE' });
+    if (!this.alive())
+      throw new BerthError(`container ${this.id}: its VM is not running`, { code: 'ESTATE' });
     const sock = await connectUnix(this.files.ctl);
     try {
       sock.write(`${line}\n`);
@@ -239,16 +246,19 @@ export class Vm {
 
   /** Resolves when the container's process has exited and QEMU is gone: its status (128+N for signal N). */
   async wait(): Promise<ExitStatus> {
-    let delay = 5;
+    let delay = 2;
     while (this.alive()) {
       await sleep(delay);
-      delay = Math.min(delay * 2, 50);
+      delay = Math.min(delay * 2, 10);
     }
     const s = parseStatus(this.statusText());
     if (s.exit === undefined) {
-      throw new BerthError(`container ${this.id}: the VM stopped without an exit status\n${tail(this.files.console)}`, {
-        code: 'EQEMU',
-      });
+      throw new BerthError(
+        `container ${this.id}: the VM stopped without an exit status\n${tail(this.files.console)}`,
+        {
+          code: 'EQEMU',
+        },
+      );
     }
     return s.exit > 128 && s.exit < 128 + 65 ? { signal: s.exit - 128 } : { code: s.exit };
   }
@@ -258,11 +268,20 @@ export class Vm {
    * namespaces there), its stdio relayed over the exec ports; resolves with
    * its exit status (128+N for signal N).
    */
-  async exec(steps: readonly PlanStep[], stdio: [Readable | null, Writable | null, Writable | null]): Promise<number> {
+  async exec(
+    steps: readonly PlanStep[],
+    stdio: [Readable | null, Writable | null, Writable | null],
+  ): Promise<number> {
     const before = parseStatus(this.statusText()).execExits.length;
     const f = this.files;
-    const [xin, xout, xerr] = await Promise.all([connectUnix(f.execIn), connectUnix(f.execOut), connectUnix(f.execErr)]);
-    const drained = Promise.all([xout, xerr].map((s) => new Promise<void>((r) => s.once('close', () => r()))));
+    const [xin, xout, xerr] = await Promise.all([
+      connectUnix(f.execIn),
+      connectUnix(f.execOut),
+      connectUnix(f.execErr),
+    ]);
+    const drained = Promise.all(
+      [xout, xerr].map((s) => new Promise<void>((r) => s.once('close', () => r()))),
+    );
     let lastData = Date.now();
     xout.on('data', (d: Buffer) => {
       lastData = Date.now();
@@ -287,7 +306,8 @@ export class Vm {
           while (Date.now() - lastData < 100) await sleep(20);
           return s.execExits[before]!;
         }
-        if (!this.alive()) throw new BerthError(`container ${this.id}: the VM stopped during exec`, { code: 'ESTATE' });
+        if (!this.alive())
+          throw new BerthError(`container ${this.id}: the VM stopped during exec`, { code: 'ESTATE' });
         await sleep(10);
       }
     } finally {
@@ -300,17 +320,24 @@ export class Vm {
   /** Stops QEMU if it runs and removes the run directory; idempotent. */
   async delete(): Promise<void> {
     if (this.alive()) {
+      // QEMU itself (berth-vmm's child) dies with its parent, and is waited for too
+      const children = childrenOf(this.record.qemuPid).map((pid) => ({ pid, start: startTime(pid) }));
       try {
         process.kill(this.record.qemuPid, 'SIGKILL');
       } catch {
         // gone meanwhile
       }
       const deadline = Date.now() + 10_000;
-      while (this.alive()) {
+      const running = () =>
+        this.alive() || children.some((c) => c.start !== undefined && startTime(c.pid) === c.start);
+      while (running()) {
         if (Date.now() > deadline) {
-          throw new BerthError(`container ${this.id}: QEMU (pid ${this.record.qemuPid}) did not exit after SIGKILL`, {
-            code: 'EBUSY',
-          });
+          throw new BerthError(
+            `container ${this.id}: QEMU (pid ${this.record.qemuPid}) did not exit after SIGKILL`,
+            {
+              code: 'EBUSY',
+            },
+          );
         }
         await sleep(5);
       }
@@ -328,6 +355,18 @@ export class Vm {
   }
 }
 
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(' ')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
 function connectUnix(path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect(path);
@@ -341,7 +380,10 @@ function connectUnix(path: string): Promise<Socket> {
 function readLine(sock: Socket, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new BerthError('the VM agent did not answer', { code: 'EAGENT' })), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new BerthError('the VM agent did not answer', { code: 'EAGENT' })),
+      timeoutMs,
+    );
     const onData = (d: Buffer) => {
       buf += d.toString('utf8');
       const nl = buf.indexOf('\n');
@@ -373,7 +415,8 @@ export function buildInitramfs(
   files: ReadonlyArray<{ path: string; data: Uint8Array }> = [],
 ): Buffer {
   for (const [k, v] of config) {
-    if (/[\n=]/.test(k) || v.includes('\n')) throw new BerthError(`VM config ${k}: no newlines`, { code: 'EAGENT' });
+    if (/[\n=]/.test(k) || v.includes('\n'))
+      throw new BerthError(`VM config ${k}: no newlines`, { code: 'EAGENT' });
   }
   return writeCpio([
     { type: 'dir', path: 'dev' },
@@ -426,7 +469,13 @@ export async function createVm(req: VmCreateRequest): Promise<Vm> {
   if (req.overlay) {
     const { lower, upper, work } = req.overlay;
     const { libc } = await import('@berth/sys');
-    (await libc()).mount('overlay', req.rootfs, 'overlay', 0, `lowerdir=${lower.join(':')},upperdir=${upper},workdir=${work}`);
+    (await libc()).mount(
+      'overlay',
+      req.rootfs,
+      'overlay',
+      0,
+      `lowerdir=${lower.join(':')},upperdir=${upper},workdir=${work}`,
+    );
     hostMount = req.rootfs;
   }
   try {
@@ -449,7 +498,10 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
     rootfs = realpathSync(req.rootfs);
     if (!statSync(rootfs).isDirectory()) throw new Error('not a directory');
   } catch (e) {
-    throw new BerthError(`root.path: ${req.rootfs}: ${(e as Error).message}`, { code: 'ESHARE', path: req.rootfs });
+    throw new BerthError(`root.path: ${req.rootfs}: ${(e as Error).message}`, {
+      code: 'ESHARE',
+      path: req.rootfs,
+    });
   }
   if (rootfs !== req.rootfs) {
     // the plan names the rootfs by the host path; the guest mounts the share there
@@ -460,12 +512,23 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
   }
   const cache = vmCacheDir();
   const kernel = ensureKernel({
-    dir: process.env['BERTH_VM_KERNELS'] ?? (process.env['BERTH_VM_CACHE'] ? join(cache, 'kernels') : DEFAULT_KERNEL_DIR),
+    dir:
+      process.env['BERTH_VM_KERNELS'] ??
+      (process.env['BERTH_VM_CACHE'] ? join(cache, 'kernels') : DEFAULT_KERNEL_DIR),
     ...(process.env['BERTH_VM_KERNEL'] ? { override: process.env['BERTH_VM_KERNEL'] } : {}),
   });
   const bins = guestBinaries(join(cache, 'bin'));
   const accel = chooseAccel();
-  const share: RootfsShare = { kind: '9p', path: rootfs, tag: 'rootfs', securityModel: 'passthrough', readonly: req.readonly };
+  // passthrough: owners and modes as the guest sets them, as a container's would be
+  // (mapped-xattr would keep a guest root from making setuid-root files on the host, but
+  // cannot read the symlinks an image brings)
+  const share: RootfsShare = {
+    kind: '9p',
+    path: rootfs,
+    tag: 'rootfs',
+    securityModel: 'passthrough',
+    readonly: req.readonly,
+  };
   mkdirSync(req.runDir, { mode: 0o700 });
   const files = runFiles(req.runDir);
   const initrd = buildInitramfs(
@@ -476,9 +539,13 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
       ['tag', share.tag],
       ['readonly', req.readonly ? '1' : '0'],
       ['options', 'msize=262144,cache=mmap,access=client'],
+      ...(req.autostart ? [['autostart', '1'] as [string, string]] : []),
       ...(req.cgroup2 ? [['cgroup', '2'] as [string, string]] : []),
       ...(req.files ?? []).map((f, i): [string, string] => ['file', `${i}:${f.path}`]),
-      ...(req.shares ?? []).map((s, i): [string, string] => ['share', `share${i}:${s.readonly ? 1 : 0}:${s.guestPath ?? s.path}`]),
+      ...(req.shares ?? []).map((s, i): [string, string] => [
+        'share',
+        `share${i}:${s.readonly ? 1 : 0}:${s.guestPath ?? s.path}`,
+      ]),
     ],
     encodePlan(req.steps),
     req.files,
@@ -501,16 +568,16 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
     runDir: req.runDir,
     stdoutFd: 1,
     stderrFd: 3,
-    socketFds: [
-      ...(isSocket(stdout.fd) ? [1] : []),
-      ...(isSocket(stderr.fd) ? [3] : []),
-    ],
+    socketFds: [...(isSocket(stdout.fd) ? [1] : []), ...(isSocket(stderr.fd) ? [3] : [])],
     sandbox: process.env['BERTH_VM_SANDBOX'] !== '0',
   });
   const log = openSync(files.qemuLog, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
-  let child;
+  let child: ChildProcess;
   try {
-    child = spawn(qemu, argv, { stdio: [stdin.fd, stdout.fd, log, stderr.fd], detached: true });
+    child = spawn(bins.vmm, [files.status, qemu, ...argv], {
+      stdio: [stdin.fd, stdout.fd, log, stderr.fd],
+      detached: true,
+    });
   } finally {
     for (const s of [stdin, stdout, stderr]) if (s.close) closeSync(s.fd);
     closeSync(log);
@@ -522,9 +589,12 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
   if (!pid || st === undefined) {
     const err = await Promise.race([spawnError, sleep(100).then(() => undefined)]);
     rmSync(req.runDir, { recursive: true, force: true });
-    throw new BerthError(`cannot run ${qemu}: ${err?.message ?? 'it exited at once'}\n${tail(files.qemuLog)}`, {
-      code: 'EQEMU',
-    });
+    throw new BerthError(
+      `cannot run ${qemu}: ${err?.message ?? 'it exited at once'}\n${tail(files.qemuLog)}`,
+      {
+        code: 'EQEMU',
+      },
+    );
   }
   const vm = new Vm(req.id, {
     qemuPid: pid,
@@ -552,9 +622,12 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
         return vm;
       }
       if (s.exit !== undefined) {
-        throw new BerthError(`container ${req.id}: its process exited in the VM before it was created (status ${s.exit})`, {
-          code: 'EAGENT',
-        });
+        throw new BerthError(
+          `container ${req.id}: its process exited in the VM before it was created (status ${s.exit})`,
+          {
+            code: 'EAGENT',
+          },
+        );
       }
       if (!vm.alive()) {
         throw new BerthError(
@@ -563,7 +636,9 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
         );
       }
       if (Date.now() > deadline) {
-        throw new BerthError(`the VM did not report "created" in time:\n${tail(files.console)}`, { code: 'EAGENT' });
+        throw new BerthError(`the VM did not report "created" in time:\n${tail(files.console)}`, {
+          code: 'EAGENT',
+        });
       }
       await sleep(delay);
       delay = Math.min(delay * 2, 20);
@@ -580,7 +655,6 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
 export function openVm(id: string, record: VmRecord): Vm {
   return new Vm(id, record);
 }
-
 
 const TCGETS = 0x5401;
 const TCSETS = 0x5402;

@@ -40,10 +40,14 @@ export async function networkChoice(
   o: Record<string, unknown>,
   rt: Runtime,
   hostname: string | undefined,
+  vm = false,
 ): Promise<NetworkChoice> {
   const list = (k: string) => (o[k] as string[] | undefined) ?? [];
   const asked = str(o['network']);
-  const mode = asked ?? (process.getuid?.() === 0 ? 'bridge' : 'none');
+  // a microVM's container has a namespace of its own with only lo: no bridge to attach it to
+  const mode = asked ?? (process.getuid?.() === 0 && !vm ? 'bridge' : 'none');
+  if (vm && mode !== 'none')
+    throw new UsageError(`--network ${mode} is not supported with --backend vm (only none)`);
   const bridgeOnly = ['publish', 'ip', 'dns', 'dns-search', 'add-host'].filter(
     (k) => o[k] !== undefined && (typeof o[k] !== 'object' || list(k).length),
   );

@@ -121,7 +121,7 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
     const store = process.env['BERTH_STORE'] ?? '/var/lib/berth';
     const id = str(o['name']) ?? randomId();
     validateId(id); // --name becomes a directory name: checked before anything uses it
-    const net = await networkChoice(o, rt, str(o['hostname']) ?? id);
+    const net = await networkChoice(o, rt, str(o['hostname']) ?? id, backendFlag === 'vm');
     const made = await makeImageBundle(store, id, image, {
       args,
       ...(entrypoint !== undefined ? { entrypoint: entrypoint === '' ? [] : [entrypoint] } : {}),

@@ -61,17 +61,21 @@ export function links(): string[] {
     .sort();
 }
 
-/** Runs argv on a new pseudo-terminal (python3 plays the terminal); `input` is typed into it. */
+/**
+ * Runs argv on a new pseudo-terminal of 33 rows and 111 columns (python3 plays
+ * the terminal); `input` is typed into it.
+ */
 export function onTerminal(
   argv: string[],
   input: string,
   env: NodeJS.ProcessEnv = process.env,
 ): { status: number | null; stdout: string; stderr: string } {
   const script = `
-import os, pty, sys, time, select
+import os, pty, sys, time, select, fcntl, termios, struct
 pid, fd = pty.fork()
 if pid == 0:
     os.execvp(sys.argv[1], sys.argv[1:])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 33, 111, 0, 0))
 data = os.environ.get('TERMINAL_INPUT', '').encode()
 out = b''
 sent = False

@@ -15,6 +15,7 @@ const sb = new Sandbox();
 const dir = join(sb.dir, 'podman');
 const names = new Set<string>();
 let linksBefore: string[] = [];
+let chainsBefore = '';
 
 function podmanArgs(): string[] {
   return [
@@ -72,8 +73,13 @@ function pidOf(container: string): number {
   return Number(ok(['inspect', '-f', '{{.State.Pid}}', container]).trim());
 }
 
+function iptables(args: string[]): string {
+  return spawnSync('iptables', args, { encoding: 'utf8' }).stdout ?? '';
+}
+
 beforeAll(() => {
   linksBefore = links();
+  chainsBefore = iptables(['-S']);
   for (const d of ['root', 'runroot', 'tmp', 'net', 'config']) mkdirSync(join(dir, d), { recursive: true });
   // a subnet of its own, so that it meets no other bridge on this host
   const subnet = `10.${200 + (process.pid % 50)}.${process.pid % 250}.0/24`;
@@ -99,6 +105,24 @@ afterAll(() => {
   for (const l of links())
     if (!linksBefore.includes(l) && /^cni-podman\d+$/.test(l)) spawnSync('ip', ['link', 'del', l]);
   expect(links().filter((l) => !linksBefore.includes(l))).toEqual([]);
+  // the CNI firewall plugin leaves its chains behind: remove them if this test made them
+  if (!chainsBefore.includes('CNI-FORWARD') && iptables(['-S']).includes('-N CNI-FORWARD')) {
+    iptables([
+      '-D',
+      'FORWARD',
+      '-m',
+      'comment',
+      '--comment',
+      'CNI firewall plugin rules',
+      '-j',
+      'CNI-FORWARD',
+    ]);
+    for (const chain of ['CNI-FORWARD', 'CNI-ADMIN']) {
+      iptables(['-F', chain]);
+      iptables(['-X', chain]);
+    }
+  }
+  expect(iptables(['-S']).includes('-N CNI-FORWARD')).toBe(chainsBefore.includes('CNI-FORWARD'));
   // the containers' cgroups (podman's cgroupfs parent is libpod_parent) and mounts are gone
   expect(sb.mounts()).toEqual([]);
   sb.cleanup();
@@ -267,7 +291,9 @@ describe('podman --runtime berth', () => {
     ]);
     expect(r.stdout).not.toContain('survived');
     expect(r.status).toBe(137);
-    expect(ok(['inspect', '-f', '{{.State.OOMKilled}}', oom]).trim()).toBe('true');
+    // the shell itself holds the memory: the kernel's OOM killer ended pid 1 (SIGKILL). podman's
+    // State.OOMKilled is not asserted: conmon does not see OOM events on a hybrid host (false with crun too)
+    expect(ok(['inspect', '-f', '{{.State.ExitCode}}', oom]).trim()).toBe('137');
     ok(['rm', oom]);
   });
 
@@ -346,11 +372,13 @@ describe('podman --runtime berth', () => {
   it('a tty session: podman run -it', () => {
     const r = onTerminal(
       ['podman', ...podmanArgs(), 'run', '--rm', '-it', '--network', 'none', IMAGE, 'sh'],
-      'tty; test -t 0 && echo stdin-is-a-tty; exit 7\r',
+      'tty; test -t 0 && echo stdin-is-a-tty; echo "size=$(stty size)"; exit 7\r',
       ENV,
     );
     expect(r.stdout).toMatch(/\/dev\/pts\/\d+/);
     expect(r.stdout).toMatch(/^stdin-is-a-tty\r?$/m);
+    // the terminal's size reaches the container
+    expect(r.stdout).toMatch(/^size=33 111\r?$/m);
     expect(r.status).toBe(7);
   });
 });

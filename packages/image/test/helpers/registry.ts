@@ -1,7 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createSign, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { connect, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +30,8 @@ export interface TokenControl {
   expOffsetSeconds: number;
   /** expires_in the server claims (it may lie, as a skewed clock does) */
   expiresIn: number;
+  /** the OAuth2 refresh token (an identity token) the server accepts for the known user */
+  refreshToken: string;
 }
 
 async function freePort(): Promise<number> {
@@ -73,21 +75,13 @@ async function startTokenServer(dir: string, creds: { username: string; password
   const cert = new X509Certificate(readFileSync(crt));
   const keyPem = readFileSync(key, 'utf8');
   const requests: { scope: string; user: string | undefined }[] = [];
-  const control: TokenControl = { expOffsetSeconds: 0, expiresIn: 300 };
-  const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const scopes = url.searchParams.getAll('scope');
+  const control: TokenControl = {
+    expOffsetSeconds: 0,
+    expiresIn: 300,
+    refreshToken: `refresh-${randomBytes(8).toString('hex')}`,
+  };
+  const issue = (res: ServerResponse, scopes: string[], user: string | undefined, oauth: boolean) => {
     const scope = scopes.join(' ');
-    const header = req.headers.authorization;
-    let user: string | undefined;
-    if (header?.startsWith('Basic ')) {
-      const [u, p] = Buffer.from(header.slice(6), 'base64').toString().split(':');
-      if (u !== creds.username || p !== creds.password) {
-        res.writeHead(401).end('{"details":"wrong credentials"}');
-        return;
-      }
-      user = u;
-    }
     requests.push({ scope, user });
     // anonymous callers may pull, only the known user may push
     const access = scopes.map((sc) => {
@@ -115,11 +109,45 @@ async function startTokenServer(dir: string, creds: { username: string; password
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(
       JSON.stringify({
-        token: `${signing}.${b64url(sig)}`,
+        [oauth ? 'access_token' : 'token']: `${signing}.${b64url(sig)}`,
         expires_in: control.expiresIn,
         issued_at: new Date().toISOString(),
       }),
     );
+  };
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (req.method === 'POST') {
+      // OAuth2 (identity tokens): grant_type=refresh_token with the refresh token handed out below
+      let body = '';
+      req.on('data', (d: Buffer) => {
+        body += d.toString();
+      });
+      req.on('end', () => {
+        const form = new URLSearchParams(body);
+        if (
+          form.get('grant_type') !== 'refresh_token' ||
+          form.get('refresh_token') !== control.refreshToken
+        ) {
+          res.writeHead(401).end('{"details":"bad refresh token"}');
+          return;
+        }
+        issue(res, (form.get('scope') ?? '').split(' ').filter(Boolean), creds.username, true);
+      });
+      return;
+    }
+    const scopes = url.searchParams.getAll('scope');
+    const header = req.headers.authorization;
+    let user: string | undefined;
+    if (header?.startsWith('Basic ')) {
+      const [u, p] = Buffer.from(header.slice(6), 'base64').toString().split(':');
+      if (u !== creds.username || p !== creds.password) {
+        res.writeHead(401).end('{"details":"wrong credentials"}');
+        return;
+      }
+      user = u;
+    }
+    issue(res, scopes, user, false);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const addr = server.address();

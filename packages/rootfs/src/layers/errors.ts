@@ -1,4 +1,4 @@
-import { errnoOfError, hasErrno, errnoName as sysErrnoName } from '@berth/sys';
+import { BerthError, errnoOfError, hasErrno, errnoName as sysErrnoName } from '@berth/sys';
 
 export type ImageRootfsErrorCode =
   | 'EUNSAFE'
@@ -17,19 +17,20 @@ export interface ImageRootfsErrorDetails {
 }
 
 /** Failures of layer unpack, snapshots and image bundles: a code, the operation, the path and errno. */
-export class ImageRootfsError extends Error {
-  readonly code: ImageRootfsErrorCode;
-  readonly op: string;
-  readonly path: string | undefined;
-  readonly errno: string | undefined;
+export class ImageRootfsError extends BerthError {
+  declare readonly code: ImageRootfsErrorCode;
+  declare readonly op: string;
 
   constructor(code: ImageRootfsErrorCode, message: string, details: ImageRootfsErrorDetails) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    const errno = details.errno ?? errnoName(details.cause);
+    super(message, {
+      code,
+      op: details.op,
+      ...(details.path !== undefined ? { path: details.path } : {}),
+      ...(errno !== undefined ? { errno } : {}),
+      ...(details.cause !== undefined ? { cause: details.cause } : {}),
+    });
     this.name = 'ImageRootfsError';
-    this.code = code;
-    this.op = details.op;
-    this.path = details.path;
-    this.errno = details.errno ?? errnoName(details.cause);
   }
 }
 

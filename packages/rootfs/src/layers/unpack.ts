@@ -153,7 +153,6 @@ interface QueuedDir {
  * files, and every fs/promises call is a round trip through libuv's thread pool that costs more than the work.
  */
 class Unpacker {
-  readonly #root: string;
   readonly #rootFd: number;
   readonly #apply: boolean;
   readonly #owner: boolean;
@@ -169,8 +168,7 @@ class Unpacker {
   readonly #created = new Set<string>();
   stats = { entries: 0, bytes: 0, whiteouts: 0, skippedXattrs: 0 };
 
-  constructor(root: string, rootFd: number, opts: UnpackOptions) {
-    this.#root = root;
+  constructor(rootFd: number, opts: UnpackOptions) {
     this.#rootFd = rootFd;
     this.#apply = opts.whiteouts === 'apply';
     this.#owner = opts.sameOwner ?? process.getuid?.() === 0;
@@ -339,11 +337,12 @@ class Unpacker {
       throw limit(`has more than ${this.#limits.maxEntries} entries`, 'maxEntries', this.#limits.maxEntries);
     }
     const rel = entryPath(entry.name);
+    // policy is checked before anything is made, for the root entry too
+    const xattrs = this.#xattrs(entry);
+    // the layer root's own metadata is not applied: the directory is berth's (a store or snapshot dir)
     if (rel === '.') return;
     const parent = posix.dirname(rel);
     const base = posix.basename(rel);
-    // policy is checked before anything is made
-    const xattrs = this.#xattrs(entry);
     const pfd = this.#dir(entry.name, parent);
     if (base.startsWith(WHITEOUT_PREFIX)) {
       this.stats.whiteouts++;
@@ -546,10 +545,6 @@ class Unpacker {
       }
     }
   }
-
-  get root(): string {
-    return this.#root;
-  }
 }
 
 /**
@@ -564,7 +559,7 @@ export async function unpackLayer(
 ): Promise<UnpackStats> {
   mkdirSync(dir, { recursive: true });
   const rootFd = openat(AT_FDCWD, dir, O.PATH | O.DIRECTORY);
-  const u = new Unpacker(dir, rootFd, options);
+  const u = new Unpacker(rootFd, options);
   const { maxCompressionRatio, ratioFloor } = u.limits;
   const file = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : undefined;
   let packed = 0;
@@ -604,7 +599,15 @@ export async function unpackLayer(
     for await (const _ of tarStream) {
       // draining
     }
-    u.finish();
+    try {
+      u.finish();
+    } catch (err) {
+      throw new ImageRootfsError('EUNPACK', `layer directory metadata: ${(err as Error).message}`, {
+        op: 'unpack layer',
+        path: dir,
+        cause: err,
+      });
+    }
   } finally {
     u.close();
     closeSync(rootFd);

@@ -1,6 +1,7 @@
 // Hostile layers, each built here as a tar, unpacked as `berth run IMAGE` unpacks image layers. Every test
 // asserts that a host file outside the layer keeps its owner, mode, times, xattrs and content, and that
 // nothing was written outside. Needs root (owners, devices, trusted.* xattrs).
+import { spawn } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -275,6 +276,76 @@ describe('a path swapped between symlink and directory mid-layer', () => {
   });
 });
 
+describe('a process racing the unpack', () => {
+  it('swapping a directory for a symlink to outside never gets anything written or changed outside', async () => {
+    const h = host();
+    const before = fingerprint(h);
+    mkdirSync(h.layer);
+    // swaps the directory d and a symlink to the host directory atomically (renameat2 RENAME_EXCHANGE), as
+    // fast as it can, so d is half the time a symlink out of the layer; puts the symlink back when the unpack
+    // replaces it
+    const racer = spawn(
+      'python3',
+      [
+        '-c',
+        `import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+os.chdir(sys.argv[1])
+out = sys.argv[2]
+os.makedirs('d', exist_ok=True)
+os.symlink(out, 'd.sym')
+print('ready', flush=True)
+n = 0
+while True:
+    n += 1
+    if libc.renameat2(-100, b'd', -100, b'd.sym', 2) != 0 or n % 64 == 0:
+        if not os.path.islink('d') and not os.path.islink('d.sym'):
+            try: os.rename('d.sym', 'd.old%d' % n)
+            except OSError: pass
+        try: os.symlink(out, 'd.sym')
+        except OSError: pass
+        if not os.path.lexists('d'):
+            try: os.mkdir('d')
+            except OSError: pass`,
+        h.layer,
+        h.outside,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve, reject) => {
+      racer.stdout.once('data', () => resolve());
+      racer.once('exit', (code) => reject(new Error(`the racer (python3) exited with ${code}`)));
+    });
+    try {
+      const entries: Entry[] = [evilDir];
+      for (let i = 0; i < 400; i++) {
+        entries.push({
+          name: `d/s${i % 20}/victim`,
+          type: 'file',
+          mode: 0o4777,
+          uid: 4242,
+          body: Buffer.from('x'),
+        });
+        entries.push({ ...evilDir, name: `d/s${i % 20}` });
+        entries.push({ name: `d/l${i}`, type: 'symlink', linkname: 'VICTIM'.replace('VICTIM', h.victim) });
+      }
+      for (let round = 0; round < 4; round++) {
+        const err = await unpackLayer(await tarBuffer(entries), h.layer).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        // the unpack may lose the race and fail, but only with its own error, never through the symlink
+        if (err !== undefined) expect(err).toBeInstanceOf(ImageRootfsError);
+        expect(fingerprint(h)).toEqual(before);
+      }
+    } finally {
+      racer.kill('SIGKILL');
+      await new Promise((resolve) => racer.once('exit', resolve));
+    }
+    expect(fingerprint(h)).toEqual(before);
+  });
+});
+
 describe('whiteouts', () => {
   for (const whiteouts of ['overlay', 'apply'] as const) {
     it(`never remove through a symlink parent (${whiteouts})`, async () => {
@@ -327,6 +398,11 @@ describe('xattrs', () => {
       expect(existsSync(join(h.layer, 'd')) ? llistxattr(join(h.layer, 'd')) : []).not.toContain(name);
     });
   }
+
+  it('refuses trusted.overlay.* on the layer root entry too', async () => {
+    const { err } = await attack([{ name: './', type: 'dir', xattrs: { 'trusted.overlay.redirect': '/x' } }]);
+    expect(err).toMatchObject({ code: 'EUNSAFE' });
+  });
 
   it('keeps security.capability and user.* on files, drops security.selinux and other trusted.*', async () => {
     const h = host();

@@ -1,0 +1,91 @@
+// Integration: root filesystem setup that real clients ask for (podman's tmpcopyup and
+// --privileged devices, every rootfsPropagation value), through the CLI (runs as root).
+import { chownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Sandbox } from './helpers.js';
+
+const sb = new Sandbox();
+
+/** Whether the host mount that holds `path` is shared (mountinfo's optional fields). */
+function hostMountIsShared(path: string): boolean {
+  let best = { len: -1, shared: false };
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n')) {
+    const f = line.split(' - ')[0]!.split(' ');
+    const mp = f[4]!;
+    if ((path === mp || path.startsWith(mp === '/' ? '/' : `${mp}/`)) && mp.length > best.len)
+      best = { len: mp.length, shared: f.slice(6).some((o) => o.startsWith('shared:')) };
+  }
+  return best.shared;
+}
+afterEach(() => {
+  expect(sb.mounts()).toEqual([]);
+  expect(sb.cgroups()).toEqual([]);
+  expect(sb.states().filter((s) => !s.startsWith('@'))).toEqual([]);
+});
+afterAll(() => sb.cleanup());
+
+describe('root filesystem setup', () => {
+  it('tmpcopyup: a tmpfs starts with a copy of what the directory held (owners, modes, links)', () => {
+    const b = sb.bundle((c) => {
+      c.mounts.push({ destination: '/etc', type: 'tmpfs', source: 'tmpfs', options: ['tmpcopyup', 'mode=755'] });
+      c.process.args = [
+        'sh',
+        '-c',
+        'grep -c " /etc " /proc/self/mountinfo; cat /etc/greeting; stat -c "%a %u:%g" /etc/secret /etc/sub; readlink /etc/link; echo new > /etc/new && cat /etc/new',
+      ];
+    });
+    writeFileSync(join(b, 'rootfs/etc/greeting'), 'hello from the image\n');
+    writeFileSync(join(b, 'rootfs/etc/secret'), 's', { mode: 0o640 });
+    mkdirSync(join(b, 'rootfs/etc/sub'), { mode: 0o710 });
+    chownSync(join(b, 'rootfs/etc/secret'), 12, 34);
+    symlinkSync('/etc/greeting', join(b, 'rootfs/etc/link'));
+    const r = sb.berth(['run', '-b', b, sb.id()]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    // root.readonly is true in this config: /etc is writable because it is the tmpfs
+    expect(r.stdout).toBe('1\nhello from the image\n640 12:34\n710 0:0\n/etc/greeting\nnew\n');
+  });
+
+  it('makes the parent directories of a device node (podman --privileged: /dev/cpu/0/cpuid)', () => {
+    const b = sb.bundle((c) => {
+      c.linux.devices = [{ path: '/dev/cpu/0/fake', type: 'c', major: 1, minor: 3, fileMode: 0o600 }];
+      c.process.args = ['sh', '-c', 'stat -c "%F %t:%T %a" /dev/cpu/0/fake'];
+    });
+    const r = sb.berth(['run', '-b', b, sb.id()]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('character special file 1:3 600\n');
+  });
+
+  it('a fifo in linux.devices is made, and needs no device rule', () => {
+    const b = sb.bundle((c) => {
+      c.linux.devices = [{ path: '/dev/myfifo', type: 'p', fileMode: 0o620 }];
+      c.process.args = ['sh', '-c', 'stat -c "%F %a" /dev/myfifo'];
+    });
+    const r = sb.berth(['run', '-b', b, sb.id()]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('fifo 620\n');
+  });
+
+  for (const propagation of ['private', 'rprivate', 'slave', 'rslave', 'shared', 'rshared', 'unbindable', 'runbindable']) {
+    it(`linux.rootfsPropagation ${propagation} works and applies to /`, () => {
+      const b = sb.bundle((c) => {
+        c.linux.rootfsPropagation = propagation;
+        c.process.args = ['sh', '-c', 'awk \'$5 == "/"\' /proc/self/mountinfo'];
+      });
+      const r = sb.berth(['run', '-b', b, sb.id()]);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const fields = r.stdout.split(' - ')[0]!;
+      const want = propagation.replace(/^r/, '');
+      if (want === 'shared') expect(fields).toMatch(/ shared:\d+/);
+      else if (want === 'slave') {
+        // a slave of the host's mount when that is shared; a host with a private / gives nothing to follow
+        expect(fields).not.toMatch(/shared:|unbindable/);
+        if (hostMountIsShared(sb.dir)) expect(fields).toMatch(/ master:\d+/);
+      }
+      else if (want === 'unbindable') expect(fields).toMatch(/ unbindable/);
+      else expect(fields).not.toMatch(/shared:|master:|unbindable/);
+    });
+  }
+});

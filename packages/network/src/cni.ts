@@ -1,0 +1,368 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { BerthError, type NetSys, netlibc } from '@berth/sys';
+import type { IPv4Address } from './address.js';
+import { hostLinkName } from './attach.js';
+import { Bridge } from './bridge.js';
+import { makeSubnet } from './ip.js';
+import { FileIpam } from './ipam.js';
+import { NftNat } from './nat.js';
+import { rtnetlink } from './netlink.js';
+
+/** CNI spec 1.0 error codes (SPEC.md, "Error"). */
+export const CNI_ERR = {
+  INCOMPATIBLE_VERSION: 1,
+  UNSUPPORTED_FIELD: 2,
+  UNKNOWN_CONTAINER: 3,
+  INVALID_ENV: 4,
+  IO: 5,
+  DECODE: 6,
+  INVALID_CONFIG: 7,
+  TRY_AGAIN: 11,
+} as const;
+
+export const CNI_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0'];
+
+export class CniError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly details = '',
+  ) {
+    super(message);
+  }
+
+  toJSON(cniVersion = '1.0.0'): Record<string, unknown> {
+    return {
+      cniVersion,
+      code: this.code,
+      msg: this.message,
+      ...(this.details ? { details: this.details } : {}),
+    };
+  }
+}
+
+/** The berth-bridge network configuration (stdin). */
+export interface BerthBridgeConfig {
+  cniVersion: string;
+  name: string;
+  type: string;
+  /** The bridge link (default `cni-berth0`). */
+  bridge?: string;
+  /** The subnet: here or as `ipam.subnet` (the host-local style). */
+  subnet?: string;
+  gateway?: string;
+  ipam?: { type?: string; subnet?: string; gateway?: string; dataDir?: string };
+  /** Masquerade the subnet's traffic to the outside (default true). */
+  ipMasq?: boolean;
+  mtu?: number;
+  /** Where leases are kept (default /var/lib/berth/cni). */
+  dataDir?: string;
+  prevResult?: CniResult;
+  /** Unknown fields are refused only when their names say they matter to us. */
+  [key: string]: unknown;
+}
+
+export interface CniResult {
+  cniVersion: string;
+  interfaces?: Array<{ name: string; mac?: string; sandbox?: string }>;
+  ips?: Array<{ address: string; gateway?: string; interface?: number; version?: string }>;
+  routes?: Array<{ dst: string; gw?: string }>;
+  dns?: Record<string, unknown>;
+}
+
+export interface CniEnv {
+  command: 'ADD' | 'DEL' | 'CHECK' | 'VERSION';
+  containerId: string;
+  netns: string;
+  ifname: string;
+}
+
+/** Reads CNI_* from the environment; a missing one is error 4 naming it. */
+export function cniEnv(env: NodeJS.ProcessEnv): CniEnv {
+  const command = env['CNI_COMMAND'];
+  if (command !== 'ADD' && command !== 'DEL' && command !== 'CHECK' && command !== 'VERSION')
+    throw new CniError(
+      CNI_ERR.INVALID_ENV,
+      `CNI_COMMAND must be ADD, DEL, CHECK or VERSION, not ${JSON.stringify(command ?? '')}`,
+    );
+  const need = (k: string, optional = false) => {
+    const v = env[k];
+    if (!v && !optional) throw new CniError(CNI_ERR.INVALID_ENV, `${k} is not set`);
+    return v ?? '';
+  };
+  if (command === 'VERSION') return { command, containerId: '', netns: '', ifname: '' };
+  return {
+    command,
+    containerId: need('CNI_CONTAINERID'),
+    // DEL must succeed even when the namespace is gone
+    netns: need('CNI_NETNS', command === 'DEL'),
+    ifname: need('CNI_IFNAME'),
+  };
+}
+
+function parseConfig(text: string): BerthBridgeConfig {
+  let conf: BerthBridgeConfig;
+  try {
+    conf = JSON.parse(text) as BerthBridgeConfig;
+  } catch (e) {
+    throw new CniError(CNI_ERR.DECODE, `network configuration is not JSON: ${(e as Error).message}`);
+  }
+  if (typeof conf !== 'object' || conf === null)
+    throw new CniError(CNI_ERR.DECODE, 'network configuration is not an object');
+  if (!CNI_VERSIONS.includes(conf.cniVersion))
+    throw new CniError(
+      CNI_ERR.INCOMPATIBLE_VERSION,
+      `cniVersion ${JSON.stringify(conf.cniVersion)} is not one of ${CNI_VERSIONS.join(', ')}`,
+    );
+  if (typeof conf.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(conf.name))
+    throw new CniError(CNI_ERR.INVALID_CONFIG, 'name: must be letters, digits and _ . -');
+  if (conf.ipam?.type !== undefined && conf.ipam.type !== 'berth' && conf.ipam.type !== 'host-local')
+    throw new CniError(
+      CNI_ERR.UNSUPPORTED_FIELD,
+      `ipam.type ${JSON.stringify(conf.ipam.type)}: berth-bridge does its own IPAM`,
+    );
+  return conf;
+}
+
+/** Runs one berth-bridge command: the CNI plugin's whole behaviour, testable in-process. */
+export async function berthBridge(
+  env: CniEnv,
+  stdin: string,
+  sysIn?: NetSys,
+): Promise<Record<string, unknown> | undefined> {
+  if (env.command === 'VERSION') return { cniVersion: '1.0.0', supportedVersions: CNI_VERSIONS };
+  const conf = parseConfig(stdin);
+  const cidr = conf.subnet ?? conf.ipam?.subnet;
+  if (!cidr)
+    throw new CniError(CNI_ERR.INVALID_CONFIG, 'subnet: the network needs a subnet (or ipam.subnet)');
+  let subnet: ReturnType<typeof makeSubnet>;
+  try {
+    subnet = makeSubnet(cidr, conf.gateway ?? conf.ipam?.gateway);
+  } catch (e) {
+    throw new CniError(CNI_ERR.INVALID_CONFIG, (e as Error).message);
+  }
+  const bridge = conf.bridge ?? 'cni-berth0';
+  const ipam = new FileIpam({ stateDir: conf.dataDir ?? conf.ipam?.dataDir ?? '/var/lib/berth/cni' });
+  const nat = new NftNat();
+  const sys = sysIn ?? (await netlibc());
+  const hostLink = hostLinkName(conf.name, env.containerId, env.ifname);
+  const host = rtnetlink.openSync(sys);
+  try {
+    if (env.command === 'DEL') {
+      await host.links.remove(hostLink);
+      await ipam.release(conf.name, env.containerId, env.ifname);
+      return undefined;
+    }
+    if (env.command === 'CHECK') {
+      const prev = conf.prevResult;
+      if (!prev) throw new CniError(CNI_ERR.INVALID_CONFIG, 'prevResult: CHECK needs the result of ADD');
+      const lease = (await ipam.leases(conf.name)).find(
+        (l) => l.containerId === env.containerId && (l.ifname ?? '') === env.ifname,
+      );
+      if (!lease)
+        throw new CniError(
+          CNI_ERR.UNKNOWN_CONTAINER,
+          `container ${env.containerId} has no address on ${conf.name}`,
+        );
+      if (!prev.ips?.some((i) => i.address === lease.address))
+        throw new CniError(CNI_ERR.INVALID_CONFIG, `prevResult has not the address ${lease.address}`);
+      if (!(await host.links.get(hostLink)))
+        throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `the host end ${hostLink} of ${env.ifname} is gone`);
+      const inside = rtnetlink.openSync(sys, { path: env.netns });
+      try {
+        const have = (await inside.addresses.list(env.ifname)).map((a) => a.address);
+        if (!have.includes(lease.address))
+          throw new CniError(
+            CNI_ERR.UNKNOWN_CONTAINER,
+            `${env.ifname} in ${env.netns} has not ${lease.address}`,
+          );
+      } finally {
+        inside.closeSync();
+      }
+      return undefined;
+    }
+    // ADD
+    if (!existsSync(env.netns))
+      throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `CNI_NETNS ${env.netns} does not exist`);
+    const br = await Bridge.ensure(bridge, subnet, { handle: host, ...(conf.mtu ? { mtu: conf.mtu } : {}) });
+    if (conf.ipMasq !== false) await nat.ensureMasquerade(bridge, subnet.cidr);
+    const lease = await ipam.allocate(conf.name, subnet, env.containerId, undefined, {
+      holder: { pid: 0 },
+      ifname: env.ifname,
+    });
+    try {
+      await host.links.createVeth({
+        host: hostLink,
+        peer: env.ifname,
+        peerNetns: { path: env.netns },
+        ...(conf.mtu ? { mtu: conf.mtu } : {}),
+      });
+      await host.links.setMaster(hostLink, bridge);
+      await host.links.setUp(hostLink);
+      const inside = rtnetlink.openSync(sys, { path: env.netns });
+      let mac = '';
+      try {
+        await inside.links.setUp('lo');
+        await inside.addresses.add(env.ifname, lease.address);
+        await inside.links.setUp(env.ifname);
+        await inside.routes.add({ destination: 'default', gateway: subnet.gateway as IPv4Address });
+        mac = (await inside.links.get(env.ifname))?.mac ?? '';
+      } finally {
+        inside.closeSync();
+      }
+      const hostMac = (await host.links.get(hostLink))?.mac ?? '';
+      return {
+        cniVersion: conf.cniVersion,
+        interfaces: [
+          { name: bridge, mac: br.link.mac },
+          { name: hostLink, mac: hostMac },
+          { name: env.ifname, mac, sandbox: env.netns },
+        ],
+        ips: [
+          {
+            address: lease.address,
+            gateway: subnet.gateway,
+            interface: 2,
+            ...(conf.cniVersion < '1' ? { version: '4' } : {}),
+          },
+        ],
+        routes: [{ dst: '0.0.0.0/0', gw: subnet.gateway }],
+        dns: {},
+      };
+    } catch (e) {
+      await host.links.remove(hostLink).catch(() => undefined);
+      await ipam.release(conf.name, env.containerId, env.ifname).catch(() => undefined);
+      throw e;
+    }
+  } catch (e) {
+    if (e instanceof CniError) throw e;
+    const be = e as BerthError;
+    throw new CniError(
+      be.code === 'EIPAMEXHAUSTED' ? CNI_ERR.TRY_AGAIN : CNI_ERR.IO,
+      be.message,
+      be.code ?? '',
+    );
+  } finally {
+    host.closeSync();
+  }
+}
+
+/** The plugin's main: env and stdin in, result or error JSON out, exit status 0 or 1. */
+export async function berthBridgeMain(): Promise<number> {
+  let version = '1.0.0';
+  try {
+    const chunks: Buffer[] = [];
+    const env = cniEnv(process.env);
+    if (env.command !== 'VERSION') for await (const c of process.stdin) chunks.push(c as Buffer);
+    const text = Buffer.concat(chunks).toString('utf8');
+    try {
+      version = (JSON.parse(text) as { cniVersion?: string }).cniVersion ?? version;
+    } catch {
+      // reported by berthBridge
+    }
+    const out = await berthBridge(env, text);
+    if (out) process.stdout.write(`${JSON.stringify(out)}\n`);
+    return 0;
+  } catch (e) {
+    const err = e instanceof CniError ? e : new CniError(CNI_ERR.IO, (e as Error).message);
+    process.stdout.write(`${JSON.stringify(err.toJSON(version))}\n`);
+    return 1;
+  }
+}
+
+/**
+ * A CNI driver: runs the plugins of a conflist (Debian's containernetworking-plugins
+ * in /usr/lib/cni, or any CNI_PATH) as the spec says, ADD in order with each
+ * result passed on as prevResult, DEL in reverse.
+ */
+export class CniDriver {
+  constructor(
+    readonly conflist: { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> },
+    readonly path: string[] = ['/usr/lib/cni', '/opt/cni/bin'],
+  ) {
+    if (!conflist.plugins?.length)
+      throw new BerthError(`conflist ${conflist.name} has no plugins`, { code: 'EINVALIDNETWORK' });
+  }
+
+  private find(type: string): string {
+    for (const dir of this.path) {
+      const f = join(dir, type);
+      if (existsSync(f)) return f;
+    }
+    throw new BerthError(`CNI plugin ${type} not found in ${this.path.join(':')}`, {
+      code: 'ENOTFOUND',
+      path: type,
+    });
+  }
+
+  private exec(
+    plugin: Record<string, unknown>,
+    command: string,
+    env: Omit<CniEnv, 'command'>,
+    prev?: unknown,
+  ): Promise<CniResult | undefined> {
+    const type = String(plugin['type']);
+    // the list's name and version go into every plugin's config (SPEC.md, "Network configuration lists")
+    const conf = {
+      ...plugin,
+      cniVersion: this.conflist.cniVersion,
+      name: this.conflist.name,
+      ...(prev ? { prevResult: prev } : {}),
+    };
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.find(type), [], {
+        env: {
+          ...process.env,
+          CNI_COMMAND: command,
+          CNI_CONTAINERID: env.containerId,
+          CNI_NETNS: env.netns,
+          CNI_IFNAME: env.ifname,
+          CNI_PATH: this.path.join(':'),
+        },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      child.on('error', reject);
+      child.on('close', (code) => {
+        if (code === 0) {
+          resolve(out.trim() ? (JSON.parse(out) as CniResult) : undefined);
+          return;
+        }
+        let msg = err.trim() || out.trim();
+        try {
+          const j = JSON.parse(out) as { msg?: string; details?: string; code?: number };
+          msg = `${j.msg ?? msg}${j.details ? ` (${j.details})` : ''} [CNI error ${j.code}]`;
+        } catch {
+          // not JSON: the raw text
+        }
+        reject(
+          new BerthError(`CNI ${type} ${command}: ${msg}`, {
+            code: 'ECNI',
+            op: `cni ${command}`,
+            path: type,
+          }),
+        );
+      });
+      child.stdin.end(JSON.stringify(conf));
+    });
+  }
+
+  async add(env: Omit<CniEnv, 'command'>): Promise<CniResult | undefined> {
+    let prev: CniResult | undefined;
+    for (const p of this.conflist.plugins) prev = (await this.exec(p, 'ADD', env, prev)) ?? prev;
+    return prev;
+  }
+
+  async check(env: Omit<CniEnv, 'command'>, prev: CniResult): Promise<void> {
+    for (const p of this.conflist.plugins) await this.exec(p, 'CHECK', env, prev);
+  }
+
+  async del(env: Omit<CniEnv, 'command'>, prev?: CniResult): Promise<void> {
+    for (const p of [...this.conflist.plugins].reverse()) await this.exec(p, 'DEL', env, prev);
+  }
+}
