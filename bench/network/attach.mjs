@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = join(here, '..', '..', 'packages', 'network', 'dist');
 const net = await import(join(pkg, 'index.js'));
-const rounds = Number(process.env.ROUNDS ?? 20);
+const rounds = Number(process.argv[2] ?? 20);
 const work = mkdtempSync(join(tmpdir(), 'berth-bench-net-'));
 const tag = Math.random().toString(16).slice(2, 8);
 const brBerth = `bbb${tag}`;
@@ -23,8 +23,16 @@ async function netns() {
   const child = spawn('unshare', ['--net', '--', 'sleep', '600'], { stdio: 'ignore' });
   await new Promise((r) => child.once('spawn', r));
   const self = execFileSync('readlink', ['/proc/self/ns/net']).toString();
-  while (execFileSync('readlink', [`/proc/${child.pid}/ns/net`]).toString() === self) await new Promise((r) => setTimeout(r, 2));
-  return { pid: child.pid, close: () => new Promise((r) => { child.once('exit', r); child.kill('SIGKILL'); }) };
+  while (execFileSync('readlink', [`/proc/${child.pid}/ns/net`]).toString() === self)
+    await new Promise((r) => setTimeout(r, 2));
+  return {
+    pid: child.pid,
+    close: () =>
+      new Promise((r) => {
+        child.once('exit', r);
+        child.kill('SIGKILL');
+      }),
+  };
 }
 
 function exec(file, command, env, conf) {
@@ -37,11 +45,28 @@ function exec(file, command, env, conf) {
   return r.stdout;
 }
 
-const store = new net.NetworkStore({ dir: join(work, 'state'), defaultSubnet: '10.215.1.0/24', defaultBridge: brBerth });
+const store = new net.NetworkStore({
+  dir: join(work, 'state'),
+  defaultSubnet: '10.215.1.0/24',
+  defaultBridge: brBerth,
+});
 const nat = new net.NftNat({ table: `bench_${tag}` });
-const berthConf = { cniVersion: '1.0.0', name: 'bench-berth', type: 'berth-bridge', bridge: brPlugin, subnet: '10.215.2.0/24', ipMasq: false, dataDir: join(work, 'cni') };
+const berthConf = {
+  cniVersion: '1.0.0',
+  name: 'bench-berth',
+  type: 'berth-bridge',
+  bridge: brPlugin,
+  subnet: '10.215.2.0/24',
+  ipMasq: false,
+  dataDir: join(work, 'cni'),
+};
 const cniConf = {
-  cniVersion: '1.0.0', name: 'bench-cni', type: 'bridge', bridge: brCni, isGateway: true, ipMasq: false,
+  cniVersion: '1.0.0',
+  name: 'bench-cni',
+  type: 'bridge',
+  bridge: brCni,
+  isGateway: true,
+  ipMasq: false,
   ipam: { type: 'host-local', ranges: [[{ subnet: '10.215.3.0/24' }]], dataDir: join(work, 'host-local') },
 };
 
@@ -51,12 +76,36 @@ const cases = {
     del: (id) => net.detach(id, 'bridge', { store, nat }),
   },
   'berth-bridge (CNI plugin process)': {
-    add: (id, ns) => exec(join(pkg, 'cni', 'berth-bridge'), 'ADD', { CNI_CONTAINERID: id, CNI_NETNS: `/proc/${ns.pid}/ns/net`, CNI_IFNAME: 'eth0' }, berthConf),
-    del: (id, ns) => exec(join(pkg, 'cni', 'berth-bridge'), 'DEL', { CNI_CONTAINERID: id, CNI_NETNS: `/proc/${ns.pid}/ns/net`, CNI_IFNAME: 'eth0' }, berthConf),
+    add: (id, ns) =>
+      exec(
+        join(pkg, 'cni', 'berth-bridge'),
+        'ADD',
+        { CNI_CONTAINERID: id, CNI_NETNS: `/proc/${ns.pid}/ns/net`, CNI_IFNAME: 'eth0' },
+        berthConf,
+      ),
+    del: (id, ns) =>
+      exec(
+        join(pkg, 'cni', 'berth-bridge'),
+        'DEL',
+        { CNI_CONTAINERID: id, CNI_NETNS: `/proc/${ns.pid}/ns/net`, CNI_IFNAME: 'eth0' },
+        berthConf,
+      ),
   },
   'CNI bridge + host-local (Debian containernetworking-plugins)': {
-    add: (id, ns) => exec('/usr/lib/cni/bridge', 'ADD', { CNI_CONTAINERID: id, CNI_NETNS: `/proc/${ns.pid}/ns/net`, CNI_IFNAME: 'eth0' }, cniConf),
-    del: (id, ns) => exec('/usr/lib/cni/bridge', 'DEL', { CNI_CONTAINERID: id, CNI_NETNS: `/proc/${ns.pid}/ns/net`, CNI_IFNAME: 'eth0' }, cniConf),
+    add: (id, ns) =>
+      exec(
+        '/usr/lib/cni/bridge',
+        'ADD',
+        { CNI_CONTAINERID: id, CNI_NETNS: `/proc/${ns.pid}/ns/net`, CNI_IFNAME: 'eth0' },
+        cniConf,
+      ),
+    del: (id, ns) =>
+      exec(
+        '/usr/lib/cni/bridge',
+        'DEL',
+        { CNI_CONTAINERID: id, CNI_NETNS: `/proc/${ns.pid}/ns/net`, CNI_IFNAME: 'eth0' },
+        cniConf,
+      ),
   },
 };
 
@@ -75,9 +124,15 @@ try {
       await c.del(id, ns);
       const d = performance.now() - t;
       await ns.close();
-      if (i >= 0) { add.push(a); del.push(d); } // the first round is a warm-up (it makes the bridge)
+      if (i >= 0) {
+        add.push(a);
+        del.push(d);
+      } // the first round is a warm-up (it makes the bridge)
     }
-    const stats = (xs) => { const s = [...xs].sort((p, q) => p - q); return { mean: xs.reduce((p, q) => p + q, 0) / xs.length, median: s[Math.floor(s.length / 2)] }; };
+    const stats = (xs) => {
+      const s = [...xs].sort((p, q) => p - q);
+      return { mean: xs.reduce((p, q) => p + q, 0) / xs.length, median: s[Math.floor(s.length / 2)] };
+    };
     results[name] = { add: stats(add), del: stats(del) };
   }
 } finally {
@@ -89,4 +144,6 @@ try {
 const cni = results['CNI bridge + host-local (Debian containernetworking-plugins)'];
 console.log(`rounds: ${rounds}; load average: ${execFileSync('cat', ['/proc/loadavg']).toString().trim()}`);
 for (const [name, r] of Object.entries(results))
-  console.log(`${name.padEnd(62)} ADD mean ${r.add.mean.toFixed(1)} ms (median ${r.add.median.toFixed(1)})  DEL mean ${r.del.mean.toFixed(1)} ms   ADD ratio to CNI bridge ${(r.add.mean / cni.add.mean).toFixed(2)}`);
+  console.log(
+    `${name.padEnd(62)} ADD mean ${r.add.mean.toFixed(1)} ms (median ${r.add.median.toFixed(1)})  DEL mean ${r.del.mean.toFixed(1)} ms   ADD ratio to CNI bridge ${(r.add.mean / cni.add.mean).toFixed(2)}`,
+  );

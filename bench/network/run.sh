@@ -4,4 +4,4 @@
 # (npx turbo run build --filter=@berth/network). ROUNDS=N (default 20).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-exec node "$here/attach.mjs"
+exec node "$here/attach.mjs" "${ROUNDS:-20}"

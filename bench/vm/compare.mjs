@@ -1,6 +1,6 @@
 // Generates docs/guides/containers-and-vms.md: the seed's comparison of containers and
 // virtual machines, for the same bundle on this machine, from measurements: start time
-// (bench/vm/run.sh's hyperfine results), memory per instance, size on disk, whether the
+// (bench/vm/run.sh's round-robin timings), memory per instance, size on disk, whether the
 // kernel is shared, and the isolation boundary.
 // usage: node bench/vm/compare.mjs HYPERFINE_JSON BUNDLE
 import { execFileSync } from 'node:child_process';
@@ -52,6 +52,23 @@ function pss(pid) {
   return total;
 }
 
+/** Pss of a process's (and its descendants') mappings of files whose name ends with `suffix`, in KiB. */
+function filePss(pid, suffix) {
+  let total = 0;
+  let match = false;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) match = line.trim().endsWith(suffix);
+    else if (match && line.startsWith('Pss:')) total += Number(line.split(/\s+/)[1]);
+  }
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    const children = readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim();
+    for (const c of children ? children.split(' ') : []) total += filePss(Number(c), suffix);
+  }
+  return total;
+}
+
+let kernelPss = 0;
+
 /** Memory of one running instance (`sleep`), measured on the host. */
 function memoryOf(backend) {
   const b = join(work, `bundle-${backend}`);
@@ -67,6 +84,7 @@ function memoryOf(backend) {
     berth('start', id);
     execFileSync('sleep', ['1']);
     const pid = JSON.parse(berth('state', id)).pid;
+    if (backend === 'vm') kernelPss = filePss(pid, '/vmlinux');
     return pss(pid);
   } finally {
     berth('delete', '--force', id);
@@ -89,10 +107,11 @@ const kernelBytes = du(kernel.kernel) + kernel.modules.reduce((n, m) => n + du(m
 const agentBytes = du(bins.agent) + du(bins.launcher);
 rmSync(work, { recursive: true, force: true });
 
-const s = (r) => `${(r.mean * 1000).toFixed(0)} ms ± ${(r.stddev * 1000).toFixed(0)}`;
+const s = (r) =>
+  `${(r.mean * 1000).toFixed(0)} ms ± ${(r.stddev * 1000).toFixed(0)} (median ${(r.median * 1000).toFixed(0)} ms)`;
 const mib = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 const accel = chooseAccel();
-const ratio = byName.vm && byName['bare-qemu'] ? byName.vm.mean / byName['bare-qemu'].mean : undefined;
+const ratio = byName.vm && byName['bare-qemu'] ? byName.vm.median / byName['bare-qemu'].median : undefined;
 const hostKernel = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
 const page = `# Containers and virtual machines, measured
 
@@ -109,13 +128,13 @@ The workload is \`/bin/true\` (start time) and \`sleep\` (memory) in a busybox b
 | | container | VM |
 | --- | --- | --- |
 | start to exit (\`berth run\`, ${results[0]?.times?.length ?? '?'} runs) | ${byName.container ? s(byName.container) : 'n/a'} | ${byName.vm ? s(byName.vm) : 'n/a'} |
-| memory per instance (Pss on the host) | ${(mem.container / 1024).toFixed(1)} MiB | ${(mem.vm / 1024).toFixed(1)} MiB (guest RAM ${DEFAULT_SIZE.memoryMiB} MiB, ${DEFAULT_SIZE.vcpus} vCPU) |
+| memory per instance (Pss on the host) | ${(mem.container / 1024).toFixed(1)} MiB | ${(mem.vm / 1024).toFixed(1)} MiB (guest RAM ${DEFAULT_SIZE.memoryMiB} MiB, ${DEFAULT_SIZE.vcpus} vCPU; of this, ${(kernelPss / 1024).toFixed(1)} MiB is the kernel image QEMU maps, page cache every VM shares) |
 | size on disk | ${mib(rootfsBytes)} (the rootfs) | ${mib(rootfsBytes + kernelBytes + agentBytes)} (rootfs + guest kernel ${mib(kernelBytes)} + agent ${mib(agentBytes)}) |
 | kernel | shared with the host (${hostKernel}) | its own (${kernel.version}, ${kernel.source}) |
 | isolation boundary | the host kernel's namespaces, cgroups, capabilities and seccomp: a kernel bug is a way out | a hypervisor: the container's kernel is not the host's; QEMU (seccomp-sandboxed) and the virtio devices are the surface |
 
 Bare QEMU with the same kernel, initramfs and command line (no berth): ${byName['bare-qemu'] ? s(byName['bare-qemu']) : 'n/a'}.
-berth's VM start costs **${ratio ? ratio.toFixed(2) : 'n/a'}x** bare QEMU (goal: at most 1.15x).
+berth's VM start costs **${ratio ? ratio.toFixed(2) : 'n/a'}x** bare QEMU (ratio of medians; goal: at most 1.15x).
 
 Reproduce: \`sudo bash bench/vm/run.sh [RUNS]\` (results in bench/results/vm.json).
 `;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The VM backend, measured side by side in one hyperfine run on the same busybox bundle:
+# The VM backend, measured side by side (round-robin) on the same busybox bundle:
 #   container  berth run -b BUNDLE              (namespaces on the host kernel)
 #   vm         berth run --backend vm -b BUNDLE (a QEMU microVM with its own kernel)
 #   bare-qemu  the same QEMU command line, kernel and initramfs work, without berth
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-${RUNS:-5}}
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
-for tool in hyperfine node qemu-system-x86_64 musl-gcc; do
+for tool in node qemu-system-x86_64 musl-gcc; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (sudo scripts/setup.sh installs it)" >&2; exit 1; }
 done
 [ -x apps/berth/dist/cli.cjs ] || npm run build --silent
@@ -36,8 +36,9 @@ node bench/vm/bare.mjs "$bundle" "$work"
 mkdir -p bench/results
 out=bench/results/vm.json
 id=vmbench-$$
-hyperfine --shell=none --warmup 1 --runs "$RUNS" --export-json "$out" \
-  -n container "node $berth --root $work/state run -b $bundle $id-c" \
-  -n vm "node $berth --root $work/state run --backend vm -b $bundle $id-v" \
-  -n bare-qemu "sh $work/bare.sh"
+# round-robin, not hyperfine's one-command-at-a-time: on a busy machine the load moves
+node bench/vm/interleave.mjs "$out" "$RUNS" \
+  container "node $berth --root $work/state run -b $bundle $id-c" \
+  vm "node $berth --root $work/state run --backend vm -b $bundle $id-v" \
+  bare-qemu "sh $work/bare.sh"
 node bench/vm/compare.mjs "$out" "$bundle"

@@ -164,6 +164,8 @@ export class Suite {
   readonly ids = new Set<string>();
   /** Ids made since the last settle(). */
   private recent = new Set<string>();
+  /** cgroupsPath of the bundles made since the last settle(). */
+  private recentCgroups: string[] = [];
 
   /** A unique container id. */
   id(prefix = 'c'): string {
@@ -215,6 +217,8 @@ export class Suite {
       `/berthconf-${++counter}-${process.pid}-${Math.random().toString(36).slice(2, 7)}`,
     );
     edit(config, b);
+    if (typeof config['linux']?.['cgroupsPath'] === 'string')
+      this.recentCgroups.push(config['linux']['cgroupsPath']);
     writeFileSync(join(b, 'config.json'), JSON.stringify(config, null, 2));
     return b;
   }
@@ -327,13 +331,19 @@ export class Suite {
 
   /**
    * After each test: force-deletes what the test left, then returns what
-   * still leaked (state directories, mounts under the suite's directory).
+   * still leaked: state directories, mounts under the suite's directory, and
+   * the cgroups of the test's bundles (a failed create must leave none either).
    */
-  async settle(): Promise<{ states: string[]; mounts: string[] }> {
-    const left = this.states();
-    for (const id of this.recent) if (left.includes(id)) await this.delete(id, true);
+  async settle(): Promise<{ states: string[]; mounts: string[]; cgroups: string[] }> {
+    for (const id of this.states()) if (this.ids.has(id)) await this.delete(id, true);
+    // only this test's: what an earlier test leaked was reported by that test
+    const states = this.states().filter((id) => this.recent.has(id));
     this.recent.clear();
-    return { states: this.states(), mounts: this.mounts() };
+    const cgroups = this.recentCgroups.flatMap((p) => host.cgroupDirs(p));
+    this.recentCgroups = [];
+    // what leaked is reported once, then removed (rmdir: empty cgroups only)
+    for (const dir of [...cgroups].reverse()) spawnSync('rmdir', [dir]);
+    return { states, mounts: this.mounts(), cgroups };
   }
 
   async cleanup(): Promise<void> {

@@ -8,7 +8,7 @@ import { CHECKER, type Config, host, type Report, req, Suite } from '../src/harn
 const s = new Suite();
 afterAll(() => s.cleanup());
 afterEach(async () => {
-  expect(await s.settle()).toEqual({ states: [], mounts: [] });
+  expect(await s.settle()).toEqual({ states: [], mounts: [], cgroups: [] });
 });
 
 const HOOKS = [

@@ -8,7 +8,7 @@ const s = new Suite();
 afterAll(() => s.cleanup());
 afterEach(async () => {
   // nothing of a test's containers is left: state, mounts
-  expect(await s.settle()).toEqual({ states: [], mounts: [] });
+  expect(await s.settle()).toEqual({ states: [], mounts: [], cgroups: [] });
 });
 
 const waiting = () => s.bundle((c) => (c.process.args = ['/checker', 'wait']));
@@ -266,7 +266,8 @@ req('R-DELETE-2', 'delete removes what create made: state, cgroups, mounts', asy
   });
   const { id } = await s.run(b, { keep: true });
   expect(host.cgroupDirs(cgroupsPath).length).toBeGreaterThan(0);
-  expect((await s.delete(id)).status).toBe(0);
+  const deleted = await s.delete(id);
+  expect(deleted.status, deleted.stderr).toBe(0);
   expect(await s.state(id)).toBeUndefined();
   expect(host.cgroupDirs(cgroupsPath)).toEqual([]);
   expect(s.states()).toEqual([]);

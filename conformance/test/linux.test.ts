@@ -9,7 +9,7 @@ import { type Config, host, req, Suite } from '../src/harness.js';
 const s = new Suite();
 afterAll(() => s.cleanup());
 afterEach(async () => {
-  expect(await s.settle()).toEqual({ states: [], mounts: [] });
+  expect(await s.settle()).toEqual({ states: [], mounts: [], cgroups: [] });
 });
 
 async function createFails(edit: (c: Config, bundle: string) => void): Promise<string> {

@@ -9,7 +9,7 @@ import { mountAt, req, Suite } from '../src/harness.js';
 const s = new Suite();
 afterAll(() => s.cleanup());
 afterEach(async () => {
-  expect(await s.settle()).toEqual({ states: [], mounts: [] });
+  expect(await s.settle()).toEqual({ states: [], mounts: [], cgroups: [] });
 });
 
 const EROFS = 30;

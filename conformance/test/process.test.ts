@@ -6,7 +6,7 @@ import { type Config, capMask, type Report, req, Suite } from '../src/harness.js
 const s = new Suite();
 afterAll(() => s.cleanup());
 afterEach(async () => {
-  expect(await s.settle()).toEqual({ states: [], mounts: [] });
+  expect(await s.settle()).toEqual({ states: [], mounts: [], cgroups: [] });
 });
 
 const ENV = ['PATH=/bin:/', 'CONFORMANCE_A=1', 'CONFORMANCE_B=with space', 'TERM=xterm'];

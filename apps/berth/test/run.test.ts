@@ -16,6 +16,8 @@ describe('berth run IMAGE (the built-in busybox)', () => {
     const r = sb.berth([
       'run',
       '--rm',
+      '--network',
+      'none', // the default as root is the bridge network (test/network.test.ts)
       '--hostname',
       'box1',
       'busybox',

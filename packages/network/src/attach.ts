@@ -221,7 +221,14 @@ export async function attach(req: AttachRequest, sysIn?: NetSys): Promise<Attach
 export async function detach(
   containerId: string,
   network: string = DEFAULT_NETWORK,
-  o: { store?: NetworkStore; nat?: NftNat; ifname?: string; sys?: NetSys } = {},
+  o: {
+    store?: NetworkStore;
+    nat?: NftNat;
+    ifname?: string;
+    sys?: NetSys;
+    /** `false` when a complete attachment published no port: no nft round trip. Default: look. */
+    published?: boolean;
+  } = {},
 ): Promise<void> {
   const sys = o.sys ?? (await netlibc());
   const store = o.store ?? new NetworkStore();
@@ -233,7 +240,7 @@ export async function detach(
   } finally {
     h.closeSync();
   }
-  await nat.unpublish(containerId).catch((e) => errors.push(e));
+  if (o.published !== false) await nat.unpublish(containerId).catch((e) => errors.push(e));
   await store.ipam.release(network, containerId, o.ifname).catch((e) => errors.push(e));
   await refreshHosts(store, network).catch(() => undefined);
   if (errors.length)

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, type NetSys, netlibc } from '@berth/sys';
 import type { IPv4Address } from './address.js';
@@ -365,4 +365,125 @@ export class CniDriver {
   async del(env: Omit<CniEnv, 'command'>, prev?: CniResult): Promise<void> {
     for (const p of [...this.conflist.plugins].reverse()) await this.exec(p, 'DEL', env, prev);
   }
+}
+
+/** Reads a CNI network configuration list (a `.conflist`), or a single plugin config made into one. */
+export function loadConflist(path: string): CniDriver['conflist'] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new BerthError(`cannot read CNI config ${path}: ${(e as Error).message}`, {
+      code: 'ENOTFOUND',
+      path,
+    });
+  }
+  let conf: Record<string, unknown>;
+  try {
+    conf = JSON.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new BerthError(`CNI config ${path} is not JSON: ${(e as Error).message}`, {
+      code: 'EINVALIDNETWORK',
+      path,
+    });
+  }
+  const bad = (field: string, why: string) =>
+    new BerthError(`CNI config ${path}: ${field}: ${why}`, { code: 'EINVALIDNETWORK', path });
+  if (typeof conf['name'] !== 'string') throw bad('name', 'must be a string');
+  if (typeof conf['cniVersion'] !== 'string') throw bad('cniVersion', 'must be a string');
+  const plugins = Array.isArray(conf['plugins'])
+    ? conf['plugins']
+    : typeof conf['type'] === 'string'
+      ? [conf]
+      : undefined;
+  if (!plugins?.length)
+    throw bad('plugins', 'must be a non-empty list (or the config a single plugin with a type)');
+  plugins.forEach((p, i) => {
+    if (typeof (p as Record<string, unknown>)['type'] !== 'string')
+      throw bad(`plugins[${i}].type`, 'must be a string');
+  });
+  return {
+    name: conf['name'],
+    cniVersion: conf['cniVersion'],
+    plugins: plugins as Array<Record<string, unknown>>,
+  };
+}
+
+/** What `attachCni` made: the result of the chain, kept so DEL gets it as prevResult. */
+export interface CniAttachment {
+  conflist: string;
+  ifname: string;
+  address?: string;
+  gateway?: string;
+  result?: CniResult;
+}
+
+/**
+ * Attaches a container through a conflist's plugins (the CNI driver), and
+ * writes its resolv.conf, hosts and hostname into `filesDir` from the result.
+ */
+export async function attachCni(o: {
+  containerId: string;
+  netns: string;
+  conflist: string;
+  ifname?: string;
+  path?: string[];
+  filesDir?: string;
+  hostname?: string;
+  dns?: string[];
+  addHosts?: string[];
+}): Promise<CniAttachment> {
+  const driver = new CniDriver(loadConflist(o.conflist), o.path);
+  const ifname = o.ifname ?? 'eth0';
+  const env = { containerId: o.containerId, netns: o.netns, ifname };
+  const result = await driver.add(env);
+  try {
+    const ip = result?.ips?.[0];
+    if (o.filesDir) {
+      const { DnsFiles } = await import('./dns.js');
+      const { mkdirSync, writeFileSync } = await import('node:fs');
+      mkdirSync(o.filesDir, { recursive: true });
+      const host = DnsFiles.hostResolvConf();
+      const dns = result?.dns as
+        | { nameservers?: string[]; search?: string[]; options?: string[] }
+        | undefined;
+      const conf = {
+        nameservers: o.dns?.length ? o.dns : dns?.nameservers?.length ? dns.nameservers : host.nameservers,
+        search: dns?.search ?? host.search,
+        options: dns?.options ?? host.options,
+      };
+      const names = [...new Set([o.containerId, ...(o.hostname ? [o.hostname] : [])])];
+      writeFileSync(join(o.filesDir, 'resolv.conf'), DnsFiles.formatResolvConf(conf));
+      writeFileSync(join(o.filesDir, 'hostname'), `${o.hostname ?? o.containerId}\n`);
+      writeFileSync(
+        join(o.filesDir, 'hosts'),
+        DnsFiles.formatHosts([
+          ...DnsFiles.baseHosts(),
+          ...(ip ? [{ address: ip.address.split('/')[0]!, names }] : []),
+          ...(o.addHosts ?? []).map((h) => DnsFiles.parseAddHost(h)),
+        ]),
+      );
+    }
+    return {
+      conflist: o.conflist,
+      ifname,
+      ...(ip ? { address: ip.address } : {}),
+      ...(ip?.gateway ? { gateway: ip.gateway } : {}),
+      ...(result ? { result } : {}),
+    };
+  } catch (e) {
+    await driver.del(env, result).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Runs the conflist's DEL (in reverse); `netns` may be gone (empty), as the spec allows. */
+export async function detachCni(
+  containerId: string,
+  a: Pick<CniAttachment, 'conflist' | 'ifname' | 'result'>,
+  netns = '',
+  path?: string[],
+): Promise<void> {
+  const driver = new CniDriver(loadConflist(a.conflist), path);
+  await driver.del({ containerId, netns, ifname: a.ifname }, a.result);
 }

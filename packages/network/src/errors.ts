@@ -1,8 +1,8 @@
 import type { BerthErrorFields } from '@berth/sys';
 
 /**
- * The codes a network failure will carry. Interface only: the implementation
- * throws a `BerthError` (from `@berth/sys`) with one of these codes.
+ * The codes a network failure carries: a `BerthError` (from `@berth/sys`)
+ * with one of these codes (`ENOTFOUND` too, for a network or CNI plugin that does not exist).
  */
 export type NetworkErrorCode =
   /** The kernel refused an rtnetlink request; `errno` says why (EEXIST, EPERM, ENODEV, …). */
@@ -18,7 +18,11 @@ export type NetworkErrorCode =
   /** Installing or removing a NAT rule failed (the nft/iptables error is in `cause`). */
   | 'ENAT'
   /** The network namespace to attach to does not exist (the container has exited). */
-  | 'ENONETNS';
+  | 'ENONETNS'
+  /** A CNI plugin run by the CNI driver failed (its `msg` and code are in the message). */
+  | 'ECNI'
+  /** The network state stayed locked by another berth command for too long. */
+  | 'ELOCKED';
 
 /** The fields of a network error: `op` is e.g. `create veth`, `path` the link, subnet or netns path. */
 export interface NetworkErrorFields extends BerthErrorFields {

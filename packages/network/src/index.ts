@@ -19,16 +19,20 @@ export {
 } from './attach.js';
 export { Bridge, type BridgeStatic } from './bridge.js';
 export {
+  attachCni,
   type BerthBridgeConfig,
   berthBridge,
   berthBridgeMain,
   CNI_ERR,
   CNI_VERSIONS,
+  type CniAttachment,
   CniDriver,
   type CniEnv,
   CniError,
   type CniResult,
   cniEnv,
+  detachCni,
+  loadConflist,
 } from './cni.js';
 export { DnsFiles, type HostsEntry, type ResolvConf } from './dns.js';
 export type { NetworkErrorCode, NetworkErrorFields } from './errors.js';

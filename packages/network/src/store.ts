@@ -11,7 +11,8 @@ import { withNetLock } from './lock.js';
 export const DEFAULT_NETWORK = 'bridge';
 export const DEFAULT_BRIDGE = 'berth0';
 /** The default network's subnet unless `BERTH_DEFAULT_SUBNET` or the store's options say otherwise. */
-export const DEFAULT_SUBNET = '10.88.0.0/16';
+// not podman's 10.88.0.0/16: both on one host would route that subnet twice
+export const DEFAULT_SUBNET = '10.77.0.0/16';
 
 /** A named bridge network, as kept in `<dir>/networks/<name>.json`. */
 export interface NetworkConfig {
@@ -27,7 +28,7 @@ export interface NetworkConfig {
 export interface NetworkStoreOptions {
   /** Where networks and leases live (default `$BERTH_NETWORK_DIR`, else /var/lib/berth/network). */
   dir?: string;
-  /** The default network's subnet (default `$BERTH_DEFAULT_SUBNET`, else 10.88.0.0/16). */
+  /** The default network's subnet (default `$BERTH_DEFAULT_SUBNET`, else 10.77.0.0/16). */
   defaultSubnet?: string;
   /** The default network's bridge (default `$BERTH_DEFAULT_BRIDGE`, else berth0). */
   defaultBridge?: string;

@@ -33,7 +33,7 @@ export function effectiveResources(spec: Spec): LinuxResources {
   const devices = (spec.linux?.devices ?? []).filter((d) => d.type !== 'p');
   const nodes: LinuxDeviceCgroup[] = devices.map((d) => ({
     allow: true,
-    type: d.type === 'u' ? 'c' : d.type,
+    type: d.type === 'b' ? 'b' : 'c', // c, or u (unbuffered character device)
     ...(d.major !== undefined ? { major: d.major } : {}),
     ...(d.minor !== undefined ? { minor: d.minor } : {}),
     access: 'rwm',

@@ -18,8 +18,18 @@ describe('errors', () => {
     })();
     const errors: [BerthError, string, string, string | undefined][] = [
       [spec as SpecError, 'EINVALIDSPEC', 'validate', '/b/config.json'],
-      [new CgroupError({ code: 'EPATH', op: 'resolve', path: '/x', message: 'bad' }), 'EPATH', 'resolve', '/x'],
-      [new ImageError('EREF', 'bad ref', { op: 'parse reference', path: 'a@b' }), 'EREF', 'parse reference', 'a@b'],
+      [
+        new CgroupError({ code: 'EPATH', op: 'resolve', path: '/x', message: 'bad' }),
+        'EPATH',
+        'resolve',
+        '/x',
+      ],
+      [
+        new ImageError('EREF', 'bad ref', { op: 'parse reference', path: 'a@b' }),
+        'EREF',
+        'parse reference',
+        'a@b',
+      ],
       [new ImageRootfsError('EUNSAFE', 'bad', { op: 'unpack', path: '/l' }), 'EUNSAFE', 'unpack', '/l'],
       [new SysError('mount', 2, '/m'), 'ESYSCALL', 'mount', '/m'],
     ];

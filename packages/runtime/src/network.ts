@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { PortMapping } from '@berth/network';
 
 /**
@@ -6,7 +7,10 @@ import type { PortMapping } from '@berth/network';
  * does its mounts, and detaches it on delete (also after a crash mid-create).
  */
 export interface ContainerNetworkOptions {
-  /** The network: `bridge` (berth0) or a network made with `berth network create`. */
+  /**
+   * The network: `bridge` (berth0), a network made with `berth network create`, or
+   * `cni:FILE`, a CNI conflist whose plugins (CNI_PATH, default /usr/lib/cni) attach it.
+   */
   network: string;
   ip?: string;
   /** `-p [IP:][HOSTPORT:]PORT[/tcp|udp]`. */
@@ -33,7 +37,13 @@ export interface NetworkRecord {
   bridge?: string;
   hostLink?: string;
   ports?: PortMapping[];
+  /** For `cni:` networks: the chain's result, handed to DEL as prevResult. */
+  cni?: { conflist: string; ifname: string; result?: import('@berth/network').CniResult };
+  /** The container's init, whose namespace DEL names while it lives. */
+  pid?: number;
 }
+
+const cniPath = () => (process.env['CNI_PATH'] ? process.env['CNI_PATH'].split(':') : undefined);
 
 /** Attaches the container whose init is `pid` (its network namespace) to its network. */
 export async function attachNetwork(
@@ -42,6 +52,27 @@ export async function attachNetwork(
   o: ContainerNetworkOptions,
 ): Promise<NetworkRecord> {
   const net = await import('@berth/network');
+  if (o.network.startsWith('cni:')) {
+    const conflist = o.network.slice(4);
+    const path = cniPath();
+    const c = await net.attachCni({
+      containerId: id,
+      netns: `/proc/${pid}/ns/net`,
+      conflist,
+      ...(path ? { path } : {}),
+      ...(o.filesDir ? { filesDir: o.filesDir } : {}),
+      ...(o.hostname ? { hostname: o.hostname } : {}),
+      ...(o.dns?.length ? { dns: o.dns } : {}),
+      ...(o.addHosts?.length ? { addHosts: o.addHosts } : {}),
+    });
+    return {
+      network: o.network,
+      pid,
+      ...(c.address ? { address: c.address } : {}),
+      ...(c.gateway ? { gateway: c.gateway } : {}),
+      cni: { conflist, ifname: c.ifname, ...(c.result ? { result: c.result } : {}) },
+    };
+  }
   const store = new net.NetworkStore(o.stateDir ? { dir: o.stateDir } : {});
   const a = await net.attach({
     containerId: id,
@@ -72,11 +103,23 @@ export async function attachNetwork(
 /** Undoes `attachNetwork` from the record alone (idempotent). */
 export async function detachNetwork(
   id: string,
-  record: Pick<NetworkRecord, 'network' | 'stateDir'>,
+  record: Pick<NetworkRecord, 'network' | 'stateDir' | 'ports' | 'cni' | 'pid'>,
 ): Promise<void> {
   const net = await import('@berth/network');
+  if (record.network.startsWith('cni:')) {
+    // no result: the create died before ADD finished; DEL with what is known (plugins must cope)
+    const a = record.cni ?? { conflist: record.network.slice(4), ifname: 'eth0' };
+    const netns = record.pid && existsSync(`/proc/${record.pid}/ns/net`) ? `/proc/${record.pid}/ns/net` : '';
+    const path = cniPath();
+    await net.detachCni(id, a, netns, path);
+    return;
+  }
   const store = new net.NetworkStore(record.stateDir ? { dir: record.stateDir } : {});
-  await net.detach(id, record.network, { store });
+  // a complete attachment says whether it published ports; after a crash mid-attach, look
+  await net.detach(id, record.network, {
+    store,
+    ...(record.ports ? { published: record.ports.length > 0 } : {}),
+  });
 }
 
 /** Checks the network flags before anything is made: a bad `-p`, `--ip`, `--dns` or `--add-host` is a clear error. */
@@ -92,6 +135,15 @@ export async function checkNetworkOptions(o: ContainerNetworkOptions): Promise<v
   for (const p of o.publish ?? []) net.parsePublish(p, '0.0.0.0');
   for (const d of o.dns ?? []) net.DnsFiles.checkNameserver(d);
   for (const h of o.addHosts ?? []) net.DnsFiles.parseAddHost(h);
+  if (o.network.startsWith('cni:')) {
+    net.loadConflist(o.network.slice(4));
+    if (o.publish?.length || o.ip)
+      throw new (await import('@berth/sys')).BerthError(
+        `--network ${o.network}: -p and --ip are the CNI plugins' business (portmap, ipam), not berth's`,
+        { code: 'EINVALIDNETWORK' },
+      );
+    return;
+  }
   const store = new net.NetworkStore(o.stateDir ? { dir: o.stateDir } : {});
   await store.require(o.network);
 }

@@ -177,7 +177,12 @@ export class Runtime {
     }
   }
 
-  private async createVm(id: string, bundle: string, spec: Spec, options: CreateOptions): Promise<ContainerRecord> {
+  private async createVm(
+    id: string,
+    bundle: string,
+    spec: Spec,
+    options: CreateOptions,
+  ): Promise<ContainerRecord> {
     const record: ContainerRecord = {
       ociVersion: OCI_VERSION,
       id,
@@ -609,11 +614,13 @@ export class Runtime {
     }
     if (record.vm) {
       if (options.detach || options.consoleSocket || options.preserveFds)
-        throw new BerthError('exec --detach, --console-socket and --preserve-fds are not supported by the VM backend yet', {
-          code: 'EUNSUPPORTED',
-        });
+        throw new BerthError(
+          'exec --detach, --console-socket and --preserve-fds are not supported by the VM backend yet',
+          { code: 'EUNSUPPORTED' },
+        );
       unlock();
-      return execVm(record, record.spec ?? this.loadBundle(record.bundle).spec, proc, options.stdio, this.warn);
+      const spec = record.spec ?? this.loadBundle(record.bundle).spec;
+      return execVm(record, spec, proc, options.stdio, this.warn);
     }
     const foreground = !options.detach;
     // the container's seccomp filter and personality apply to every process in it, as in runc
@@ -693,10 +700,10 @@ export class Runtime {
 
   private async requireCgroup(id: string, record: ContainerRecord): Promise<Cgroup> {
     if (record.vm)
-      throw new BerthError(`container ${id} runs in a VM: pause, resume, update and stats are not supported by the VM backend yet`, {
-        code: 'EUNSUPPORTED',
-        path: id,
-      });
+      throw new BerthError(
+        `container ${id} runs in a VM: pause, resume, update and stats are not supported by the VM backend yet`,
+        { code: 'EUNSUPPORTED', path: id },
+      );
     const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
     if (!cgroup) throw new BerthError(`container ${id} has no cgroup`, { code: 'ENOTFOUND', path: id });
     return cgroup;

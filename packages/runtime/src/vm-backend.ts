@@ -51,7 +51,8 @@ function checkSpec(spec: Spec, options: { consoleSocket?: string; preserveFds?: 
   if (spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length)
     throw no('hooks.prestart / hooks.createRuntime');
   for (const [i, n] of (spec.linux?.namespaces ?? []).entries()) {
-    if (n.path && n.type !== 'network') throw no(`linux.namespaces[${i}]: joining the host namespace ${n.path}`);
+    if (n.path && n.type !== 'network')
+      throw no(`linux.namespaces[${i}]: joining the host namespace ${n.path}`);
   }
 }
 
@@ -326,9 +327,16 @@ export async function execVm(
         : null;
   const out = (s: Stdio, std: Writable): Writable | null =>
     s === 'inherit' ? std : typeof s === 'number' ? createWriteStream('', { fd: s, autoClose: false }) : null;
+  // a terminal in the guest: this side's terminal passes keys through as they are typed
+  const raw = proc.terminal === true && input === process.stdin && process.stdin.isTTY === true;
+  if (raw) {
+    process.stdin.setRawMode(true);
+    await (await vm()).rawTerminalOutput(0).catch(() => {});
+  }
   try {
     return await machine.exec(steps, [input, out(o, process.stdout), out(e, process.stderr)]);
   } finally {
+    if (raw) process.stdin.setRawMode(false);
     if (input === process.stdin) process.stdin.pause();
   }
 }

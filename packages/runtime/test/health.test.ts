@@ -14,7 +14,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { discoverHierarchy } from '@berth/cgroups';
+import { Cgroup, discoverHierarchy } from '@berth/cgroups';
 import { defaultSpec, formatSpec, type Spec } from '@berth/spec';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ContainerLock, Runtime } from '../src/index.js';
@@ -93,7 +93,13 @@ describe('run', () => {
       expect(existsSync(go)).toBe(true);
       const pid = JSON.parse(readFileSync(join(root, id, 'state.json'), 'utf8')).pid as number;
       process.kill(pid, 'SIGSTOP');
-      await new Promise((r) => setTimeout(r, 1500));
+      // the hook has exited once the container's cgroup holds only its (stopped) process again:
+      // start now waits for a release that cannot come; then the process dies
+      const cg = await Cgroup.load(`/berth/${id}`);
+      for (let i = 0; i < 2000 && (await cg.pids()).join() !== String(pid); i++)
+        await new Promise((r) => setTimeout(r, 10));
+      expect(await cg.pids()).toEqual([pid]);
+      await new Promise((r) => setTimeout(r, 100));
       process.kill(pid, 'SIGKILL');
       const err = await outcome;
       expect(err?.message).toMatch(/cannot start container .*: its process exited/);

@@ -129,4 +129,54 @@ describe('Runtime with a bridge network', () => {
     expect(leases()).toEqual([]);
     expect(ports()).toEqual([]);
   });
+
+  it('attaches through a CNI conflist (Debian’s bridge and host-local plugins) and DELs on delete', async () => {
+    const rt = new Runtime({ root });
+    const cniBridge = `bc${randomBytes(4).toString('hex')}`;
+    const hostLocal = join(dir, 'host-local');
+    const conflist = join(dir, 'test.conflist');
+    writeFileSync(
+      conflist,
+      JSON.stringify({
+        cniVersion: '1.0.0',
+        name: 'berth-test',
+        plugins: [
+          {
+            type: 'bridge',
+            bridge: cniBridge,
+            isGateway: true,
+            ipMasq: false,
+            ipam: { type: 'host-local', ranges: [[{ subnet: `10.214.${third}.0/24` }]], dataDir: hostLocal },
+          },
+        ],
+      }),
+    );
+    const { bundle: b, files } = bundle('cni');
+    try {
+      const st = await rt.create('net-cni', b, { network: { network: `cni:${conflist}`, filesDir: files } });
+      expect(rt.store.read('net-cni').network).toMatchObject({
+        network: `cni:${conflist}`,
+        address: `10.214.${third}.2/24`,
+      });
+      const inside = execFileSync('nsenter', [
+        '-t',
+        String(st.pid),
+        '-n',
+        'ip',
+        '-4',
+        '-o',
+        'addr',
+        'show',
+        'eth0',
+      ]).toString();
+      expect(inside).toContain(`inet 10.214.${third}.2/24`);
+      expect(readFileSync(join(files, 'hosts'), 'utf8')).toContain(`10.214.${third}.2\tnet-cni`);
+      expect(readdirSync(join(hostLocal, 'berth-test'))).toContain(`10.214.${third}.2`);
+      await rt.delete('net-cni', { force: true });
+      expect(readdirSync(join(hostLocal, 'berth-test'))).not.toContain(`10.214.${third}.2`);
+      expect(readdirSync(join('/sys/class/net', cniBridge, 'brif'))).toEqual([]);
+    } finally {
+      spawnSync('ip', ['link', 'del', cniBridge]);
+    }
+  });
 });

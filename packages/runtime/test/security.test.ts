@@ -18,6 +18,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Cgroup } from '@berth/cgroups';
 import { defaultSpec, formatSpec, type Spec } from '@berth/spec';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileProfile, features, hostLsms, Runtime } from '../src/index.js';
@@ -28,7 +30,20 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const APPLETS = ['sh', 'sleep', 'echo', 'cat', 'grep', 'mkdir', 'uname', 'ionice', 'sync'];
 let serial = 0;
-const uid = (name: string) => `sec-${name}-${process.pid}-${serial++}`;
+const used: string[] = [];
+const uid = (name: string) => {
+  const id = `sec-${name}-${process.pid}-${serial++}`;
+  used.push(id);
+  return id;
+};
+
+// nothing of any container is left: no cgroup (runtime's default cgroupsPath /berth/ID), no mount
+afterAll(async () => {
+  for (const id of used) {
+    await expect(Cgroup.load(`/berth/${id}`)).rejects.toMatchObject({ code: 'ENOTFOUND' });
+  }
+  expect(leftovers()).toEqual([]);
+});
 
 function bundle(script: string, edit: (spec: Spec) => void = () => {}): string {
   const b = mkdtempSync(join(dir, 'bundle-'));
@@ -143,7 +158,7 @@ describe('seccomp in a container', () => {
       '-O2',
       '-o',
       agentBin,
-      join(import.meta.dirname, '../../sys/test/fixtures/seccomp-agent.c'),
+      fileURLToPath(new URL('../../sys/test/fixtures/seccomp-agent.c', import.meta.url)),
     ]);
     expect(cc.status, cc.stderr?.toString()).toBe(0);
     const socketPath = join(dir, `agent-${process.pid}.sock`);

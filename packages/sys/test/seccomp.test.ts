@@ -3,6 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   CLONE_NEWPID,
@@ -204,7 +205,7 @@ describe('the seccomp step', () => {
       '-O2',
       '-o',
       agentBin,
-      join(import.meta.dirname, 'fixtures/seccomp-agent.c'),
+      fileURLToPath(new URL('fixtures/seccomp-agent.c', import.meta.url)),
     ]);
     expect(cc.status, cc.stderr?.toString()).toBe(0);
     const socketPath = join(dir, 'agent.sock');

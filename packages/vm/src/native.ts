@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BerthError, launcherSource } from '@berth/sys';
+import { envOverride } from './env.js';
 
 let root: string | undefined;
 
@@ -88,7 +89,7 @@ function build(source: string, name: string, dir: string, cc: string): string {
  * per source version into `dir`.
  */
 export function guestBinaries(dir: string): GuestBinaries {
-  const cc = process.env['BERTH_MUSL_GCC'] ?? 'musl-gcc';
+  const cc = envOverride('BERTH_MUSL_GCC') ?? 'musl-gcc';
   return {
     agent: build(agentSource(), 'agent', dir, cc),
     launcher: build(launcherSource(), 'launcher', dir, cc),

@@ -20,6 +20,7 @@ import { type AccelChoice, chooseAccel } from './accel.js';
 import { writeCpio } from './cpio.js';
 import { DEFAULT_KERNEL_DIR, ensureKernel, type GuestKernel } from './kernel.js';
 import { guestCmdline, planQemu, runFiles } from './machine.js';
+import { envOverride } from './env.js';
 import { guestBinaries } from './native.js';
 import type { VmSize } from './resources.js';
 import type { RootfsShare } from './share.js';
@@ -48,6 +49,8 @@ export interface VmCreateRequest {
   files?: Array<{ path: string; data: Uint8Array }>;
   /** Host directories the plan binds: `path` (real) shared by 9p and mounted in the guest at `guestPath`. */
   shares?: Array<{ path: string; guestPath?: string; readonly: boolean }>;
+  /** Where the guest mounts the rootfs share (default: its host path, so the host's plan runs unchanged). */
+  guestPath?: string;
   /** Mount a cgroup2 hierarchy on the guest's /sys/fs/cgroup before the plan runs. */
   cgroup2?: boolean;
   /** Run the process at once instead of holding it at "created" until `start` (`run`: create and start in one). */
@@ -99,7 +102,7 @@ export type VmStatus = 'creating' | 'created' | 'running' | 'stopped';
 
 /** Where berth keeps what all VMs share: the kernel cache and the guest binaries. */
 export function vmCacheDir(): string {
-  return process.env['BERTH_VM_CACHE'] ?? '/var/lib/berth/vm';
+  return envOverride('BERTH_VM_CACHE') ?? '/var/lib/berth/vm';
 }
 
 function which(name: string): string | undefined {
@@ -117,7 +120,7 @@ function which(name: string): string | undefined {
 /** The qemu-system binary for this machine's architecture. */
 export function findQemu(): string {
   const name = process.arch === 'arm64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64';
-  const found = process.env['BERTH_QEMU'] ?? which(name);
+  const found = envOverride('BERTH_QEMU') ?? which(name);
   if (!found) {
     throw new BerthError(`the VM backend needs ${name}: apt-get install qemu-system-x86`, {
       code: 'ENOQEMU',
@@ -128,8 +131,8 @@ export function findQemu(): string {
 
 /** What this host offers the VM backend. */
 export function probeVm(): VmHostSupport {
-  const qemu = process.env['BERTH_QEMU'] ?? which('qemu-system-x86_64');
-  const musl = process.env['BERTH_MUSL_GCC'] ?? which('musl-gcc');
+  const qemu = envOverride('BERTH_QEMU') ?? which('qemu-system-x86_64');
+  const musl = envOverride('BERTH_MUSL_GCC') ?? which('musl-gcc');
   return { ...(qemu ? { qemu } : {}), accel: chooseAccel(), ...(musl ? { muslGcc: musl } : {}) };
 }
 
@@ -503,7 +506,7 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
       path: req.rootfs,
     });
   }
-  if (rootfs !== req.rootfs) {
+  if (rootfs !== req.rootfs && !req.guestPath) {
     // the plan names the rootfs by the host path; the guest mounts the share there
     throw new BerthError(`root.path: ${req.rootfs} resolves to ${rootfs}: give the VM backend a real path`, {
       code: 'ESHARE',
@@ -514,7 +517,7 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
   const kernel = ensureKernel({
     dir:
       process.env['BERTH_VM_KERNELS'] ??
-      (process.env['BERTH_VM_CACHE'] ? join(cache, 'kernels') : DEFAULT_KERNEL_DIR),
+      (envOverride('BERTH_VM_CACHE') ? join(cache, 'kernels') : DEFAULT_KERNEL_DIR),
     ...(process.env['BERTH_VM_KERNEL'] ? { override: process.env['BERTH_VM_KERNEL'] } : {}),
   });
   const bins = guestBinaries(join(cache, 'bin'));
@@ -535,7 +538,7 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
     kernel,
     bins,
     [
-      ['rootfs', rootfs],
+      ['rootfs', req.guestPath ?? rootfs],
       ['tag', share.tag],
       ['readonly', req.readonly ? '1' : '0'],
       ['options', 'msize=262144,cache=mmap,access=client'],

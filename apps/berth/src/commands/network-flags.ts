@@ -8,7 +8,7 @@ export const networkOptions: OptionSpec[] = [
   {
     name: 'network',
     value: 'MODE',
-    help: 'bridge (default as root: berth0), none (only lo; default otherwise), host, container:NAME, ns:PATH, or a network of berth network create (image form)',
+    help: 'bridge (default as root: berth0), none (only lo; default otherwise), host, container:NAME, ns:PATH, cni:CONFLIST (CNI plugins from $CNI_PATH, default /usr/lib/cni), or a network of berth network create (image form)',
   },
   {
     name: 'publish',

@@ -9,7 +9,7 @@ export const command: Command = {
     'create [--subnet CIDR] [--gateway IP] [--bridge NAME] [--internal] NAME\n       berth network ls [--format table|json]\n       berth network inspect NAME...\n       berth network rm [-f] NAME...',
   description: `
 Bridge networks for berth run --network NAME. "bridge" is the default network
-(bridge berth0, subnet $BERTH_DEFAULT_SUBNET or 10.88.0.0/16), made on first
+(bridge berth0, subnet $BERTH_DEFAULT_SUBNET or 10.77.0.0/16), made on first
 use. A new network gets the first free 10.89.N.0/24 unless --subnet says
 otherwise; its bridge is made when its first container joins. Containers on one
 network reach each other by address and by name (container id and hostname).

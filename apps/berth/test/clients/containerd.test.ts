@@ -4,7 +4,7 @@
 // under a temp dir; never a system one) and stops it at the end. The image is
 // berth's built-in busybox, written by `berth save`, imported by ctr.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../helpers.js';
@@ -45,12 +45,16 @@ function id(prefix: string): string {
 }
 
 /** `ctr run` with berth as the runc shim's binary. */
+const berthRoot = join(dir, 'berth-root');
 const RUN = [
   'run',
   '--runtime',
   'io.containerd.runc.v2',
   '--runc-binary',
   BERTH_BIN,
+  // berth keeps its container state here, not in the system's /run/berth
+  '--runc-root',
+  berthRoot,
   '--snapshotter',
   'native',
 ];
@@ -101,10 +105,15 @@ afterAll(async () => {
     containerd.kill('SIGTERM');
     await new Promise((r) => containerd!.once('exit', r));
   }
-  expect(left).toBe('');
-  expect(sb.mounts()).toEqual([]);
+  // the shim keeps runc state in ROOT/NAMESPACE: nothing of a container is left there
+  const stateDir = join(berthRoot, namespace);
+  const states = existsSync(stateDir) ? readdirSync(stateDir) : [];
+  const mounts = sb.mounts();
   sb.cleanup();
   rmSync(dir, { recursive: true, force: true });
+  expect(left).toBe('');
+  expect(states).toEqual([]);
+  expect(mounts).toEqual([]);
 });
 
 describe('containerd (runc shim v2) with berth as its runc binary', () => {

@@ -4,7 +4,7 @@
 // nothing of a system podman is used or touched. The image is berth's built-in
 // busybox, saved by berth and loaded by podman: no registry.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,8 @@ import { BERTH_BIN, cgroupValue, IMAGE, imageArchive, links, onTerminal } from '
 
 const sb = new Sandbox();
 const dir = join(sb.dir, 'podman');
+// podman 4.3 does not pass --runtime-flag to `delete`, so berth keeps its state in its default root
+const berthRoot = process.env['BERTH_ROOT'] ?? '/run/berth';
 const names = new Set<string>();
 let linksBefore: string[] = [];
 let chainsBefore = '';
@@ -73,6 +75,19 @@ function pidOf(container: string): number {
   return Number(ok(['inspect', '-f', '{{.State.Pid}}', container]).trim());
 }
 
+/** berth state directories whose bundle is in this test's podman storage. */
+function statesOfThisTest(): string[] {
+  if (!existsSync(berthRoot)) return [];
+  return readdirSync(berthRoot).filter((id) => {
+    try {
+      const state = JSON.parse(readFileSync(join(berthRoot, id, 'state.json'), 'utf8'));
+      return typeof state.bundle === 'string' && state.bundle.startsWith(dir);
+    } catch {
+      return false;
+    }
+  });
+}
+
 function iptables(args: string[]): string {
   return spawnSync('iptables', args, { encoding: 'utf8' }).stdout ?? '';
 }
@@ -100,13 +115,18 @@ beforeAll(() => {
 
 afterAll(() => {
   for (const n of names) podman(['rm', '-f', '-t', '0', n]);
+  // also what a failed test left (the store is this test's own)
+  podman(['rm', '-a', '-f', '-t', '0']);
   podman(['volume', 'prune', '-f']);
+  // what leaked is measured first, then everything is cleaned, then asserted
+  const states = statesOfThisTest();
+  const mounts = sb.mounts();
   // podman made the default bridge for this test (it was not there before): remove it
   for (const l of links())
     if (!linksBefore.includes(l) && /^cni-podman\d+$/.test(l)) spawnSync('ip', ['link', 'del', l]);
-  expect(links().filter((l) => !linksBefore.includes(l))).toEqual([]);
+  const newLinks = links().filter((l) => !linksBefore.includes(l));
   // the CNI firewall plugin leaves its chains behind: remove them if this test made them
-  if (!chainsBefore.includes('CNI-FORWARD') && iptables(['-S']).includes('-N CNI-FORWARD')) {
+  if (!chainsBefore.includes('-N CNI-FORWARD') && iptables(['-S']).includes('-N CNI-FORWARD')) {
     iptables([
       '-D',
       'FORWARD',
@@ -122,11 +142,14 @@ afterAll(() => {
       iptables(['-X', chain]);
     }
   }
-  expect(iptables(['-S']).includes('-N CNI-FORWARD')).toBe(chainsBefore.includes('CNI-FORWARD'));
-  // the containers' cgroups (podman's cgroupfs parent is libpod_parent) and mounts are gone
-  expect(sb.mounts()).toEqual([]);
+  const chains = iptables(['-S']).includes('-N CNI-FORWARD');
   sb.cleanup();
   rmSync(dir, { recursive: true, force: true });
+  // no state of this test's containers in berth's root, no mount, no new interface or chain
+  expect(states).toEqual([]);
+  expect(mounts).toEqual([]);
+  expect(newLinks).toEqual([]);
+  expect(chains).toBe(chainsBefore.includes('-N CNI-FORWARD'));
 });
 
 describe('podman --runtime berth', () => {

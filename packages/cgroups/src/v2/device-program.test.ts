@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import type { LinuxDeviceCgroup } from '../types.js';
 import { assembleDeviceProgram, encodeProgram, runDeviceProgram } from './device-program.js';
 
-const DEFAULT_RULES = [
+const DEFAULT_RULES: LinuxDeviceCgroup[] = [
   { allow: false, access: 'rwm' },
   { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
   { allow: true, type: 'c', major: 136, access: 'rw' },
