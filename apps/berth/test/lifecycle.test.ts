@@ -54,7 +54,7 @@ describe('create → start → state → kill → delete', () => {
     expect(sb.berth(['kill', id, 'KILL']).status).toBe(0);
     for (let i = 0; i < 100 && alive(s1.pid); i++) await new Promise((r) => setTimeout(r, 20));
     expect(state(id)).toMatchObject({ status: 'stopped', pid: 0 });
-    expect(sb.berth(['kill', id]).stderr).toMatch(/is not running/);
+    expect(sb.berth(['kill', id]).stderr).toMatch(/container not running/); // containerd's shim looks for these words
     expect(sb.berth(['delete', id]).status).toBe(0);
     expect(sb.states()).toEqual([]);
     expect(sb.berth(['state', id]).stderr).toBe(`berth: container ${id} does not exist\n`);

@@ -92,9 +92,13 @@ describe('planRootfs', () => {
     expect(steps).toContainEqual({ op: 'symlink', target: 'pts/ptmx', path: '/dev/ptmx', inRoot: true });
   });
 
-  it('names the mount entry that is wrong', () => {
-    expect(() => planRootfs({ ...base, mounts: [{ destination: 'rel', type: 'tmpfs' }] })).toThrow(
-      'mounts[0].destination: "rel" must be an absolute path',
+  it('names the mount entry that is wrong, and takes a relative destination from /', () => {
+    // a relative destination is relative to / (the spec's rule)
+    expect(planRootfs({ ...base, mounts: [{ destination: 'rel/x', type: 'tmpfs' }] })).toContainEqual(
+      expect.objectContaining({ op: 'mount', target: '/rel/x', fstype: 'tmpfs', inRoot: true }),
+    );
+    expect(() => planRootfs({ ...base, mounts: [{ destination: '/x' }] })).toThrow(
+      'mounts[0].type: must be set for a non-bind mount',
     );
     expect(() =>
       planRootfs({ ...base, mounts: [{ destination: '/x', type: 'bind', source: 'missing' }] }),

@@ -115,10 +115,8 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
 
   let devIsTmpfs = false;
   (config.mounts ?? []).forEach((m, i) => {
-    if (!m.destination.startsWith('/')) {
-      throw invalid(`mounts[${i}].destination: ${JSON.stringify(m.destination)} must be an absolute path`);
-    }
-    const dest = posix.normalize(m.destination);
+    // a relative destination is relative to / (deprecated, still valid: config.md)
+    const dest = posix.normalize(`/${m.destination}`);
     if (dest === '/dev' && (m.type ?? '') === 'tmpfs') devIsTmpfs = true;
     steps.push(...planMount(m, i, dest, config));
   });

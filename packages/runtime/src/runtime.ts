@@ -499,12 +499,12 @@ export class Runtime {
       const record = this.store.read(id);
       const status = this.liveStatus(record);
       if (status === 'stopped')
-        throw new BerthError(`container ${id} is not running`, { code: 'ESTATE', path: id });
+        throw new BerthError(`cannot signal container ${id}: container not running`, { code: 'ESTATE', path: id });
       if (record.vm) return killVm(record, signal, options.all === true);
       if (!options.all) {
         // through a pidfd of the container's process: a reused pid is never signalled
         if (!(await signalProcess(record.pid, record.pidStartTime, signal)))
-          throw new BerthError(`container ${id} is not running`, { code: 'ESTATE', path: id });
+          throw new BerthError(`cannot signal container ${id}: container not running`, { code: 'ESTATE', path: id });
         return;
       }
       for (const pid of await this.processes(record)) {

@@ -622,8 +622,9 @@ static int step_mkfile(struct step *s) {
 
 /*
  * A device node (or fifo), made relative to its parent's fd with exactly its
- * mode (umask 0) and owned with AT_SYMLINK_NOFOLLOW. A node that exists is left
- * alone, as runc does: nothing is ever chowned or chmodded through a path.
+ * mode (umask 0) and owned with AT_SYMLINK_NOFOLLOW. The same node already there
+ * is left alone; anything else at the path is an error (EEXIST, config-linux.md):
+ * nothing is ever chowned or chmodded through a path.
  */
 static int step_mknod(struct step *s) {
   const char *p = Sx(s, 0);
@@ -656,7 +657,13 @@ static int step_mknod(struct step *s) {
     what = "chown";
     r = fchownat(dir, base, uid, gid, AT_SYMLINK_NOFOLLOW);
   } else if (errno == EEXIST) {
-    r = 0;
+    /* the same node already there is fine; anything else (a file, a link, another device) is an error */
+    struct stat st;
+    if (fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == (mode & S_IFMT) &&
+        (S_ISFIFO(st.st_mode) || st.st_rdev == dev))
+      r = 0;
+    else
+      errno = EEXIST;
   }
   int e = errno;
   close(dir);
@@ -687,11 +694,23 @@ static int step_pivot_root(struct step *s) {
   what = "chdir";
   r = root_fd >= 0 ? fchdir(root_fd) : chdir(Sx(s, 0));
   if (r < 0) return -1;
+  /* the old root, held so that only its tree is made a slave below (never the new root's mounts) */
+  what = "open /";
+  int old_root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (old_root < 0) return -1;
   what = "pivot_root";
-  if (syscall(SYS_pivot_root, ".", ".") < 0) return -1;
+  if (syscall(SYS_pivot_root, ".", ".") < 0) {
+    int e = errno;
+    close(old_root);
+    return errno = e, -1;
+  }
   /* keep the unmount of the old root from propagating to the host */
   what = "mount";
-  if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) return -1;
+  r = remount_fd(old_root, MS_SLAVE | MS_REC, NULL);
+  int e = errno;
+  close(old_root);
+  errno = e;
+  if (r < 0) return -1;
   what = "umount2";
   if (umount2(".", MNT_DETACH) < 0) return -1;
   what = "chdir";

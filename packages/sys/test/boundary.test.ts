@@ -93,16 +93,30 @@ for (const walk of [false, true]) {
         symlinkSync(`/proc/self/root${v.path}`, join(r, 'dev/null'));
         symlinkSync(`../../../../../../..${v.path}`, join(r, 'dev/zero'));
       });
-      const err = await inRootfs(
+      const zero = await inRootfs(
         root,
-        [
-          { op: 'mknod', path: '/dev/null', mode: 0o20666, major: 1, minor: 3, uid: 0, gid: 0, inRoot: true },
-          { op: 'mknod', path: '/dev/zero', mode: 0o20666, major: 1, minor: 5, uid: 0, gid: 0, inRoot: true },
-        ],
+        [{ op: 'mknod', path: '/dev/zero', mode: 0o20666, major: 1, minor: 5, uid: 0, gid: 0, inRoot: true }],
         walk,
       );
-      expect(err).toBeUndefined(); // an existing node (even a link) is left alone, as runc does
+      expect(zero?.message).toMatch(/^create device \/dev\/zero: EEXIST/);
+      const err = await inRootfs(
+        root,
+        [{ op: 'mknod', path: '/dev/null', mode: 0o20666, major: 1, minor: 3, uid: 0, gid: 0, inRoot: true }],
+        walk,
+      );
+      // something else at a device path is an error (config-linux.md), and it is never followed
+      expect(err?.message).toMatch(/^create device \/dev\/null: EEXIST/);
       v.unchanged();
+      // the same node already there is fine
+      const same = await inRootfs(
+        rootfsWith(`r-devsame-${walk}`, (r) => {
+          mkdirSync(join(r, 'dev'));
+          spawnSync('mknod', ['-m', '666', join(r, 'dev/null'), 'c', '1', '3']);
+        }),
+        [{ op: 'mknod', path: '/dev/null', mode: 0o20666, major: 1, minor: 3, uid: 0, gid: 0, inRoot: true }],
+        walk,
+      );
+      expect(same).toBeUndefined();
       expect(lstatSync(join(root, 'dev/null')).isSymbolicLink()).toBe(true);
     });
 

@@ -111,6 +111,13 @@ afterAll(async () => {
   const mounts = sb.mounts();
   sb.cleanup();
   rmSync(dir, { recursive: true, force: true });
+  // containerd puts each container's cgroup under /NAMESPACE; berth removes the container's own,
+  // the parent is containerd's to keep (as with runc): this test made it, so it removes it
+  const { Cgroup } = await import('@berth/cgroups');
+  const parent = await Cgroup.load(`/${namespace}`).catch(() => undefined);
+  const leftCgroups = parent ? await parent.pids() : [];
+  await parent?.delete();
+  expect(leftCgroups).toEqual([]);
   expect(left).toBe('');
   expect(states).toEqual([]);
   expect(mounts).toEqual([]);
