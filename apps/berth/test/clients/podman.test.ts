@@ -199,6 +199,44 @@ describe('podman --runtime berth', () => {
     expect(seccomp).toMatch(/^Seccomp:\s+2$/);
   });
 
+  it('--read-only with its writable tmpfs dirs, --tmpfs (tmpcopyup) and --privileged (device parents)', () => {
+    // --read-only: / refuses writes, the tmpfs podman puts on /tmp (tmpcopyup) takes them
+    expect(
+      ok(['run', '--rm', '--network', 'none', '--read-only', IMAGE, 'sh', '-c', 'echo a > /tmp/a && cat /tmp/a']),
+    ).toBe('a\n');
+    // --tmpfs on a directory the image has: its files are copied up onto the tmpfs
+    expect(
+      ok([
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '--tmpfs',
+        '/etc',
+        IMAGE,
+        'sh',
+        '-c',
+        'grep -c " /etc " /proc/self/mountinfo; test -s /etc/passwd && echo copied; echo x > /etc/new && cat /etc/new',
+      ]),
+    ).toBe('1\ncopied\nx\n');
+    // --privileged: every host device, parents made (/dev/cpu/0/cpuid where the host has it), all capabilities
+    const priv = ok([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--privileged',
+      IMAGE,
+      'sh',
+      '-c',
+      'test -c /dev/null && echo null; grep CapEff /proc/self/status; ls /dev | wc -l',
+    ]);
+    const [nullLine, capLine, count] = priv.trim().split('\n');
+    expect(nullLine).toBe('null');
+    expect(capLine).not.toMatch(/CapEff:\s+0000000000000000/);
+    expect(Number(count)).toBeGreaterThan(10);
+  });
+
   it('read-only rootfs, ulimits, cap-drop and a seccomp profile of our own', () => {
     const ro = podman(['run', '--rm', '--network', 'none', '--read-only', IMAGE, 'touch', '/file']);
     expect(ro.status).not.toBe(0);
