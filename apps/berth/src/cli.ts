@@ -55,7 +55,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
     summary: 'log in to a registry (checks the credentials, then saves them)',
     load: () => import('./commands/login.js'),
   },
-  logout: { summary: 'remove the saved credentials of a registry', load: () => import('./commands/logout.js') },
+  logout: {
+    summary: 'remove the saved credentials of a registry',
+    load: () => import('./commands/logout.js'),
+  },
   network: {
     summary: 'manage bridge networks (create, ls, rm, inspect)',
     load: () => import('./commands/network.js'),
@@ -78,7 +81,10 @@ const GLOBAL_OPTIONS: OptionSpec[] = [
   { name: 'root', value: 'DIR', help: 'where container state is kept (default /run/berth, or $BERTH_ROOT)' },
   { name: 'log', value: 'FILE', help: 'also write log lines to FILE (containerd passes this)' },
   { name: 'log-format', value: 'text|json', help: 'format of --log lines (default text)' },
-  { name: 'systemd-cgroup', help: 'treat cgroupsPath as slice:prefix:name (systemd driver: not implemented yet, create fails)' },
+  {
+    name: 'systemd-cgroup',
+    help: 'treat cgroupsPath as slice:prefix:name (systemd driver: not implemented yet, create fails)',
+  },
   { name: 'debug', help: 'print debug details on errors' },
   { name: 'help', short: 'h', help: 'show help' },
   { name: 'version', short: 'v', help: 'print the version' },

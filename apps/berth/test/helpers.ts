@@ -19,7 +19,8 @@ import { Cgroup, type CgroupLayout, discoverHierarchy } from '@berth/cgroups';
 type Config = Record<string, any>;
 
 /** The CLI bundle under test ($BERTH_TEST_CLI: another build of it, e.g. a copy kept stable while dist/ is rebuilt). */
-export const CLI = process.env['BERTH_TEST_CLI'] ?? fileURLToPath(new URL('../dist/cli.cjs', import.meta.url));
+export const CLI =
+  process.env['BERTH_TEST_CLI'] ?? fileURLToPath(new URL('../dist/cli.cjs', import.meta.url));
 
 /** This host's cgroup hierarchies, read from the host (v1, hybrid or v2), once. */
 const hierarchy = await discoverHierarchy();

@@ -88,7 +88,11 @@ describe('a rootfs cannot send berth to host paths', () => {
   it('devices whose parent directory links out of the rootfs are made inside it, or refused', () => {
     const outside = emptyHostDir('devices-outside');
     const v = victim('device-victim');
-    for (const link of [outside.path, `/proc/self/root${outside.path}`, `../../../../../../..${outside.path}`]) {
+    for (const link of [
+      outside.path,
+      `/proc/self/root${outside.path}`,
+      `../../../../../../..${outside.path}`,
+    ]) {
       const b = sb.bundle((c) => {
         // no tmpfs on /dev: devices go into the image's own /dev, which is the link
         c.mounts = c.mounts.filter((m: { destination: string }) => !m.destination.startsWith('/dev'));
@@ -120,10 +124,19 @@ describe('a rootfs cannot send berth to host paths', () => {
 
   it('mount destinations that link out of the rootfs: nothing made or mounted on the host', () => {
     const outside = emptyHostDir('mounts-outside');
-    for (const link of [`/proc/self/root${outside.path}`, `../../../../../../..${outside.path}`, outside.path]) {
+    for (const link of [
+      `/proc/self/root${outside.path}`,
+      `../../../../../../..${outside.path}`,
+      outside.path,
+    ]) {
       const b = sb.bundle((c) => {
         c.mounts.push({ destination: '/data/sub/deeper', type: 'tmpfs', source: 'tmpfs' });
-        c.mounts.push({ destination: '/data/file', type: 'bind', source: '/etc/hostname', options: ['bind', 'ro'] });
+        c.mounts.push({
+          destination: '/data/file',
+          type: 'bind',
+          source: '/etc/hostname',
+          options: ['bind', 'ro'],
+        });
         // the mounts are where the links lead inside the rootfs
         c.process.args = ['sh', '-c', `grep -c " ${outside.path}/" /proc/self/mountinfo || true`];
       });
@@ -150,7 +163,9 @@ describe('a rootfs cannot send berth to host paths', () => {
       });
       const r = sb.berth(['run', '-b', b, sb.id()]);
       expect(r.status).toBe(1);
-      expect(r.stderr).toMatch(/^berth: change to working directory \/proc\/self\/fd\/\d: (ELOOP|ENOENT|ENOTDIR|EXDEV)/);
+      expect(r.stderr).toMatch(
+        /^berth: change to working directory \/proc\/self\/fd\/\d: (ELOOP|ENOENT|ENOTDIR|EXDEV)/,
+      );
     }
   });
 
@@ -159,7 +174,11 @@ describe('a rootfs cannot send berth to host paths', () => {
     const b = sb.bundle((c) => {
       c.linux.maskedPaths.push('/etc/masked-abs', '/etc/masked-magic');
       c.linux.readonlyPaths.push('/etc/ro-abs');
-      c.process.args = ['sh', '-c', `cat /etc/masked-abs; echo; cat ${v.path}; touch /etc/ro-abs/x 2>&1 || true`];
+      c.process.args = [
+        'sh',
+        '-c',
+        `cat /etc/masked-abs; echo; cat ${v.path}; touch /etc/ro-abs/x 2>&1 || true`,
+      ];
     });
     mkdirSync(join(b, 'rootfs', hostDir), { recursive: true });
     writeFileSync(join(b, 'rootfs', v.path), 'image copy\n');
@@ -390,12 +409,46 @@ describe('the runtime binaries cannot be reached from inside', () => {
 
 function capNames(): string[] {
   return [
-    'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
-    'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST',
-    'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO',
-    'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE',
-    'CAP_SYS_RESOURCE', 'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE',
-    'CAP_AUDIT_CONTROL', 'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM',
-    'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+    'CAP_CHOWN',
+    'CAP_DAC_OVERRIDE',
+    'CAP_DAC_READ_SEARCH',
+    'CAP_FOWNER',
+    'CAP_FSETID',
+    'CAP_KILL',
+    'CAP_SETGID',
+    'CAP_SETUID',
+    'CAP_SETPCAP',
+    'CAP_LINUX_IMMUTABLE',
+    'CAP_NET_BIND_SERVICE',
+    'CAP_NET_BROADCAST',
+    'CAP_NET_ADMIN',
+    'CAP_NET_RAW',
+    'CAP_IPC_LOCK',
+    'CAP_IPC_OWNER',
+    'CAP_SYS_MODULE',
+    'CAP_SYS_RAWIO',
+    'CAP_SYS_CHROOT',
+    'CAP_SYS_PTRACE',
+    'CAP_SYS_PACCT',
+    'CAP_SYS_ADMIN',
+    'CAP_SYS_BOOT',
+    'CAP_SYS_NICE',
+    'CAP_SYS_RESOURCE',
+    'CAP_SYS_TIME',
+    'CAP_SYS_TTY_CONFIG',
+    'CAP_MKNOD',
+    'CAP_LEASE',
+    'CAP_AUDIT_WRITE',
+    'CAP_AUDIT_CONTROL',
+    'CAP_SETFCAP',
+    'CAP_MAC_OVERRIDE',
+    'CAP_MAC_ADMIN',
+    'CAP_SYSLOG',
+    'CAP_WAKE_ALARM',
+    'CAP_BLOCK_SUSPEND',
+    'CAP_AUDIT_READ',
+    'CAP_PERFMON',
+    'CAP_BPF',
+    'CAP_CHECKPOINT_RESTORE',
   ];
 }

@@ -28,7 +28,12 @@ afterAll(() => sb.cleanup());
 describe('root filesystem setup', () => {
   it('tmpcopyup: a tmpfs starts with a copy of what the directory held (owners, modes, links)', () => {
     const b = sb.bundle((c) => {
-      c.mounts.push({ destination: '/etc', type: 'tmpfs', source: 'tmpfs', options: ['tmpcopyup', 'mode=755'] });
+      c.mounts.push({
+        destination: '/etc',
+        type: 'tmpfs',
+        source: 'tmpfs',
+        options: ['tmpcopyup', 'mode=755'],
+      });
       c.process.args = [
         'sh',
         '-c',
@@ -67,7 +72,16 @@ describe('root filesystem setup', () => {
     expect(r.stdout).toBe('fifo 620\n');
   });
 
-  for (const propagation of ['private', 'rprivate', 'slave', 'rslave', 'shared', 'rshared', 'unbindable', 'runbindable']) {
+  for (const propagation of [
+    'private',
+    'rprivate',
+    'slave',
+    'rslave',
+    'shared',
+    'rshared',
+    'unbindable',
+    'runbindable',
+  ]) {
     it(`linux.rootfsPropagation ${propagation} works and applies to /`, () => {
       const b = sb.bundle((c) => {
         c.linux.rootfsPropagation = propagation;
@@ -83,8 +97,7 @@ describe('root filesystem setup', () => {
         // a slave of the host's mount when that is shared; a host with a private / gives nothing to follow
         expect(fields).not.toMatch(/shared:|unbindable/);
         if (hostMountIsShared(sb.dir)) expect(fields).toMatch(/ master:\d+/);
-      }
-      else if (want === 'unbindable') expect(fields).toMatch(/ unbindable/);
+      } else if (want === 'unbindable') expect(fields).toMatch(/ unbindable/);
       else expect(fields).not.toMatch(/shared:|master:|unbindable/);
     });
   }

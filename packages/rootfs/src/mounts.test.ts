@@ -36,7 +36,9 @@ describe('planRootfs', () => {
     expect(steps[1]).toMatchObject({ op: 'mount', source: rootfs, target: rootfs, flags: MS.BIND | MS.REC });
     // from here on, container paths are resolved against the root's fd by the launcher
     expect(steps[2]).toEqual({ op: 'root', path: rootfs });
-    for (const s of steps.slice(3).filter((s) => ['mkdir', 'mknod', 'mkfile', 'symlink', 'mask', 'readonly'].includes(s.op)))
+    for (const s of steps
+      .slice(3)
+      .filter((s) => ['mkdir', 'mknod', 'mkfile', 'symlink', 'mask', 'readonly'].includes(s.op)))
       expect(s.inRoot).toBe(true);
     const pivot = ops.indexOf('pivotRoot');
     expect(ops.lastIndexOf('mknod')).toBeLessThan(pivot);
@@ -80,15 +82,23 @@ describe('planRootfs', () => {
       data: 'mode=755',
     });
     expect(() =>
-      planRootfs({ ...base, mounts: [{ destination: '/x', type: 'proc', source: 'proc', options: ['tmpcopyup'] }] }),
+      planRootfs({
+        ...base,
+        mounts: [{ destination: '/x', type: 'proc', source: 'proc', options: ['tmpcopyup'] }],
+      }),
     ).toThrow(/tmpcopyup needs a tmpfs/);
   });
 
   it('creates the standard devices and links on a tmpfs /dev', () => {
     const steps = planRootfs(base);
-    expect(
-      steps.filter((s) => s.op === 'mknod').map((s) => (s as { path: string }).path),
-    ).toEqual(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty']);
+    expect(steps.filter((s) => s.op === 'mknod').map((s) => (s as { path: string }).path)).toEqual([
+      '/dev/null',
+      '/dev/zero',
+      '/dev/full',
+      '/dev/random',
+      '/dev/urandom',
+      '/dev/tty',
+    ]);
     expect(steps).toContainEqual({ op: 'symlink', target: 'pts/ptmx', path: '/dev/ptmx', inRoot: true });
   });
 

@@ -12,6 +12,13 @@ export {
   resolveImage,
 } from './image-bundle.js';
 export { ContainerLock, withLock } from './lock.js';
+export {
+  attachNetwork,
+  type ContainerNetworkOptions,
+  checkNetworkOptions,
+  detachNetwork,
+  type NetworkRecord,
+} from './network.js';
 export { processesInPidNamespace } from './pidns.js';
 export {
   type ContainerPlan,
@@ -36,17 +43,10 @@ export {
   checkLinuxSupport,
   compileProfile,
   hostLsms,
+  type ProcessSecurity,
   planProcessSecurity,
   planTimeNamespace,
-  type ProcessSecurity,
   type SecurityContext,
   seccompListener,
 } from './security.js';
 export { type ContainerRecord, StateStore, type Status, validateId } from './state.js';
-export {
-  attachNetwork,
-  type ContainerNetworkOptions,
-  checkNetworkOptions,
-  detachNetwork,
-  type NetworkRecord,
-} from './network.js';

@@ -6,7 +6,11 @@ import { type BerthError, launch } from '@berth/sys';
  * process since is never signalled. Returns false when the process is gone.
  * (The launcher does it: no FFI to load on the CLI's path.)
  */
-export async function signalProcess(pid: number, startTime: number | undefined, signal: number): Promise<boolean> {
+export async function signalProcess(
+  pid: number,
+  startTime: number | undefined,
+  signal: number,
+): Promise<boolean> {
   const l = launch([{ op: 'pidfdKill', pid, startTime: startTime ?? 0, signal }], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });

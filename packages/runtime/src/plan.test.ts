@@ -47,7 +47,7 @@ describe('planContainer', () => {
     expect(write).toBeLessThan(steps.findIndex((x) => x.op === 'readonly' && x.path === '/proc/sys'));
   });
 
-  it('accepts only sysctls of namespaces the container has, with runc\'s rules', () => {
+  it("accepts only sysctls of namespaces the container has, with runc's rules", () => {
     const plan = (sysctl: Record<string, string>, drop: string[] = []) => {
       const s = spec();
       s.linux!.sysctl = sysctl;
@@ -64,10 +64,16 @@ describe('planContainer', () => {
     expect(() => plan({ 'net.ipv4.../../../kernel/core_pattern': 'x' })).toThrow(/is not a sysctl name/);
     const s = spec();
     s.linux!.namespaces!.push({ type: 'network', path: '/proc/self/ns/net' });
-    s.linux!.namespaces = s.linux!.namespaces!.filter((n, i, all) => n.type !== 'network' || i === all.length - 1);
+    s.linux!.namespaces = s.linux!.namespaces!.filter(
+      (n, i, all) => n.type !== 'network' || i === all.length - 1,
+    );
     s.linux!.sysctl = { 'net.core.somaxconn': '1' };
     expect(() => planContainer(s, { bundle, foreground: true })).toThrow(/host's network namespace/);
-    const ok = plan({ 'kernel.shmmax': '4096', 'fs.mqueue.msg_max': '20', 'net/ipv4/ping_group_range': '0 0' });
+    const ok = plan({
+      'kernel.shmmax': '4096',
+      'fs.mqueue.msg_max': '20',
+      'net/ipv4/ping_group_range': '0 0',
+    });
     expect(ok.steps.filter((x) => x.op === 'procWrite').map((x) => (x as { path: string }).path)).toEqual([
       'sys/kernel/shmmax',
       'sys/fs/mqueue/msg_max',

@@ -13,9 +13,14 @@ import {
   type PlanStep,
 } from '@berth/sys';
 import { capabilitySets } from './caps.js';
-import { checkLinuxSupport, planProcessSecurity, planTimeNamespace, type SecurityContext } from './security.js';
-import { planSysctls } from './sysctl.js';
 import { canRaiseLimits, clampRlimit, hostHardLimits, UNLIMITED } from './rlimits.js';
+import {
+  checkLinuxSupport,
+  planProcessSecurity,
+  planTimeNamespace,
+  type SecurityContext,
+} from './security.js';
+import { planSysctls } from './sysctl.js';
 
 /** Sync ids: where the container's first process stops for the runtime. */
 export const SYNC_NS_READY = 1;

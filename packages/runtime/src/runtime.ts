@@ -499,12 +499,18 @@ export class Runtime {
       const record = this.store.read(id);
       const status = this.liveStatus(record);
       if (status === 'stopped')
-        throw new BerthError(`cannot signal container ${id}: container not running`, { code: 'ESTATE', path: id });
+        throw new BerthError(`cannot signal container ${id}: container not running`, {
+          code: 'ESTATE',
+          path: id,
+        });
       if (record.vm) return killVm(record, signal, options.all === true);
       if (!options.all) {
         // through a pidfd of the container's process: a reused pid is never signalled
         if (!(await signalProcess(record.pid, record.pidStartTime, signal)))
-          throw new BerthError(`cannot signal container ${id}: container not running`, { code: 'ESTATE', path: id });
+          throw new BerthError(`cannot signal container ${id}: container not running`, {
+            code: 'ESTATE',
+            path: id,
+          });
         return;
       }
       for (const pid of await this.processes(record)) {
@@ -606,7 +612,12 @@ export class Runtime {
     }
   }
 
-  private async execLocked(id: string, proc: Process, options: ExecOptions, unlock: () => void): Promise<number> {
+  private async execLocked(
+    id: string,
+    proc: Process,
+    options: ExecOptions,
+    unlock: () => void,
+  ): Promise<number> {
     const record = this.store.read(id);
     const status = this.liveStatus(record);
     if (status !== 'running') {
@@ -801,7 +812,9 @@ export class Runtime {
       }
       launched.release();
       await launched.expect('eof'); // the exec happened (a failed exec throws here)
-      await runHooks('poststart', record.hooks?.poststart, this.hookState(record), (e) => this.warn(e.message));
+      await runHooks('poststart', record.hooks?.poststart, this.hookState(record), (e) =>
+        this.warn(e.message),
+      );
       return await launched.exited;
     } finally {
       stopForwarding?.();

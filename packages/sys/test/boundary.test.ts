@@ -20,7 +20,15 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLONE_NEWNS, isTrusted, type LaunchError, launch, launcherPath, MS, type PlanStep } from '../src/index.js';
+import {
+  CLONE_NEWNS,
+  isTrusted,
+  type LaunchError,
+  launch,
+  launcherPath,
+  MS,
+  type PlanStep,
+} from '../src/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-boundary-'));
 afterAll(() => {
@@ -132,7 +140,16 @@ for (const walk of [false, true]) {
       const err = await inRootfs(
         root,
         [
-          { op: 'mknod', path: '/abs/cpu/0/node', mode: 0o20666, major: 1, minor: 3, uid: 7, gid: 7, inRoot: true },
+          {
+            op: 'mknod',
+            path: '/abs/cpu/0/node',
+            mode: 0o20666,
+            major: 1,
+            minor: 3,
+            uid: 7,
+            gid: 7,
+            inRoot: true,
+          },
           { op: 'mkdir', path: '/dotdot/made/here', mode: 0o755, inRoot: true },
           { op: 'mkfile', path: '/abs/file', mode: 0o644, inRoot: true },
           { op: 'symlink', target: '/etc/passwd', path: '/dotdot/link', inRoot: true },
@@ -151,7 +168,11 @@ for (const walk of [false, true]) {
       expect(existsSync(join(root, outside, 'file'))).toBe(true);
       expect(readlinkSync(join(root, outside, 'link'))).toBe('/etc/passwd');
       // a parent that is a dangling link is an error, never a directory made somewhere else
-      const err2 = await inRootfs(root, [{ op: 'mkdir', path: '/dangling/x', mode: 0o755, inRoot: true }], walk);
+      const err2 = await inRootfs(
+        root,
+        [{ op: 'mkdir', path: '/dangling/x', mode: 0o755, inRoot: true }],
+        walk,
+      );
       expect(err2?.message).toMatch(/create directory \/dangling\/x: ENOTDIR/);
       expect(existsSync('/nowhere')).toBe(false);
     });
@@ -178,7 +199,14 @@ for (const walk of [false, true]) {
         root,
         [
           { op: 'mount', source: 'proc', target: '/proc', fstype: 'proc', flags: 0, inRoot: true },
-          { op: 'mount', source: 'tmpfs', target: '/proc/self/fd/3', fstype: 'tmpfs', flags: 0, inRoot: true },
+          {
+            op: 'mount',
+            source: 'tmpfs',
+            target: '/proc/self/fd/3',
+            fstype: 'tmpfs',
+            flags: 0,
+            inRoot: true,
+          },
         ],
         walk,
       );
@@ -266,7 +294,8 @@ describe('the launcher binary', () => {
 });
 
 describe('processes reached through pidfds', () => {
-  const startTime = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]);
+  const startTime = (pid: number) =>
+    Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]);
 
   it('never signals or joins a process that is not the one that started at the recorded time', async () => {
     const other = spawn('sleep', ['30'], { stdio: 'ignore' });
@@ -291,7 +320,8 @@ describe('processes reached through pidfds', () => {
       });
       await l.expect('eof');
       await l.exited;
-      if (other.exitCode === null && other.signalCode === null) await new Promise((r) => other.once('exit', r));
+      if (other.exitCode === null && other.signalCode === null)
+        await new Promise((r) => other.once('exit', r));
       expect(other.signalCode).toBe('SIGTERM');
     } finally {
       other.kill('SIGKILL');

@@ -202,7 +202,17 @@ describe('podman --runtime berth', () => {
   it('--read-only with its writable tmpfs dirs, --tmpfs (tmpcopyup) and --privileged (device parents)', () => {
     // --read-only: / refuses writes, the tmpfs podman puts on /tmp (tmpcopyup) takes them
     expect(
-      ok(['run', '--rm', '--network', 'none', '--read-only', IMAGE, 'sh', '-c', 'echo a > /tmp/a && cat /tmp/a']),
+      ok([
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '--read-only',
+        IMAGE,
+        'sh',
+        '-c',
+        'echo a > /tmp/a && cat /tmp/a',
+      ]),
     ).toBe('a\n');
     // --tmpfs on a directory the image has: its files are copied up onto the tmpfs
     expect(
