@@ -19,6 +19,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CAPABILITIES } from '@berth/spec';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { alive, Sandbox } from './helpers.js';
 
@@ -377,7 +378,7 @@ describe('the runtime binaries cannot be reached from inside', () => {
       // every capability this host has: the attacker is as strong as a container gets
       const all = readFileSync('/proc/self/status', 'utf8').match(/CapBnd:\s+(\w+)/)![1]!;
       const caps: string[] = [];
-      const names = capNames();
+      const names = CAPABILITIES; // the index is the capability number
       for (let n = 0; n < names.length; n++) if ((BigInt(`0x${all}`) >> BigInt(n)) & 1n) caps.push(names[n]!);
       for (const k of ['bounding', 'effective', 'permitted']) c.process.capabilities[k] = caps;
       c.root.readonly = false;
@@ -406,49 +407,3 @@ describe('the runtime binaries cannot be reached from inside', () => {
     }
   }, 60_000);
 });
-
-function capNames(): string[] {
-  return [
-    'CAP_CHOWN',
-    'CAP_DAC_OVERRIDE',
-    'CAP_DAC_READ_SEARCH',
-    'CAP_FOWNER',
-    'CAP_FSETID',
-    'CAP_KILL',
-    'CAP_SETGID',
-    'CAP_SETUID',
-    'CAP_SETPCAP',
-    'CAP_LINUX_IMMUTABLE',
-    'CAP_NET_BIND_SERVICE',
-    'CAP_NET_BROADCAST',
-    'CAP_NET_ADMIN',
-    'CAP_NET_RAW',
-    'CAP_IPC_LOCK',
-    'CAP_IPC_OWNER',
-    'CAP_SYS_MODULE',
-    'CAP_SYS_RAWIO',
-    'CAP_SYS_CHROOT',
-    'CAP_SYS_PTRACE',
-    'CAP_SYS_PACCT',
-    'CAP_SYS_ADMIN',
-    'CAP_SYS_BOOT',
-    'CAP_SYS_NICE',
-    'CAP_SYS_RESOURCE',
-    'CAP_SYS_TIME',
-    'CAP_SYS_TTY_CONFIG',
-    'CAP_MKNOD',
-    'CAP_LEASE',
-    'CAP_AUDIT_WRITE',
-    'CAP_AUDIT_CONTROL',
-    'CAP_SETFCAP',
-    'CAP_MAC_OVERRIDE',
-    'CAP_MAC_ADMIN',
-    'CAP_SYSLOG',
-    'CAP_WAKE_ALARM',
-    'CAP_BLOCK_SUSPEND',
-    'CAP_AUDIT_READ',
-    'CAP_PERFMON',
-    'CAP_BPF',
-    'CAP_CHECKPOINT_RESTORE',
-  ];
-}

@@ -183,21 +183,7 @@ export class Runtime {
     spec: Spec,
     options: CreateOptions,
   ): Promise<ContainerRecord> {
-    const record: ContainerRecord = {
-      ociVersion: OCI_VERSION,
-      id,
-      status: 'creating',
-      pid: 0,
-      bundle,
-      rootfs: resolve(bundle, spec.root?.path ?? ''),
-      created: new Date().toISOString(),
-      owner: userInfo().username,
-      ...(spec.annotations ? { annotations: spec.annotations } : {}),
-      ...(spec.hooks ? { hooks: spec.hooks } : {}),
-      spec,
-      ...(options.ownedDirs ? { ownedDirs: options.ownedDirs } : {}),
-      ...(options.image ? { image: options.image } : {}),
-    };
+    const record = newRecord(id, bundle, spec, options);
     await createVmContainer(this.store, record, spec, options, this.warn);
     if (options.pidFile) writeAtomic(resolve(options.pidFile), String(record.pid));
     return record;
@@ -220,19 +206,7 @@ export class Runtime {
       // Written before anything is made: if this process dies mid-create,
       // `delete` still finds the cgroup and the directories to remove.
       const record: ContainerRecord = {
-        ociVersion: OCI_VERSION,
-        id,
-        status: 'creating',
-        pid: 0,
-        bundle,
-        rootfs: resolve(bundle, spec.root?.path ?? ''),
-        created: new Date().toISOString(),
-        owner: userInfo().username,
-        ...(spec.annotations ? { annotations: spec.annotations } : {}),
-        ...(spec.hooks ? { hooks: spec.hooks } : {}),
-        spec,
-        ...(options.ownedDirs ? { ownedDirs: options.ownedDirs } : {}),
-        ...(options.image ? { image: options.image } : {}),
+        ...newRecord(id, bundle, spec, options),
         ...(options.network ? { network: networkRecordBase(options.network) } : {}),
         ...(options.noNewKeyring ? { noNewKeyring: true } : {}),
         cgroupsPath,
@@ -900,4 +874,23 @@ async function checkNotRuntimeNamespaces(pid: number, spec: Spec): Promise<void>
 function writeAtomic(file: string, content: string): void {
   // readers never see a partial pid file
   writeFileAtomic(file, content);
+}
+
+/** A container's first state record, written before anything of it is made (status `creating`). */
+function newRecord(id: string, bundle: string, spec: Spec, options: CreateOptions): ContainerRecord {
+  return {
+    ociVersion: OCI_VERSION,
+    id,
+    status: 'creating',
+    pid: 0,
+    bundle,
+    rootfs: resolve(bundle, spec.root?.path ?? ''),
+    created: new Date().toISOString(),
+    owner: userInfo().username,
+    ...(spec.annotations ? { annotations: spec.annotations } : {}),
+    ...(spec.hooks ? { hooks: spec.hooks } : {}),
+    spec,
+    ...(options.ownedDirs ? { ownedDirs: options.ownedDirs } : {}),
+    ...(options.image ? { image: options.image } : {}),
+  };
 }
