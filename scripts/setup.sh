@@ -44,5 +44,7 @@ npm ci --no-audit --no-fund --loglevel=error
 npm run build --silent
 # the VM backend's guest kernel (the distribution's, fetched with apt-get download, not
 # installed) and its static guest agent, cached under /var/lib/berth/vm
+# (apt-get download needs package lists, which a machine that had every package may lack)
+ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1 || apt-get update -qq
 node packages/vm/scripts/prepare.mjs
 echo "setup: done. Try: npx berth run busybox echo hello"
