@@ -166,3 +166,26 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * A python3 program that runs its arguments on a new pty, prints what the pty
+ * showed and exits with the program's status: `python3 -c PTY_RUN CMD...`.
+ */
+export const PTY_RUN = `
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+out = b''
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors='replace'))
+sys.exit(os.waitstatus_to_exitcode(status))
+`;

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CLI, Sandbox } from './helpers.js';
+import { CLI, PTY_RUN, Sandbox } from './helpers.js';
 
 const sb = new Sandbox();
 afterEach(() => {
@@ -25,25 +25,7 @@ function python(script: string, args: string[]): { status: number | null; stdout
 
 describe('terminals', () => {
   it('berth run -t gives the container a terminal of its own and relays it', () => {
-    const script = `
-import os, pty, sys
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
-out = b''
-while True:
-    try:
-        chunk = os.read(fd, 4096)
-    except OSError:
-        break
-    if not chunk:
-        break
-    out += chunk
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors='replace'))
-sys.exit(os.waitstatus_to_exitcode(status))
-`;
-    const r = python(script, [
+    const r = python(PTY_RUN, [
       process.execPath,
       CLI,
       '--root',

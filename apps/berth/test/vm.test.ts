@@ -3,7 +3,7 @@
 // shares it; the terminal form relays the guest's pty. python3 plays the terminal.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CLI, Sandbox } from './helpers.js';
+import { CLI, PTY_RUN, Sandbox } from './helpers.js';
 
 const sb = new Sandbox();
 
@@ -59,29 +59,11 @@ describe('berth run --backend vm', () => {
   });
 
   it('gives the container a terminal with -t', () => {
-    const script = `
-import os, pty, sys
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
-out = b''
-while True:
-    try:
-        chunk = os.read(fd, 4096)
-    except OSError:
-        break
-    if not chunk:
-        break
-    out += chunk
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors='replace'))
-sys.exit(os.waitstatus_to_exitcode(status))
-`;
     const r = spawnSync(
       'python3',
       [
         '-c',
-        script,
+        PTY_RUN,
         process.execPath,
         CLI,
         '--root',
