@@ -41,28 +41,32 @@ describe('validateResources', () => {
         bogus: 1,
       }),
     ).toEqual([
+      // the OCI shape, checked by @berth/spec
+      { path: 'linux.resources.devices[0].allow', message: 'must be a boolean' },
+      { path: 'linux.resources.devices[0].type', message: '"x" is not a device rule type (a, c or b)' },
+      { path: 'linux.resources.devices[0].access', message: '"rwx" must be a combination of r, w and m' },
+      { path: 'linux.resources.blockIO.weightDevice[0].minor', message: 'is required' },
+      { path: 'linux.resources.blockIO.weightDevice[0]', message: 'must set weight or leafWeight' },
+      {
+        path: 'linux.resources.hugepageLimits[0].pageSize',
+        message: '"2M" is not a page size like "2MB" or "1GB"',
+      },
+      { path: 'linux.resources.hugepageLimits[0].limit', message: 'must be a non-negative integer' },
+      { path: 'linux.resources.unified["memory.max"]', message: 'must be a string' },
+      // what the cgroup files accept, checked here
       { path: 'linux.resources.bogus', message: 'unknown field' },
-      { path: 'linux.resources.devices[0].allow', message: 'must be a boolean, got "yes"' },
-      { path: 'linux.resources.devices[0].type', message: 'must be "a", "b" or "c", got "x"' },
-      { path: 'linux.resources.devices[0].access', message: 'must combine "r", "w" and "m", got "rwx"' },
       {
         path: 'linux.resources.memory.swap',
         message: 'must be >= memory.limit (100): it is memory+swap, not swap alone',
       },
-      { path: 'linux.resources.cpu.shares', message: 'must be between 2 and 262144, got 1' },
+      { path: 'linux.resources.cpu.shares', message: 'must be between 2 and 262144 (or 0), got 1' },
       {
         path: 'linux.resources.cpu.quota',
         message: 'must be >= 1000 microseconds (or -1 for unlimited), got 10',
       },
       { path: 'linux.resources.cpu.cpus', message: 'range 3-1 is reversed' },
       { path: 'linux.resources.cpu.idle', message: 'must be between 0 and 1, got 2' },
-      { path: 'linux.resources.blockIO.weight', message: 'must be between 10 and 1000, got 5000' },
-      { path: 'linux.resources.blockIO.weightDevice[0].minor', message: 'is required' },
-      {
-        path: 'linux.resources.hugepageLimits[0].pageSize',
-        message: 'must look like "2MB" or "1GB", got "2M"',
-      },
-      { path: 'linux.resources.hugepageLimits[0].limit', message: 'must not be negative, got -1' },
+      { path: 'linux.resources.blockIO.weight', message: 'must be between 10 and 1000 (or 0), got 5000' },
       {
         path: 'linux.resources.unified["cgroup.procs"]',
         message: 'key is not a resource setting and cannot be written here',
@@ -71,7 +75,6 @@ describe('validateResources', () => {
         path: 'linux.resources.unified["../etc/passwd"]',
         message: 'key must look like "controller.file" (no "/" or "..")',
       },
-      { path: 'linux.resources.unified["memory.max"]', message: 'value must be a string, got 5' },
     ]);
   });
 
@@ -84,14 +87,30 @@ describe('validateResources', () => {
 
   it('rejects swap without a memory limit and burst above quota', () => {
     expect(paths({ memory: { swap: 100 }, cpu: { quota: 10000, burst: 20000 } })).toEqual([
-      'linux.resources.memory.swap',
       'linux.resources.cpu.burst',
+      'linux.resources.memory.swap',
     ]);
   });
 
-  it('rejects a non-object', () => {
-    expect(validateResources(42)).toEqual([
-      { path: 'linux.resources', message: 'must be an object, got 42' },
+  it('reports each rule once: a shape problem is not repeated by the kernel rules', () => {
+    const bad = { cpu: { cpus: 'first', shares: 'x' }, devices: [{ allow: true, access: 'rrw' }] };
+    expect(validateResources(bad)).toEqual([
+      { path: 'linux.resources.cpu.shares', message: 'must be a non-negative integer' },
+      { path: 'linux.resources.cpu.cpus', message: '"first" is not a list like "0-3,7"' },
+      {
+        path: 'linux.resources.devices[0].access',
+        message: 'must name each of r, w and m at most once, got "rrw"',
+      },
     ]);
+  });
+
+  it('refuses huge page sizes the kernel has no files for, and device numbers beyond 32 bits', () => {
+    expect(
+      paths({ hugepageLimits: [{ pageSize: '1PB', limit: 0 }], devices: [{ allow: true, major: 2 ** 33 }] }),
+    ).toEqual(['linux.resources.devices[0].major', 'linux.resources.hugepageLimits[0].pageSize']);
+  });
+
+  it('rejects a non-object', () => {
+    expect(validateResources(42)).toEqual([{ path: 'linux.resources', message: 'must be an object' }]);
   });
 });

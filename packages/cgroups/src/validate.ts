@@ -1,50 +1,21 @@
+import { validateResources as validateShape } from '@berth/spec';
 import type { CgroupProblem } from './errors.js';
 import type { LinuxResources } from './types.js';
+
+// Two layers, each rule in one place: `@berth/spec` checks the shape that
+// config-linux.md defines (types, OCI ranges, rules between fields); this file
+// adds only what the cgroup interfaces accept on top of that, so a value the
+// kernel would refuse half-way through `apply` is refused before the first
+// write. Host-dependent checks (missing controllers, unknown unified files)
+// happen in `Cgroup.apply`.
 
 const ROOT = 'linux.resources';
 const UINT32_MAX = 4294967295;
 
-type Check = (value: unknown) => string | undefined;
+type Obj = Record<string, unknown>;
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
-
-function intRange(min: number, max: number, hint = ''): Check {
-  return (v) => {
-    if (!isInt(v)) return `must be an integer, got ${JSON.stringify(v)}`;
-    if (v < min || v > max) return `must be between ${min} and ${max}${hint}, got ${v}`;
-    return undefined;
-  };
-}
-
-/** -1 (unlimited) or a positive value, the OCI convention for limits. */
-const limitOrUnlimited: Check = (v) => {
-  if (!isInt(v)) return `must be an integer, got ${JSON.stringify(v)}`;
-  if (v < -1) return `must be -1 (unlimited) or >= 0, got ${v}`;
-  return undefined;
-};
-
-const uint64: Check = (v) => {
-  if (!isInt(v)) return `must be an integer, got ${JSON.stringify(v)}`;
-  if (v < 0) return `must not be negative, got ${v}`;
-  return undefined;
-};
-
-const bool: Check = (v) =>
-  typeof v === 'boolean' ? undefined : `must be a boolean, got ${JSON.stringify(v)}`;
-
-/** cpuset list syntax: `0-3,5,7-8`. */
-const cpuList: Check = (v) => {
-  if (typeof v !== 'string') return `must be a string, got ${JSON.stringify(v)}`;
-  if (v === '') return undefined;
-  for (const part of v.split(',')) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
-    if (!m) return `must be a list like "0-3,5", got ${JSON.stringify(v)}`;
-    if (m[2] !== undefined && Number(m[2]) < Number(m[1])) return `range ${part} is reversed`;
-  }
-  return undefined;
-};
-
-const PAGE_SIZE = /^[1-9][0-9]*(KB|MB|GB|TB)$/;
+const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Keys the unified map may never set: they move processes or reshape the tree, not limits. */
 const UNIFIED_FORBIDDEN = new Set([
@@ -61,47 +32,9 @@ const UNIFIED_FORBIDDEN = new Set([
 
 export const UNIFIED_KEY = /^[a-z][a-z0-9_]*\.[A-Za-z0-9_.]+$/;
 
-interface Ctx {
-  problems: CgroupProblem[];
-}
-
-function check(ctx: Ctx, path: string, value: unknown, fn: Check): void {
-  if (value === undefined || value === null) return;
-  const msg = fn(value);
-  if (msg !== undefined) ctx.problems.push({ path, message: msg });
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function knownKeys(ctx: Ctx, path: string, obj: Record<string, unknown>, keys: readonly string[]): void {
-  for (const k of Object.keys(obj)) {
-    if (!keys.includes(k)) ctx.problems.push({ path: `${path}.${k}`, message: 'unknown field' });
-  }
-}
-
-function objectAt(ctx: Ctx, path: string, v: unknown): Record<string, unknown> | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (!isObject(v)) {
-    ctx.problems.push({ path, message: `must be an object, got ${JSON.stringify(v)}` });
-    return undefined;
-  }
-  return v;
-}
-
-function arrayAt(ctx: Ctx, path: string, v: unknown): unknown[] {
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) {
-    ctx.problems.push({ path, message: `must be an array, got ${JSON.stringify(v)}` });
-    return [];
-  }
-  return v;
-}
-
-function validateMemory(ctx: Ctx, m: Record<string, unknown>): void {
-  const p = `${ROOT}.memory`;
-  knownKeys(ctx, p, m, [
+const FIELDS = {
+  resources: ['devices', 'memory', 'cpu', 'pids', 'blockIO', 'hugepageLimits', 'network', 'rdma', 'unified'],
+  memory: [
     'limit',
     'reservation',
     'swap',
@@ -111,219 +44,192 @@ function validateMemory(ctx: Ctx, m: Record<string, unknown>): void {
     'disableOOMKiller',
     'useHierarchy',
     'checkBeforeUpdate',
-  ]);
-  for (const k of ['limit', 'reservation', 'swap', 'kernel', 'kernelTCP'] as const) {
-    check(ctx, `${p}.${k}`, m[k], limitOrUnlimited);
-  }
-  check(ctx, `${p}.swappiness`, m['swappiness'], intRange(0, 100));
-  check(ctx, `${p}.disableOOMKiller`, m['disableOOMKiller'], bool);
-  check(ctx, `${p}.useHierarchy`, m['useHierarchy'], bool);
-  check(ctx, `${p}.checkBeforeUpdate`, m['checkBeforeUpdate'], bool);
-  const { limit, swap } = m;
-  if (isInt(limit) && isInt(swap) && limit > 0 && swap > 0 && swap < limit) {
-    ctx.problems.push({
-      path: `${p}.swap`,
-      message: `must be >= memory.limit (${limit}): it is memory+swap, not swap alone`,
-    });
-  }
-  if (isInt(swap) && swap > 0 && (limit === undefined || limit === -1 || limit === 0)) {
-    ctx.problems.push({ path: `${p}.swap`, message: 'cannot set a swap limit without a memory limit' });
-  }
-}
-
-function validateCpu(ctx: Ctx, c: Record<string, unknown>): void {
-  const p = `${ROOT}.cpu`;
-  knownKeys(ctx, p, c, [
-    'shares',
-    'quota',
-    'burst',
-    'period',
-    'realtimeRuntime',
-    'realtimePeriod',
-    'cpus',
-    'mems',
-    'idle',
-  ]);
-  check(ctx, `${p}.shares`, c['shares'], (v) => (v === 0 ? undefined : intRange(2, 262144)(v)));
-  check(ctx, `${p}.quota`, c['quota'], (v) => {
-    if (!isInt(v)) return `must be an integer, got ${JSON.stringify(v)}`;
-    if (v === -1 || v === 0) return undefined;
-    return v < 1000 ? `must be >= 1000 microseconds (or -1 for unlimited), got ${v}` : undefined;
-  });
-  check(ctx, `${p}.period`, c['period'], (v) =>
-    v === 0 ? undefined : intRange(1000, 1000000, ' microseconds')(v),
-  );
-  check(ctx, `${p}.burst`, c['burst'], uint64);
-  check(ctx, `${p}.realtimeRuntime`, c['realtimeRuntime'], (v) =>
-    isInt(v) && v >= -1 ? undefined : `must be -1 or >= 0 microseconds, got ${JSON.stringify(v)}`,
-  );
-  check(ctx, `${p}.realtimePeriod`, c['realtimePeriod'], uint64);
-  check(ctx, `${p}.cpus`, c['cpus'], cpuList);
-  check(ctx, `${p}.mems`, c['mems'], cpuList);
-  check(ctx, `${p}.idle`, c['idle'], intRange(0, 1));
-  const { burst, quota } = c;
-  if (isInt(burst) && burst > 0 && isInt(quota) && quota > 0 && burst > quota) {
-    ctx.problems.push({ path: `${p}.burst`, message: `must not exceed cpu.quota (${quota}), got ${burst}` });
-  }
-}
-
-function validateDeviceNumbers(ctx: Ctx, p: string, d: Record<string, unknown>): void {
-  check(ctx, `${p}.major`, d['major'], intRange(0, UINT32_MAX));
-  check(ctx, `${p}.minor`, d['minor'], intRange(0, UINT32_MAX));
-  if (d['major'] === undefined) ctx.problems.push({ path: `${p}.major`, message: 'is required' });
-  if (d['minor'] === undefined) ctx.problems.push({ path: `${p}.minor`, message: 'is required' });
-}
-
-function validateBlockIO(ctx: Ctx, b: Record<string, unknown>): void {
-  const p = `${ROOT}.blockIO`;
-  const throttles = [
+  ],
+  cpu: ['shares', 'quota', 'burst', 'period', 'realtimeRuntime', 'realtimePeriod', 'cpus', 'mems', 'idle'],
+  pids: ['limit'],
+  blockIO: [
+    'weight',
+    'leafWeight',
+    'weightDevice',
     'throttleReadBpsDevice',
     'throttleWriteBpsDevice',
     'throttleReadIOPSDevice',
     'throttleWriteIOPSDevice',
-  ] as const;
-  knownKeys(ctx, p, b, ['weight', 'leafWeight', 'weightDevice', ...throttles]);
-  const weight = (v: unknown) => (v === 0 ? undefined : intRange(10, 1000)(v));
-  check(ctx, `${p}.weight`, b['weight'], weight);
-  check(ctx, `${p}.leafWeight`, b['leafWeight'], weight);
-  arrayAt(ctx, `${p}.weightDevice`, b['weightDevice']).forEach((d, i) => {
-    const dp = `${p}.weightDevice[${i}]`;
-    const o = objectAt(ctx, dp, d);
-    if (!o) return;
-    knownKeys(ctx, dp, o, ['major', 'minor', 'weight', 'leafWeight']);
-    validateDeviceNumbers(ctx, dp, o);
-    check(ctx, `${dp}.weight`, o['weight'], weight);
-    check(ctx, `${dp}.leafWeight`, o['leafWeight'], weight);
+  ],
+  device: ['allow', 'type', 'major', 'minor', 'access'],
+  weightDevice: ['major', 'minor', 'weight', 'leafWeight'],
+  throttle: ['major', 'minor', 'rate'],
+  hugepage: ['pageSize', 'limit'],
+  network: ['classID', 'priorities'],
+  priority: ['name', 'priority'],
+  rdma: ['hcaHandles', 'hcaObjects'],
+} as const;
+
+class Rules {
+  readonly problems: CgroupProblem[] = [];
+
+  add(path: string, message: string): void {
+    this.problems.push({ path, message });
+  }
+
+  /** A limit the cgroup interface would silently not apply is an error, not a no-op. */
+  known(path: string, value: unknown, keys: readonly string[]): value is Obj {
+    if (!isObject(value)) return false;
+    for (const k of Object.keys(value)) if (!keys.includes(k)) this.add(`${path}.${k}`, 'unknown field');
+    return true;
+  }
+
+  /** `value` (already an integer per the spec) within [min, max], or one of `also`. */
+  range(path: string, value: unknown, min: number, max: number, also: number[], unit = ''): void {
+    if (!isInt(value) || also.includes(value) || (value >= min && value <= max)) return;
+    const extra = also.length ? ` (or ${also.join(' or ')})` : '';
+    this.add(path, `must be between ${min} and ${max}${unit}${extra}, got ${value}`);
+  }
+
+  deviceNumbers(path: string, d: Obj): void {
+    for (const k of ['major', 'minor'])
+      if (isInt(d[k]) && (d[k] as number) > UINT32_MAX)
+        this.add(`${path}.${k}`, `must be at most ${UINT32_MAX}`);
+  }
+}
+
+function cpuList(r: Rules, path: string, v: unknown): void {
+  // anything outside this alphabet is already reported by @berth/spec
+  if (typeof v !== 'string' || v === '' || !/^[0-9, -]*$/.test(v)) return;
+  for (const part of v.split(',')) {
+    const m = /^\s*(\d+)(?:-(\d+))?\s*$/.exec(part);
+    if (!m) {
+      r.add(path, `must be a list like "0-3,5", got ${JSON.stringify(v)}`);
+      return;
+    }
+    if (m[2] !== undefined && Number(m[2]) < Number(m[1])) {
+      r.add(path, `range ${part.trim()} is reversed`);
+      return;
+    }
+  }
+}
+
+function memory(r: Rules, m: unknown): void {
+  const p = `${ROOT}.memory`;
+  if (!r.known(p, m, FIELDS.memory)) return;
+  const { limit, swap } = m;
+  if (isInt(limit) && isInt(swap) && limit > 0 && swap > 0 && swap < limit) {
+    r.add(`${p}.swap`, `must be >= memory.limit (${limit}): it is memory+swap, not swap alone`);
+  }
+  if (isInt(swap) && swap > 0 && (limit === undefined || limit === -1 || limit === 0)) {
+    r.add(`${p}.swap`, 'cannot set a swap limit without a memory limit');
+  }
+}
+
+function cpu(r: Rules, c: unknown): void {
+  const p = `${ROOT}.cpu`;
+  if (!r.known(p, c, FIELDS.cpu)) return;
+  r.range(`${p}.shares`, c['shares'], 2, 262144, [0]);
+  if (isInt(c['quota']) && c['quota'] > 0 && c['quota'] < 1000) {
+    r.add(`${p}.quota`, `must be >= 1000 microseconds (or -1 for unlimited), got ${c['quota']}`);
+  }
+  r.range(`${p}.period`, c['period'], 1000, 1000000, [0], ' microseconds');
+  cpuList(r, `${p}.cpus`, c['cpus']);
+  cpuList(r, `${p}.mems`, c['mems']);
+  r.range(`${p}.idle`, c['idle'], 0, 1, []);
+}
+
+function blockIO(r: Rules, b: unknown): void {
+  const p = `${ROOT}.blockIO`;
+  if (!r.known(p, b, FIELDS.blockIO)) return;
+  r.range(`${p}.weight`, b['weight'], 10, 1000, [0]);
+  r.range(`${p}.leafWeight`, b['leafWeight'], 10, 1000, [0]);
+  each(b['weightDevice'], `${p}.weightDevice`, (d, dp) => {
+    if (!r.known(dp, d, FIELDS.weightDevice)) return;
+    r.deviceNumbers(dp, d);
+    r.range(`${dp}.weight`, d['weight'], 10, 1000, [0]);
+    r.range(`${dp}.leafWeight`, d['leafWeight'], 10, 1000, [0]);
   });
-  for (const t of throttles) {
-    arrayAt(ctx, `${p}.${t}`, b[t]).forEach((d, i) => {
-      const dp = `${p}.${t}[${i}]`;
-      const o = objectAt(ctx, dp, d);
-      if (!o) return;
-      knownKeys(ctx, dp, o, ['major', 'minor', 'rate']);
-      validateDeviceNumbers(ctx, dp, o);
-      check(ctx, `${dp}.rate`, o['rate'], uint64);
-      if (o['rate'] === undefined) ctx.problems.push({ path: `${dp}.rate`, message: 'is required' });
+  for (const t of FIELDS.blockIO.slice(3)) {
+    each(b[t], `${p}.${t}`, (d, dp) => {
+      if (r.known(dp, d, FIELDS.throttle)) r.deviceNumbers(dp, d);
     });
   }
 }
 
-function validateDevices(ctx: Ctx, list: unknown[]): void {
-  list.forEach((d, i) => {
-    const p = `${ROOT}.devices[${i}]`;
-    const o = objectAt(ctx, p, d);
-    if (!o) return;
-    knownKeys(ctx, p, o, ['allow', 'type', 'major', 'minor', 'access']);
-    if (typeof o['allow'] !== 'boolean') {
-      ctx.problems.push({
-        path: `${p}.allow`,
-        message: `must be a boolean, got ${JSON.stringify(o['allow'])}`,
-      });
-    }
-    check(ctx, `${p}.type`, o['type'], (v) =>
-      v === 'a' || v === 'b' || v === 'c' ? undefined : `must be "a", "b" or "c", got ${JSON.stringify(v)}`,
-    );
-    const num = (v: unknown) => (v === -1 ? undefined : intRange(0, UINT32_MAX, ' (or -1 for any)')(v));
-    check(ctx, `${p}.major`, o['major'], num);
-    check(ctx, `${p}.minor`, o['minor'], num);
-    check(ctx, `${p}.access`, o['access'], (v) =>
-      typeof v === 'string' && /^[rwm]*$/.test(v) && new Set(v).size === v.length
-        ? undefined
-        : `must combine "r", "w" and "m", got ${JSON.stringify(v)}`,
-    );
-  });
+function each(list: unknown, path: string, fn: (item: unknown, path: string) => void): void {
+  if (!Array.isArray(list)) return;
+  for (let i = 0; i < list.length; i++) fn(list[i], `${path}[${i}]`);
 }
 
-/**
- * Checks `linux.resources` without touching the host: types, ranges and the
- * cross-field rules the kernel would otherwise reject half-way through apply.
- * Host-dependent checks (missing controllers, unknown unified files) happen in
- * `Cgroup.apply` before its first write.
- */
-export function validateResources(resources: LinuxResources | unknown): CgroupProblem[] {
-  const ctx: Ctx = { problems: [] };
-  const r = objectAt(ctx, ROOT, resources);
-  if (!r) return ctx.problems;
-  knownKeys(ctx, ROOT, r, [
-    'devices',
-    'memory',
-    'cpu',
-    'pids',
-    'blockIO',
-    'hugepageLimits',
-    'network',
-    'rdma',
-    'unified',
-  ]);
-  validateDevices(ctx, arrayAt(ctx, `${ROOT}.devices`, r['devices']));
-  const mem = objectAt(ctx, `${ROOT}.memory`, r['memory']);
-  if (mem) validateMemory(ctx, mem);
-  const cpu = objectAt(ctx, `${ROOT}.cpu`, r['cpu']);
-  if (cpu) validateCpu(ctx, cpu);
-  const pids = objectAt(ctx, `${ROOT}.pids`, r['pids']);
-  if (pids) {
-    knownKeys(ctx, `${ROOT}.pids`, pids, ['limit']);
-    check(ctx, `${ROOT}.pids.limit`, pids['limit'], limitOrUnlimited);
-  }
-  const bio = objectAt(ctx, `${ROOT}.blockIO`, r['blockIO']);
-  if (bio) validateBlockIO(ctx, bio);
-  arrayAt(ctx, `${ROOT}.hugepageLimits`, r['hugepageLimits']).forEach((h, i) => {
-    const p = `${ROOT}.hugepageLimits[${i}]`;
-    const o = objectAt(ctx, p, h);
-    if (!o) return;
-    knownKeys(ctx, p, o, ['pageSize', 'limit']);
-    if (typeof o['pageSize'] !== 'string' || !PAGE_SIZE.test(o['pageSize'])) {
-      ctx.problems.push({
-        path: `${p}.pageSize`,
-        message: `must look like "2MB" or "1GB", got ${JSON.stringify(o['pageSize'])}`,
-      });
+function kernelRules(r: Rules, res: Obj): void {
+  r.known(ROOT, res, FIELDS.resources);
+  each(res['devices'], `${ROOT}.devices`, (d, p) => {
+    if (!r.known(p, d, FIELDS.device)) return;
+    r.deviceNumbers(p, d);
+    const access = d['access'];
+    if (typeof access === 'string' && new Set(access).size !== access.length) {
+      r.add(`${p}.access`, `must name each of r, w and m at most once, got ${JSON.stringify(access)}`);
     }
-    check(ctx, `${p}.limit`, o['limit'], uint64);
-    if (o['limit'] === undefined) ctx.problems.push({ path: `${p}.limit`, message: 'is required' });
   });
-  const net = objectAt(ctx, `${ROOT}.network`, r['network']);
-  if (net) {
-    knownKeys(ctx, `${ROOT}.network`, net, ['classID', 'priorities']);
-    check(ctx, `${ROOT}.network.classID`, net['classID'], intRange(0, UINT32_MAX));
-    arrayAt(ctx, `${ROOT}.network.priorities`, net['priorities']).forEach((x, i) => {
-      const p = `${ROOT}.network.priorities[${i}]`;
-      const o = objectAt(ctx, p, x);
-      if (!o) return;
-      if (typeof o['name'] !== 'string' || !/^[^\s/]{1,15}$/.test(o['name'])) {
-        ctx.problems.push({
-          path: `${p}.name`,
-          message: `must be an interface name, got ${JSON.stringify(o['name'])}`,
-        });
+  memory(r, res['memory']);
+  cpu(r, res['cpu']);
+  r.known(`${ROOT}.pids`, res['pids'], FIELDS.pids);
+  blockIO(r, res['blockIO']);
+  each(res['hugepageLimits'], `${ROOT}.hugepageLimits`, (h, p) => {
+    if (!r.known(p, h, FIELDS.hugepage)) return;
+    const size = h['pageSize'];
+    // the spec allows any "<n><unit>B"; hugetlb's files only use KB to TB
+    if (
+      typeof size === 'string' &&
+      /^[1-9][0-9]*[KMGTPE]?B$/.test(size) &&
+      !/^[1-9][0-9]*[KMGT]B$/.test(size)
+    ) {
+      r.add(
+        `${p}.pageSize`,
+        `${JSON.stringify(size)} is not a huge page size the kernel names (KB, MB, GB or TB)`,
+      );
+    }
+  });
+  const net = res['network'];
+  if (r.known(`${ROOT}.network`, net, FIELDS.network)) {
+    each(net['priorities'], `${ROOT}.network.priorities`, (x, p) => {
+      if (!r.known(p, x, FIELDS.priority)) return;
+      const name = x['name'];
+      if (typeof name === 'string' && name !== '' && !/^[^\s/]{1,15}$/.test(name)) {
+        r.add(`${p}.name`, `must be an interface name, got ${JSON.stringify(name)}`);
       }
-      check(ctx, `${p}.priority`, o['priority'], intRange(0, UINT32_MAX));
     });
   }
-  const rdma = objectAt(ctx, `${ROOT}.rdma`, r['rdma']);
-  if (rdma) {
+  const rdma = res['rdma'];
+  if (isObject(rdma)) {
     for (const [dev, v] of Object.entries(rdma)) {
-      const p = `${ROOT}.rdma[${JSON.stringify(dev)}]`;
-      if (!/^[^\s/]+$/.test(dev))
-        ctx.problems.push({ path: p, message: 'device name must not contain spaces or /' });
-      const o = objectAt(ctx, p, v);
-      if (!o) continue;
-      knownKeys(ctx, p, o, ['hcaHandles', 'hcaObjects']);
-      check(ctx, `${p}.hcaHandles`, o['hcaHandles'], intRange(0, UINT32_MAX));
-      check(ctx, `${p}.hcaObjects`, o['hcaObjects'], intRange(0, UINT32_MAX));
+      const p = /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(dev)
+        ? `${ROOT}.rdma.${dev}`
+        : `${ROOT}.rdma[${JSON.stringify(dev)}]`;
+      if (!/^[^\s/]+$/.test(dev)) r.add(p, 'device name must not contain spaces or /');
+      r.known(p, v, FIELDS.rdma);
     }
   }
-  const unified = objectAt(ctx, `${ROOT}.unified`, r['unified']);
-  if (unified) {
+  const unified = res['unified'];
+  if (isObject(unified)) {
     for (const [key, v] of Object.entries(unified)) {
       const p = `${ROOT}.unified[${JSON.stringify(key)}]`;
       if (!UNIFIED_KEY.test(key) || key.includes('..')) {
-        ctx.problems.push({ path: p, message: 'key must look like "controller.file" (no "/" or "..")' });
+        r.add(p, 'key must look like "controller.file" (no "/" or "..")');
       } else if (UNIFIED_FORBIDDEN.has(key)) {
-        ctx.problems.push({ path: p, message: 'key is not a resource setting and cannot be written here' });
+        r.add(p, 'key is not a resource setting and cannot be written here');
       }
-      if (typeof v !== 'string')
-        ctx.problems.push({ path: p, message: `value must be a string, got ${JSON.stringify(v)}` });
-      else if (v.includes('\n')) ctx.problems.push({ path: p, message: 'value must be a single line' });
+      if (typeof v === 'string' && v.includes('\n')) r.add(p, 'value must be a single line');
     }
   }
-  return ctx.problems;
+}
+
+/**
+ * Checks `linux.resources` without touching the host: the OCI shape (from
+ * `@berth/spec`), then what the cgroup files accept — kernel ranges, the rules
+ * between fields that the kernel would otherwise reject half-way through
+ * apply, and no field this package would not apply.
+ */
+export function validateResources(resources: LinuxResources | unknown): CgroupProblem[] {
+  const shape = validateShape(resources, ROOT);
+  if (!isObject(resources)) return shape;
+  const r = new Rules();
+  kernelRules(r, resources);
+  return [...shape, ...r.problems];
 }

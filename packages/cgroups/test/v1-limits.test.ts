@@ -290,10 +290,11 @@ describe('bad input: nothing half-applied', () => {
     const err = (await cg
       .apply({ memory: { limit: -5 }, cpu: { shares: 1 }, pids: { limit: 1.5 } })
       .catch((e: unknown) => e)) as CgroupError;
+    // the OCI shape first (@berth/spec), then what the cgroup files accept
     expect(err.problems.map((p) => p.path)).toEqual([
       'linux.resources.memory.limit',
-      'linux.resources.cpu.shares',
       'linux.resources.pids.limit',
+      'linux.resources.cpu.shares',
     ]);
   });
 

@@ -22,3 +22,4 @@ export { findJsonSyntaxError, type JsonSyntaxError } from './json-syntax.js';
 export { parseSpec } from './parse.js';
 export type * from './types.js';
 export { validateSpec } from './validate.js';
+export { validateResources } from './validate-resources.js';

@@ -19,7 +19,7 @@ import {
   ROOTFS_PROPAGATIONS,
   TIME_OFFSET_CLOCKS,
 } from './constants.js';
-import { validateResources } from './validate-resources.js';
+import { checkResources } from './validate-resources.js';
 import { validateSeccomp } from './validate-seccomp.js';
 
 const DEVICE_TYPES = ['c', 'b', 'u', 'p'];
@@ -68,7 +68,7 @@ export function validateLinux(p: Problems, linux: JsonObject, base: string): voi
 
   stringField(p, linux, 'cgroupsPath', base);
   const resources = objectField(p, linux, 'resources', base);
-  if (resources) validateResources(p, resources, at(base, 'resources'));
+  if (resources) checkResources(p, resources, at(base, 'resources'));
 
   const rdt = objectField(p, linux, 'intelRdt', base);
   if (rdt) {

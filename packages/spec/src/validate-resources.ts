@@ -7,10 +7,11 @@ import {
   type JsonObject,
   mapField,
   objectField,
-  type Problems,
+  Problems,
   stringField,
   stringMapField,
 } from './check.js';
+import type { SpecProblem } from './types.js';
 
 // -1 means "unlimited" for these (config-linux.md); anything lower is meaningless.
 const MEMORY_LIMITS = ['limit', 'reservation', 'swap', 'kernel', 'kernelTCP'];
@@ -21,7 +22,22 @@ const THROTTLES = [
   'throttleWriteIOPSDevice',
 ];
 
-export function validateResources(p: Problems, res: JsonObject, base: string): void {
+/**
+ * The shape of `linux.resources` as config-linux.md defines it: types, the
+ * OCI's ranges and the rules between fields. It never looks at the host;
+ * `@berth/cgroups`' `validateResources` adds what the kernel accepts on top.
+ *
+ * @param value the resources object (or anything: a non-object is reported)
+ * @param base the JSON path of `value`, `linux.resources` by default
+ */
+export function validateResources(value: unknown, base = 'linux.resources'): SpecProblem[] {
+  const p = new Problems();
+  const res = asObject(p, value, base);
+  if (res) checkResources(p, res, base);
+  return p.list;
+}
+
+export function checkResources(p: Problems, res: JsonObject, base: string): void {
   arrayField(p, res, 'devices', base, (item, path) => {
     const rule = asObject(p, item, path);
     if (!rule) return;
