@@ -95,8 +95,8 @@ export async function features(): Promise<Features> {
       },
       apparmor: { enabled: true },
       selinux: { enabled: true },
-      // linux.intelRdt is refused for now (an error naming the field)
-      intelRdt: { enabled: false },
+      // applied where a resctrl filesystem is mounted; elsewhere an error naming the field
+      intelRdt: { enabled: true, schemata: true, monitoring: true },
       mountExtensions: { idmap: { enabled: false } },
     },
     annotations: {
