@@ -82,6 +82,16 @@ describe('berth exec', () => {
     expect(sb.berth(['exec', id, 'no-such-program']).stderr).toBe(
       'berth: find executable "no-such-program" in the container: ENOENT (no such file or directory)\n',
     );
+    // --apparmor and --process-label are applied like config.json's, never ignored: where the LSM
+    // is off (or the profile is not loaded) the exec fails, naming it, and the container runs on
+    const aa = sb.berth(['exec', '--apparmor', 'berth-no-such-profile', id, 'true']);
+    expect(aa.status).not.toBe(0);
+    expect(aa.stderr).toMatch(/AppArmor/);
+    const label = sb.berth(['exec', '--process-label', 'system_u:system_r:berth_no_such_t:s0', id, 'true']);
+    expect(label.status).not.toBe(0);
+    expect(label.stderr).toMatch(/SELinux|selinux/);
+    expect(sb.berth(['exec', id, 'true']).status).toBe(0);
+
     expect(sb.berth(['delete', '--force', id]).status).toBe(0);
     expect(alive(execPid)).toBe(false);
     expect(sb.berth(['exec', id, 'true']).stderr).toBe(`berth: container ${id} does not exist\n`);

@@ -27,8 +27,8 @@ pass). The exit status is the process's own, 128+N when signal N ended it.`,
     { name: 'cap', short: 'c', value: 'CAP', repeat: true, help: 'add a capability (CAP_NET_ADMIN, …)' },
     { name: 'no-new-privs', help: 'set no_new_privs for the process' },
     { name: 'preserve-fds', value: 'N', help: 'pass N more file descriptors (3, 4, …)' },
-    { name: 'process-label', value: 'LABEL', help: 'SELinux label', ignored: true },
-    { name: 'apparmor', value: 'PROFILE', help: 'AppArmor profile', ignored: true },
+    { name: 'process-label', value: 'LABEL', help: "SELinux label for the process (default: the container's)" },
+    { name: 'apparmor', value: 'PROFILE', help: "AppArmor profile for the process (default: the container's)" },
   ],
   async run({ options: o, positionals: p }, globals) {
     const [id, ...args] = p;
@@ -90,6 +90,11 @@ pass). The exit status is the process's own, 128+N when signal N ended it.`,
       }
       if (o['no-new-privs']) proc.noNewPrivileges = true;
     }
+    // applied like config.json's (an error where the LSM is not enabled), with --process too
+    const apparmor = str(o['apparmor']);
+    if (apparmor) proc.apparmorProfile = apparmor;
+    const label = str(o['process-label']);
+    if (label) proc.selinuxLabel = label;
     const consoleSocket = str(o['console-socket']);
     const pidFile = str(o['pid-file']);
     const preserveFds = int(o['preserve-fds'], 'preserve-fds');
