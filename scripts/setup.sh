@@ -10,7 +10,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# runtime: gcc (the launcher), busybox-static (the built-in image), iproute2, procps (berth ps)
+# runtime: musl-tools + linux-libc-dev (@berth/sys's prebuilt static launcher, built reproducibly),
+#          gcc (the launcher built at first use where there is no prebuilt one), busybox-static (the built-in image), iproute2, procps (berth ps)
 # tests: python3 (terminal tests), runc (berth spec is compared with runc spec),
 #        docker-registry + apache2-utils + openssl (a registry on loopback), zstd (zstd layers)
 # bench: runc, crun, hyperfine, skopeo, umoci
@@ -21,7 +22,7 @@ packages=(gcc libc6-dev busybox-static iproute2 procps python3 runc crun hyperfi
   docker-registry apache2-utils openssl zstd skopeo umoci ca-certificates
   nftables containernetworking-plugins wget
   podman containerd iptables util-linux libseccomp2
-  qemu-system-x86 musl-tools linux-libc-dev xz-utils)
+  qemu-system-x86 musl-tools linux-libc-dev xz-utils uidmap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -137,6 +137,25 @@ Bare QEMU with the same kernel, initramfs and command line (no berth): ${byName[
 berth's VM start costs **${ratio ? ratio.toFixed(2) : 'n/a'}x** bare QEMU (ratio of medians; goal: at most 1.15x).
 
 Reproduce: \`sudo bash bench/vm/run.sh [RUNS]\` (results in bench/results/vm.json).
+
+## What each side supports
+
+| | container | VM |
+| --- | --- | --- |
+| terminal | \`-t\` in the foreground; \`--console-socket\` gets the pty master | the same: the guest's pty is relayed over virtio-serial to a host pty whose master goes to \`--console-socket\` (podman \`-t\` works) |
+| pause / resume | the cgroup freezer | QEMU stops the vCPUs (QMP \`stop\` / \`cont\`); \`state\` says \`paused\`; a paused VM is only signalled after \`resume\` (or removed by \`delete --force\`) |
+| update | cgroup limits, live | refused, naming the fields: vCPUs and memory are fixed at boot (no CPU hotplug on microvm, no balloon driver in the guest) |
+| stats | the cgroup's counters | not yet (no host cgroup holds QEMU) |
+| network | bridge, none, host, a namespace path, CNI | none: a namespace of its own in the guest with only \`lo\` |
+
+## A cgroup v2 host for berth's own tests
+
+berth also uses the VM backend to test itself: a host whose cgroups are v1 or hybrid cannot
+exercise the cgroup v2 code. \`packages/vm/test/cgroup-v2-host.test.ts\` (part of \`npm test\`)
+boots a guest whose kernel has only a cgroup2 hierarchy with every controller, shares the
+host's root filesystem into it read-only over 9p (tmpfs on \`/tmp\`, \`/run\`, \`/var/tmp\` and
+\`/root\` in the guest), runs \`@berth/cgroups\`' real-kernel tests and the CLI's limit tests
+there with vitest, and asserts the guest's pass counts on the host.
 `;
 writeFileSync('docs/guides/containers-and-vms.md', page);
 process.stdout.write(page);

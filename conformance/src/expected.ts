@@ -9,7 +9,6 @@ export const EXPECTED_FAILURES: Record<string, Record<string, string>> = {
   berth: {
     'C-CAPS-UNKNOWN':
       'create refuses it: `process.capabilities.bounding[3]: "CAP_CONFORMANCE_NO_SUCH" is not a known capability` (berth makes unknown security fields errors; the spec asks for a warning)',
-    'L-USERNS': 'create refuses it: `linux.namespaces: user namespaces are not supported by berth yet`',
     'H-POSTSTART-FAIL': 'start exits 0 when a poststart hook exits 1',
   },
 };

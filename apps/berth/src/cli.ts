@@ -4,8 +4,7 @@
 import { formatOptions, type OptionSpec, parseArgs, UsageError } from './args.js';
 import type { Command } from './command.js';
 import { globals, logLine, setGlobals } from './log.js';
-
-const VERSION = '0.1.0';
+import { VERSION, versionText } from './version.js';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
   run: {
@@ -78,7 +77,11 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
 const ALIASES: Record<string, string> = { ls: 'list', rm: 'delete' };
 
 const GLOBAL_OPTIONS: OptionSpec[] = [
-  { name: 'root', value: 'DIR', help: 'where container state is kept (default /run/berth, or $BERTH_ROOT)' },
+  {
+    name: 'root',
+    value: 'DIR',
+    help: 'where container state is kept (default $BERTH_ROOT, else /run/berth as root, $XDG_RUNTIME_DIR/berth otherwise)',
+  },
   { name: 'log', value: 'FILE', help: 'also write log lines to FILE (containerd passes this)' },
   { name: 'log-format', value: 'text|json', help: 'format of --log lines (default text)' },
   {
@@ -134,7 +137,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const g = parseArgs(globalArgs, GLOBAL_OPTIONS).options;
   setGlobals({
-    root: (g['root'] as string | undefined) ?? process.env['BERTH_ROOT'] ?? '/run/berth',
+    ...((g['root'] ?? process.env['BERTH_ROOT'])
+      ? { root: (g['root'] as string | undefined) ?? process.env['BERTH_ROOT']! }
+      : {}),
     ...(g['log'] ? { log: g['log'] as string } : {}),
     logFormat: g['log-format'] === 'json' ? 'json' : 'text',
     systemdCgroup: g['systemd-cgroup'] === true,
@@ -144,7 +149,7 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError(`--log-format must be text or json, not ${JSON.stringify(g['log-format'])}`);
   }
   if (g['version']) {
-    process.stdout.write(`berth version ${VERSION}\nspec: 1.2.0\n`);
+    process.stdout.write(versionText());
     return 0;
   }
   const name = argv[i];
@@ -167,12 +172,23 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   const parsed = parseArgs(rest, command.options, command.stopAtPositional);
-  return command.run(parsed, globals);
+  const status = await command.run(parsed, globals);
+  // commands whose work is all awaited (no terminal relayed, nothing streaming) exit at once:
+  // Node's own teardown of its heap and threads is then skipped (stdout and stderr are
+  // synchronous on Linux: nothing written is lost)
+  if (QUICK_EXIT.has(command.name) && (command.name !== 'run' || parsed.options['bundle'] !== undefined))
+    quickExit = true;
+  return status;
 }
+
+/** Commands that may end with process.exit() (`run` in its bundle form only: see main). */
+const QUICK_EXIT = new Set(['run', 'create', 'start', 'delete', 'kill', 'state']);
+let quickExit = false;
 
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    if (quickExit) process.exit(code);
   },
   (err: unknown) => {
     const e = err as Error & { code?: string; toJSON?: () => unknown };

@@ -1,7 +1,8 @@
 import type { OptionSpec, Parsed } from './args.js';
 
 export interface GlobalOptions {
-  root: string;
+  /** --root or $BERTH_ROOT; absent: the runtime's default (/run/berth, or $XDG_RUNTIME_DIR/berth without root) */
+  root?: string;
   log?: string;
   logFormat: 'text' | 'json';
   systemdCgroup: boolean;

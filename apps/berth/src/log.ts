@@ -3,7 +3,6 @@ import type { GlobalOptions } from './command.js';
 
 /** The global options of this invocation (set once by the CLI's main). */
 export let globals: GlobalOptions = {
-  root: '/run/berth',
   logFormat: 'text',
   systemdCgroup: false,
   debug: false,

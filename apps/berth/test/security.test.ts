@@ -33,13 +33,15 @@ describe('berth features', () => {
     expect(f.mountOptions).toEqual(
       expect.arrayContaining(['rbind', 'ro', 'nosuid', 'rprivate', 'tmpcopyup']),
     );
-    expect(f.mountOptions).not.toContain('idmap'); // refused by berth: not listed
+    expect(f.mountOptions).toEqual(expect.arrayContaining(['idmap', 'ridmap'])); // idmapped bind mounts
+    expect(f.linux.mountExtensions).toEqual({ idmap: { enabled: true } });
     expect(f.linux.namespaces).toEqual(
-      expect.arrayContaining(['mount', 'pid', 'network', 'ipc', 'uts', 'cgroup']),
+      expect.arrayContaining(['mount', 'pid', 'network', 'ipc', 'uts', 'cgroup', 'user']),
     );
-    expect(f.linux.namespaces).not.toContain('user');
     expect(f.linux.capabilities).toContain('CAP_SYS_ADMIN');
     expect(f.linux.cgroup).toMatchObject({ v1: true, v2: true });
+    // applied where resctrl is mounted (elsewhere linux.intelRdt is an error naming the field)
+    expect(f.linux.intelRdt).toMatchObject({ enabled: true });
     const s = f.linux.seccomp;
     expect(s.enabled).toBe(true);
     expect(s.actions).toEqual(
@@ -133,5 +135,22 @@ describe('seccomp for berth run IMAGE', () => {
     const r = sb.berth(['run', '--rm', '--security-opt', 'no-such-option', 'busybox', 'true']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/--security-opt no-such-option: berth supports seccomp=/);
+  });
+
+  it('--security-opt apparmor=PROFILE asks for the profile: an error where AppArmor is off, nothing left behind', () => {
+    const enabled = existsSync('/sys/kernel/security/apparmor');
+    const r = sb.berth([
+      'run',
+      '--rm',
+      '--security-opt',
+      'apparmor=berth-no-such-profile',
+      'busybox',
+      'true',
+    ]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(
+      enabled ? /berth-no-such-profile/ : /process\.apparmorProfile: AppArmor is not enabled on this host/,
+    );
+    expect(sb.berth(['list', '--format', 'json']).stdout.trim()).toBe('[]');
   });
 });

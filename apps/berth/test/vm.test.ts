@@ -2,6 +2,8 @@
 // (TCG where /dev/kvm is missing). The image form mounts the snapshot on the host and
 // shares it; the terminal form relays the guest's pty. python3 plays the terminal.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CLI, PTY_RUN, Sandbox } from './helpers.js';
 
@@ -83,6 +85,74 @@ describe('berth run --backend vm', () => {
     expect(r.stdout).toMatch(/\/dev\/pts\/\d+\r?\n/);
     expect(r.stdout).toContain('stdin-is-tty');
     expect(r.status).toBe(4);
+  });
+
+  it('hands a terminal to --console-socket for a detached VM container', () => {
+    const bundle = sb.bundle((c) => {
+      c.process.terminal = true;
+      c.process.args = ['sh', '-c', 'echo "on $(tty)"; read line; echo "got $line"'];
+      c.annotations = { 'org.berth.backend': 'vm' };
+    });
+    const id = sb.id('vmcon');
+    const sock = join(sb.dir, `${id}.sock`);
+    // python3 is the console-socket server (Node cannot receive fds), as containerd's shim would be
+    const script = `
+import os, select, socket, subprocess, sys, time
+sock_path, root, cli, bundle, cid = sys.argv[1:6]
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(sock_path)
+srv.listen(1)
+base = [${JSON.stringify(process.execPath)}, cli, '--root', root]
+log = open(sock_path + '.log', 'w')
+create = subprocess.Popen(base + ['create', '--console-socket', sock_path, '-b', bundle, cid], stdout=log, stderr=log)
+srv.settimeout(180)
+conn, _ = srv.accept()
+msg, fds, _, _ = socket.recv_fds(conn, 64, 1)
+create.wait()
+if create.returncode != 0:
+    sys.exit('create failed')
+subprocess.run(base + ['start', cid], check=True)
+out = b''
+sent = False
+deadline = time.time() + 120
+while b'got hello\\r\\n' not in out and time.time() < deadline:
+    r, _, _ = select.select([fds[0]], [], [], 1)
+    if not r:
+        continue
+    try:
+        chunk = os.read(fds[0], 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    if not sent and b'on ' in out and b'\\n' in out:
+        os.write(fds[0], b'hello\\r')
+        sent = True
+sys.stdout.write(out.decode())
+`;
+    const r = spawnSync('python3', ['-c', script, sock, sb.root, CLI, bundle, id], {
+      encoding: 'utf8',
+      env: { ...process.env, BERTH_STORE: sb.store },
+      timeout: 240_000,
+    });
+    expect(r.stderr).toBe('');
+    expect(readFileSync(`${sock}.log`, 'utf8')).toBe('');
+    // the guest's own pty, relayed to the master the socket received; keys typed there reach it
+    expect(r.stdout).toMatch(/^on \/dev\/pts\/\d+\r\n/);
+    expect(r.stdout).toContain('got hello\r\n');
+    expect(r.stdout).not.toContain('\r\r\n');
+    expect(sb.berth(['delete', '--force', id])).toMatchObject({ status: 0, stderr: '' });
+  });
+
+  it('says in berth features what a VM container honours', () => {
+    const r = sb.berth(['features']);
+    expect(r.status).toBe(0);
+    const a = JSON.parse(r.stdout).annotations as Record<string, string>;
+    expect(a['org.berth.backend.vm.honours']).toMatch(/--console-socket/);
+    expect(a['org.berth.backend.vm.honours']).toMatch(/pause and resume/);
+    expect(a['org.berth.backend.vm.unsupported']).toMatch(/update/);
+    expect(a['org.berth.backend.vm.unsupported']).not.toMatch(/pause|console-socket/);
   });
 
   it('refuses an unknown backend, naming the flag', () => {

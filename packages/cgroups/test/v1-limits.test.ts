@@ -164,10 +164,13 @@ describe(`this host (${host.layout}): real limits through the API`, () => {
 
   it('delivers other signals without waiting', async () => {
     const cg = await fresh();
-    const p = await runInside(cg, "trap 'echo got-term; exit 7' TERM; while :; do sleep 0.05; done");
+    const p = await runInside(
+      cg,
+      "trap 'echo got-term; exit 7' TERM; echo trapping; while :; do sleep 0.05; done",
+    );
     p.release();
-    await waitFor(async () => (await cg.pids()).length >= 1);
-    await new Promise((r) => setTimeout(r, 100));
+    // the trap is set once the shell says so (a slow machine, e.g. the TCG guest, takes its time)
+    await waitFor(() => p.output().includes('trapping'));
     await cg.killAll('SIGTERM');
     expect((await p.exited).code).toBe(7);
     expect(p.output()).toContain('got-term');

@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { constants, copyFile, mkdir, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { BlobStore } from './blob-store.js';
 import { digestHex, hashFile, sha256, verifyBuffer } from './digest.js';
@@ -12,6 +13,13 @@ import type { RegistrySettings } from './settings.js';
 import type { ImageConfig, ImageManifest, ImageRecord } from './types.js';
 
 export const DEFAULT_STORE_ROOT = '/var/lib/berth';
+
+/** /var/lib/berth as root; a user's own `${XDG_DATA_HOME:-~/.local/share}/berth` otherwise (as podman does). */
+function defaultStoreDir(): string {
+  if ((process.geteuid?.() ?? 0) === 0) return DEFAULT_STORE_ROOT;
+  const data = process.env['XDG_DATA_HOME'];
+  return join(data?.startsWith('/') ? data : join(homedir(), '.local', 'share'), 'berth');
+}
 
 export interface RemoveOptions {
   /** image names or manifest digests that containers use: these are never removed */
@@ -44,9 +52,9 @@ export class ImageStore implements BlobStore {
     this.root = root;
   }
 
-  /** Opens (and creates) a store; the root is `root`, else $BERTH_STORE, else /var/lib/berth. */
+  /** Opens (and creates) a store; the root is `root`, else $BERTH_STORE, else /var/lib/berth (without root: `${XDG_DATA_HOME:-~/.local/share}/berth`). */
   static async open(root?: string): Promise<ImageStore> {
-    const dir = root ?? process.env['BERTH_STORE'] ?? DEFAULT_STORE_ROOT;
+    const dir = root ?? process.env['BERTH_STORE'] ?? defaultStoreDir();
     const store = new ImageStore(dir);
     try {
       for (const sub of ['blobs/sha256', 'ingest', 'images', 'leases']) {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MS } from '@berth/sys';
 import { afterAll, describe, expect, it } from 'vitest';
-import { planRootfs } from './mounts.js';
+import { planRootfs, withMountLabel } from './mounts.js';
 
 const bundle = mkdtempSync(join(tmpdir(), 'berth-mounts-'));
 const rootfs = join(bundle, 'rootfs');
@@ -55,6 +55,28 @@ describe('planRootfs', () => {
       flags: MS.NOSUID | MS.STRICTATIME,
       data: 'mode=755,size=65536k',
     });
+  });
+
+  it('gives linux.mountLabel as context= to the mounts that take one, as runc (not bind, proc, sysfs)', () => {
+    const label = 'system_u:object_r:container_file_t:s0:c1,c2';
+    const steps = planRootfs({
+      ...base,
+      mounts: [...base.mounts, { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue' }],
+      mountLabel: label,
+    });
+    const data = (type: string) =>
+      (steps.find((s) => s.op === 'mount' && s.fstype === type) as { data?: string } | undefined)?.data;
+    // the quotes keep the category list's comma inside one option
+    expect(data('tmpfs')).toBe(`mode=755,size=65536k,context="${label}"`);
+    expect(data('mqueue')).toBe(`context="${label}"`);
+    expect(data('proc')).toBeUndefined();
+    const bind = steps.find((s) => s.op === 'mount' && s.target === '/data');
+    expect((bind as { data?: string } | undefined)?.data).toBeUndefined();
+  });
+
+  it('a mount that names its own context keeps it; a label that could break out of the option is refused', () => {
+    expect(withMountLabel('context="a:b:c:s0"', 'tmpfs', 'x:y:z:s0')).toBe('context="a:b:c:s0"');
+    expect(() => withMountLabel(undefined, 'tmpfs', 'x:y:z:s0",size=1')).toThrow(/^linux\.mountLabel: /);
   });
 
   it('binds a file source onto a created file, read-only from the start (flags on the bind itself)', () => {

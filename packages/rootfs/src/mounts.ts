@@ -33,6 +33,12 @@ export interface RootfsConfig {
   maskedPaths?: readonly string[];
   readonlyPaths?: readonly string[];
   rootfsPropagation?: string;
+  /**
+   * `linux.mountLabel`: the SELinux context given to the mounts that take one
+   * (`context="…"`; every mount but bind, proc, sysfs and cgroup mounts, as
+   * runc). Pass it only where SELinux is enabled: runc drops it elsewhere.
+   */
+  mountLabel?: string;
   /** `cgroup` mounts: what the host has (v1/hybrid cannot be mounted as one filesystem). */
   cgroupLayout?: 'v1' | 'v2' | 'hybrid';
   /** Whether the container gets its own cgroup namespace. */
@@ -186,6 +192,8 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
       describe: `bind ${source} on ${m.destination}`,
       inRoot: true,
     });
+  } else if (opts.idmap) {
+    throw invalid(`${where}.options: "${opts.idmap}" needs a bind mount`);
   } else if (type === 'cgroup' || type === 'cgroup2') {
     steps.push(...planCgroupMount(m, dest, opts.flags, config));
   } else {
@@ -193,13 +201,14 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
     if (opts.tmpcopyup && type !== 'tmpfs')
       throw invalid(`${where}.options: tmpcopyup needs a tmpfs mount, not ${JSON.stringify(type)}`);
     steps.push({ op: 'mkdir', path: dest, mode: 0o755, inRoot: true });
+    const data = withMountLabel(opts.data, type, config.mountLabel);
     steps.push({
       op: 'mount',
       source: m.source ?? type,
       target: dest,
       fstype: type,
       flags: opts.flags & ~MS.REMOUNT,
-      ...(opts.data ? { data: opts.data } : {}),
+      ...(data ? { data } : {}),
       describe: label,
       inRoot: true,
       ...(opts.tmpcopyup ? { tmpcopyup: true } : {}),
@@ -215,6 +224,23 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
     });
   }
   return steps;
+}
+
+/** Filesystems that take no SELinux `context=` option (runc's label.FormatMountLabel callers skip them). */
+const NO_CONTEXT = new Set(['proc', 'sysfs']);
+
+/** The mount's data with `context="LABEL"` added, for the filesystems that take one. */
+export function withMountLabel(
+  data: string | undefined,
+  type: string,
+  label: string | undefined,
+): string | undefined {
+  if (!label || NO_CONTEXT.has(type)) return data;
+  if (/["\n\0]/.test(label) || label.trim() === '')
+    throw invalid(`linux.mountLabel: ${JSON.stringify(label)} is not an SELinux context`);
+  if (data && /(^|,)(context|fscontext|defcontext|rootcontext)=/.test(data)) return data; // the mount names its own context: it wins, as in runc
+  const context = `context="${label}"`;
+  return data ? `${data},${context}` : context;
 }
 
 function deviceStep(dev: DeviceEntry): PlanStep {

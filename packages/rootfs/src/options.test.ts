@@ -16,9 +16,12 @@ describe('parseMountOptions', () => {
     expect(parseMountOptions(['rbind']).flags).toBe(MS.BIND | MS.REC);
   });
 
-  it('refuses options berth cannot honour, naming the field', () => {
-    expect(() => parseMountOptions(['rbind', 'idmap'], 'mounts[4].options')).toThrow(
-      'mounts[4].options[1]: mount option "idmap" is not supported by berth yet',
+  it('takes idmap and ridmap (the runtime makes the idmapped mount), not both', () => {
+    expect(parseMountOptions(['rbind', 'idmap']).idmap).toBe('idmap');
+    expect(parseMountOptions(['bind', 'ridmap']).idmap).toBe('ridmap');
+    expect(parseMountOptions(['bind']).idmap).toBeUndefined();
+    expect(() => parseMountOptions(['bind', 'idmap', 'ridmap'], 'mounts[4].options')).toThrow(
+      'mounts[4].options[2]: "idmap" and "ridmap" together',
     );
   });
 });

@@ -14,6 +14,11 @@ export interface ParsedMountOptions {
   recursive: boolean;
   /** `tmpcopyup`: a tmpfs starts with a copy of what the directory held (runc and crun's extension). */
   tmpcopyup: boolean;
+  /**
+   * `idmap` / `ridmap` (recursive): a bind mount seen through the mount's (or the container's)
+   * id mapping. The runtime makes the idmapped mount (it needs a user namespace and root).
+   */
+  idmap?: 'idmap' | 'ridmap';
 }
 
 const SET: Record<string, number> = {
@@ -64,7 +69,7 @@ const PROPAGATION: Record<string, number> = {
 };
 
 /** Options berth knows of but cannot honour yet: refusing beats silently ignoring them. */
-const UNSUPPORTED = new Set(['idmap', 'ridmap']);
+const UNSUPPORTED = new Set<string>();
 
 /** Recursive mount attributes (mount_setattr with AT_RECURSIVE): a flag set, or (`rrw`, …) cleared. */
 const RECURSIVE_SET: Record<string, number> = {
@@ -94,6 +99,7 @@ export function parseMountOptions(options: readonly string[] = [], where = 'opti
   let cleared = 0;
   let recursive = false;
   let tmpcopyup = false;
+  let idmap: 'idmap' | 'ridmap' | undefined;
   const propagation: number[] = [];
   const data: string[] = [];
   options.forEach((opt, i) => {
@@ -117,6 +123,11 @@ export function parseMountOptions(options: readonly string[] = [], where = 'opti
       recursive = true;
     } else if (opt === 'tmpcopyup') {
       tmpcopyup = true;
+    } else if (opt === 'idmap' || opt === 'ridmap') {
+      // the mapping is applied by the runtime before the clone (an idmapped mount of the source)
+      if (idmap && idmap !== opt)
+        throw new BerthError(`${where}[${i}]: "idmap" and "ridmap" together`, { code: 'EINVALIDSPEC' });
+      idmap = opt;
     } else if (UNSUPPORTED.has(opt)) {
       throw new BerthError(
         `${where}[${i}]: mount option ${JSON.stringify(opt)} is not supported by berth yet`,
@@ -128,7 +139,15 @@ export function parseMountOptions(options: readonly string[] = [], where = 'opti
       data.push(opt);
     }
   });
-  return { flags, cleared, propagation, data: data.join(','), recursive, tmpcopyup };
+  return {
+    flags,
+    cleared,
+    propagation,
+    data: data.join(','),
+    recursive,
+    tmpcopyup,
+    ...(idmap ? { idmap } : {}),
+  };
 }
 
 /** Maps `linux.rootfsPropagation` to mount flags; undefined when the value is not one. */

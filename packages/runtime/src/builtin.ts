@@ -17,6 +17,7 @@ import {
 import { dirname, join } from 'node:path';
 import type { ImageRecord, ImageStore, TarInput } from '@berth/image';
 import { BerthError } from '@berth/sys';
+import { storeRoot } from './rootless.js';
 
 /** The short name users type for the image berth can always run. */
 export const DEFAULT_IMAGE = 'busybox';
@@ -124,7 +125,7 @@ async function tarOf(entries: TarInput[]): Promise<Buffer> {
  * `berth images` lists it, `berth save` exports it, `berth rmi` removes it (and the next run makes it again).
  */
 export async function ensureDefaultImage(
-  store: ImageStore | string = process.env['BERTH_STORE'] ?? '/var/lib/berth',
+  store: ImageStore | string = storeRoot(),
   busybox = '/bin/busybox',
 ): Promise<DefaultImage> {
   const { ImageStore, MediaType, recordImage } = await import('@berth/image');

@@ -69,11 +69,16 @@ export async function createCgroup(spec: Spec, cgroupsPath: string, systemd: boo
 export async function loadCgroup(
   cgroupsPath: string | undefined,
   systemd: boolean,
+  /** a rootless container's cgroup2 mount (its cgroup is there, on the v2 driver) */
+  root?: string,
 ): Promise<Cgroup | undefined> {
   if (!cgroupsPath) return undefined;
   const cg = await cgroups();
   try {
-    return await cg.Cgroup.load(cgroupsPath, { driver: systemd ? 'systemd' : 'cgroupfs' });
+    return await cg.Cgroup.load(
+      cgroupsPath,
+      root ? { root, layout: 'v2' } : { driver: systemd ? 'systemd' : 'cgroupfs' },
+    );
   } catch (e) {
     if ((e as { code?: string }).code === 'ENOTFOUND') return undefined;
     throw e;

@@ -34,7 +34,7 @@ export function supportedMountOptions(): string[] {
     try {
       return parseMountOptions([opt]).data === '';
     } catch {
-      return false; // known but refused (idmap)
+      return false; // known but refused
     }
   }).sort();
 }
@@ -69,13 +69,14 @@ export async function features(): Promise<Features> {
     hooks: [...HOOK_NAMES],
     mountOptions: supportedMountOptions(),
     linux: {
-      // user namespaces are not supported yet; time namespaces need CLONE_NEWTIME (5.6)
+      // time namespaces need CLONE_NEWTIME (5.6)
       namespaces: [
         'cgroup',
         'ipc',
         'mount',
         'network',
         'pid',
+        'user',
         'uts',
         ...(kernelAtLeast(5, 6) ? ['time'] : []),
       ],
@@ -97,7 +98,8 @@ export async function features(): Promise<Features> {
       selinux: { enabled: true },
       // applied where a resctrl filesystem is mounted; elsewhere an error naming the field
       intelRdt: { enabled: true, schemata: true, monitoring: true },
-      mountExtensions: { idmap: { enabled: false } },
+      // idmapped mounts (mount_setattr, 5.12) under overlay's layers (5.19): `idmap`/`ridmap`, image snapshots
+      mountExtensions: { idmap: { enabled: kernelAtLeast(5, 19) } },
     },
     annotations: {
       ...(version ? { 'io.github.seccomp.libseccomp.version': version } : {}),
@@ -115,8 +117,8 @@ async function vmFeatures(): Promise<Record<string, string>> {
     'org.berth.backend.vm.enabled': String(host.qemu !== undefined && host.muslGcc !== undefined),
     'org.berth.backend.vm.accelerator': `${host.accel.accel} (${host.accel.reason})`,
     'org.berth.backend.vm.honours':
-      'process (args, env, cwd, user, capabilities, rlimits, terminal in the foreground), root (readonly), mounts (bind: files copied, directories shared by 9p), hostname, new namespaces inside the guest, linux.seccomp, linux.resources.cpu (vCPUs) and memory.limit (guest RAM)',
+      'process (args, env, cwd, user, capabilities, rlimits, terminal in the foreground and with --console-socket), root (readonly), mounts (bind: files copied, directories shared by 9p), hostname, new namespaces inside the guest, linux.seccomp, linux.resources.cpu (vCPUs) and memory.limit (guest RAM), pause and resume (the vCPUs stop)',
     'org.berth.backend.vm.unsupported':
-      'console-socket, preserve-fds, joining host namespaces, prestart and createRuntime hooks, pause, resume, update, stats, networking',
+      'preserve-fds, joining host namespaces, prestart and createRuntime hooks, update (the size is fixed at boot), stats, networking, terminal resize after start',
   };
 }

@@ -14,7 +14,9 @@ import type { BundleSpec, BundleSpecMount } from '@berth/rootfs';
 import { defaultSpec, formatSpec, type Spec } from '@berth/spec';
 import { BerthError } from '@berth/sys';
 import { BUILTIN_IMAGE, DEFAULT_IMAGE, ensureDefaultImage } from './builtin.js';
+import { isRootless, rootlessIds, toRootlessSpec } from './rootless.js';
 import { validateId } from './state.js';
+import { resolveUsernsRequest, type UsernsRequest, withUserns } from './userns.js';
 
 export interface ImageRunOptions {
   /** Replaces the image's Cmd. */
@@ -52,6 +54,10 @@ export interface ImageRunOptions {
    * profile depends on the capabilities); absent or returning undefined: none.
    */
   seccomp?: (spec: Spec) => NonNullable<Spec['linux']>['seccomp'];
+  /** process.apparmorProfile (`berth run --security-opt apparmor=PROFILE`). */
+  apparmorProfile?: string;
+  /** A user namespace (`berth run --userns`, `--uidmap/--gidmap`; see userns.ts). */
+  userns?: UsernsRequest;
 }
 
 export interface ImageBundle {
@@ -109,9 +115,22 @@ export async function resolveImage(
 
 function volumeMounts(volumes: string[]): BundleSpecMount[] {
   return volumes.map((v) => {
-    const [src, dst, mode, ...more] = v.split(':');
-    if (!src || !dst || more.length || (mode !== undefined && mode !== 'ro' && mode !== 'rw')) {
-      throw new BerthError(`volume ${JSON.stringify(v)} must be SRC:DST[:ro|rw]`, { code: 'EINVAL' });
+    const [src, dst, opts, ...more] = v.split(':');
+    // podman's options, comma-separated: ro or rw, and idmap (a user namespace's ids, see userns.ts)
+    const flags = opts === undefined ? [] : opts.split(',');
+    const mode = flags.find((f) => f === 'ro' || f === 'rw');
+    const idmap = flags.includes('idmap');
+    if (
+      !src ||
+      !dst ||
+      more.length ||
+      flags.some((f) => f !== 'ro' && f !== 'rw' && f !== 'idmap') ||
+      flags.filter((f) => f !== 'idmap').length > 1
+    ) {
+      throw new BerthError(
+        `volume ${JSON.stringify(v)} must be SRC:DST[:OPTIONS], OPTIONS ro or rw and idmap, comma-separated`,
+        { code: 'EINVAL' },
+      );
     }
     if (!isAbsolute(dst))
       throw new BerthError(`volume ${JSON.stringify(v)}: DST must be an absolute path`, { code: 'EINVAL' });
@@ -119,7 +138,7 @@ function volumeMounts(volumes: string[]): BundleSpecMount[] {
       destination: dst,
       type: 'bind',
       source: resolve(src),
-      options: ['rbind', mode === 'ro' ? 'ro' : 'rw'],
+      options: ['rbind', mode === 'ro' ? 'ro' : 'rw', ...(idmap ? ['ridmap'] : [])],
     };
   });
 }
@@ -225,8 +244,15 @@ export async function makeImageBundle(
       );
     }
     const networkFilesDir = networkSetup(spec as Spec, o.network, dir);
+    if (o.userns) {
+      const maps = await resolveUsernsRequest(o.userns, storeRoot, id);
+      if (maps) withUserns(spec as Spec, maps, o.user !== undefined);
+    }
+    // without root: a user namespace that maps the user to container root (see rootless.ts)
+    if (isRootless()) Object.assign(spec, toRootlessSpec(spec as Spec, rootlessIds()));
     const seccomp = o.seccomp?.(spec as Spec);
     if (seccomp) spec.linux = { ...spec.linux, seccomp };
+    if (o.apparmorProfile) spec.process = { ...spec.process!, apparmorProfile: o.apparmorProfile };
     writeFileSync(join(dir, 'config.json'), formatSpec(spec as Spec));
     return {
       bundle: dir,

@@ -1,3 +1,4 @@
+export { parseIdMapping, validateIdMappings } from '@berth/namespaces';
 export { BUILTIN_IMAGE, DEFAULT_IMAGE, type DefaultImage, ensureDefaultImage } from './builtin.js';
 export { type CapabilitySets, capabilitySets, hostBoundingSet } from './caps.js';
 export { DEFAULT_DEVICE_RULES, defaultCgroupsPath, effectiveResources } from './cgroup.js';
@@ -30,6 +31,30 @@ export {
 } from './plan.js';
 export { isAlive, type ProcStat, parseSignal, procStat } from './proc.js';
 export {
+  askedLimit,
+  defaultStateRoot,
+  defaultStoreRoot,
+  ensurePrivateDir,
+  findIdmapTools,
+  type IdmapWriter,
+  isRootless,
+  parseSubIds,
+  type RootlessCgroup,
+  type RootlessIds,
+  readSubIds,
+  rootlessCacheDir,
+  rootlessCgroup,
+  rootlessIdmapWriter,
+  rootlessIds,
+  rootlessMappings,
+  rootlessSpecProblem,
+  rootlessStateRoot,
+  rootlessStoreRoot,
+  type SubIdRange,
+  storeRoot,
+  toRootlessSpec,
+} from './rootless.js';
+export {
   type ContainerState,
   type CreateOptions,
   DEFAULT_ROOT,
@@ -50,3 +75,18 @@ export {
   seccompListener,
 } from './security.js';
 export { type ContainerRecord, StateStore, type Status, validateId } from './state.js';
+export {
+  ANNOTATION_HOST_ROOT,
+  ANNOTATION_ROOTFS_IDMAP,
+  AUTO_RANGE_BASE,
+  AUTO_RANGE_SIZE,
+  adaptRootfsForUserns,
+  allocateAutoRange,
+  planUserns,
+  resolveUsernsRequest,
+  type UsernsConfig,
+  type UsernsPlan,
+  type UsernsRequest,
+  usernsConfig,
+  withUserns,
+} from './userns.js';

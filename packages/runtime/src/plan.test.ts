@@ -21,6 +21,19 @@ function spec() {
 }
 
 describe('planContainer', () => {
+  it('labels the mounts with linux.mountLabel where SELinux is enabled, and drops it elsewhere (runc)', () => {
+    const s = spec();
+    s.linux!.mountLabel = 'system_u:object_r:container_file_t:s0:c7,c8';
+    const devData = (selinux: boolean) =>
+      (
+        planContainer(s, { bundle, foreground: true, lsms: { apparmor: false, selinux } }).steps.find(
+          (x) => x.op === 'mount' && x.fstype === 'tmpfs',
+        ) as { data?: string } | undefined
+      )?.data;
+    expect(devData(true)).toMatch(/,context="system_u:object_r:container_file_t:s0:c7,c8"$/);
+    expect(devData(false)).not.toMatch(/context=/);
+  });
+
   it('creates the namespaces, waits for the runtime, mounts, then runs the process steps', () => {
     const { steps, rootfs } = planContainer(spec(), { bundle, foreground: false, fifo: '/run/x/exec.fifo' });
     expect(rootfs).toBe(join(bundle, 'rootfs'));

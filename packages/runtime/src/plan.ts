@@ -16,11 +16,13 @@ import { capabilitySets } from './caps.js';
 import { canRaiseLimits, clampRlimit, hostHardLimits, UNLIMITED } from './rlimits.js';
 import {
   checkLinuxSupport,
+  hostLsms,
   planProcessSecurity,
   planTimeNamespace,
   type SecurityContext,
 } from './security.js';
 import { planSysctls } from './sysctl.js';
+import { adaptRootfsForUserns, planUserns } from './userns.js';
 
 /** Sync ids: where the container's first process stops for the runtime. */
 export const SYNC_NS_READY = 1;
@@ -66,10 +68,6 @@ export interface ContainerPlan {
   warnings: string[];
 }
 
-function unsupported(message: string): BerthError {
-  return new BerthError(message, { code: 'EUNSUPPORTED' });
-}
-
 /** Composes the launcher plan for a validated config: namespaces, rootfs, then the process. */
 export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   const warnings: string[] = [];
@@ -82,9 +80,6 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
       code: 'EINTERNAL',
     });
   checkLinuxSupport(spec, ctx.lsms);
-  if (linux.uidMappings?.length || linux.namespaces?.some((n) => n.type === 'user')) {
-    throw unsupported('linux.namespaces: user namespaces are not supported by berth yet');
-  }
   if (proc.terminal && !ctx.foreground && !ctx.consoleSocket) {
     throw new BerthError('process.terminal: a detached container with a terminal needs --console-socket', {
       code: 'EINVALIDSPEC',
@@ -95,6 +90,13 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   const sysctls = planSysctls(spec);
   const ns = planNamespaces(linux.namespaces ?? []);
   checkJoinedNamespaces(spec, ns.cloneFlags, ns.join, ctx.ownNamespaces);
+  // a user namespace: maps written by the launcher for its child, idmapped mounts (userns.ts)
+  const userns = planUserns(spec, {
+    rootfs,
+    bundle: ctx.bundle,
+    cloneFlags: ns.cloneFlags,
+    ...(ctx.overlay ? { overlay: ctx.overlay } : {}),
+  });
   const terminal = proc.terminal === true;
   // The exec fifo and the console socket are the runtime's, on the host: made, opened and
   // connected before any namespace is joined (a joined mount namespace may not see them).
@@ -106,8 +108,9 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
       mode: 0o010622,
       major: 0,
       minor: 0,
-      uid: 0,
-      gid: 0,
+      // the runtime's own (root's, or the user's without root: nobody may chown to another)
+      uid: process.geteuid?.() ?? 0,
+      gid: process.getegid?.() ?? 0,
       describe: 'create exec fifo',
     });
     steps.push({ op: 'fifoOpen', path: ctx.fifo, describe: 'open exec fifo' });
@@ -123,16 +126,18 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   steps.push(...ns.steps);
   // clone(2) cannot make a time namespace (0x80 is in its exit-signal bits): unshare it first
   steps.push(...planTimeNamespace(spec, (ns.cloneFlags & CLONE_NEWTIME) !== 0, CLONE_NEWTIME));
+  if (userns) steps.push(...userns.beforeClone);
   steps.push({
     op: 'clone',
     flags: ns.cloneFlags & ~CLONE_NEWTIME,
     detach: !ctx.foreground,
     pty: terminal && !ctx.consoleSocket,
   });
+  if (userns) steps.push(...userns.afterClone);
   steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (namespaces ready)' });
   if (!terminal) steps.push({ op: 'setsid' });
   if (ctx.keyring !== undefined) steps.push(keyringStep(ctx.keyring));
-  if (ctx.overlay) {
+  if (ctx.overlay && !userns?.overlayMounted) {
     const { lower, upper, work } = ctx.overlay;
     steps.push({ op: 'mount', target: '/', flags: MS.SLAVE | MS.REC, describe: 'make / a slave mount' });
     steps.push({
@@ -148,22 +153,27 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   if (proc.oomScoreAdj !== undefined) {
     steps.push({ op: 'procWrite', path: 'self/oom_score_adj', content: String(proc.oomScoreAdj) });
   }
+  const rootfsSteps = planRootfs({
+    rootfs,
+    bundle: ctx.bundle,
+    readonly: spec.root.readonly === true,
+    mounts: spec.mounts ?? [],
+    devices: linux.devices ?? [],
+    maskedPaths: linux.maskedPaths ?? [],
+    readonlyPaths: linux.readonlyPaths ?? [],
+    ...(linux.rootfsPropagation ? { rootfsPropagation: linux.rootfsPropagation } : {}),
+    // where SELinux is off the label is dropped, as runc does (label.FormatMountLabel)
+    ...(linux.mountLabel && (ctx.lsms ?? hostLsms()).selinux ? { mountLabel: linux.mountLabel } : {}),
+    ...(ctx.cgroupLayout ? { cgroupLayout: ctx.cgroupLayout } : {}),
+    ...(ctx.cgroupPaths ? { cgroupPaths: ctx.cgroupPaths } : {}),
+    // sysctls go in before /proc/sys becomes read-only (readonlyPaths)
+    afterPivot: sysctls,
+    cgroupNamespace: linux.namespaces?.some((n) => n.type === 'cgroup' && !n.path) ?? false,
+  });
   steps.push(
-    ...planRootfs({
-      rootfs,
-      bundle: ctx.bundle,
-      readonly: spec.root.readonly === true,
-      mounts: spec.mounts ?? [],
-      devices: linux.devices ?? [],
-      maskedPaths: linux.maskedPaths ?? [],
-      readonlyPaths: linux.readonlyPaths ?? [],
-      ...(linux.rootfsPropagation ? { rootfsPropagation: linux.rootfsPropagation } : {}),
-      ...(ctx.cgroupLayout ? { cgroupLayout: ctx.cgroupLayout } : {}),
-      ...(ctx.cgroupPaths ? { cgroupPaths: ctx.cgroupPaths } : {}),
-      // sysctls go in before /proc/sys becomes read-only (readonlyPaths)
-      afterPivot: sysctls,
-      cgroupNamespace: linux.namespaces?.some((n) => n.type === 'cgroup' && !n.path) ?? false,
-    }),
+    ...(userns
+      ? adaptRootfsForUserns(rootfsSteps, ns.cloneFlags, userns.rootByCwd ? { rootfs } : undefined)
+      : rootfsSteps),
   );
   if (spec.hooks?.createContainer?.length) {
     // runc runs them after the mounts, before pivot_root, in the container's namespaces

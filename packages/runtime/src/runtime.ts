@@ -17,6 +17,7 @@ import { BerthError, type Launch, launch, writeFileAtomic } from '@berth/sys';
 import { createCgroup, defaultCgroupsPath, loadCgroup } from './cgroup.js';
 import { planExec } from './exec.js';
 import { type HookState, runContainerHooks, runHooks } from './hooks.js';
+import { applyIntelRdt, joinIntelRdt, type RdtRecord, removeIntelRdt } from './intelrdt.js';
 import { ContainerLock, withLock } from './lock.js';
 import {
   attachNetwork,
@@ -29,16 +30,27 @@ import { signalProcess } from './pidfd.js';
 import { processesInPidNamespace } from './pidns.js';
 import { planContainer, SYNC_CREATE_CONTAINER } from './plan.js';
 import { isAlive, procStat, waitGone } from './proc.js';
+import {
+  createRootlessCgroup,
+  defaultStateRoot,
+  ensurePrivateDir,
+  isRootless,
+  rootlessSpecProblem,
+} from './rootless.js';
 import { compileProfile, seccompListener } from './security.js';
 import { type ContainerRecord, StateStore, type Status, validateId } from './state.js';
+import { ownSnapshotUpper } from './userns.js';
 import {
   type Backend,
   createVmContainer,
   deleteVm,
   execVm,
   killVm,
+  pauseVm,
+  resumeVm,
   runVm,
   startVm,
+  updateVm,
   vmStatus,
   wantsVm,
 } from './vm-backend.js';
@@ -60,7 +72,7 @@ export interface ContainerState {
 }
 
 export interface RuntimeOptions {
-  /** Where container state lives (runc's --root); default /run/berth. */
+  /** Where container state lives (runc's --root); default $BERTH_ROOT, else /run/berth as root, else $XDG_RUNTIME_DIR/berth. */
   root?: string;
   /** Receives warnings (e.g. a capability the host cannot grant). Default: stderr. */
   warn?: (message: string) => void;
@@ -123,9 +135,13 @@ export class Runtime {
   readonly store: StateStore;
   private readonly warn: (message: string) => void;
   private readonly systemd: boolean;
+  /** Teardowns `run` left under way (id: its delete): awaited before the id is used again, and by close(). */
+  private readonly teardowns = new Map<string, Promise<void>>();
 
   constructor(options: RuntimeOptions = {}) {
-    this.root = resolve(options.root ?? DEFAULT_ROOT);
+    this.root = resolve(options.root ?? defaultStateRoot());
+    // without root the state directory is the user's alone (mode 0700, owned by the user)
+    if (isRootless()) ensurePrivateDir(this.root);
     this.store = new StateStore(this.root);
     this.systemd = options.systemdCgroup === true;
     this.warn = options.warn ?? ((m) => process.stderr.write(`berth: warning: ${m}\n`));
@@ -165,6 +181,7 @@ export class Runtime {
 
   /** Creates a container: namespaces, mounts and all, its process waiting for `start`. */
   async create(id: string, bundle: string, options: CreateOptions = {}): Promise<ContainerState> {
+    await this.settled(id);
     const loaded = this.checkedBundle(id, bundle, options);
     const lock = await ContainerLock.acquire(this.root, id);
     try {
@@ -200,30 +217,48 @@ export class Runtime {
     let launched: Launch | undefined;
     let cgroup: Cgroup | undefined;
     let cgroupShared = false;
+    let rdt: RdtRecord | undefined;
     let pid = 0;
+    const rootless = isRootless();
     try {
-      const cgroupsPath = spec.linux?.cgroupsPath ?? defaultCgroupsPath(id, this.systemd);
+      // without root: what only root may do is refused before anything is made
+      const rootlessProblem = rootless ? rootlessSpecProblem(spec) : undefined;
+      if (rootlessProblem) throw new BerthError(rootlessProblem, { code: 'EROOTLESS' });
+      const cgroupsPath = rootless
+        ? undefined
+        : (spec.linux?.cgroupsPath ?? defaultCgroupsPath(id, this.systemd));
       // Written before anything is made: if this process dies mid-create,
       // `delete` still finds the cgroup and the directories to remove.
       const record: ContainerRecord = {
         ...newRecord(id, bundle, spec, options),
         ...(options.network ? { network: networkRecordBase(options.network) } : {}),
         ...(options.noNewKeyring ? { noNewKeyring: true } : {}),
-        cgroupsPath,
+        ...(cgroupsPath ? { cgroupsPath } : {}),
         ...(this.systemd ? { systemdCgroup: true } : {}),
       };
       // a cgroup that exists already is not the container's to empty or remove on delete
-      if (await loadCgroup(cgroupsPath, this.systemd)) record.cgroupShared = cgroupShared = true;
+      if (cgroupsPath && (await loadCgroup(cgroupsPath, this.systemd)))
+        record.cgroupShared = cgroupShared = true;
       this.store.write(record);
       // compiled before anything is made: a profile libseccomp refuses fails the create cleanly
       const seccomp = await compileProfile(spec.linux?.seccomp);
       if (options.network) await checkNetworkOptions(options.network);
-      cgroup = await createCgroup(spec, cgroupsPath, this.systemd);
+      if (cgroupsPath) cgroup = await createCgroup(spec, cgroupsPath, this.systemd);
+      else {
+        // rootless: a cgroup in the subtree delegated to the user, or none (see rootless.ts)
+        const made = await createRootlessCgroup(spec, id, this.warn);
+        cgroup = made.cgroup;
+        if (made.cgroupsPath) {
+          record.cgroupsPath = made.cgroupsPath;
+          record.cgroupRoot = made.cgroupRoot!;
+          this.store.write(record);
+        }
+      }
       const fifo = foreground ? undefined : join(dir, 'exec.fifo');
+      if (options.overlay) ownSnapshotUpper(spec, options.overlay.upper); // a user namespace's root owns its snapshot
       const plan = planContainer(spec, {
         ...(seccomp ? { seccomp } : {}),
-        cgroupLayout: cgroup.layout,
-        cgroupPaths: cgroup.paths,
+        ...(cgroup ? { cgroupLayout: cgroup.layout, cgroupPaths: cgroup.paths } : {}),
         bundle,
         foreground,
         ...(fifo ? { fifo } : {}),
@@ -253,9 +288,14 @@ export class Runtime {
         record.network = await attachNetwork(id, pid, options.network);
         this.store.write(record);
       }
+      if (spec.linux?.intelRdt) {
+        rdt = applyIntelRdt(spec.linux.intelRdt, id, pid);
+        record.intelRdt = rdt;
+        this.store.write(record);
+      }
       // Joining a cgroup costs the kernel an RCU grace period (~10 ms here): let the
       // container do its mounts meanwhile; it still waits before exec for us.
-      const joined = cgroup.addProcess(pid);
+      const joined = cgroup ? cgroup.addProcess(pid) : Promise.resolve();
       if (spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length) {
         await joined;
         const hookState = this.hookState(record);
@@ -281,7 +321,7 @@ export class Runtime {
         if (!spec.hooks?.prestart?.length && !spec.hooks?.createRuntime?.length) await joined;
         await runContainerHooks('createContainer', spec.hooks.createContainer, this.hookState(record), {
           pid,
-          addToCgroup: (p) => cgroup!.addProcess(p),
+          ...(cgroup ? { addToCgroup: (p: number) => cgroup!.addProcess(p) } : {}),
         });
         launched.release();
       }
@@ -314,6 +354,7 @@ export class Runtime {
         await cgroup.killAll('SIGKILL').catch(() => {});
         await cgroup.delete().catch((err: Error) => this.warn(`cleanup: ${err.message}`));
       }
+      removeIntelRdt(rdt);
       this.store.remove(id);
       for (const d of options.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
       // a failed prestart, createRuntime or createContainer hook: the lifecycle goes on
@@ -329,6 +370,7 @@ export class Runtime {
 
   /** Starts a created container: its process execs the user's program. */
   async start(id: string): Promise<void> {
+    await this.settled(id);
     const started = await withLock(this.root, id, async () => {
       const record = this.store.read(id);
       const status = this.liveStatus(record);
@@ -368,7 +410,7 @@ export class Runtime {
     record: ContainerRecord,
     hooks: NonNullable<Spec['hooks']>['startContainer'],
   ): Promise<void> {
-    const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
+    const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot);
     await runContainerHooks(
       'startContainer',
       hooks,
@@ -450,11 +492,13 @@ export class Runtime {
 
   /** The OCI state of a container. */
   async state(id: string): Promise<ContainerState> {
+    await this.settled(id);
     return this.toState(this.store.read(id));
   }
 
   /** Every container under the root, with its live status. */
   async list(): Promise<Array<ContainerState & { image?: string }>> {
+    await this.settled();
     const out: Array<ContainerState & { image?: string }> = [];
     for (const id of this.store.ids()) {
       try {
@@ -469,6 +513,7 @@ export class Runtime {
 
   /** Sends a signal to the container's process, or with `all` to every process in its pid namespace. */
   async kill(id: string, signal: number = 15, options: { all?: boolean } = {}): Promise<void> {
+    await this.settled(id);
     await withLock(this.root, id, async () => {
       const record = this.store.read(id);
       const status = this.liveStatus(record);
@@ -500,6 +545,41 @@ export class Runtime {
   /** Deletes a container: its state, its snapshot; `force` kills it first if it runs. */
   async delete(id: string, options: { force?: boolean } = {}): Promise<void> {
     validateId(id);
+    await this.settled(id);
+    await this.remove(id, options);
+  }
+
+  /**
+   * Waits for the teardown `run` left under way for `id` (every one without an id). A
+   * teardown's failure was reported through `warn` already; here it only ends the wait.
+   */
+  private async settled(id?: string): Promise<void> {
+    if (id === undefined) await Promise.all(this.teardowns.values());
+    else await this.teardowns.get(id);
+  }
+
+  /**
+   * Waits until every container `run` has finished with is torn down: its cgroup,
+   * mounts, state and snapshot gone. Call it before the program exits. The Runtime
+   * stays usable afterwards.
+   */
+  async close(): Promise<void> {
+    while (this.teardowns.size > 0) await this.settled();
+  }
+
+  /** `run`'s teardown, after the container's process has exited: under way while `run` returns. */
+  private tearDown(id: string): Promise<void> {
+    const done: Promise<void> = this.remove(id, { force: true })
+      .catch((e: Error) => this.warn(`cleanup: ${e.message}`))
+      .finally(() => {
+        if (this.teardowns.get(id) === done) this.teardowns.delete(id);
+      });
+    this.teardowns.set(id, done);
+    return done;
+  }
+
+  /** delete() itself, without waiting for a teardown under way (it is one). */
+  private async remove(id: string, options: { force?: boolean }): Promise<void> {
     await withLock(this.root, id, async () => {
       let record: ContainerRecord;
       try {
@@ -524,7 +604,7 @@ export class Runtime {
       // a cgroup berth did not create (it existed before the container) is never emptied nor removed
       const cgroup = record.cgroupShared
         ? undefined
-        : await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
+        : await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot);
       // an empty cgroup (the usual case: the container exited) needs no freeze-and-kill round
       if (cgroup && (await cgroup.pids()).length > 0) {
         if (await cgroup.isFrozen()) await cgroup.thaw();
@@ -545,6 +625,7 @@ export class Runtime {
       if (record.network)
         await detachNetwork(id, record.network).catch((e: Error) => this.warn(`delete ${id}: ${e.message}`));
       await cgroup?.delete();
+      removeIntelRdt(record.intelRdt);
       for (const d of record.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
       this.store.remove(id);
       await runHooks(
@@ -576,6 +657,7 @@ export class Runtime {
    * with `detach`.
    */
   async exec(id: string, proc: Process, options: ExecOptions = {}): Promise<number> {
+    await this.settled(id);
     // The lock is held until the new process has joined the container (namespaces, cgroup) and
     // exec'd: a delete, kill or pause meanwhile waits instead of racing the join. Not while it runs.
     const lock = await ContainerLock.acquire(this.root, id);
@@ -639,8 +721,9 @@ export class Runtime {
     try {
       pid = (await launched.expect('pid')).pid;
       await launched.expect('sync');
-      const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
+      const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot);
       await cgroup?.addProcess(pid);
+      if (record.intelRdt) joinIntelRdt(record.intelRdt, pid);
       launched.release();
       await launched.expect('eof'); // exec'd, or a step failed (then this throws)
     } catch (e) {
@@ -671,7 +754,7 @@ export class Runtime {
   /** Every process of the container: its cgroup's, or those in its pid namespace. */
   private async processes(record: ContainerRecord): Promise<number[]> {
     if (record.vm) return [record.pid]; // the guest's processes are not the host's
-    const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
+    const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot);
     const pids = cgroup ? await cgroup.pids() : [];
     return pids.length ? pids : processesInPidNamespace(record.pid);
   }
@@ -686,10 +769,10 @@ export class Runtime {
   private async requireCgroup(id: string, record: ContainerRecord): Promise<Cgroup> {
     if (record.vm)
       throw new BerthError(
-        `container ${id} runs in a VM: pause, resume, update and stats are not supported by the VM backend yet`,
+        `container ${id} runs in a VM: stats are not supported by the VM backend yet (no host cgroup holds QEMU)`,
         { code: 'EUNSUPPORTED', path: id },
       );
-    const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true);
+    const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot);
     if (!cgroup) throw new BerthError(`container ${id} has no cgroup`, { code: 'ENOTFOUND', path: id });
     return cgroup;
   }
@@ -701,7 +784,8 @@ export class Runtime {
       const status = this.liveStatus(record);
       if (status !== 'running')
         throw new BerthError(`cannot pause container ${id}: it is ${status}`, { code: 'ESTATE', path: id });
-      await (await this.requireCgroup(id, record)).freeze();
+      if (record.vm) await pauseVm(record);
+      else await (await this.requireCgroup(id, record)).freeze();
       record.status = 'paused';
       this.store.write(record);
     });
@@ -714,7 +798,8 @@ export class Runtime {
       const status = this.liveStatus(record);
       if (status !== 'paused')
         throw new BerthError(`cannot resume container ${id}: it is ${status}`, { code: 'ESTATE', path: id });
-      await (await this.requireCgroup(id, record)).thaw();
+      if (record.vm) await resumeVm(record);
+      else await (await this.requireCgroup(id, record)).thaw();
       record.status = 'running';
       this.store.write(record);
     });
@@ -731,6 +816,7 @@ export class Runtime {
       if (problems.length) {
         throw new BerthError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), { code: 'EINVALID' });
       }
+      if (record.vm) updateVm(record, resources);
       await (await this.requireCgroup(id, record)).apply(resources, { update: true, validated: true });
     });
   }
@@ -752,6 +838,7 @@ export class Runtime {
    * exit status: the program's exit code, or 128+N when signal N killed it.
    */
   async run(id: string, bundle: string, options: RunOptions = {}): Promise<number> {
+    await this.settled(id);
     const loaded = this.checkedBundle(id, bundle, options);
     if (options.detach) {
       await this.create(id, bundle, options);
@@ -774,6 +861,7 @@ export class Runtime {
       lock.release();
     }
     const stopForwarding = options.forwardSignals ? forwardSignals(launched) : undefined;
+    let exited = false;
     try {
       const startHooks = record.spec?.hooks?.startContainer;
       if (startHooks?.length) {
@@ -789,13 +877,20 @@ export class Runtime {
       await runHooks('poststart', record.hooks?.poststart, this.hookState(record), (e) =>
         this.warn(e.message),
       );
-      return await launched.exited;
+      const status = await launched.exited;
+      exited = true;
+      return status;
     } finally {
       stopForwarding?.();
       await launched.exited.catch(() => 0);
-      // a cleanup failure is reported, but never replaces the container's exit status (or its error)
-      if (!options.keep)
-        await this.delete(id, { force: true }).catch((e: Error) => this.warn(`cleanup: ${e.message}`));
+      // The status is returned as soon as the process has exited: the teardown (cgroup, mount
+      // namespace, state) goes on meanwhile and is awaited before this id is used again and by
+      // close(). A run that failed tears down before its error is thrown. A cleanup failure is
+      // reported, but never replaces the container's exit status (or its error).
+      if (!options.keep) {
+        const teardown = this.tearDown(id);
+        if (!exited) await teardown;
+      }
     }
   }
 
@@ -860,7 +955,18 @@ async function checkNotRuntimeNamespaces(pid: number, spec: Spec): Promise<void>
   for (const [proc, kind] of kinds) {
     const [mine, theirs] = await Promise.all([
       readlink(`/proc/self/ns/${proc}`),
-      readlink(`/proc/${pid}/ns/${proc}`),
+      readlink(`/proc/${pid}/ns/${proc}`).catch((e: NodeJS.ErrnoException) => {
+        // without root the launcher (not dumpable until exec) hides its namespaces from us;
+        // a namespace the clone made is new by construction, anything else is refused
+        const entry = spec.linux?.namespaces?.find((n) => n.type === kind);
+        if (e.code === 'EACCES' && isRootless() && entry && !entry.path) return undefined;
+        if (e.code === 'EACCES' && isRootless())
+          throw new BerthError(
+            `linux.namespaces: berth without root cannot check the container's ${kind} namespace when it is not a new one: refusing to run it`,
+            { code: 'EROOTLESS' },
+          );
+        throw e;
+      }),
     ]);
     if (mine === theirs) {
       throw new BerthError(
@@ -876,6 +982,15 @@ function writeAtomic(file: string, content: string): void {
   writeFileAtomic(file, content);
 }
 
+let owner: { uid: number; name: string } | undefined;
+
+/** The user name of this process (a passwd lookup, made once per uid). */
+function ownerName(): string {
+  const uid = process.getuid?.() ?? -1;
+  if (owner?.uid !== uid) owner = { uid, name: userInfo().username };
+  return owner.name;
+}
+
 /** A container's first state record, written before anything of it is made (status `creating`). */
 function newRecord(id: string, bundle: string, spec: Spec, options: CreateOptions): ContainerRecord {
   return {
@@ -886,7 +1001,7 @@ function newRecord(id: string, bundle: string, spec: Spec, options: CreateOption
     bundle,
     rootfs: resolve(bundle, spec.root?.path ?? ''),
     created: new Date().toISOString(),
-    owner: userInfo().username,
+    owner: ownerName(),
     ...(spec.annotations ? { annotations: spec.annotations } : {}),
     ...(spec.hooks ? { hooks: spec.hooks } : {}),
     spec,

@@ -108,6 +108,12 @@ describe('planProcessSecurity', () => {
     });
   });
 
+  it('"unconfined" asks for no AppArmor profile: nothing to write, on any host', () => {
+    expect(
+      planProcessSecurity({ cwd: '/', apparmorProfile: 'unconfined' }, { lsms: noLsm }).beforeCreds,
+    ).toEqual([]);
+  });
+
   it('names the field the host cannot honour', () => {
     expect(() => planProcessSecurity({ cwd: '/', apparmorProfile: 'p' }, { lsms: noLsm })).toThrow(
       /^process\.apparmorProfile: AppArmor is not enabled on this host/,

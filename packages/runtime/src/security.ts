@@ -18,6 +18,7 @@ import { homedir, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { LinuxPersonality, LinuxSeccomp, Process, Spec } from '@berth/spec';
 import { BerthError, type CompiledSeccomp, type PlanStep } from '@berth/sys';
+import { planIntelRdt } from './intelrdt.js';
 
 function unsupported(message: string): BerthError {
   return new BerthError(message, { code: 'EUNSUPPORTED' });
@@ -193,8 +194,10 @@ export interface SecurityContext {
 export function planProcessSecurity(proc: Process, ctx: SecurityContext): ProcessSecurity {
   const beforeCreds: PlanStep[] = [];
   const last: PlanStep[] = [];
-  const lsms = proc.apparmorProfile || proc.selinuxLabel ? (ctx.lsms ?? hostLsms()) : undefined;
-  if (proc.apparmorProfile) {
+  // "unconfined" asks for no profile: nothing to apply, on any host (runc's launcher is unconfined too)
+  const apparmor = proc.apparmorProfile === 'unconfined' ? undefined : proc.apparmorProfile;
+  const lsms = apparmor || proc.selinuxLabel ? (ctx.lsms ?? hostLsms()) : undefined;
+  if (apparmor) {
     if (!lsms?.apparmor)
       throw unsupported(
         `process.apparmorProfile: AppArmor is not enabled on this host, so profile ${JSON.stringify(proc.apparmorProfile)} cannot be applied`,
@@ -316,17 +319,16 @@ export function planTimeNamespace(spec: Spec, createsTimeNs: boolean, unshareFla
 }
 
 /** Fields of `linux` berth cannot honour on this host: an error naming the first. */
-export function checkLinuxSupport(spec: Spec, lsms?: { apparmor: boolean; selinux: boolean }): void {
+export function checkLinuxSupport(spec: Spec, _lsms?: { apparmor: boolean; selinux: boolean }): void {
   const linux = spec.linux;
   if (!linux) return;
   if (linux.intelRdt) {
+    // the group name and schemas are checked before anything is made
+    // (the container id is checked where the group is made)
+    planIntelRdt(linux.intelRdt, 'container');
     if (!hostHasResctrl())
       throw unsupported('linux.intelRdt: Intel RDT (the resctrl filesystem) is not available on this host');
-    throw unsupported('linux.intelRdt: berth does not apply Intel RDT settings yet');
   }
-  // runc: a mount label is dropped where SELinux is off (label.FormatMountLabel)
-  if (linux.mountLabel && (lsms ?? hostLsms()).selinux)
-    throw unsupported('linux.mountLabel: berth does not apply SELinux mount labels yet');
 }
 
 /** The state runtime.md's "container process state" wraps, as `hookState` gives it. */

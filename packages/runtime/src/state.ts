@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, writeFileAtomic } from '@berth/sys';
 
@@ -33,8 +33,12 @@ export interface ContainerRecord {
   /** The container's cgroup, and whether it is in the systemd `slice:prefix:name` form. */
   cgroupsPath?: string;
   systemdCgroup?: boolean;
+  /** A rootless container's cgroup is on this cgroup2 mount (cgroupsPath is inside it). */
+  cgroupRoot?: string;
   /** The cgroup existed before the container: delete neither empties nor removes it. */
   cgroupShared?: boolean;
+  /** The container's Intel RDT group (linux.intelRdt), and whether berth made it. */
+  intelRdt?: import('./intelrdt.js').RdtRecord;
   /** The image the container was made from, when it was made by `berth run IMAGE`. */
   image?: string;
   /** The bridge network the container is attached to (what `delete` detaches). */
@@ -85,7 +89,8 @@ export class StateStore {
 
   write(record: ContainerRecord): void {
     const dir = this.dir(record.id);
-    writeFileAtomic(join(dir, 'state.json'), `${JSON.stringify(record)}\n`, 0o600);
+    // no fsync: a record describes live processes, none of which outlive a crash of the machine
+    writeFileAtomic(join(dir, 'state.json'), `${JSON.stringify(record)}\n`, 0o600, { durable: false });
   }
 
   read(id: string): ContainerRecord {
@@ -114,6 +119,21 @@ export class StateStore {
   }
 
   remove(id: string): void {
-    rmSync(this.dir(id), { recursive: true, force: true });
+    const dir = this.dir(id);
+    // the usual content (state.json, a created container's exec.fifo) without a recursive walk
+    for (const f of ['state.json', 'exec.fifo']) {
+      try {
+        unlinkSync(join(dir, f));
+      } catch {
+        // not there
+      }
+    }
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    }
+    rmSync(dir, { recursive: true, force: true }); // anything else in it
   }
 }

@@ -46,7 +46,13 @@ export async function wantsVm(spec: Spec, flag: Backend | undefined): Promise<bo
 function checkSpec(spec: Spec, options: { consoleSocket?: string; preserveFds?: number }): void {
   const no = (what: string) =>
     new BerthError(`${what} is not supported by the VM backend yet`, { code: 'EUNSUPPORTED' });
-  if (options.consoleSocket) throw no('--console-socket (a terminal for a detached VM container)');
+  if (options.consoleSocket && spec.process?.terminal !== true)
+    throw new BerthError(
+      '--console-socket: process.terminal is not true: there is no terminal to hand over',
+      {
+        code: 'EINVALIDSPEC',
+      },
+    );
   if (options.preserveFds) throw no('--preserve-fds');
   if (spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length)
     throw no('hooks.prestart / hooks.createRuntime');
@@ -231,9 +237,39 @@ async function bootVm(
   record: ContainerRecord,
   spec: Spec,
   dir: string,
-  options: { stdio?: [Stdio, Stdio, Stdio]; overlay?: { lower: string[]; upper: string; work: string } },
+  options: {
+    stdio?: [Stdio, Stdio, Stdio];
+    consoleSocket?: string;
+    overlay?: { lower: string[]; upper: string; work: string };
+  },
   warn: (m: string) => void,
 ): Promise<void> {
+  const { consoleSocket, ...rest } = options;
+  if (consoleSocket) {
+    // a terminal for a detached VM container: a host pty whose far end is QEMU's stdio (the
+    // guest's own pty is relayed over it), its master handed to the console socket as runc does
+    const pty = await openPty();
+    try {
+      await bootVm(store, record, spec, dir, { ...rest, stdio: [pty.slave, pty.slave, pty.slave] }, warn);
+      const m = await vm();
+      // QEMU set the terminal up as it started: the guest's pty already turns \n into \r\n
+      await m.rawTerminalOutput(pty.slave).catch(() => {});
+      const { sendFdToSocket } = await import('@berth/sys');
+      await sendFdToSocket(consoleSocket, pty.master, '/dev/ptmx').catch((e: Error) => {
+        throw new BerthError(
+          `--console-socket: ${e.message.replace(/^linux\.seccomp\.listenerPath: /, '')}`,
+          {
+            code: 'EIO',
+            path: consoleSocket,
+          },
+        );
+      });
+    } finally {
+      closeSync(pty.master);
+      closeSync(pty.slave);
+    }
+    return;
+  }
   const m = await vm();
   const warnings: string[] = [];
   const steps = await planVmContainer(guestSpec(spec, warnings), record.bundle, warnings);
@@ -265,6 +301,27 @@ async function bootVm(
   record.pidStartTime = machine.record.qemuStartTime;
 }
 
+const TIOCSPTLCK = 0x40045431;
+const TIOCGPTPEER = 0x5441;
+
+/** A new host pseudo-terminal: the master and its peer (unlocked), both close-on-exec. */
+async function openPty(): Promise<{ master: number; slave: number }> {
+  const { constants } = await import('node:fs');
+  const master = openSync('/dev/ptmx', constants.O_RDWR | constants.O_NOCTTY | 0o2000000);
+  try {
+    const { libc } = await import('@berth/sys');
+    const sys = await libc();
+    sys.ioctl(master, TIOCSPTLCK, Buffer.alloc(4));
+    const slave = sys.ioctl(master, TIOCGPTPEER, constants.O_RDWR | constants.O_NOCTTY | 0o2000000);
+    return { master, slave };
+  } catch (e) {
+    closeSync(master);
+    throw new BerthError(`--console-socket: cannot open a pseudo-terminal: ${(e as Error).message}`, {
+      code: 'EIO',
+    });
+  }
+}
+
 /** The live status of a VM container, from QEMU and the agent's status file (no agent round trip). */
 export function vmStatus(record: ContainerRecord, qemuAlive: boolean): Status {
   if (!qemuAlive || !record.vm) return 'stopped';
@@ -276,7 +333,8 @@ export function vmStatus(record: ContainerRecord, qemuAlive: boolean): Status {
   }
   const words = new Set(text.split('\n').map((l) => l.split(' ')[0]));
   if (words.has('exit') || words.has('fail')) return 'stopped';
-  if (words.has('started')) return 'running';
+  // paused: QEMU's vCPUs are stopped (`pause` records it once QMP `stop` has answered)
+  if (words.has('started')) return record.status === 'paused' ? 'paused' : 'running';
   return words.has('created') ? 'created' : 'creating';
 }
 
@@ -289,7 +347,47 @@ export async function startVm(record: ContainerRecord): Promise<void> {
   await (await open(record)).start();
 }
 
+/** `pause`: QEMU stops the VM's vCPUs (QMP `stop`); every process in the guest is suspended. */
+export async function pauseVm(record: ContainerRecord): Promise<void> {
+  await (await open(record)).pause();
+}
+
+/** `resume`: the vCPUs run again (QMP `cont`). */
+export async function resumeVm(record: ContainerRecord): Promise<void> {
+  await (await open(record)).resume();
+}
+
+/**
+ * `update` of a VM container: its vCPUs and memory are fixed when it boots
+ * (no CPU hotplug on microvm, no balloon driver in the guest), and no host
+ * cgroup holds QEMU. Every field that is set is named in the error; nothing
+ * is changed.
+ */
+export function updateVm(record: ContainerRecord, resources: import('@berth/cgroups').LinuxResources): never {
+  const set: string[] = [];
+  for (const [key, value] of Object.entries(resources as Record<string, unknown>)) {
+    if (value === undefined) continue;
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      for (const [k, v] of Object.entries(value))
+        if (v !== undefined) set.push(`linux.resources.${key}.${k}`);
+    } else {
+      set.push(`linux.resources.${key}`);
+    }
+  }
+  throw new BerthError(
+    `container ${record.id} runs in a VM: update is not supported by the VM backend (${set.join(', ') || 'no fields'}): its vCPUs and memory are fixed when it boots`,
+    { code: 'EUNSUPPORTED', path: record.id },
+  );
+}
+
 export async function killVm(record: ContainerRecord, signal: number, all: boolean): Promise<void> {
+  if (record.status === 'paused') {
+    // the agent that delivers it runs on the stopped vCPUs
+    throw new BerthError(
+      `cannot signal container ${record.id}: it is paused (its VM's vCPUs are stopped): resume it first, or delete --force`,
+      { code: 'ESTATE', path: record.id },
+    );
+  }
   await (await open(record)).kill(signal, { all });
 }
 

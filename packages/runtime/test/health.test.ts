@@ -64,6 +64,7 @@ describe('run', () => {
     });
     try {
       expect(await rt.run(id, b, { stdio: ['ignore', 'ignore', 'inherit'] })).toBe(7);
+      await rt.close(); // run returns at the exit; its teardown (and its warning) completes by close()
       expect(warnings.join('\n')).toMatch(/cleanup: .*still busy/);
     } finally {
       if (existsSync(stuck)) rmdirSync(stuck);

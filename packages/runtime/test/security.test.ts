@@ -70,6 +70,7 @@ async function run(
     status = await rt.run(uid('run'), b, { stdio: ['ignore', fd, fd] });
   } finally {
     closeSync(fd);
+    await rt.close(); // the teardown run leaves under way
   }
   return { status, out: readFileSync(file, 'utf8') };
 }

@@ -97,14 +97,31 @@ describe('the VM backend', () => {
     expect(qemus()).toEqual([]);
   });
 
-  it('goes through created, running and stopped; exec and kill reach the guest; delete leaves nothing', async () => {
+  it('goes through created, running, paused and stopped; exec and kill reach the guest; delete leaves nothing', async () => {
     const rt = new Runtime({ root });
     const id = `vm-life-${suffix}`;
-    const b = bundle([
-      'sh',
-      '-c',
-      'trap "echo got TERM; exit 42" TERM; echo up; while true; do sleep 0.1; done',
-    ]);
+    const b = bundle(
+      [
+        'sh',
+        '-c',
+        'trap "echo got TERM; exit 42" TERM; echo up; i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.1; done',
+      ],
+      (spec) => {
+        spec.root!.readonly = false;
+      },
+    );
+    const count = async (): Promise<number> => {
+      for (;;) {
+        const n = Number(readFileSync(join(b, 'rootfs/count'), 'utf8').trim() || 'NaN');
+        if (!Number.isNaN(n)) return n;
+        await new Promise((r) => setTimeout(r, 20)); // read between the truncate and the write
+      }
+    };
+    const counting = async (): Promise<void> => {
+      const first = await count();
+      for (let i = 0; i < 600 && (await count()) === first; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await count()).toBeGreaterThan(first);
+    };
     const output = openSync(join(dir, 'life.txt'), 'w');
     try {
       const created = await rt.create(id, b, { stdio: ['ignore', output, output] });
@@ -131,6 +148,30 @@ describe('the VM backend', () => {
       expect(execCode).toBe(5);
       expect(readFileSync(join(dir, 'exec.txt'), 'utf8')).toBe('exec in runc\n');
 
+      // pause: QEMU's vCPUs stop (QMP stop), the guest's loop with them; resume: it goes on
+      while (!existsSync(join(b, 'rootfs/count'))) await new Promise((r) => setTimeout(r, 50));
+      await counting();
+      await rt.pause(id);
+      expect((await rt.state(id)).status).toBe('paused');
+      const { openVm } = await import('@berth/vm');
+      const record = rt.store.read(id);
+      expect(await openVm(id, record.vm as import('@berth/vm').VmRecord).paused()).toBe(true);
+      const frozen = await count();
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await count()).toBe(frozen);
+      await expect(rt.pause(id)).rejects.toThrow(/cannot pause container .*: it is paused/);
+      await expect(rt.kill(id, 15)).rejects.toThrow(/it is paused .*resume it first/);
+      // update cannot resize a VM: refused, naming the fields, nothing changed
+      await expect(
+        rt.update(id, { memory: { limit: 64 * 1024 * 1024 }, cpu: { quota: 50_000 } }),
+      ).rejects.toThrow(
+        /update is not supported by the VM backend \(linux\.resources\.memory\.limit, linux\.resources\.cpu\.quota\)/,
+      );
+      await rt.resume(id);
+      expect((await rt.state(id)).status).toBe('running');
+      await expect(rt.resume(id)).rejects.toThrow(/cannot resume container .*: it is running/);
+      await counting();
+
       await rt.kill(id, 15);
       for (let i = 0; i < 300 && (await rt.state(id)).status !== 'stopped'; i++)
         await new Promise((r) => setTimeout(r, 50));
@@ -146,14 +187,15 @@ describe('the VM backend', () => {
     }
   });
 
-  it('delete --force stops a running VM: no QEMU, socket or state is left', async () => {
+  it('delete --force stops a running (here: paused) VM: no QEMU, socket or state is left', async () => {
     const rt = new Runtime({ root });
     const id = `vm-force-${suffix}`;
     const b = bundle(['sleep', '600']);
     await rt.create(id, b, { stdio: ['ignore', 'ignore', 'ignore'] });
     const pid = (await rt.state(id)).pid;
     await rt.start(id);
-    await expect(rt.delete(id)).rejects.toMatchObject({ code: 'ESTATE' });
+    await rt.pause(id);
+    await expect(rt.delete(id)).rejects.toThrow(/that is not stopped: paused/);
     await rt.delete(id, { force: true });
     expect(existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')).toBe(
       false,

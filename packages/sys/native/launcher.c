@@ -28,6 +28,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -110,14 +111,25 @@ static void die(int step, const char *what, int err) {
 
 /* ---- plan reading ---- */
 
+/* The plan is read in 64 KiB chunks, not with one read(2) per field (hundreds of syscalls per start). */
+static char plan_buf[65536];
+static size_t plan_have, plan_at;
+
 static int read_full(int fd, void *buf, size_t len) {
   char *p = buf;
   while (len > 0) {
-    ssize_t n = read(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return -1;
-    p += n;
-    len -= (size_t)n;
+    if (plan_at == plan_have) {
+      ssize_t n = read(fd, plan_buf, sizeof plan_buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return -1;
+      plan_have = (size_t)n;
+      plan_at = 0;
+    }
+    size_t k = plan_have - plan_at < len ? plan_have - plan_at : len;
+    memcpy(p, plan_buf + plan_at, k);
+    plan_at += k;
+    p += k;
+    len -= k;
   }
   return 0;
 }
@@ -358,6 +370,7 @@ static void foreground(pid_t pid, int with_pty) {
 #include "ioprio.h"
 #include "lsm.h"
 #include "keyring.h"
+#include "userns.h"
 
 /* ---- steps: one function each; a step returns 0, or -1 with errno set and `what` naming the call ---- */
 
@@ -390,6 +403,7 @@ static void step_clone(struct step *steps, uint32_t n, uint32_t i) {
   close(order[0]);
   child_pid = pid;
   send_msg(MSG_PID, (int)i, 0, pid, "clone");
+  idmap_after_clone(pid, flags); /* userns.h: the maps, while the child still waits */
   if (write(order[1], "p", 1) != 1) die((int)i, "write", errno);
   close(order[1]);
   if (detach) _exit(0);
@@ -477,6 +491,7 @@ static int step_sync(struct step *s, int i) {
   do k = read(sync_fd, &go, 1); while (k < 0 && errno == EINTR);
   if (k != 1) _exit(1); /* the parent gave up: stop quietly, it already knows why */
   if (go != 'g') die(i, "sync: parent aborted", ECANCELED);
+  userns_after_sync(); /* userns.h */
   return 0;
 }
 
@@ -769,7 +784,7 @@ static int step_creds(struct step *s) {
   gid_t groups[ng ? ng : 1];
   for (uint32_t g = 0; g < ng; g++) groups[g] = (gid_t)I(s, 8 + g);
   what = "setgroups";
-  if (setgroups(ng, groups) < 0) return -1;
+  if (setgroups(ng, groups) < 0 && !(ng == 0 && errno == EPERM && userns_setgroups_denied)) return -1;
   what = "setresgid";
   if (syscall(SYS_setresgid, gid, gid, gid) < 0) return -1;
   what = "setresuid";
@@ -981,6 +996,11 @@ static void run_steps(struct step *steps, uint32_t n, uint32_t start) {
       case OP_IOPRIO: r = step_ioprio(s, &what); break;
       case OP_LSM: r = step_lsm(s, &what); break;
       case OP_KEYRING: r = step_keyring(s, &what); break;
+      case OP_IDMAP: r = step_idmap(steps, n, i, &what); break;
+      case OP_USERNS_ROOT: r = step_userns_root(s, &what); break;
+      case OP_IDMAP_USERNS: r = step_idmap_userns(s, &what); break;
+      case OP_IDMAP_BIND: r = step_idmap_bind(s, open_target, &what); break;
+      case OP_ROOT_REBIND: r = step_root_rebind(&what); break;
       default: die((int)i, "unknown step", EINVAL);
     }
     if (r < 0) {
@@ -1023,8 +1043,20 @@ static void run_sealed(char **argv) {
   }
   int mfd = (int)syscall(SYS_memfd_create, "berth-launcher", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (mfd < 0) die(-1, "memfd_create (sealed launcher copy)", errno);
+  /* copied inside the kernel (sendfile), else through a buffer when sendfile cannot */
+  struct stat st;
+  off_t sent = 0;
+  if (fstat(self, &st) == 0) {
+    while (sent < st.st_size) {
+      ssize_t k = sendfile(mfd, self, NULL, (size_t)(st.st_size - sent));
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) break;
+      sent += k;
+    }
+  }
+  if (sent > 0 && sent != st.st_size) die(-1, "sendfile to memfd (sealed launcher copy)", errno ? errno : EIO);
   char buf[65536];
-  for (;;) {
+  while (sent == 0) {
     ssize_t k = read(self, buf, sizeof buf);
     if (k < 0 && errno == EINTR) continue;
     if (k < 0) die(-1, "read /proc/self/exe (sealed launcher copy)", errno);

@@ -55,6 +55,8 @@ export {
   launch,
   launcherPath,
   launcherSource,
+  type PrebuiltLauncher,
+  prebuiltLauncher,
   type StdioEntry,
 } from './launcher.js';
 export { type LockOptions, lockName, ProcessLock, withProcessLock, writeFileAtomic } from './lock.js';
@@ -86,6 +88,7 @@ export {
   CLONE_NEWUTS,
   describeStep,
   encodePlan,
+  type IdmapWriterStep,
   MNT_DETACH,
   MS,
   Op,

@@ -7,6 +7,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   renameSync,
   statSync,
 } from 'node:fs';
@@ -258,8 +259,21 @@ function packageDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   packageRoot = existsSync(join(here, '..', 'native', 'launcher.c'))
     ? join(here, '..')
-    : dirname(createRequire(import.meta.url).resolve('@berth/sys/package.json'));
+    : (nodeModulesDir(here) ?? dirname(createRequire(import.meta.url).resolve('@berth/sys/package.json')));
   return packageRoot;
+}
+
+/**
+ * The `node_modules/@berth/sys` nearest above `dir`, its symlinks resolved: where
+ * require.resolve looks first, without loading Node's resolver for package
+ * "exports" (~8 ms of every CLI command). Undefined: require.resolve decides.
+ */
+function nodeModulesDir(dir: string): string | undefined {
+  for (let d = dir; ; d = dirname(d)) {
+    const candidate = join(d, 'node_modules', '@berth', 'sys');
+    if (existsSync(join(candidate, 'package.json'))) return realpathSync(candidate);
+    if (dirname(d) === d) return undefined;
+  }
 }
 
 /** The C source of the launcher, shipped with the package. */
@@ -272,30 +286,112 @@ let cachedPath: string | undefined;
 const asRoot = (): boolean => process.geteuid?.() === 0;
 
 /**
- * Where the launcher binary is: the one built with this package (`npm run
- * build`), or one compiled now from the shipped C source into a cache
- * directory (installs whose install scripts did not run). `$BERTH_LAUNCHER`
- * names another one, but only for a user who is not root: root never runs a
- * binary that an environment variable names, nor one that anybody but root
- * could have written (the file and every directory above it).
+ * Where the launcher binary is: the prebuilt static one shipped in this
+ * package (`dist/launcher-<arch>`, checked against the sha256 recorded in
+ * `dist/launcher.json`), or, for a machine the package has no binary for, one
+ * compiled now from the shipped C source into a cache directory.
+ * `$BERTH_LAUNCHER` names another one, but only for a user who is not root:
+ * root never runs a binary that an environment variable names, nor one that
+ * anybody but root could have written (the file and every directory above it).
  */
 export function launcherPath(): string {
   if (!cachedPath) {
     const fromEnv = asRoot() ? undefined : process.env['BERTH_LAUNCHER'];
-    const built = join(packageDir(), 'dist', 'berth-launcher');
-    cachedPath = fromEnv || (isTrusted(built) ? built : compileLauncher());
+    if (fromEnv && !isTrusted(fromEnv))
+      throw new BerthError(
+        `BERTH_LAUNCHER=${fromEnv}: refusing to run a launcher that is not executable, or that someone other than you or root could replace (the file or a directory above it)`,
+        { code: 'ELAUNCHER', path: fromEnv },
+      );
+    cachedPath = fromEnv || prebuiltLauncher() || compileLauncher();
   }
   return cachedPath;
+}
+
+/** Node's process.arch → the machine name in the prebuilt launcher's file name. */
+const MACHINE: Partial<Record<string, string>> = { x64: 'x86_64', arm64: 'aarch64' };
+
+/** What `scripts/build-launcher.mjs` records about each prebuilt launcher (`dist/launcher.json`). */
+export interface PrebuiltLauncher {
+  file: string;
+  sha256: string;
+  size: number;
+  compiler?: string;
+}
+
+/**
+ * The prebuilt launcher for this machine in `dir` (default: this package's
+ * dist/), verified: its sha256 must be the one recorded in `launcher.json`
+ * beside it, else this throws `ELAUNCHER` naming the file — a damaged or
+ * altered package is never run and never silently replaced. Undefined when
+ * there is none for this machine (no musl compiler at build time, another
+ * architecture), or when it is not trusted (see `isTrusted`): the caller then
+ * compiles the launcher from source. The hash is computed once per process
+ * (launcherPath caches the answer): ~0.3 ms for the ~90 KB binary.
+ */
+export function prebuiltLauncher(dir: string = join(packageDir(), 'dist')): string | undefined {
+  const machine = MACHINE[process.arch];
+  if (!machine) return undefined;
+  const manifestPath = join(dir, 'launcher.json');
+  let entry: PrebuiltLauncher | undefined;
+  try {
+    entry = JSON.parse(readFileSync(manifestPath, 'utf8'))?.launchers?.[machine];
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new BerthError(`${manifestPath}: unreadable (${(e as Error).message}): reinstall @berth/sys`, {
+      code: 'ELAUNCHER',
+      path: manifestPath,
+    });
+  }
+  if (!entry) return undefined;
+  if (!/^launcher-[a-z0-9_]+$/.test(entry.file) || !/^[0-9a-f]{64}$/.test(entry.sha256)) {
+    throw new BerthError(`${manifestPath}: malformed entry for ${machine}: reinstall @berth/sys`, {
+      code: 'ELAUNCHER',
+      path: manifestPath,
+    });
+  }
+  const file = join(dir, entry.file);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (e) {
+    throw new BerthError(`${file}: recorded in ${manifestPath} but unreadable (${(e as Error).message})`, {
+      code: 'ELAUNCHER',
+      path: file,
+    });
+  }
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (actual !== entry.sha256) {
+    throw new BerthError(
+      `${file}: sha256 ${actual} is not the ${entry.sha256} recorded in ${manifestPath}; refusing to run it (the package is damaged or was changed: reinstall @berth/sys, or rebuild it with npm run build -w @berth/sys)`,
+      { code: 'ELAUNCHER', path: file },
+    );
+  }
+  // as root, the record must be root's as much as the binary is
+  if (!isTrusted(file) || (asRoot() && !rootOnly(manifestPath))) return undefined;
+  return file;
+}
+
+/** Owned by root and writable by nobody else (the file itself; isTrusted checks the directories). */
+function rootOnly(path: string): boolean {
+  try {
+    const st = statSync(path);
+    return st.uid === 0 && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
 }
 
 /**
  * Whether `path` is an executable this process may run: for root, owned by
  * root and writable by nobody else, in directories writable by nobody else
  * (a sticky world-writable directory such as /tmp does not count as safe).
+ * For another user the same, except that the file and the directories may
+ * also be that user's own (an installed launcher, or one built into
+ * ~/.cache/berth): never one another user could replace.
  */
 export function isTrusted(path: string): boolean {
   if (!isExecutable(path)) return false;
-  if (!asRoot()) return true;
+  const me = process.geteuid?.() ?? 0;
   let p = path;
   for (;;) {
     let st: ReturnType<typeof statSync>;
@@ -304,7 +400,7 @@ export function isTrusted(path: string): boolean {
     } catch {
       return false;
     }
-    if (st.uid !== 0 || (st.mode & 0o022) !== 0) return false;
+    if ((st.uid !== 0 && st.uid !== me) || (st.mode & 0o022) !== 0) return false;
     const up = dirname(p);
     if (up === p) return true;
     p = up;

@@ -122,16 +122,24 @@ export async function withProcessLock<T>(
 /**
  * Writes a file so that a reader sees the old content or the new, never a
  * part: a temp file beside it (a unique name, so concurrent writers do not
- * share one), written and fsynced, then renamed over the target.
+ * share one), written and fsynced, then renamed over the target. `durable:
+ * false` skips the fsync, for files that do not outlive the machine's uptime
+ * (container state under /run: the rename alone keeps readers from seeing a
+ * part, and after a crash of the machine no container is left to describe).
  */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
+export function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o644,
+  options: { durable?: boolean } = {},
+): void {
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     const fd = openSync(tmp, 'wx', mode);
     try {
       const buf = typeof data === 'string' ? Buffer.from(data) : data;
       for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
-      fsyncSync(fd);
+      if (options.durable !== false) fsyncSync(fd);
     } finally {
       closeSync(fd);
     }

@@ -36,6 +36,7 @@ export interface MachineConfig {
 export function runFiles(runDir: string) {
   return {
     ctl: join(runDir, 'ctl.sock'),
+    qmp: join(runDir, 'qmp.sock'),
     status: join(runDir, 'status'),
     console: join(runDir, 'console.log'),
     qemuLog: join(runDir, 'qemu.log'),
@@ -85,6 +86,9 @@ export function planQemu(c: MachineConfig): string[] {
     c.initrd,
     '-append',
     c.cmdline.join(' '),
+    // QEMU's monitor (QMP) for pause and resume: a socket only berth's run directory holds
+    '-qmp',
+    `unix:${q(f.qmp)},server=on,wait=off`,
     '-chardev',
     `file,id=con,path=${q(f.console)}`,
     '-serial',

@@ -211,6 +211,8 @@ describe('the QEMU command line', () => {
     expect(after('-smp')).toBe('2');
     expect(after('-m')).toBe('320M');
     expect(argv).toContain('-no-reboot');
+    // the monitor pause and resume use: a socket in the run directory only
+    expect(after('-qmp')).toMatch(/^unix:\/.*\/qmp\.sock,server=on,wait=off$/);
     expect(after('-sandbox')).toMatch(/^on,.*spawn=deny/);
     expect(after('-append')).toMatch(/tsc_early_khz=\d+/);
     // a comma in a path is doubled, not an option separator

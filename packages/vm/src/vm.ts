@@ -247,6 +247,57 @@ export class Vm {
     await this.command(`${options.all ? 'killall' : 'kill'} ${signal}`);
   }
 
+  /**
+   * One command to QEMU's monitor (QMP, a socket in the run directory): its
+   * `return` value, or an error naming the command and QEMU's reason.
+   */
+  async qmp(execute: string, args?: Record<string, unknown>): Promise<unknown> {
+    if (!this.alive())
+      throw new BerthError(`container ${this.id}: its VM is not running`, { code: 'ESTATE' });
+    const sock = await connectUnix(this.files.qmp);
+    try {
+      const lines = lineReader(sock, 10_000, `QEMU's monitor (${execute})`);
+      const reply = async (): Promise<{ return?: unknown; error?: { desc?: string } }> => {
+        for (;;) {
+          const msg = JSON.parse(await lines()) as { return?: unknown; error?: { desc?: string } };
+          if ('return' in msg || 'error' in msg) return msg; // skip the greeting and events
+        }
+      };
+      await lines(); // {"QMP": {...}}
+      sock.write(`${JSON.stringify({ execute: 'qmp_capabilities' })}\n`);
+      await reply();
+      sock.write(`${JSON.stringify({ execute, ...(args ? { arguments: args } : {}) })}\n`);
+      const r = await reply();
+      if (r.error) {
+        throw new BerthError(
+          `container ${this.id}: QEMU refused ${execute}: ${r.error.desc ?? 'no reason given'}`,
+          {
+            code: 'EQEMU',
+          },
+        );
+      }
+      return r.return;
+    } finally {
+      sock.destroy();
+    }
+  }
+
+  /** `berth pause`: stops the VM's vCPUs (QMP `stop`): every process in the guest is suspended, its clock too. */
+  async pause(): Promise<void> {
+    await this.qmp('stop');
+  }
+
+  /** `berth resume`: the vCPUs run again (QMP `cont`). */
+  async resume(): Promise<void> {
+    await this.qmp('cont');
+  }
+
+  /** Whether QEMU has the vCPUs stopped (QMP `query-status`). */
+  async paused(): Promise<boolean> {
+    const r = (await this.qmp('query-status')) as { status?: string; running?: boolean };
+    return r.running === false && r.status === 'paused';
+  }
+
   /** Resolves when the container's process has exited and QEMU is gone: its status (128+N for signal N). */
   async wait(): Promise<ExitStatus> {
     let delay = 2;
@@ -378,6 +429,54 @@ function connectUnix(path: string): Promise<Socket> {
       reject(new BerthError(`VM agent socket ${path}: ${e.message}`, { code: 'EAGENT', path, cause: e })),
     );
   });
+}
+
+/** Reads a socket line by line: each call resolves with the next line, or rejects after `timeoutMs`. */
+function lineReader(sock: Socket, timeoutMs: number, what: string): () => Promise<string> {
+  let buf = '';
+  let closed = false;
+  let waiting: { resolve: (l: string) => void; reject: (e: Error) => void } | undefined;
+  const pump = () => {
+    if (!waiting) return;
+    const nl = buf.indexOf('\n');
+    if (nl >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      const w = waiting;
+      waiting = undefined;
+      w.resolve(line);
+    } else if (closed) {
+      const w = waiting;
+      waiting = undefined;
+      w.reject(new BerthError(`${what} closed the connection`, { code: 'EQEMU' }));
+    }
+  };
+  sock.on('data', (d: Buffer) => {
+    buf += d.toString('utf8');
+    pump();
+  });
+  sock.once('close', () => {
+    closed = true;
+    pump();
+  });
+  return () =>
+    new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiting = undefined;
+        reject(new BerthError(`${what} did not answer`, { code: 'EQEMU' }));
+      }, timeoutMs);
+      waiting = {
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      pump();
+    });
 }
 
 function readLine(sock: Socket, timeoutMs: number): Promise<string> {

@@ -5,7 +5,11 @@ import { warn } from '../log.js';
 
 export async function runtime(globals: GlobalOptions): Promise<Runtime> {
   const { Runtime } = await import('@berth/runtime');
-  return new Runtime({ root: globals.root, warn, systemdCgroup: globals.systemdCgroup });
+  return new Runtime({
+    ...(globals.root ? { root: globals.root } : {}),
+    warn,
+    systemdCgroup: globals.systemdCgroup,
+  });
 }
 
 /** Exactly `n` positionals, named for the error message. */

@@ -27,8 +27,16 @@ pass). The exit status is the process's own, 128+N when signal N ended it.`,
     { name: 'cap', short: 'c', value: 'CAP', repeat: true, help: 'add a capability (CAP_NET_ADMIN, …)' },
     { name: 'no-new-privs', help: 'set no_new_privs for the process' },
     { name: 'preserve-fds', value: 'N', help: 'pass N more file descriptors (3, 4, …)' },
-    { name: 'process-label', value: 'LABEL', help: "SELinux label for the process (default: the container's)" },
-    { name: 'apparmor', value: 'PROFILE', help: "AppArmor profile for the process (default: the container's)" },
+    {
+      name: 'process-label',
+      value: 'LABEL',
+      help: "SELinux label for the process (default: the container's)",
+    },
+    {
+      name: 'apparmor',
+      value: 'PROFILE',
+      help: "AppArmor profile for the process (default: the container's)",
+    },
   ],
   async run({ options: o, positionals: p }, globals) {
     const [id, ...args] = p;

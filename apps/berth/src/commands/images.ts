@@ -3,10 +3,11 @@ import { UsageError } from '../args.js';
 import type { Command, GlobalOptions } from '../command.js';
 import { runtime } from './common.js';
 
-/** The image store of the CLI: $BERTH_STORE, else /var/lib/berth. */
+/** The image store of the CLI: $BERTH_STORE, else /var/lib/berth (without root: ~/.local/share/berth). */
 export async function openStore(): Promise<ImageStore> {
   const { ImageStore } = await import('@berth/image');
-  return ImageStore.open(process.env['BERTH_STORE'] ?? '/var/lib/berth');
+  const { storeRoot } = await import('@berth/runtime');
+  return ImageStore.open(storeRoot());
 }
 
 /**

@@ -45,7 +45,9 @@ export async function networkChoice(
   const list = (k: string) => (o[k] as string[] | undefined) ?? [];
   const asked = str(o['network']);
   // a microVM's container has a namespace of its own with only lo: no bridge to attach it to
-  const mode = asked ?? (process.getuid?.() === 0 && !vm ? 'bridge' : 'none');
+  // BERTH_DEFAULT_NETWORK: the mode when --network is not given (e.g. `none` on a host without bridges or nftables)
+  const mode =
+    asked ?? process.env['BERTH_DEFAULT_NETWORK'] ?? (process.getuid?.() === 0 && !vm ? 'bridge' : 'none');
   if (vm && mode !== 'none')
     throw new UsageError(`--network ${mode} is not supported with --backend vm (only none)`);
   const bridgeOnly = ['publish', 'ip', 'dns', 'dns-search', 'add-host'].filter(
@@ -54,7 +56,11 @@ export async function networkChoice(
   const simple =
     mode === 'none' || mode === 'host' || mode.startsWith('container:') || mode.startsWith('ns:');
   if (simple && bridgeOnly.length)
-    throw new UsageError(`--${bridgeOnly[0]} needs a bridge network, not --network ${mode}`);
+    throw new UsageError(
+      asked === undefined && process.getuid?.() !== 0
+        ? `--${bridgeOnly[0]} needs a bridge network, which needs root (berth without root has --network none and host)`
+        : `--${bridgeOnly[0]} needs a bridge network, not --network ${mode}`,
+    );
   if (mode === 'none' || mode === 'host') return { bundle: mode };
   if (mode.startsWith('ns:')) {
     if (!mode.slice(3).startsWith('/'))

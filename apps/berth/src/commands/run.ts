@@ -3,6 +3,7 @@ import type { Command } from '../command.js';
 import { int, runtime, str } from './common.js';
 import { createOptions } from './create.js';
 import { networkChoice, networkOptions } from './network-flags.js';
+import { usernsChoice, usernsOptions } from './userns-flags.js';
 
 export const command: Command = {
   name: 'run',
@@ -16,7 +17,8 @@ Two forms, told apart by --bundle/-b:
   berth run IMAGE [CMD...]   podman's meaning: a new container from IMAGE with
                              CMD (default: the image's entrypoint and command).
                              IMAGE is looked up in the store ($BERTH_STORE,
-                             default /var/lib/berth) and pulled when missing.
+                             default /var/lib/berth; without root
+                             ~/.local/share/berth) and pulled when missing.
                              "busybox" is docker.io/library/busybox when the
                              store has it, else the built-in localhost/busybox,
                              made from this machine's busybox-static (no
@@ -57,15 +59,16 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
     {
       name: 'volume',
       short: 'v',
-      value: 'SRC:DST[:ro]',
+      value: 'SRC:DST[:ro|rw][,idmap]',
       repeat: true,
-      help: 'bind-mount a host path (image form)',
+      help: 'bind-mount a host path (image form; idmap: seen through the --userns/--uidmap ids)',
     },
     { name: 'tty', short: 't', help: 'give the container a terminal (image form)' },
     { name: 'interactive', short: 'i', help: 'pass standard input to the container (image form)' },
     { name: 'hostname', value: 'NAME', help: 'the container hostname (image form; default: the id)' },
     { name: 'read-only', help: "mount the container's root filesystem read-only (image form)" },
     ...networkOptions,
+    ...usernsOptions,
     { name: 'memory', short: 'm', value: 'SIZE', help: 'memory limit, e.g. 64m or 1g (image form)' },
     { name: 'cpus', value: 'N', help: 'CPU quota in CPUs, e.g. 0.5 (image form)' },
     { name: 'pids-limit', value: 'N', help: 'most processes the container may have (image form)' },
@@ -76,7 +79,7 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
       name: 'security-opt',
       value: 'OPT',
       repeat: true,
-      help: 'seccomp=unconfined|FILE (default: a Docker-like allow-list), apparmor=unconfined, label=disable (image form)',
+      help: 'seccomp=unconfined|FILE (default: a Docker-like allow-list), apparmor=PROFILE|unconfined, label=disable (image form)',
     },
   ],
   async run({ options: o, positionals: p }, globals) {
@@ -92,16 +95,20 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
       const consoleSocket = str(o['console-socket']);
       const pidFile = str(o['pid-file']);
       const preserveFds = int(o['preserve-fds'], 'preserve-fds');
-      return rt.run(p[0]!, bundle, {
-        ...(consoleSocket ? { consoleSocket } : {}),
-        ...(pidFile ? { pidFile } : {}),
-        ...(preserveFds ? { preserveFds } : {}),
-        ...(o['no-new-keyring'] === true ? { noNewKeyring: true } : {}),
-        detach: o['detach'] === true,
-        keep: o['keep'] === true,
-        forwardSignals: true,
-        ...backend,
-      });
+      try {
+        return await rt.run(p[0]!, bundle, {
+          ...(consoleSocket ? { consoleSocket } : {}),
+          ...(pidFile ? { pidFile } : {}),
+          ...(preserveFds ? { preserveFds } : {}),
+          ...(o['no-new-keyring'] === true ? { noNewKeyring: true } : {}),
+          detach: o['detach'] === true,
+          keep: o['keep'] === true,
+          forwardSignals: true,
+          ...backend,
+        });
+      } finally {
+        await rt.close(); // the container's teardown, which run leaves under way
+      }
     }
     const [image, ...args] = p;
     if (!image)
@@ -115,10 +122,11 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
     const pidsLimit = int(o['pids-limit'], 'pids-limit');
     const entrypoint = str(o['entrypoint']);
     const platform = str(o['platform']);
-    const seccomp = await securityOptions((o['security-opt'] as string[] | undefined) ?? []);
-    const { makeImageBundle, randomId, validateId } = await import('@berth/runtime');
+    const security = await securityOptions((o['security-opt'] as string[] | undefined) ?? []);
+    const userns = await usernsChoice(o);
+    const { makeImageBundle, randomId, storeRoot, validateId } = await import('@berth/runtime');
     const { renderPullProgress } = await import('@berth/image');
-    const store = process.env['BERTH_STORE'] ?? '/var/lib/berth';
+    const store = storeRoot();
     const id = str(o['name']) ?? randomId();
     validateId(id); // --name becomes a directory name: checked before anything uses it
     const net = await networkChoice(o, rt, str(o['hostname']) ?? id, backendFlag === 'vm');
@@ -136,7 +144,8 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
       ...(memory !== undefined ? { memory } : {}),
       ...(cpus !== undefined ? { cpus } : {}),
       ...(pidsLimit !== undefined ? { pidsLimit } : {}),
-      seccomp,
+      ...security,
+      ...(userns ? { userns } : {}),
       // like podman: a missing image is pulled, its progress on stderr
       pull: {
         onProgress: renderPullProgress({ quiet: o['quiet'] === true }),
@@ -144,19 +153,23 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
       },
     });
     const detach = o['detach'] === true;
-    const code = await rt.run(id, made.bundle, {
-      ...(made.overlay ? { overlay: made.overlay } : {}),
-      ownedDirs: made.ownedDirs,
-      image: made.ref,
-      ...(net.attach
-        ? { network: { ...net.attach, ...(made.networkFilesDir ? { filesDir: made.networkFilesDir } : {}) } }
-        : {}),
-      detach,
-      keep: o['rm'] !== true,
-      forwardSignals: true,
-      ...backend,
-      stdio: [o['interactive'] === true || o['tty'] === true ? 'inherit' : 'ignore', 'inherit', 'inherit'],
-    });
+    const code = await rt
+      .run(id, made.bundle, {
+        ...(made.overlay ? { overlay: made.overlay } : {}),
+        ownedDirs: made.ownedDirs,
+        image: made.ref,
+        ...(net.attach
+          ? {
+              network: { ...net.attach, ...(made.networkFilesDir ? { filesDir: made.networkFilesDir } : {}) },
+            }
+          : {}),
+        detach,
+        keep: o['rm'] !== true,
+        forwardSignals: true,
+        ...backend,
+        stdio: [o['interactive'] === true || o['tty'] === true ? 'inherit' : 'ignore', 'inherit', 'inherit'],
+      })
+      .finally(() => rt.close());
     if (detach) process.stdout.write(`${id}\n`);
     return code;
   },
@@ -165,21 +178,24 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
 /** --security-opt values: the seccomp profile to apply; what berth cannot do is refused. */
 async function securityOptions(opts: string[]) {
   let seccomp: string | undefined;
+  let apparmor: string | undefined;
   for (const opt of opts) {
     const eq = opt.indexOf('=');
     const key = eq < 0 ? opt : opt.slice(0, eq);
     const value = eq < 0 ? '' : opt.slice(eq + 1);
     if (key === 'seccomp' && value) seccomp = value;
+    // a loaded profile (an error where AppArmor is off); berth sets none by default
+    else if (key === 'apparmor' && value && value !== 'unconfined') apparmor = value;
     // berth sets no AppArmor profile and no SELinux label for image containers: these ask for just that
     else if ((key === 'apparmor' && value === 'unconfined') || (key === 'label' && value === 'disable'))
       continue;
     else
       throw new UsageError(
-        `--security-opt ${opt}: berth supports seccomp=unconfined|FILE, apparmor=unconfined and label=disable`,
+        `--security-opt ${opt}: berth supports seccomp=unconfined|FILE, apparmor=PROFILE|unconfined and label=disable`,
       );
   }
   const { seccompOption } = await import('../seccomp-profile.js');
-  return seccompOption(seccomp);
+  return { seccomp: seccompOption(seccomp), ...(apparmor ? { apparmorProfile: apparmor } : {}) };
 }
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };

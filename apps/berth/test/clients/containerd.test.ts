@@ -4,7 +4,7 @@
 // under a temp dir; never a system one) and stops it at the end. The image is
 // berth's built-in busybox, written by `berth save`, imported by ctr.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../helpers.js';
@@ -85,7 +85,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = ""
 `,
   );
-  containerd = spawn('containerd', ['--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // ctr 1.6 drops --runc-binary (and --runc-root) when --uidmap is given: the shim then runs
+  // "runc" from containerd's PATH, which for this containerd is berth too
+  const bin = join(dir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  symlinkSync(BERTH_BIN, join(bin, 'runc'));
+  containerd = spawn('containerd', ['--config', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, PATH: `${bin}:${process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` },
+  });
   let log = '';
   containerd.stderr!.on('data', (d) => (log += d));
   for (let i = 0; i < 300 && !existsSync(address); i++) await new Promise((r) => setTimeout(r, 50));
@@ -217,6 +225,35 @@ describe('containerd (runc shim v2) with berth as its runc binary', () => {
     ok(['task', 'rm', c]);
     ok(['containers', 'rm', c]);
     expect(ok(['containers', 'ls', '-q'])).not.toContain(c);
+  });
+
+  it('a user namespace: ctr run --uidmap/--gidmap (its snapshot remapped by containerd)', () => {
+    const host = 600000 + (process.pid % 1000) * 70000;
+    const out = ok([
+      ...RUN,
+      '--rm',
+      '--uidmap',
+      `0:${host}:65536`,
+      '--gidmap',
+      `0:${host}:65536`,
+      IMAGE,
+      id('userns'),
+      'sh',
+      '-c',
+      'cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin; touch /tmp/made && stat -c %u /tmp/made',
+    ]);
+    expect(out.split('\n').map((l) => l.trim().split(/\s+/).join(' '))).toEqual([
+      `0 ${host} 65536`,
+      `0 ${host} 65536`,
+      '0',
+      '0',
+      '0',
+      '',
+    ]);
+    // berth ran it (from containerd's PATH, see beforeAll) with the shim's default root: nothing left
+    const state = join('/run/containerd/runc', namespace);
+    expect(existsSync(state) ? readdirSync(state) : []).toEqual([]);
+    rmSync(state, { recursive: true, force: true });
   });
 
   it('a tty session: ctr run -t', () => {

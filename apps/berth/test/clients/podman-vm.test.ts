@@ -105,4 +105,55 @@ describe('podman --runtime berth --annotation org.berth.backend=vm', () => {
     expect(r.stdout).toMatch(/host \S+/);
     expect(vms()).toEqual([]);
   });
+
+  it('pauses and unpauses a VM container (its vCPUs stop) and removes it with nothing left', () => {
+    const name = `vmpause-${process.pid}`;
+    const started = podman([
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      'none',
+      '--annotation',
+      'org.berth.backend=vm',
+      IMAGE,
+      'sleep',
+      '600',
+    ]);
+    try {
+      expect(started.stderr).not.toMatch(/error/i);
+      expect(started.status).toBe(0);
+      const status = () => podman(['inspect', '--format', '{{.State.Status}}', name]).stdout.trim();
+      expect(status()).toBe('running');
+      expect(podman(['pause', name])).toMatchObject({ status: 0 });
+      expect(status()).toBe('paused');
+      expect(podman(['unpause', name])).toMatchObject({ status: 0 });
+      expect(status()).toBe('running');
+    } finally {
+      expect(podman(['rm', '-f', '-t', '0', name]).status).toBe(0);
+    }
+    expect(vms()).toEqual([]);
+  });
+
+  it('gives the VM container a terminal with -t (conmon takes the pty master from --console-socket)', () => {
+    const r = podman([
+      'run',
+      '--rm',
+      '-t',
+      '--network',
+      'none',
+      '--annotation',
+      'org.berth.backend=vm',
+      IMAGE,
+      'sh',
+      '-c',
+      'tty; test -t 1 && echo stdout-is-tty; exit 6',
+    ]);
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.stdout).toMatch(/^\/dev\/pts\/\d+\r\n/);
+    expect(r.stdout).toContain('stdout-is-tty\r\n');
+    expect(r.status).toBe(6);
+    expect(vms()).toEqual([]);
+  });
 });

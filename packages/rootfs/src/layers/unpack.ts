@@ -11,7 +11,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { posix } from 'node:path';
-import { decompress, readTar, type TarEntry } from '@berth/image';
+import type { TarEntry } from '@berth/image';
 import {
   AT_FDCWD,
   AT_REMOVEDIR,
@@ -557,6 +557,8 @@ export async function unpackLayer(
   dir: string,
   options: UnpackOptions = {},
 ): Promise<UnpackStats> {
+  // the image package (registry client, TLS, zlib) loads only when a layer is unpacked, never on `run -b`
+  const { decompress, readTar } = await import('@berth/image');
   mkdirSync(dir, { recursive: true });
   const rootFd = openat(AT_FDCWD, dir, O.PATH | O.DIRECTORY);
   const u = new Unpacker(rootFd, options);

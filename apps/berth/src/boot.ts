@@ -1,0 +1,131 @@
+#!/usr/bin/env node
+// The `berth` bin's entry (dist/berth.cjs). It runs the CLI bundle, dist/cli.cjs,
+// compiled with a V8 code cache kept next to it: parsing and compiling the bundle
+// was the largest share of a command's own start-up (see bench/results). Only
+// node: builtins that Node has loaded already at start are used here.
+//
+// The cache holds compiled code, so it is trusted exactly as the bundle is: it is
+// used only when it is owned by the bundle's owner and writable by nobody else,
+// and it is written only where the bundle is (a user who cannot write there runs
+// without one). V8 checks that it belongs to this source, V8 version and flags,
+// and rejects it otherwise; then it is made again. It grows to cover each command
+// the first time that command runs.
+import { closeSync, fstatSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import * as nodeModule from 'node:module';
+import { dirname, join } from 'node:path';
+import { Script } from 'node:vm';
+
+// node:module is `export =` in @types/node: its class, taken from the namespace
+const Module = nodeModule.Module;
+type Module = InstanceType<typeof Module>;
+
+const MAGIC = 'BERTHCC1';
+const main = join(__dirname, 'cli.cjs');
+const cacheFile = `${main}.cache`;
+
+interface Cache {
+  commands: string[];
+  data: Buffer | undefined;
+}
+
+/** The command this run is for: the first word after the global options (which may take a value). */
+function commandOf(argv: string[]): string {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('-')) return a;
+    if (!a.includes('=') && (a === '--root' || a === '--log' || a === '--log-format')) i++;
+  }
+  return '';
+}
+
+function readCache(ownerUid: number): Cache {
+  const none: Cache = { commands: [], data: undefined };
+  let fd: number;
+  try {
+    fd = openSync(cacheFile, 'r');
+  } catch {
+    return none;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.uid !== ownerUid || (st.mode & 0o022) !== 0) return none;
+    const buf = readFileSync(fd);
+    if (buf.toString('latin1', 0, 8) !== MAGIC || buf.length < 12) return none;
+    const headerLength = buf.readUInt32LE(8);
+    const header = JSON.parse(buf.toString('utf8', 12, 12 + headerLength)) as { commands?: unknown };
+    const commands = Array.isArray(header.commands)
+      ? header.commands.filter((c) => typeof c === 'string')
+      : [];
+    return { commands, data: buf.subarray(12 + headerLength) };
+  } catch {
+    return none;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function writeCache(script: Script, commands: string[]): void {
+  const tmp = `${cacheFile}.${process.pid}.tmp`;
+  let fd: number | undefined;
+  try {
+    const data = script.createCachedData();
+    const header = Buffer.from(JSON.stringify({ commands }));
+    const head = Buffer.alloc(12);
+    head.write(MAGIC, 0, 'latin1');
+    head.writeUInt32LE(header.length, 8);
+    fd = openSync(tmp, 'wx', 0o644);
+    writeSync(fd, head);
+    writeSync(fd, header);
+    writeSync(fd, data);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, cacheFile);
+  } catch {
+    // not ours to write (another user's install, a read-only tree): run without a cache
+    if (fd !== undefined) closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch {}
+  }
+}
+
+/** The bundle, compiled (with the cache when it fits); the cache is rewritten at exit when it should grow. */
+function compile(): Script {
+  const fd = openSync(main, 'r');
+  const owner = fstatSync(fd).uid;
+  // Read as latin1: esbuild writes ASCII-only code (it escapes every other character in strings),
+  // so other bytes can only be in comments. A one-byte string is half the memory of the two-byte
+  // one a single "→" in a comment would make, and V8 keeps it for the functions it compiles late.
+  let source = readFileSync(fd, 'latin1');
+  closeSync(fd);
+  // a #! line is valid only at the very start of a script, not inside the module wrapper
+  if (source.startsWith('#!')) source = `//${source.slice(2)}`;
+  const command = commandOf(process.argv.slice(2));
+  const cache = readCache(owner);
+  const script = new Script(Module.wrap(source), {
+    filename: main,
+    ...(cache.data ? { cachedData: cache.data } : {}),
+  });
+  const stale = !cache.data || script.cachedDataRejected === true;
+  if (stale || !cache.commands.includes(command)) {
+    const commands = stale ? [command] : [...cache.commands, command];
+    // at exit: the cache then also holds every function this command compiled
+    process.once('exit', () => writeCache(script, commands));
+  }
+  return script;
+}
+
+const script = compile();
+const mod = new Module(main, module);
+mod.filename = main;
+mod.paths = (Module as unknown as { _nodeModulePaths(dir: string): string[] })._nodeModulePaths(
+  dirname(main),
+);
+const wrapper = script.runInThisContext() as (
+  exports: unknown,
+  require: NodeJS.Require,
+  module: Module,
+  filename: string,
+  dirname: string,
+) => void;
+wrapper.call(mod.exports, mod.exports, Module.createRequire(main), mod, main, dirname(main));

@@ -1,0 +1,95 @@
+// The `berth` bin (dist/berth.cjs) runs dist/cli.cjs compiled with a V8 code cache kept beside
+// it (issue #12). The cache grows to cover each command, and one that is not the bundle's
+// owner's alone, or that V8 rejects, is never used: it is made again.
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI } from './helpers.js';
+
+// a private copy of the bundle and its loader: the cache is written beside them
+const dir = mkdtempSync(join(tmpdir(), 'berth-code-cache-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+copyFileSync(CLI, join(dir, 'cli.cjs'));
+// the loader beside the bundle under test, else this package's build of it
+const loader = join(dirname(CLI), 'berth.cjs');
+copyFileSync(
+  existsSync(loader) ? loader : fileURLToPath(new URL('../dist/berth.cjs', import.meta.url)),
+  join(dir, 'berth.cjs'),
+);
+const cache = join(dir, 'cli.cjs.cache');
+
+const berth = (...args: string[]) =>
+  spawnSync(process.execPath, [join(dir, 'berth.cjs'), ...args], { encoding: 'utf8' });
+
+/** The commands the cache was made for (its header), or undefined when there is none. */
+function cachedCommands(): string[] | undefined {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(cache);
+  } catch {
+    return undefined;
+  }
+  expect(buf.toString('latin1', 0, 8)).toBe('BERTHCC1');
+  const n = buf.readUInt32LE(8);
+  expect(buf.length).toBeGreaterThan(12 + n + 1000); // V8's data follows the header
+  return JSON.parse(buf.toString('utf8', 12, 12 + n)).commands;
+}
+
+describe('the code cache of the berth bin', () => {
+  it('is made at the first run, grows with each new command, and is reused as it is', () => {
+    const version = berth('--version');
+    expect(version.status).toBe(0);
+    expect(version.stdout).toMatch(/^berth version /);
+    expect(cachedCommands()).toEqual(['']);
+    const help = berth('spec', '--help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('Usage: berth spec');
+    expect(cachedCommands()).toEqual(['', 'spec']);
+    // a command it has seen: the same file, untouched
+    const before = statSync(cache);
+    expect(berth('spec', '--help').stdout).toBe(help.stdout);
+    const after = statSync(cache);
+    expect(after.ino).toBe(before.ino);
+    expect(after.mtimeMs).toBe(before.mtimeMs);
+  });
+
+  it('is never used when others could have written it: it is made again', () => {
+    berth('--version');
+    chmodSync(cache, 0o666);
+    const ino = statSync(cache).ino;
+    expect(berth('--version').status).toBe(0);
+    const st = statSync(cache);
+    expect(st.ino).not.toBe(ino); // replaced (renamed over), not used
+    expect(st.mode & 0o777).toBe(0o644);
+  });
+
+  it('one V8 rejects (other source, other Node, damaged) changes nothing but the time', () => {
+    berth('--version');
+    const buf = readFileSync(cache);
+    const n = buf.readUInt32LE(8);
+    // a valid header that says it covers everything, over data that is not V8's
+    const header = Buffer.from(JSON.stringify({ commands: ['', 'spec', 'state'] }));
+    const head = Buffer.alloc(12);
+    head.write('BERTHCC1', 0, 'latin1');
+    head.writeUInt32LE(header.length, 8);
+    writeFileSync(cache, Buffer.concat([head, header, Buffer.alloc(buf.length - 12 - n, 0x5a)]), {
+      mode: 0o644,
+    });
+    const r = berth('--version');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^berth version /);
+    expect(cachedCommands()).toEqual(['']); // made again, for this command
+  });
+});

@@ -1,0 +1,431 @@
+// Integration (root): user namespaces through the CLI — maps written by the launcher,
+// files landing as the mapped ids, idmapped rootfs and bind mounts, joining by path.
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { CLI, Sandbox } from './helpers.js';
+
+// biome-ignore lint/suspicious/noExplicitAny: tests edit config.json freely
+type Config = Record<string, any>;
+
+const sb = new Sandbox();
+// the container's root is a mapped id: it must be able to search the bundle's directories
+chmodSync(sb.dir, 0o711);
+afterEach(() => {
+  expect(sb.mounts()).toEqual([]);
+  expect(sb.cgroups()).toEqual([]);
+});
+afterAll(() => sb.cleanup());
+
+/** A unique host id range for one test (parallel-safe: no two tests share ids). */
+let nextRange = 300000 + (process.pid % 1000) * 1_000_000;
+const range = () => {
+  nextRange += 100000;
+  return nextRange;
+};
+
+const lines = (s: string) =>
+  s
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).join(' '));
+
+function storeContainers(): string[] {
+  const d = join(sb.store, 'containers');
+  return existsSync(d) ? readdirSync(d) : [];
+}
+
+describe('berth run IMAGE with a user namespace', () => {
+  it('--uidmap/--gidmap: the maps read right inside, files land as the mapped ids outside', () => {
+    const host = range();
+    const name = sb.id('map');
+    const r = sb.detached([
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      'none',
+      '--uidmap',
+      `0:${host}:65536`,
+      '--gidmap',
+      `0:${host + 70000}:65536`,
+      'busybox',
+      'sh',
+      '-c',
+      'cat /proc/self/uid_map /proc/self/gid_map > /maps; id -u > /ids; echo hi > /made-by-root; sleep 300',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const upper = join(sb.store, 'containers', name, 'upper');
+    for (let i = 0; i < 100 && !existsSync(join(upper, 'made-by-root')); i++) spawnSync('sleep', ['0.05']);
+    expect(lines(readFileSync(join(upper, 'maps'), 'utf8'))).toEqual([
+      `0 ${host} 65536`,
+      `0 ${host + 70000} 65536`,
+    ]);
+    expect(readFileSync(join(upper, 'ids'), 'utf8')).toBe('0\n');
+    const made = statSync(join(upper, 'made-by-root'));
+    expect([made.uid, made.gid]).toEqual([host, host + 70000]);
+    // another user of the container: its own mapped ids
+    const user = sb.id('map');
+    const u = sb.berth([
+      'run',
+      '--name',
+      user,
+      '--network',
+      'none',
+      '-u',
+      '1000:1000',
+      '--uidmap',
+      `0:${host}:65536`,
+      '--gidmap',
+      `0:${host + 70000}:65536`,
+      'busybox',
+      'sh',
+      '-c',
+      'touch /tmp/by-1000; id -u',
+    ]);
+    expect(u.stderr).toBe('');
+    expect(u.stdout).toBe('1000\n');
+    const by1000 = statSync(join(sb.store, 'containers', user, 'upper', 'tmp', 'by-1000'));
+    expect([by1000.uid, by1000.gid]).toEqual([host + 1000, host + 70000 + 1000]);
+    sb.berth(['delete', '--force', user]);
+    // the image's layers are shared and untouched: still owned by host root
+    const layerBin = statSync(join(sb.image(), 'bin'));
+    expect(layerBin.uid).toBe(0);
+    expect(sb.berth(['delete', '--force', name]).status).toBe(0);
+    expect(storeContainers()).not.toContain(name);
+  });
+
+  it('--userns=auto gives each container its own free range and frees it at delete', () => {
+    const a = sb.id('auto');
+    const b = sb.id('auto');
+    for (const n of [a, b]) {
+      const r = sb.detached([
+        'run',
+        '-d',
+        '--name',
+        n,
+        '--network',
+        'none',
+        '--userns=auto',
+        'busybox',
+        'sleep',
+        '300',
+      ]);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    }
+    const rangeOf = (n: string) =>
+      JSON.parse(readFileSync(join(sb.store, 'containers', n, 'userns.json'), 'utf8')) as {
+        start: number;
+        size: number;
+      };
+    const ra = rangeOf(a);
+    const rb = rangeOf(b);
+    expect(ra.size).toBe(65536);
+    expect(rb.start >= ra.start + ra.size || ra.start >= rb.start + rb.size).toBe(true);
+    expect(ra.start).toBeGreaterThanOrEqual(100000);
+    const state = JSON.parse(sb.berth(['state', a]).stdout) as { pid: number };
+    expect(lines(readFileSync(`/proc/${state.pid}/uid_map`, 'utf8'))).toEqual([`0 ${ra.start} 65536`]);
+    expect(statSync(`/proc/${state.pid}`).uid).toBe(ra.start);
+    sb.berth(['delete', '--force', a]);
+    // a's range is free again: the next automatic container may have it
+    const c = sb.id('auto');
+    const r = sb.berth([
+      'run',
+      '--rm',
+      '--name',
+      c,
+      '--network',
+      'none',
+      '--userns=auto',
+      'busybox',
+      'cat',
+      '/proc/self/uid_map',
+    ]);
+    expect(r.status).toBe(0);
+    expect(lines(r.stdout)).toEqual([`0 ${ra.start} 65536`]);
+    sb.berth(['delete', '--force', b]);
+  });
+
+  it('refuses bad --uidmap/--userns values with a clear message, leaving nothing behind', () => {
+    const before = storeContainers();
+    const cases: Array<[string[], RegExp]> = [
+      [['--uidmap', '0:100000'], /--uidmap "0:100000": expected CONTAINER:HOST:SIZE, three ids/],
+      [['--uidmap', '0:100000:0'], /--uidmap 0:100000:0: SIZE must be at least 1/],
+      [['--uidmap', 'x:1:1'], /--uidmap "x:1:1": expected CONTAINER:HOST:SIZE/],
+      [['--gidmap', '0:100000:10'], /--gidmap needs --uidmap too/],
+      [['--userns', 'private'], /--userns must be host, auto or keep-id, not "private"/],
+      [['--userns=auto', '--uidmap', '0:1:1'], /cannot be used together/],
+      [
+        ['--uidmap', '0:400000:10', '--uidmap', '5:500000:10'],
+        /--uidmap\[1\]: container ids 5-14 overlap --uidmap\[0\] \(0-9\)/,
+      ],
+      [['--uidmap', '0:0:65536'], /linux.uidMappings: maps container root to host root/],
+    ];
+    for (const [flags, message] of cases) {
+      const r = sb.berth(['run', '--rm', '--network', 'none', ...flags, 'busybox', 'true']);
+      expect(r.stderr).toMatch(message);
+      expect(r.status).toBe(1);
+    }
+    expect(storeContainers()).toEqual(before);
+    expect(sb.states()).toEqual([]);
+  });
+
+  it("-v SRC:DST:idmap: a host directory owned by root is the container root's, and stays host root's", () => {
+    const host = range();
+    const vol = join(sb.dir, `vol-${host}`);
+    mkdirSync(vol, { mode: 0o755 });
+    writeFileSync(join(vol, 'host-file'), 'x');
+    const r = sb.berth([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--uidmap',
+      `0:${host}:65536`,
+      '-v',
+      `${vol}:/data:rw,idmap`,
+      'busybox',
+      'sh',
+      '-c',
+      'stat -c "%u %g" /data/host-file; echo from-container > /data/new',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(lines(r.stdout)).toEqual(['0 0']);
+    const st = statSync(join(vol, 'new'));
+    expect([st.uid, st.gid]).toEqual([0, 0]);
+    expect(sb.berth(['run', '--rm', '-v', `${vol}:/data:idmap,bogus`, 'busybox', 'true']).stderr).toMatch(
+      /must be SRC:DST\[:OPTIONS\], OPTIONS ro or rw and idmap/,
+    );
+  });
+
+  it('keep-id keeps the sudo user as the same id, and runs as it', () => {
+    const withEnv = (sudo: Record<string, string>, args: string[]) => {
+      const env: NodeJS.ProcessEnv = { ...process.env, BERTH_STORE: sb.store, ...sudo };
+      if (!sudo['SUDO_UID']) {
+        delete env['SUDO_UID'];
+        delete env['SUDO_GID'];
+      }
+      return spawnSync(process.execPath, [CLI, '--root', sb.root, ...args], { encoding: 'utf8', env });
+    };
+    const args = ['run', '--rm', '--network', 'none', '--userns=keep-id', 'busybox'];
+    const r = withEnv({ SUDO_UID: '1234', SUDO_GID: '1235' }, [
+      ...args,
+      'sh',
+      '-c',
+      'id -u; id -g; cat /proc/self/uid_map',
+    ]);
+    expect(r.stderr).toBe('');
+    const out = lines(r.stdout);
+    expect(out.slice(0, 2)).toEqual(['1234', '1235']);
+    // 0..1233 and 1235..65535 from a free range, 1234 as itself
+    expect(out[2]).toMatch(/^0 \d+ 1234$/);
+    expect(out[3]).toBe('1234 1234 1');
+    expect(out[4]).toMatch(/^1235 \d+ 64301$/);
+    const noSudo = withEnv({}, [...args, 'true']);
+    expect(noSudo.stderr).toMatch(/keep-id as root keeps the user who ran sudo/);
+    expect(noSudo.status).toBe(1);
+  });
+});
+
+describe('bundles with a user namespace', () => {
+  const userns =
+    (host: number, extra: Record<string, unknown> = {}) =>
+    (c: Config) => {
+      c.root.readonly = false;
+      c.linux.namespaces.push({ type: 'user' });
+      c.linux.uidMappings = [{ containerID: 0, hostID: host, size: 65536 }];
+      c.linux.gidMappings = [{ containerID: 0, hostID: host, size: 65536 }];
+      Object.assign(c, extra);
+    };
+
+  it('a rootfs owned by the mapped range is writable by container root', () => {
+    const host = range();
+    const b = sb.bundle(userns(host));
+    spawnSync('chown', ['-R', `${host}:${host}`, join(b, 'rootfs')]);
+    const cfg = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+    cfg.process.args = ['sh', '-c', 'echo written > /root-file; ls -ln /root-file; cat /proc/self/uid_map'];
+    writeFileSync(join(b, 'config.json'), JSON.stringify(cfg));
+    const r = sb.berth(['run', '-b', b, sb.id('own')]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/ 0 +0 .*\/root-file/);
+    expect(statSync(join(b, 'rootfs', 'root-file')).uid).toBe(host);
+  });
+
+  it('an idmapped rootfs owned by host root: usable by mapped root, what it writes lands as host 0', () => {
+    const host = range();
+    const b = sb.bundle(userns(host, { annotations: { 'org.berth.rootfs.idmap': 'true' } }));
+    const cfg = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+    cfg.process.args = ['sh', '-c', 'echo through-idmap > /etc/written; stat -c "%u %g" /etc/written /bin'];
+    writeFileSync(join(b, 'config.json'), JSON.stringify(cfg));
+    const r = sb.berth(['run', '-b', b, sb.id('idmap')]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(lines(r.stdout)).toEqual(['0 0', '0 0']);
+    const st = statSync(join(b, 'rootfs', 'etc', 'written'));
+    expect([st.uid, st.gid]).toEqual([0, 0]);
+    expect(readFileSync(join(b, 'rootfs', 'etc', 'written'), 'utf8')).toBe('through-idmap\n');
+  });
+
+  it('idmap and ridmap bind mounts, with the container maps or their own', () => {
+    const host = range();
+    const data = join(sb.dir, `data-${host}`);
+    const other = join(sb.dir, `other-${host}`);
+    for (const d of [data, other]) {
+      mkdirSync(d, { recursive: true });
+      writeFileSync(join(d, 'by-host-1000'), 'x');
+      spawnSync('chown', ['1000:1000', join(d, 'by-host-1000')]);
+    }
+    const b = sb.bundle(userns(host));
+    spawnSync('chown', ['-R', `${host}:${host}`, join(b, 'rootfs')]);
+    const cfg = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+    cfg.mounts.push(
+      { destination: '/same', type: 'bind', source: data, options: ['rbind', 'idmap'] },
+      {
+        destination: '/own',
+        type: 'bind',
+        source: other,
+        options: ['rbind', 'ridmap'],
+        // runc's reading: an on-disk id (containerID) is seen as a host id (hostID)
+        uidMappings: [{ containerID: 1000, hostID: host + 500, size: 1 }],
+        gidMappings: [{ containerID: 1000, hostID: host + 600, size: 1 }],
+      },
+    );
+    cfg.process.args = [
+      'sh',
+      '-c',
+      'stat -c "%u %g" /same/by-host-1000 /own/by-host-1000; echo new > /same/new',
+    ];
+    writeFileSync(join(b, 'config.json'), JSON.stringify(cfg));
+    const r = sb.berth(['run', '-b', b, sb.id('bindmap')]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(lines(r.stdout)).toEqual(['1000 1000', '500 600']);
+    expect(statSync(join(data, 'new')).uid).toBe(0); // container root through the idmap: host 0
+  });
+
+  it('refuses maps that are wrong before anything is made, naming the JSON path', () => {
+    const host = range();
+    const bad: Array<[(c: Config) => void, RegExp]> = [
+      [
+        (c) => {
+          c.linux.uidMappings = [{ containerID: 0, hostID: host, size: 10 }];
+        },
+        /linux.uidMappings: requires a "user" entry in linux.namespaces/,
+      ],
+      [
+        (c) => {
+          userns(host)(c);
+          c.linux.uidMappings.push({ containerID: 5, hostID: host + 100000, size: 10 });
+        },
+        /linux.uidMappings\[1\]: container ids 5-14 overlap linux.uidMappings\[0\]/,
+      ],
+      [
+        (c) => {
+          userns(host)(c);
+          c.linux.gidMappings = [];
+        },
+        /linux.gidMappings: a new user namespace .* needs gid mappings/,
+      ],
+      [
+        (c) => {
+          userns(0)(c);
+        },
+        /linux.uidMappings: maps container root to host root, which undoes the user namespace; set the annotation org.berth.userns.host-root=true/,
+      ],
+      [
+        (c) => {
+          c.mounts.push({ destination: '/x', type: 'tmpfs', source: 'tmpfs', options: ['idmap'] });
+          userns(host)(c);
+        },
+        /mounts\[\d+\].options: "idmap" needs a bind mount/,
+      ],
+    ];
+    for (const [edit, message] of bad) {
+      const id = sb.id('bad');
+      const r = sb.berth(['create', '-b', sb.bundle(edit), id]);
+      expect(r.stderr).toMatch(message);
+      expect(r.status).toBe(1);
+    }
+    expect(sb.states()).toEqual([]);
+  });
+
+  it('maps container root to host root only when the annotation asks for it', () => {
+    const b = sb.bundle(userns(0, { annotations: { 'org.berth.userns.host-root': 'true' } }));
+    const cfg = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+    cfg.process.args = ['cat', '/proc/self/uid_map'];
+    writeFileSync(join(b, 'config.json'), JSON.stringify(cfg));
+    const r = sb.berth(['run', '-b', b, sb.id('rootroot')]);
+    expect(r.stderr).toBe('');
+    expect(lines(r.stdout)).toEqual(['0 0 65536']);
+  });
+
+  it('a create that fails inside the user namespace leaves nothing behind', () => {
+    const host = range();
+    const b = sb.bundle(userns(host, { annotations: { 'org.berth.rootfs.idmap': 'true' } }));
+    const cfg = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+    cfg.process.args = ['/no/such/binary'];
+    writeFileSync(join(b, 'config.json'), JSON.stringify(cfg));
+    const id = sb.id('fail');
+    const r = sb.berth(['create', '-b', b, id]);
+    expect(r.stderr).toMatch(/no\/such\/binary/);
+    expect(r.status).toBe(1);
+    sb.berth(['delete', '--force', id]);
+    expect(sb.states()).toEqual([]);
+  });
+
+  it('joins the user namespace of another container by /proc/PID/ns/user', () => {
+    const host = range();
+    const a = sb.id('owner');
+    const ba = sb.bundle(userns(host));
+    spawnSync('chown', ['-R', `${host}:${host}`, join(ba, 'rootfs')]);
+    chmodSync(ba, 0o711);
+    const ca = JSON.parse(readFileSync(join(ba, 'config.json'), 'utf8'));
+    ca.process.args = ['sleep', '300'];
+    writeFileSync(join(ba, 'config.json'), JSON.stringify(ca));
+    expect(sb.detached(['run', '-d', '-b', ba, a]).status).toBe(0);
+    const pid = (JSON.parse(sb.berth(['state', a]).stdout) as { pid: number }).pid;
+
+    const bb = sb.bundle((c) => {
+      c.root.readonly = false;
+      c.linux.namespaces.push({ type: 'user', path: `/proc/${pid}/ns/user` });
+      c.process.args = [
+        'sh',
+        '-c',
+        'readlink /proc/self/ns/user; cat /proc/self/uid_map; id -u; touch /joined',
+      ];
+    });
+    spawnSync('chown', ['-R', `${host}:${host}`, join(bb, 'rootfs')]);
+    chmodSync(bb, 0o711); // a joined user namespace: its root searches the path to the rootfs, as with runc
+    const r = sb.berth(['run', '-b', bb, sb.id('joiner')]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const out = lines(r.stdout);
+    expect(out[0]).toBe(spawnSync('readlink', [`/proc/${pid}/ns/user`], { encoding: 'utf8' }).stdout.trim());
+    expect(out.slice(1)).toEqual([`0 ${host} 65536`, '0']);
+    expect(statSync(join(bb, 'rootfs', 'joined')).uid).toBe(host);
+    // mappings given with the join must be the joined namespace's
+    const bc = sb.bundle((c) => {
+      c.linux.namespaces.push({ type: 'user', path: `/proc/${pid}/ns/user` });
+      c.linux.uidMappings = [{ containerID: 0, hostID: host + 1, size: 65536 }];
+      c.linux.gidMappings = [{ containerID: 0, hostID: host, size: 65536 }];
+    });
+    expect(sb.berth(['create', '-b', bc, sb.id('mismatch')]).stderr).toMatch(
+      /linux.uidMappings: the mappings differ from those of the user namespace/,
+    );
+    sb.berth(['delete', '--force', a]);
+  });
+});

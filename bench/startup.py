@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Start-up of berth, runc and crun side by side, interleaved run by run, and one table.
+
+Run by bench/run.sh inside a private mount namespace (see there). Each command is
+started with posix_spawn and reaped with wait4, which gives its wall time and its
+peak RSS (the largest of the process and the children it waited for).
+
+usage: startup.py WORK BUNDLE SLEEP_BUNDLE RUNS OUT.json
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+work, bundle, sleep_bundle, runs, out = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+node = shutil.which('node')
+# $BERTH_BENCH_BIN: another build of the `berth` bin (e.g. a copy kept stable while dist/ is rebuilt)
+berth_bin = os.environ.get('BERTH_BENCH_BIN', os.path.join(repo, 'apps/berth/bin/berth.cjs'))
+devnull = os.open('/dev/null', os.O_RDWR)
+env = {k: v for k, v in os.environ.items() if k != 'NODE_EXTRA_CA_CERTS'}  # node reads that file at every start
+
+RUNTIMES = {
+    'berth': [node, berth_bin],
+    'runc': [shutil.which('runc')],
+    'crun': [shutil.which('crun')],
+}
+counter = 0
+
+
+def spawn(argv):
+    return os.posix_spawn(argv[0], argv, env, file_actions=[
+        (os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)])
+
+
+def reap(pid, argv):
+    _, status, ru = os.wait4(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f'bench: {" ".join(argv)} exited with {code}')
+    return ru.ru_maxrss
+
+
+def timed(*argvs):
+    """Runs the commands one after another; wall seconds and the largest peak RSS (KiB)."""
+    t0 = time.perf_counter()
+    rss = 0
+    for argv in argvs:
+        rss = max(rss, reap(spawn(argv), argv))
+    return time.perf_counter() - t0, rss
+
+
+def cmd(name, *args):
+    global counter
+    counter += 1
+    base = RUNTIMES[name]
+    cid = f'bench-{os.getpid()}-{counter}'
+    root = os.path.join(work, name)
+    return [*base, '--root', root, *[a.replace('ID', cid) for a in args]]
+
+
+def run_once(name):
+    return timed(cmd(name, 'run', '-b', bundle, 'ID'))
+
+
+def lifecycle_once(name):
+    c = cmd(name, 'run', '-d', '-b', sleep_bundle, 'ID')
+    cid = c[-1]
+    return timed(c, [*RUNTIMES[name], '--root', os.path.join(work, name), 'delete', '-f', cid])
+
+
+def row_of(samples):
+    return {'median': statistics.median(samples), 'min': min(samples), 'max': max(samples), 'samples': samples}
+
+
+results = {}
+
+
+def interleaved(label, fn, names, n, warmup=2):
+    """n rounds; in each, every runtime once, the order rotated every round."""
+    for name in names:
+        for _ in range(warmup):
+            fn(name)
+    times = {name: [] for name in names}
+    rss = {name: [] for name in names}
+    for i in range(n):
+        order = names[i % len(names):] + names[:i % len(names)]
+        for name in order:
+            t, r = fn(name)
+            times[name].append(t)
+            rss[name].append(r)
+    results[label] = {name: {'time': row_of(times[name]), 'rssKiB': row_of(rss[name])} for name in names}
+
+
+names = ['berth', 'runc', 'crun']
+RUNTIMES['node -e 0'] = [node, '-e', '0']
+interleaved('run', lambda name: timed([node, '-e', '0']) if name == 'node -e 0' else run_once(name),
+            names + ['node -e 0'], runs)
+interleaved('run+delete', lifecycle_once, names, max(5, runs // 2))
+
+
+def fifty(name):
+    t0 = time.perf_counter()
+    for _ in range(50):
+        reap(spawn(c := cmd(name, 'run', '-b', bundle, 'ID')), c)
+    return time.perf_counter() - t0, 0
+
+
+interleaved('50 in a row', fifty, names, 3, warmup=0)
+
+
+def four(name):
+    """Four `run`s started at once; the time until all four have returned."""
+    t0 = time.perf_counter()
+    pids = [(spawn(c := cmd(name, 'run', '-b', bundle, 'ID')), c) for _ in range(4)]
+    for pid, c in pids:
+        reap(pid, c)
+    return time.perf_counter() - t0, 0
+
+
+interleaved('4 at a time', four, names, max(5, runs // 3))
+
+lib = subprocess.run([node, '--expose-gc', os.path.join(repo, 'bench/library.mjs'), os.path.join(work, 'lib'),
+                      bundle, sleep_bundle, '50', '3', '4', '16', os.environ.get('BERTH_BENCH_RUNTIME', '')],
+                     check=True, capture_output=True, text=True, env=env)
+library = json.loads(lib.stdout.strip().splitlines()[-1])
+results['library'] = library
+
+# ---- the table ----
+R = results
+
+
+def ms(x):
+    return f'{x * 1000:.1f}'
+
+
+lines = ['| measure | runtime | median | min | max | ×runc | ×crun |', '| --- | --- | ---: | ---: | ---: | ---: | ---: |']
+
+
+def time_rows(label, key, unit_div=1, fmt=ms, unit='ms'):
+    base = R[key]
+    for name in [n for n in ['berth', 'runc', 'crun', 'node -e 0'] if n in base]:
+        t = base[name]['time']
+        med, lo, hi = (t['median'] / unit_div, t['min'] / unit_div, t['max'] / unit_div)
+        lines.append(f'| {label} ({unit}) | {name} | {fmt(med)} | {fmt(lo)} | {fmt(hi)} | '
+                     f'{t["median"] / base["runc"]["time"]["median"]:.2f} | {t["median"] / base["crun"]["time"]["median"]:.2f} |')
+
+
+time_rows('`run` /bin/true', 'run')
+time_rows('`run -d` + `delete -f`', 'run+delete')
+time_rows('50 `run`s in a row, each', '50 in a row', unit_div=50)
+time_rows('4 `run`s at once, all four', '4 at a time')
+
+# containers per second: higher is better; the ratio is berth's rate over theirs
+cli_rate = {n: 50 / R['50 in a row'][n]['time']['median'] for n in names}
+cli_rate4 = {n: 4 / R['4 at a time'][n]['time']['median'] for n in names}
+
+
+def rate_row(label, samples, base):
+    med, lo, hi = statistics.median(samples), min(samples), max(samples)
+    lines.append(f'| {label} (containers/s) | berth library | {med:.1f} | {lo:.1f} | {hi:.1f} | '
+                 f'{med / base["runc"]:.2f} | {med / base["crun"]:.2f} |')
+    for n in names:
+        lines.append(f'| {label} (containers/s) | {n} CLI | {base[n]:.1f} | | | {base[n] / base["runc"]:.2f} | {base[n] / base["crun"]:.2f} |')
+
+
+rate_row('one at a time', library['oneAtATime'], cli_rate)
+rate_row(f'{library["parallel"]} at a time', library['nAtATime'], cli_rate4)
+
+for name in ['berth', 'runc', 'crun', 'node -e 0']:
+    r = R['run'][name]['rssKiB']
+    lines.append(f'| peak RSS of `run` (MiB) | {name} | {r["median"] / 1024:.1f} | {r["min"] / 1024:.1f} | {r["max"] / 1024:.1f} | | |')
+mem = library['memory']
+lines.append(f'| library: PSS per live container (MiB) | berth library | {mem["perContainerKiB"] / 1024:.2f} | | | | |')
+
+berth_run = R['run']['berth']['time']['median']
+node_run = R['run']['node -e 0']['time']['median']
+crun_run = R['run']['crun']['time']['median']
+runc_run = R['run']['runc']['time']['median']
+life = R['run+delete']
+goals = [
+    f'- `berth run` − `node -e 0` = {ms(berth_run - node_run)} ms; `crun run` = {ms(crun_run)} ms '
+    f'({"met" if berth_run - node_run <= crun_run else "not met"})',
+    f'- `run -d` + `delete -f`: {life["berth"]["time"]["median"] / life["runc"]["time"]["median"]:.2f}× runc '
+    f'({"met" if life["berth"]["time"]["median"] <= 3 * life["runc"]["time"]["median"] else "not met"}: goal ≤ 3×)',
+    f'- library one at a time: {statistics.median(library["oneAtATime"]) / cli_rate["crun"]:.2f}× crun CLI containers/s '
+    f'({"met" if statistics.median(library["oneAtATime"]) >= 2 * cli_rate["crun"] else "not met"}: goal ≥ 2×)',
+    f'- CLI peak RSS: berth {R["run"]["berth"]["rssKiB"]["median"] / 1024:.1f} MiB, node -e 0 '
+    f'{R["run"]["node -e 0"]["rssKiB"]["median"] / 1024:.1f} MiB '
+    f'({"met" if R["run"]["berth"]["rssKiB"]["median"] - R["run"]["node -e 0"]["rssKiB"]["median"] <= 8192 else "not met"}: goal ≤ +8 MiB)',
+]
+table = '\n'.join(lines)
+print(table)
+print()
+print('\n'.join(goals))
+with open(out, 'w') as f:
+    json.dump({'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'runs': runs,
+               'machine': os.uname().release, 'results': results, 'table': table, 'goals': goals}, f, indent=1)
