@@ -13,7 +13,7 @@ import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Cgroup } from '@berth/cgroups';
 import { type Process, parseSpec, type Spec } from '@berth/spec';
-import { BerthError, type Launch, launch, writeFileAtomic } from '@berth/sys';
+import { BerthError, type CompiledSeccomp, type Launch, launch, writeFileAtomic } from '@berth/sys';
 import { createCgroup, defaultCgroupsPath, loadCgroup } from './cgroup.js';
 import { planExec } from './exec.js';
 import { type HookState, runContainerHooks, runHooks } from './hooks.js';
@@ -126,6 +126,16 @@ export interface RunOptions extends CreateOptions {
   keep?: boolean;
 }
 
+/** What a create has made so far: what `undoCreate` takes apart when a later step fails. */
+interface CreateProgress {
+  launched?: Launch;
+  cgroup?: Cgroup | undefined;
+  /** the cgroup existed before the container: never emptied nor removed */
+  cgroupShared: boolean;
+  rdt?: RdtRecord;
+  pid: number;
+}
+
 /**
  * The OCI lifecycle: create, start, state, kill, delete, and run (all three).
  * Every command on a container holds that container's lock.
@@ -214,157 +224,244 @@ export class Runtime {
     foreground: boolean,
   ): Promise<{ record: ContainerRecord; launched: Launch }> {
     const dir = this.store.claim(id);
-    let launched: Launch | undefined;
-    let cgroup: Cgroup | undefined;
-    let cgroupShared = false;
-    let rdt: RdtRecord | undefined;
-    let pid = 0;
-    const rootless = isRootless();
+    const made: CreateProgress = { cgroupShared: false, pid: 0 };
     try {
-      // without root: what only root may do is refused before anything is made
-      const rootlessProblem = rootless ? rootlessSpecProblem(spec) : undefined;
-      if (rootlessProblem) throw new BerthError(rootlessProblem, { code: 'EROOTLESS' });
-      const cgroupsPath = rootless
-        ? undefined
-        : (spec.linux?.cgroupsPath ?? defaultCgroupsPath(id, this.systemd));
-      // Written before anything is made: if this process dies mid-create,
-      // `delete` still finds the cgroup and the directories to remove.
-      const record: ContainerRecord = {
-        ...newRecord(id, bundle, spec, options),
-        ...(options.network ? { network: networkRecordBase(options.network) } : {}),
-        ...(options.noNewKeyring ? { noNewKeyring: true } : {}),
-        ...(cgroupsPath ? { cgroupsPath } : {}),
-        ...(this.systemd ? { systemdCgroup: true } : {}),
-      };
-      // a cgroup that exists already is not the container's to empty or remove on delete
-      if (cgroupsPath && (await loadCgroup(cgroupsPath, this.systemd)))
-        record.cgroupShared = cgroupShared = true;
-      this.store.write(record);
-      // compiled before anything is made: a profile libseccomp refuses fails the create cleanly
-      const seccomp = await compileProfile(spec.linux?.seccomp);
-      if (options.network) await checkNetworkOptions(options.network);
-      if (cgroupsPath) cgroup = await createCgroup(spec, cgroupsPath, this.systemd);
-      else {
-        // rootless: a cgroup in the subtree delegated to the user, or none (see rootless.ts)
-        const made = await createRootlessCgroup(spec, id, this.warn);
-        cgroup = made.cgroup;
-        if (made.cgroupsPath) {
-          record.cgroupsPath = made.cgroupsPath;
-          record.cgroupRoot = made.cgroupRoot!;
-          this.store.write(record);
-        }
-      }
-      const fifo = foreground ? undefined : join(dir, 'exec.fifo');
-      if (options.overlay) ownSnapshotUpper(spec, options.overlay.upper); // a user namespace's root owns its snapshot
-      const plan = planContainer(spec, {
-        ...(seccomp ? { seccomp } : {}),
-        ...(cgroup ? { cgroupLayout: cgroup.layout, cgroupPaths: cgroup.paths } : {}),
+      const { record, seccomp } = await this.prepareCreate(id, bundle, spec, options, made);
+      const launched = await this.startLauncher(
+        id,
         bundle,
+        spec,
+        options,
         foreground,
-        ...(fifo ? { fifo } : {}),
-        ...(options.consoleSocket ? { consoleSocket: resolve(options.consoleSocket) } : {}),
-        ...(options.preserveFds ? { preserveFds: options.preserveFds } : {}),
-        ...(options.overlay ? { overlay: options.overlay } : {}),
-        ...(options.noNewKeyring ? {} : { keyring: sessionKeyring(id) }),
-      });
-      for (const w of plan.warnings) this.warn(w);
-      const preserved = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
-      launched = launch(plan.steps, {
-        ...(options.stdio ? { stdio: options.stdio } : {}),
-        ...(seccomp?.notify
-          ? { onSeccompListener: seccompListener(spec.linux?.seccomp, () => ({ ...this.hookState(record) })) }
-          : {}),
-        preserveFds: preserved,
-      });
-      pid = (await launched.expect('pid')).pid;
-      record.pid = pid;
-      const stat = procStat(pid);
-      if (stat) record.pidStartTime = stat.startTime;
-      this.store.write(record);
-      await launched.expect('sync'); // namespaces exist: the place for cgroups, network, uid maps
-      // before any mount: the namespaces it really is in, not the paths config.json named
-      await checkNotRuntimeNamespaces(pid, spec);
-      if (options.network) {
-        record.network = await attachNetwork(id, pid, options.network);
-        this.store.write(record);
-      }
-      if (spec.linux?.intelRdt) {
-        rdt = applyIntelRdt(spec.linux.intelRdt, id, pid);
-        record.intelRdt = rdt;
-        this.store.write(record);
-      }
-      // Joining a cgroup costs the kernel an RCU grace period (~10 ms here): let the
-      // container do its mounts meanwhile; it still waits before exec for us.
-      const joined = cgroup ? cgroup.addProcess(pid) : Promise.resolve();
-      if (spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length) {
-        await joined;
-        const hookState = this.hookState(record);
-        await runHooks('prestart', spec.hooks?.prestart, hookState);
-        await runHooks('createRuntime', spec.hooks?.createRuntime, hookState);
-        launched.release();
-      } else {
-        launched.release();
-        try {
-          await joined;
-        } catch (e) {
-          // ESRCH: the container failed a step and exited first; its own report says why
-          await launched.expect(foreground ? 'sync' : 'ready');
-          throw e;
-        }
-      }
-      if (spec.hooks?.createContainer?.length) {
-        const at = await launched.expect('sync');
-        if (at.id !== SYNC_CREATE_CONTAINER)
-          throw new BerthError(`launcher protocol: expected the createContainer sync, got ${at.id}`, {
-            code: 'ELAUNCH',
-          });
-        if (!spec.hooks?.prestart?.length && !spec.hooks?.createRuntime?.length) await joined;
-        await runContainerHooks('createContainer', spec.hooks.createContainer, this.hookState(record), {
-          pid,
-          ...(cgroup ? { addToCgroup: (p: number) => cgroup!.addProcess(p) } : {}),
-        });
-        launched.release();
-      }
-      if (foreground) {
-        await launched.expect('sync');
-        record.status = 'running';
-      } else {
-        await launched.expect('ready');
-        record.status = 'created';
-      }
-      this.store.write(record);
-      if (options.pidFile) writeAtomic(resolve(options.pidFile), String(pid));
-      if (!foreground) launched.detach();
+        dir,
+        record,
+        seccomp,
+        made,
+      );
+      await this.setUpAtSync(id, spec, options, foreground, record, launched, made);
+      await this.finishCreate(spec, options, foreground, record, launched, made);
       return { record, launched };
     } catch (e) {
-      if (pid > 0) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-        await waitGone(pid, undefined, 5000);
-      }
-      launched?.process.kill('SIGKILL');
-      launched?.detach();
-      if (options.network)
-        await detachNetwork(id, options.network).catch((err: Error) => this.warn(`cleanup: ${err.message}`));
-      // only a cgroup of the container's own is emptied and removed
-      if (cgroup && !cgroupShared) {
-        await cgroup.killAll('SIGKILL').catch(() => {});
-        await cgroup.delete().catch((err: Error) => this.warn(`cleanup: ${err.message}`));
-      }
-      removeIntelRdt(rdt);
-      this.store.remove(id);
-      for (const d of options.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
-      // a failed prestart, createRuntime or createContainer hook: the lifecycle goes on
-      // at "destroy" (done above), then the poststop hooks (the OCI spec's steps 12, 13)
-      if ((e as BerthError).code === 'EHOOK' && spec.hooks?.poststop?.length) {
-        const state: HookState = { ociVersion: OCI_VERSION, id, status: 'stopped', bundle };
-        if (spec.annotations) state.annotations = spec.annotations;
-        await runHooks('poststop', spec.hooks.poststop, state, (err) => this.warn(err.message));
-      }
+      await this.undoCreate(e, id, bundle, spec, options, made);
       throw e;
+    }
+  }
+
+  /**
+   * Before anything runs: what only root may do is refused without root, the
+   * state record is written (so that `delete` finds whatever a crash leaves),
+   * the seccomp profile is compiled and the cgroup made.
+   */
+  private async prepareCreate(
+    id: string,
+    bundle: string,
+    spec: Spec,
+    options: CreateOptions,
+    made: CreateProgress,
+  ): Promise<{ record: ContainerRecord; seccomp: CompiledSeccomp | undefined }> {
+    const rootless = isRootless();
+    const rootlessProblem = rootless ? rootlessSpecProblem(spec) : undefined;
+    if (rootlessProblem) throw new BerthError(rootlessProblem, { code: 'EROOTLESS' });
+    const cgroupsPath = rootless
+      ? undefined
+      : (spec.linux?.cgroupsPath ?? defaultCgroupsPath(id, this.systemd));
+    // Written before anything is made: if this process dies mid-create,
+    // `delete` still finds the cgroup and the directories to remove.
+    const record: ContainerRecord = {
+      ...newRecord(id, bundle, spec, options),
+      ...(options.network ? { network: networkRecordBase(options.network) } : {}),
+      ...(options.noNewKeyring ? { noNewKeyring: true } : {}),
+      ...(cgroupsPath ? { cgroupsPath } : {}),
+      ...(this.systemd ? { systemdCgroup: true } : {}),
+    };
+    // a cgroup that exists already is not the container's to empty or remove on delete
+    if (cgroupsPath && (await loadCgroup(cgroupsPath, this.systemd)))
+      record.cgroupShared = made.cgroupShared = true;
+    this.store.write(record);
+    // compiled before anything is made: a profile libseccomp refuses fails the create cleanly
+    const seccomp = await compileProfile(spec.linux?.seccomp);
+    if (options.network) await checkNetworkOptions(options.network);
+    if (cgroupsPath) made.cgroup = await createCgroup(spec, cgroupsPath, this.systemd);
+    else {
+      // rootless: a cgroup in the subtree delegated to the user, or none (see rootless.ts)
+      const rootlessCgroup = await createRootlessCgroup(spec, id, this.warn);
+      made.cgroup = rootlessCgroup.cgroup;
+      if (rootlessCgroup.cgroupsPath) {
+        record.cgroupsPath = rootlessCgroup.cgroupsPath;
+        record.cgroupRoot = rootlessCgroup.cgroupRoot!;
+        this.store.write(record);
+      }
+    }
+    return { record, seccomp };
+  }
+
+  /** Plans the container and starts the launcher; returns once the container's pid is known and recorded. */
+  private async startLauncher(
+    id: string,
+    bundle: string,
+    spec: Spec,
+    options: CreateOptions,
+    foreground: boolean,
+    dir: string,
+    record: ContainerRecord,
+    seccomp: CompiledSeccomp | undefined,
+    made: CreateProgress,
+  ): Promise<Launch> {
+    const cgroup = made.cgroup;
+    const fifo = foreground ? undefined : join(dir, 'exec.fifo');
+    if (options.overlay) ownSnapshotUpper(spec, options.overlay.upper); // a user namespace's root owns its snapshot
+    const plan = planContainer(spec, {
+      ...(seccomp ? { seccomp } : {}),
+      ...(cgroup ? { cgroupLayout: cgroup.layout, cgroupPaths: cgroup.paths } : {}),
+      bundle,
+      foreground,
+      ...(fifo ? { fifo } : {}),
+      ...(options.consoleSocket ? { consoleSocket: resolve(options.consoleSocket) } : {}),
+      ...(options.preserveFds ? { preserveFds: options.preserveFds } : {}),
+      ...(options.overlay ? { overlay: options.overlay } : {}),
+      ...(options.noNewKeyring ? {} : { keyring: sessionKeyring(id) }),
+    });
+    for (const w of plan.warnings) this.warn(w);
+    const preserved = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
+    const launched = launch(plan.steps, {
+      ...(options.stdio ? { stdio: options.stdio } : {}),
+      ...(seccomp?.notify
+        ? { onSeccompListener: seccompListener(spec.linux?.seccomp, () => ({ ...this.hookState(record) })) }
+        : {}),
+      preserveFds: preserved,
+    });
+    made.launched = launched;
+    const pid = (await launched.expect('pid')).pid;
+    made.pid = record.pid = pid;
+    const stat = procStat(pid);
+    if (stat) record.pidStartTime = stat.startTime;
+    this.store.write(record);
+    return launched;
+  }
+
+  /**
+   * At the sync point (the container's namespaces exist, nothing is mounted
+   * yet): the runtime's own work from the host — network, Intel RDT, the
+   * cgroup join, the prestart and createRuntime hooks — then the container is
+   * let go, and the cgroup join (overlapped with its mounts) is awaited.
+   */
+  private async setUpAtSync(
+    id: string,
+    spec: Spec,
+    options: CreateOptions,
+    foreground: boolean,
+    record: ContainerRecord,
+    launched: Launch,
+    made: CreateProgress,
+  ): Promise<void> {
+    const pid = made.pid;
+    await launched.expect('sync'); // namespaces exist: the place for cgroups, network, uid maps
+    // before any mount: the namespaces it really is in, not the paths config.json named
+    await checkNotRuntimeNamespaces(pid, spec);
+    if (options.network) {
+      record.network = await attachNetwork(id, pid, options.network);
+      this.store.write(record);
+    }
+    if (spec.linux?.intelRdt) {
+      made.rdt = applyIntelRdt(spec.linux.intelRdt, id, pid);
+      record.intelRdt = made.rdt;
+      this.store.write(record);
+    }
+    // Joining a cgroup costs the kernel an RCU grace period (~10 ms here): let the
+    // container do its mounts meanwhile; it still waits before exec for us.
+    const joined = made.cgroup ? made.cgroup.addProcess(pid) : Promise.resolve();
+    if (spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length) {
+      await joined;
+      const hookState = this.hookState(record);
+      await runHooks('prestart', spec.hooks?.prestart, hookState);
+      await runHooks('createRuntime', spec.hooks?.createRuntime, hookState);
+      launched.release();
+    } else {
+      launched.release();
+      try {
+        await joined;
+      } catch (e) {
+        // ESRCH: the container failed a step and exited first; its own report says why
+        await launched.expect(foreground ? 'sync' : 'ready');
+        throw e;
+      }
+    }
+  }
+
+  /** The createContainer hooks (in the container, before pivot_root's results are used), then created or running. */
+  private async finishCreate(
+    spec: Spec,
+    options: CreateOptions,
+    foreground: boolean,
+    record: ContainerRecord,
+    launched: Launch,
+    made: CreateProgress,
+  ): Promise<void> {
+    const cgroup = made.cgroup;
+    if (spec.hooks?.createContainer?.length) {
+      const at = await launched.expect('sync');
+      if (at.id !== SYNC_CREATE_CONTAINER)
+        throw new BerthError(`launcher protocol: expected the createContainer sync, got ${at.id}`, {
+          code: 'ELAUNCH',
+        });
+      await runContainerHooks('createContainer', spec.hooks.createContainer, this.hookState(record), {
+        pid: made.pid,
+        ...(cgroup ? { addToCgroup: (p: number) => cgroup.addProcess(p) } : {}),
+      });
+      launched.release();
+    }
+    if (foreground) {
+      await launched.expect('sync');
+      record.status = 'running';
+    } else {
+      await launched.expect('ready');
+      record.status = 'created';
+    }
+    this.store.write(record);
+    if (options.pidFile) writeAtomic(resolve(options.pidFile), String(made.pid));
+    if (!foreground) launched.detach();
+  }
+
+  /**
+   * A create that failed: everything `made` lists is taken apart (the process,
+   * the network, a cgroup of the container's own, its RDT group, the state and
+   * the snapshot directories), then the poststop hooks run after a failed
+   * prestart, createRuntime or createContainer hook.
+   */
+  private async undoCreate(
+    e: unknown,
+    id: string,
+    bundle: string,
+    spec: Spec,
+    options: CreateOptions,
+    made: CreateProgress,
+  ): Promise<void> {
+    if (made.pid > 0) {
+      try {
+        process.kill(made.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await waitGone(made.pid, undefined, 5000);
+    }
+    made.launched?.process.kill('SIGKILL');
+    made.launched?.detach();
+    if (options.network)
+      await detachNetwork(id, options.network).catch((err: Error) => this.warn(`cleanup: ${err.message}`));
+    // only a cgroup of the container's own is emptied and removed
+    if (made.cgroup && !made.cgroupShared) {
+      await made.cgroup.killAll('SIGKILL').catch(() => {});
+      await made.cgroup.delete().catch((err: Error) => this.warn(`cleanup: ${err.message}`));
+    }
+    removeIntelRdt(made.rdt);
+    this.store.remove(id);
+    for (const d of options.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
+    // a failed prestart, createRuntime or createContainer hook: the lifecycle goes on
+    // at "destroy" (done above), then the poststop hooks (the OCI spec's steps 12, 13)
+    if ((e as BerthError).code === 'EHOOK' && spec.hooks?.poststop?.length) {
+      const state: HookState = { ociVersion: OCI_VERSION, id, status: 'stopped', bundle };
+      if (spec.annotations) state.annotations = spec.annotations;
+      await runHooks('poststop', spec.hooks.poststop, state, (err) => this.warn(err.message));
     }
   }
 

@@ -43,6 +43,8 @@ const MS_REC = 16384;
 const HOST = '/host';
 /** The writable host directory the report comes back through, in the guest. */
 const OUT = '/berth-out';
+/** The repository, shared on its own: it may sit under a directory the plan covers with a tmpfs (a CI clone in /tmp). */
+const REPO_SHARE = '/berth-repo';
 
 function plan(cli: string): PlanStep[] {
   const tmpfs = (target: string, mode: string): PlanStep => ({
@@ -68,6 +70,9 @@ function plan(cli: string): PlanStep[] {
     tmpfs('/run', '0755'),
     tmpfs('/var/tmp', '1777'),
     tmpfs('/root', '0700'),
+    // the repository at its own path again, wherever it is (mkdir -p is a no-op where it is visible)
+    { op: 'mkdir', path: `${HOST}${REPO}`, mode: 0o755 },
+    bind(REPO_SHARE, REPO),
     bind('/dev', '/dev'),
     { op: 'mount', source: 'proc', target: `${HOST}/proc`, fstype: 'proc', flags: MS_NOSUID | MS_NODEV },
     // the guest's sysfs, with the agent's cgroup2 mount on /sys/fs/cgroup
@@ -142,7 +147,10 @@ describe('the cgroup v2 test host', () => {
         runDir: join(dir, 'vm'),
         size: { vcpus: 2, memoryMiB: 3072 },
         stdio: ['ignore', log, log],
-        shares: [{ path: dir, guestPath: OUT, readonly: false }],
+        shares: [
+          { path: dir, guestPath: OUT, readonly: false },
+          { path: REPO, guestPath: REPO_SHARE, readonly: true },
+        ],
         cgroup2: true,
         autostart: true,
         timeoutMs: 300_000,
