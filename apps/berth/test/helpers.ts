@@ -45,6 +45,13 @@ export async function containerCgroup(id: string): Promise<Cgroup | undefined> {
 }
 
 /** A private --root and image store for one test file: parallel-safe, removed at the end. */
+/**
+ * How long one CLI command may take before the test gives up on it: 60 s, or
+ * $BERTH_TEST_COMMAND_TIMEOUT ms (the guest test host sets more: under TCG a
+ * container start can take seconds).
+ */
+const COMMAND_TIMEOUT = Number(process.env['BERTH_TEST_COMMAND_TIMEOUT'] ?? 60_000);
+
 export class Sandbox {
   readonly dir = mkdtempSync(join(tmpdir(), 'berth-cli-test-'));
   readonly root = join(this.dir, 'run');
@@ -79,7 +86,7 @@ export class Sandbox {
       encoding: 'utf8',
       env: { ...process.env, BERTH_STORE: this.store },
       ...(input !== undefined ? { input } : { stdio: ['ignore', 'pipe', 'pipe'] }),
-      timeout: 60_000,
+      timeout: COMMAND_TIMEOUT,
     });
   }
 
@@ -97,7 +104,7 @@ export class Sandbox {
       const r = spawnSync(process.execPath, [CLI, '--root', this.root, ...args], {
         env: { ...process.env, BERTH_STORE: this.store },
         stdio: ['ignore', fo, fe],
-        timeout: 60_000,
+        timeout: COMMAND_TIMEOUT,
       });
       return { status: r.status, stdout: readFileSync(out, 'utf8'), stderr: readFileSync(err, 'utf8') };
     } finally {

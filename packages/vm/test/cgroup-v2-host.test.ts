@@ -109,6 +109,8 @@ function plan(cli: string): PlanStep[] {
         `NODE_PATH=${join(REPO, 'node_modules')}`,
         // the guest kernel has no bridge, veth or nftables modules: `berth run IMAGE` without a network
         'BERTH_DEFAULT_NETWORK=none',
+        // emulated CPUs: a CLI command may take far longer than on the host
+        'BERTH_TEST_COMMAND_TIMEOUT=300000',
       ],
     },
   ];
