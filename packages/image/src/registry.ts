@@ -258,7 +258,12 @@ export class RegistryClient {
     const res = await this.#request('GET', path, [scopeOf(repository, 'pull')], headers);
     if (res.status !== 200 && res.status !== 206) throw await this.#responseError(res, 'fetch blob', path);
     if (res.body === null) throw this.#statusError(res.status, 'fetch blob', path, 'empty body');
-    const stream = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
+    // The signal goes to the stream itself, not only to fetch: Node 20's fetch leaves a body whose last bytes
+    // had arrived when the abort came neither ended nor errored, and a reader waiting for its end hangs.
+    const stream = Readable.fromWeb(
+      res.body as WebReadableStream<Uint8Array>,
+      this.#signal ? { signal: this.#signal } : {},
+    );
     return { stream, offset: res.status === 206 ? offset : 0 };
   }
 
