@@ -18,7 +18,7 @@ import { homedir, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { LinuxPersonality, LinuxSeccomp, Process, Spec } from '@berth/spec';
 import { BerthError, type CompiledSeccomp, type PlanStep } from '@berth/sys';
-import { planIntelRdt } from './intelrdt.js';
+import { planIntelRdt, resctrlMount } from './intelrdt.js';
 
 function unsupported(message: string): BerthError {
   return new BerthError(message, { code: 'EUNSUPPORTED' });
@@ -52,11 +52,7 @@ export function hostLsms(): { apparmor: boolean; selinux: boolean } {
 
 /** Whether Intel RDT (resctrl) is mounted on this host. */
 export function hostHasResctrl(): boolean {
-  try {
-    return readFileSync('/proc/self/mountinfo', 'latin1').includes(' - resctrl ');
-  } catch {
-    return false;
-  }
+  return resctrlMount() !== undefined;
 }
 
 /** The libseccomp library file, for the cache key: a new libseccomp may compile a profile differently. */
