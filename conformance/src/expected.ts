@@ -6,9 +6,6 @@
  * removed. Never add an id without the exact failure; README.md lists them too.
  */
 export const EXPECTED_FAILURES: Record<string, Record<string, string>> = {
-  berth: {
-    'C-CAPS-UNKNOWN':
-      'create refuses it: `process.capabilities.bounding[3]: "CAP_CONFORMANCE_NO_SUCH" is not a known capability` (berth makes unknown security fields errors; the spec asks for a warning)',
-    'H-POSTSTART-FAIL': 'start exits 0 when a poststart hook exits 1',
-  },
+  // berth passes every requirement (2026-12-02: C-CAPS-UNKNOWN now warns, H-POSTSTART-FAIL is an error)
+  berth: {},
 };

@@ -421,29 +421,58 @@ exit "$2"
     expect(read('poststop')).toEqual({ ...base, status: 'stopped' });
   }, 60_000);
 
-  it('a failing poststart or poststop hook is a warning; the lifecycle goes on', async () => {
+  it('a failing poststop hook is a warning; the lifecycle goes on', async () => {
     const { path, out } = hookScript();
     const bundle = sb.bundle((c) => {
       c.process.args = ['sleep', '60'];
       c.hooks = {
-        poststart: [...hook(path, 'poststart', 3, 'poststart says no'), ...hook(path, 'poststart2')],
+        poststart: hook(path, 'poststart'),
         poststop: [...hook(path, 'poststop', 4), ...hook(path, 'poststop2')],
       };
     });
     const id = sb.id('warn');
     expect(sb.detached(['create', '-b', bundle, id])).toMatchObject({ status: 0, stderr: '' });
-    const started = sb.detached(['start', id]);
-    expect(started.status).toBe(0);
-    expect(started.stderr).toMatch(/warning: hooks\.poststart\[0\] .*exit status 3: poststart says no/);
+    expect(sb.detached(['start', id])).toMatchObject({ status: 0, stderr: '' });
     expect(state(id).status).toBe('running');
-    // the remaining hooks run too
-    expect(existsSync(join(out, 'poststart2.json'))).toBe(true);
     const deleted = sb.berth(['delete', '--force', id]);
     expect(deleted.status).toBe(0);
     expect(deleted.stderr).toMatch(/warning: hooks\.poststop\[0\] .*exit status 4/);
+    // the remaining hooks run too
     expect(existsSync(join(out, 'poststop2.json'))).toBe(true);
     expect(sb.states()).toEqual([]);
   });
+
+  it('a failing poststart hook is an error: the container is stopped and destroyed, then poststop runs', async () => {
+    const { path, out } = hookScript();
+    const bundle = sb.bundle((c) => {
+      c.process.args = ['sleep', '60'];
+      c.hooks = {
+        poststart: [...hook(path, 'poststart', 3, 'poststart says no'), ...hook(path, 'poststart2')],
+        poststop: hook(path, 'poststop'),
+      };
+    });
+    const id = sb.id('pstart');
+    expect(sb.detached(['create', '-b', bundle, id])).toMatchObject({ status: 0, stderr: '' });
+    const pid = state(id).pid;
+    const started = sb.detached(['start', id]);
+    expect(started.status).toBe(1);
+    expect(started.stderr).toMatch(/hooks\.poststart\[0\] .*exit status 3: poststart says no/);
+    expect(alive(pid)).toBe(false);
+    // runtime.md: the lifecycle goes on at destroy: no further poststart hook, the poststop ones run
+    expect(existsSync(join(out, 'poststart2.json'))).toBe(false);
+    expect(JSON.parse(readFileSync(join(out, 'poststop.json'), 'utf8'))).toMatchObject({
+      id,
+      status: 'stopped',
+    });
+    expect(sb.states()).toEqual([]);
+
+    // the same in one `run`: an error, nothing left
+    const runId = sb.id('pstart-run');
+    const ran = sb.berth(['run', '-b', bundle, runId]);
+    expect(ran.status).not.toBe(0);
+    expect(ran.stderr).toMatch(/hooks\.poststart\[0\] .*exit status 3/);
+    expect(sb.states()).toEqual([]);
+  }, 60_000);
 
   for (const kind of ['prestart', 'createRuntime', 'createContainer'] as const) {
     it(`a failing ${kind} hook stops and undoes the create`, () => {

@@ -9,11 +9,19 @@ export interface CapabilitySets {
   ambient: bigint;
 }
 
-function mask(names: readonly string[] | undefined, allowed: bigint, dropped: Set<string>): bigint {
+function mask(
+  names: readonly string[] | undefined,
+  allowed: bigint,
+  dropped: Set<string>,
+  unknown: Set<string>,
+): bigint {
   let m = 0n;
   for (const name of names ?? []) {
     const n = CAPABILITIES.indexOf(name);
-    if (n < 0) continue; // the validator already named unknown capabilities
+    if (n < 0) {
+      unknown.add(name);
+      continue;
+    }
     const bit = 1n << BigInt(n);
     if (allowed & bit) m |= bit;
     else dropped.add(name);
@@ -39,22 +47,25 @@ export function hostBoundingSet(): bigint {
 /**
  * Turns `process.capabilities` into bit masks. A capability the host's bounding
  * set lacks cannot be given to anyone: instead of failing in capset(2) with
- * EPERM, it is left out and reported in `missing`, so the caller can warn.
+ * EPERM, it is left out and reported in `missing`, so the caller can warn. A
+ * name that is no capability at all is left out and reported in `unknown`
+ * (config.md: a value that cannot be mapped is logged as a warning).
  */
 export function capabilitySets(
   caps: LinuxCapabilities | undefined,
   host = hostBoundingSet(),
-): { sets: CapabilitySets; missing: string[] } {
+): { sets: CapabilitySets; missing: string[]; unknown: string[] } {
   const dropped = new Set<string>();
+  const unknown = new Set<string>();
   const sets: CapabilitySets = {
-    bounding: mask(caps?.bounding, host, dropped),
-    effective: mask(caps?.effective, host, dropped),
-    permitted: mask(caps?.permitted, host, dropped),
-    inheritable: mask(caps?.inheritable, host, dropped),
-    ambient: mask(caps?.ambient, host, dropped),
+    bounding: mask(caps?.bounding, host, dropped, unknown),
+    effective: mask(caps?.effective, host, dropped, unknown),
+    permitted: mask(caps?.permitted, host, dropped, unknown),
+    inheritable: mask(caps?.inheritable, host, dropped, unknown),
+    ambient: mask(caps?.ambient, host, dropped, unknown),
   };
   // The kernel raises an ambient capability only if it is also permitted and inheritable
   // (runc only warns when raising fails): keep the ones that can be raised.
   sets.ambient &= sets.permitted & sets.inheritable;
-  return { sets, missing: [...dropped].sort() };
+  return { sets, missing: [...dropped].sort(), unknown: [...unknown].sort() };
 }

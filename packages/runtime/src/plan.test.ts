@@ -116,6 +116,16 @@ describe('capabilities', () => {
     expect(sets.bounding).toBe(1n);
     expect(missing).toEqual(['CAP_SYS_RESOURCE']);
   });
+  it('leaves out names that are no capability and reports them apart', () => {
+    const { sets, missing, unknown } = capabilitySets(
+      { bounding: ['CAP_KILL', 'CAP_FOO'], effective: ['NET_ADMIN'], permitted: ['CAP_FOO'] },
+      ~0n,
+    );
+    expect(sets.bounding).toBe(1n << 5n);
+    expect(sets.effective).toBe(0n);
+    expect(missing).toEqual([]);
+    expect(unknown).toEqual(['CAP_FOO', 'NET_ADMIN']);
+  });
   it('raises ambient capabilities only where they are permitted and inheritable', () => {
     const { sets } = capabilitySets(
       { permitted: ['CAP_KILL'], inheritable: ['CAP_KILL'], ambient: ['CAP_KILL', 'CAP_CHOWN'] },

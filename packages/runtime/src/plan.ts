@@ -239,9 +239,14 @@ export function planProcess(
     steps.push({ op: 'setrlimit', resource, soft, hard, describe: `set ${rl.type} to ${soft}/${hard}` });
   }
   steps.push({ op: 'umask', mask: proc.user?.umask ?? 0o022 });
-  const { sets, missing } = capabilitySets(proc.capabilities);
+  const { sets, missing, unknown } = capabilitySets(proc.capabilities);
   for (const name of missing) {
     warnings.push(`capability ${name} is not in this host's bounding set: the container runs without it`);
+  }
+  for (const name of unknown) {
+    warnings.push(
+      `capability ${JSON.stringify(name)} is not a known capability: ignored, the container runs without it`,
+    );
   }
   steps.push(...confine.beforeCreds);
   // no process.capabilities means empty sets, as runc: the process gets no capability at all

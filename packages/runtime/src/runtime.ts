@@ -499,7 +499,14 @@ export class Runtime {
       throw started.failed;
     }
     const record = started.record;
-    await runHooks('poststart', record.hooks?.poststart, this.hookState(record), (e) => this.warn(e.message));
+    try {
+      await runHooks('poststart', record.hooks?.poststart, this.hookState(record));
+    } catch (e) {
+      // runtime.md (1.2+): a failed poststart hook is an error; the container is stopped and
+      // the lifecycle goes on at destroy, then the poststop hooks (runc 1.2 does the same)
+      await this.delete(id, { force: true }).catch((c: Error) => this.warn(`cleanup: ${c.message}`));
+      throw e;
+    }
   }
 
   /** startContainer hooks: in the container's namespaces, after pivot_root, before the program runs. */
@@ -971,9 +978,13 @@ export class Runtime {
       }
       launched.release();
       await launched.expect('eof'); // the exec happened (a failed exec throws here)
-      await runHooks('poststart', record.hooks?.poststart, this.hookState(record), (e) =>
-        this.warn(e.message),
-      );
+      try {
+        await runHooks('poststart', record.hooks?.poststart, this.hookState(record));
+      } catch (e) {
+        // a failed poststart hook stops the container (runtime.md); the teardown below destroys it
+        await this.kill(id, 9).catch(() => {});
+        throw e;
+      }
       const status = await launched.exited;
       exited = true;
       return status;
