@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Container start-up, side by side: berth, runc and crun on the same busybox bundle
 # running /bin/true, interleaved run by run (bench/startup.py), and library mode
-# (bench/library.mjs: a Node program calling Runtime.run). Prints one table: each
-# row's median, min and max, and its ratio to runc and to crun; `node -e 0` is the
-# reference for the CLI's floor. The JSON goes to bench/results/startup.json.
+# (bench/library.mjs: a Node program calling Runtime.run, plain and with a pool of
+# prepared containers, Runtime.pool; each CLI's containers/s are measured batch by
+# batch between the library's, so that those ratios hold while the load drifts).
+# Prints one table: each row's median, min and max, and its ratio to runc and to crun;
+# `node -e 0` is the reference for the CLI's floor. The JSON goes to bench/results/startup.json.
 #
 # crun 1.8 refuses hybrid cgroup layouts (v1 controllers plus cgroup2 at
 # /sys/fs/cgroup/unified), so everything is measured inside a private mount

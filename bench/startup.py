@@ -123,8 +123,11 @@ def four(name):
 
 interleaved('4 at a time', four, names, max(5, runs // 3))
 
+# library mode, with each CLI's `run -b` measured batch by batch between the library's batches
+clis = ','.join(f'{n}={" ".join(RUNTIMES[n])}' for n in names)
 lib = subprocess.run([node, '--expose-gc', os.path.join(repo, 'bench/library.mjs'), os.path.join(work, 'lib'),
-                      bundle, sleep_bundle, '50', '3', '4', '16', os.environ.get('BERTH_BENCH_RUNTIME', '')],
+                      bundle, sleep_bundle, '50', '3', '4', '16', os.environ.get('BERTH_BENCH_RUNTIME', ''),
+                      'posix_spawn', clis],
                      check=True, capture_output=True, text=True, env=env)
 library = json.loads(lib.stdout.strip().splitlines()[-1])
 results['library'] = library
@@ -154,21 +157,28 @@ time_rows('`run -d` + `delete -f`', 'run+delete')
 time_rows('50 `run`s in a row, each', '50 in a row', unit_div=50)
 time_rows('4 `run`s at once, all four', '4 at a time')
 
-# containers per second: higher is better; the ratio is berth's rate over theirs
-cli_rate = {n: 50 / R['50 in a row'][n]['time']['median'] for n in names}
-cli_rate4 = {n: 4 / R['4 at a time'][n]['time']['median'] for n in names}
+# containers per second: higher is better; the ratio is berth's rate over theirs. The CLIs' rates
+# are the ones measured interleaved with library mode (bench/library.mjs), batch by batch
+cli_rate = {n: statistics.median(library['cli'][n]['oneAtATime']) for n in names}
+cli_rate4 = {n: statistics.median(library['cli'][n]['nAtATime']) for n in names}
 
 
-def rate_row(label, samples, base):
+def rate_row(label, samples, base, pool_samples, key):
     med, lo, hi = statistics.median(samples), min(samples), max(samples)
     lines.append(f'| {label} (containers/s) | berth library | {med:.1f} | {lo:.1f} | {hi:.1f} | '
                  f'{med / base["runc"]:.2f} | {med / base["crun"]:.2f} |')
+    if pool_samples:
+        med, lo, hi = statistics.median(pool_samples), min(pool_samples), max(pool_samples)
+        lines.append(f'| {label} (containers/s) | berth library with pool | {med:.1f} | {lo:.1f} | {hi:.1f} | '
+                     f'{med / base["runc"]:.2f} | {med / base["crun"]:.2f} |')
     for n in names:
-        lines.append(f'| {label} (containers/s) | {n} CLI | {base[n]:.1f} | | | {base[n] / base["runc"]:.2f} | {base[n] / base["crun"]:.2f} |')
+        c = library['cli'][n][key]
+        lines.append(f'| {label} (containers/s) | {n} CLI | {base[n]:.1f} | {min(c):.1f} | {max(c):.1f} | '
+                     f'{base[n] / base["runc"]:.2f} | {base[n] / base["crun"]:.2f} |')
 
 
-rate_row('one at a time', library['oneAtATime'], cli_rate)
-rate_row(f'{library["parallel"]} at a time', library['nAtATime'], cli_rate4)
+rate_row('one at a time', library['oneAtATime'], cli_rate, library['poolOneAtATime'], 'oneAtATime')
+rate_row(f'{library["parallel"]} at a time', library['nAtATime'], cli_rate4, library['poolNAtATime'], 'nAtATime')
 
 for name in ['berth', 'runc', 'crun', 'node -e 0']:
     r = R['run'][name]['rssKiB']
@@ -188,6 +198,14 @@ goals = [
     f'({"met" if life["berth"]["time"]["median"] <= 3 * life["runc"]["time"]["median"] else "not met"}: goal ≤ 3×)',
     f'- library one at a time: {statistics.median(library["oneAtATime"]) / cli_rate["crun"]:.2f}× crun CLI containers/s '
     f'({"met" if statistics.median(library["oneAtATime"]) >= 2 * cli_rate["crun"] else "not met"}: goal ≥ 2×)',
+    f'- library one at a time with a pool of prepared containers: '
+    f'{statistics.median(library["poolOneAtATime"]) / cli_rate["crun"]:.2f}× crun CLI containers/s '
+    f'({"met" if statistics.median(library["poolOneAtATime"]) >= 2 * cli_rate["crun"] else "not met"}: goal ≥ 2×)',
+    '- the same, round by round (each library batch against the crun batches next to it; the load may drift): '
+    + ', '.join(f'{a / c:.2f}×' for a, c in zip(library['oneAtATime'], library['cli']['crun']['oneAtATime']))
+    + ' plain, '
+    + ', '.join(f'{a / c:.2f}×' for a, c in zip(library['poolOneAtATime'], library['cli']['crun']['oneAtATime']))
+    + ' with the pool',
     f'- CLI peak RSS: berth {R["run"]["berth"]["rssKiB"]["median"] / 1024:.1f} MiB, node -e 0 '
     f'{R["run"]["node -e 0"]["rssKiB"]["median"] / 1024:.1f} MiB '
     f'({"met" if R["run"]["berth"]["rssKiB"]["median"] - R["run"]["node -e 0"]["rssKiB"]["median"] <= 8192 else "not met"}: goal ≤ +8 MiB)',

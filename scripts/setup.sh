@@ -22,7 +22,8 @@ packages=(gcc libc6-dev busybox-static iproute2 procps python3 runc crun hyperfi
   docker-registry apache2-utils openssl zstd skopeo umoci ca-certificates
   nftables containernetworking-plugins wget
   podman containerd iptables util-linux libseccomp2
-  qemu-system-x86 musl-tools linux-libc-dev xz-utils uidmap)
+  qemu-system-x86 musl-tools linux-libc-dev xz-utils uidmap
+  selinux-policy-default)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -33,6 +34,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# selinux-policy-default: the policy packages/vm/test/selinux-host.test.ts loads in its guest
+# (policy files only: SELinux stays off on this host, nothing runs selinux-activate or edits grub)
 # the Debian registry package starts a system service we do not use: tests run their own
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
 

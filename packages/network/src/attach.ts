@@ -12,6 +12,7 @@ import { NftNat, type PortMapping, type PublishSpec, parsePublish } from './nat.
 import { type Handle, rtnetlink } from './netlink.js';
 import type { NetnsRef } from './netns.js';
 import { DEFAULT_NETWORK, NetworkStore } from './store.js';
+import { createTap } from './tap.js';
 
 /**
  * `none`: a private namespace with only lo;
@@ -23,8 +24,15 @@ export type NetworkMode = 'none' | 'host' | 'bridge';
 /** What the runtime asks for at the "ns-ready" sync point, when the container's namespaces exist. */
 export interface AttachRequest {
   containerId: string;
-  /** The container's network namespace (usually `{ pid }` of its init process). */
-  netns: NetnsRef;
+  /** The container's network namespace (usually `{ pid }` of its init process); none with `tap`. */
+  netns?: NetnsRef;
+  /**
+   * A VM's NIC instead of a veth: a persistent tap device (named as the veth's
+   * host end would be) on the bridge, up; the address is the guest's to set
+   * (the VM's agent does, from `Attachment.address` and `gateway`). QEMU opens
+   * the tap by name; `detach` removes it.
+   */
+  tap?: boolean;
   /** The network to join (default `bridge`: the bridge berth0). */
   network?: string;
   /** Networks and leases (default: `new NetworkStore()`). */
@@ -56,7 +64,7 @@ export interface Attachment {
   containerId: string;
   network: string;
   bridge: string;
-  /** The host end of the veth. */
+  /** The host end of the veth (or the tap, with `tap`). */
   hostLink: string;
   /** The link inside the container. */
   ifname: string;
@@ -131,8 +139,11 @@ export async function attach(req: AttachRequest, sysIn?: NetSys): Promise<Attach
   for (const d of req.dns ?? []) DnsFiles.checkNameserver(d);
   const extraHosts = (req.addHosts ?? []).map((h) => DnsFiles.parseAddHost(h));
   const config = await store.require(networkName);
+  if (!req.tap && !req.netns)
+    throw new BerthError(`attach ${req.containerId}: no network namespace given`, { code: 'ENONETNS' });
   const holder =
-    req.holder ?? ('pid' in req.netns ? { pid: req.netns.pid, ...withStart(req.netns.pid) } : undefined);
+    req.holder ??
+    (req.netns && 'pid' in req.netns ? { pid: req.netns.pid, ...withStart(req.netns.pid) } : undefined);
   const host = rtnetlink.openSync(sys);
   const hostLink = hostLinkName(networkName, req.containerId, ifname);
   let leased = false;
@@ -158,18 +169,26 @@ export async function attach(req: AttachRequest, sysIn?: NetSys): Promise<Attach
     });
     leased = true;
     const ip = lease.address.split('/')[0] as IPv4Address;
-    // the peer is born in the container's namespace, already named eth0
-    await host.links.createVeth({ host: hostLink, peer: ifname, peerNetns: req.netns });
-    await host.links.setMaster(hostLink, config.bridge);
-    await host.links.setUp(hostLink);
-    const inside = rtnetlink.openSync(sys, req.netns);
-    try {
-      await inside.links.setUp('lo');
-      await inside.addresses.add(ifname, lease.address);
-      await inside.links.setUp(ifname);
-      await inside.routes.add({ destination: 'default', gateway: config.subnet.gateway });
-    } finally {
-      inside.closeSync();
+    if (req.tap) {
+      // a VM's NIC: the tap is on the bridge and up before QEMU opens it
+      await createTap(hostLink);
+      await host.links.setMaster(hostLink, config.bridge);
+      await host.links.setUp(hostLink);
+    } else {
+      const netns = req.netns!;
+      // the peer is born in the container's namespace, already named eth0
+      await host.links.createVeth({ host: hostLink, peer: ifname, peerNetns: netns });
+      await host.links.setMaster(hostLink, config.bridge);
+      await host.links.setUp(hostLink);
+      const inside = rtnetlink.openSync(sys, netns);
+      try {
+        await inside.links.setUp('lo');
+        await inside.addresses.add(ifname, lease.address);
+        await inside.links.setUp(ifname);
+        await inside.routes.add({ destination: 'default', gateway: config.subnet.gateway });
+      } finally {
+        inside.closeSync();
+      }
     }
     const ports = (req.publish ?? []).map((p) => parsePublish(p, ip));
     if (ports.length) {

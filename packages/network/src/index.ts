@@ -90,3 +90,4 @@ export {
   type NetworkConfig,
   NetworkStore,
 } from './store.js';
+export { createTap } from './tap.js';

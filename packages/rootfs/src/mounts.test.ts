@@ -57,19 +57,38 @@ describe('planRootfs', () => {
     });
   });
 
-  it('gives linux.mountLabel as context= to the mounts that take one, as runc (not bind, proc, sysfs)', () => {
+  it('gives linux.mountLabel as context= to the mounts that take one, as runc (not bind, proc, sysfs, mqueue)', () => {
     const label = 'system_u:object_r:container_file_t:s0:c1,c2';
-    const steps = planRootfs({
-      ...base,
-      mounts: [...base.mounts, { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue' }],
-      mountLabel: label,
-    });
+    const plan = (ipcNamespace: boolean) =>
+      planRootfs({
+        ...base,
+        mounts: [...base.mounts, { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue' }],
+        mountLabel: label,
+        ipcNamespace,
+      });
+    const steps = plan(true);
     const data = (type: string) =>
       (steps.find((s) => s.op === 'mount' && s.fstype === type) as { data?: string } | undefined)?.data;
     // the quotes keep the category list's comma inside one option
     expect(data('tmpfs')).toBe(`mode=755,size=65536k,context="${label}"`);
-    expect(data('mqueue')).toBe(`context="${label}"`);
+    // an error names the field: the kernel's EINVAL for a context its policy does not know
+    expect(steps.find((s) => s.op === 'mount' && s.fstype === 'tmpfs')?.describe).toMatch(
+      /\(linux\.mountLabel\)$/,
+    );
+    // mqueue's superblock is the IPC namespace's (a real SELinux kernel refuses context= with EINVAL):
+    // its root directory is labelled instead, by fd, right after the mount
+    expect(data('mqueue')).toBeUndefined();
+    const mq = steps.findIndex((s) => s.op === 'mount' && s.fstype === 'mqueue');
+    expect(steps[mq + 1]).toMatchObject({ op: 'lsm', attr: '/dev/mqueue', value: label, inRoot: true });
+    // the host's IPC namespace (or another container's): its mqueue keeps its label
+    expect(plan(false).some((s) => s.op === 'lsm')).toBe(false);
     expect(data('proc')).toBeUndefined();
+    // a masked directory's tmpfs is labelled too (runc's maskPath); without a label, no extra data
+    expect(steps.find((s) => s.op === 'mask')).toMatchObject({
+      path: '/proc/kcore',
+      data: `context="${label}"`,
+    });
+    expect(planRootfs(base).find((s) => s.op === 'mask')).not.toHaveProperty('data');
     const bind = steps.find((s) => s.op === 'mount' && s.target === '/data');
     expect((bind as { data?: string } | undefined)?.data).toBeUndefined();
   });

@@ -35,10 +35,17 @@ export interface RootfsConfig {
   rootfsPropagation?: string;
   /**
    * `linux.mountLabel`: the SELinux context given to the mounts that take one
-   * (`context="…"`; every mount but bind, proc, sysfs and cgroup mounts, as
-   * runc). Pass it only where SELinux is enabled: runc drops it elsewhere.
+   * (`context="…"`; every mount but bind, proc, sysfs, mqueue and cgroup mounts,
+   * as runc; an mqueue mount's root directory gets it as its label instead, where
+   * the container has an IPC namespace of its own). Pass it only where SELinux is
+   * enabled: runc drops it elsewhere.
    */
   mountLabel?: string;
+  /**
+   * Whether the container gets a new IPC namespace: only then is its mqueue
+   * filesystem its own, to label (the host's, or another container's, keeps its label).
+   */
+  ipcNamespace?: boolean;
   /** `cgroup` mounts: what the host has (v1/hybrid cannot be mounted as one filesystem). */
   cgroupLayout?: 'v1' | 'v2' | 'hybrid';
   /** Whether the container gets its own cgroup namespace. */
@@ -138,7 +145,16 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
   steps.push(...(config.afterPivot ?? []));
   for (const p of config.readonlyPaths ?? [])
     steps.push({ op: 'readonly', path: p, optional: true, inRoot: true });
-  for (const p of config.maskedPaths ?? []) steps.push({ op: 'mask', path: p, optional: true, inRoot: true });
+  // a masked directory's tmpfs carries linux.mountLabel too (runc's maskPath)
+  const maskData = withMountLabel(undefined, 'tmpfs', config.mountLabel);
+  for (const p of config.maskedPaths ?? [])
+    steps.push({
+      op: 'mask',
+      path: p,
+      optional: true,
+      inRoot: true,
+      ...(maskData ? { data: maskData } : {}),
+    });
   if (config.readonly) {
     steps.push({
       op: 'mount',
@@ -202,6 +218,7 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
       throw invalid(`${where}.options: tmpcopyup needs a tmpfs mount, not ${JSON.stringify(type)}`);
     steps.push({ op: 'mkdir', path: dest, mode: 0o755, inRoot: true });
     const data = withMountLabel(opts.data, type, config.mountLabel);
+    const labelled = data !== opts.data;
     steps.push({
       op: 'mount',
       source: m.source ?? type,
@@ -209,10 +226,27 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
       fstype: type,
       flags: opts.flags & ~MS.REMOUNT,
       ...(data ? { data } : {}),
-      describe: label,
+      // the kernel's EINVAL for a context the policy does not know names the field
+      describe: labelled
+        ? `${label} with context ${JSON.stringify(config.mountLabel)} (linux.mountLabel)`
+        : label,
       inRoot: true,
       ...(opts.tmpcopyup ? { tmpcopyup: true } : {}),
     });
+    // mqueue: its superblock is the IPC namespace's, made with the namespace, so a context=
+    // option is refused (EINVAL: "same superblock, different security settings"); runc
+    // labels its root directory instead (label.SetFileLabel), here by fd. Only a new IPC
+    // namespace's: relabelling the host's (or another container's) would change it.
+    if (type === 'mqueue' && config.mountLabel && config.ipcNamespace) {
+      checkMountLabel(config.mountLabel);
+      steps.push({
+        op: 'lsm',
+        attr: dest,
+        value: config.mountLabel,
+        inRoot: true,
+        describe: `set the SELinux label of ${m.destination} to ${JSON.stringify(config.mountLabel)} (linux.mountLabel)`,
+      });
+    }
   }
   for (const p of opts.propagation) {
     steps.push({
@@ -226,8 +260,16 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
   return steps;
 }
 
-/** Filesystems that take no SELinux `context=` option (runc's label.FormatMountLabel callers skip them). */
-const NO_CONTEXT = new Set(['proc', 'sysfs']);
+/**
+ * Filesystems that take no SELinux `context=` option (runc's label.FormatMountLabel callers
+ * skip them): proc and sysfs, and mqueue, whose superblock exists before the mount.
+ */
+const NO_CONTEXT = new Set(['proc', 'sysfs', 'mqueue']);
+
+function checkMountLabel(label: string): void {
+  if (/["\n\0]/.test(label) || label.trim() === '')
+    throw invalid(`linux.mountLabel: ${JSON.stringify(label)} is not an SELinux context`);
+}
 
 /** The mount's data with `context="LABEL"` added, for the filesystems that take one. */
 export function withMountLabel(
@@ -236,8 +278,7 @@ export function withMountLabel(
   label: string | undefined,
 ): string | undefined {
   if (!label || NO_CONTEXT.has(type)) return data;
-  if (/["\n\0]/.test(label) || label.trim() === '')
-    throw invalid(`linux.mountLabel: ${JSON.stringify(label)} is not an SELinux context`);
+  checkMountLabel(label);
   if (data && /(^|,)(context|fscontext|defcontext|rootcontext)=/.test(data)) return data; // the mount names its own context: it wins, as in runc
   const context = `context="${label}"`;
   return data ? `${data},${context}` : context;

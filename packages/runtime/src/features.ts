@@ -117,8 +117,8 @@ async function vmFeatures(): Promise<Record<string, string>> {
     'org.berth.backend.vm.enabled': String(host.qemu !== undefined && host.muslGcc !== undefined),
     'org.berth.backend.vm.accelerator': `${host.accel.accel} (${host.accel.reason})`,
     'org.berth.backend.vm.honours':
-      'process (args, env, cwd, user, capabilities, rlimits, terminal in the foreground and with --console-socket), root (readonly), mounts (bind: files copied, directories shared by 9p), hostname, new namespaces inside the guest, linux.seccomp, linux.resources.cpu (vCPUs) and memory.limit (guest RAM), pause and resume (the vCPUs stop)',
+      'process (args, env, cwd, user, capabilities, rlimits, terminal in the foreground and with --console-socket), root (readonly), mounts (bind: files copied, directories shared by 9p), hostname, new namespaces inside the guest, linux.seccomp, linux.resources.cpu (vCPUs) and memory.limit (guest RAM), pause and resume (the vCPUs stop), update of memory.limit (a virtio-balloon target, up to the size booted with), bridge networks (a tap on the bridge, an address from the same IPAM as containers, set in the guest, resolv.conf/hosts/hostname, published ports by the same DNAT rules)',
     'org.berth.backend.vm.unsupported':
-      'preserve-fds, joining host namespaces, prestart and createRuntime hooks, update (the size is fixed at boot), stats, networking, terminal resize after start',
+      'preserve-fds, joining host namespaces (host networking included), prestart and createRuntime hooks, update of anything but memory.limit (vCPUs are fixed at boot), memory above the size booted with, stats, CNI networks, terminal resize after start',
   };
 }

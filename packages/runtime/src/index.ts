@@ -29,6 +29,7 @@ export {
   SYNC_NS_READY,
   SYNC_READY_TO_EXEC,
 } from './plan.js';
+export { type PoolOptions, type PreparedContainer, SandboxPool } from './pool.js';
 export { isAlive, type ProcStat, parseSignal, procStat } from './proc.js';
 export {
   askedLimit,
@@ -66,6 +67,7 @@ export {
 } from './runtime.js';
 export {
   checkLinuxSupport,
+  checkSelinuxContext,
   compileProfile,
   hostLsms,
   type ProcessSecurity,

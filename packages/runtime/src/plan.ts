@@ -16,6 +16,7 @@ import { capabilitySets } from './caps.js';
 import { canRaiseLimits, clampRlimit, hostHardLimits, UNLIMITED } from './rlimits.js';
 import {
   checkLinuxSupport,
+  checkSelinuxContext,
   hostLsms,
   planProcessSecurity,
   planTimeNamespace,
@@ -153,6 +154,9 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   if (proc.oomScoreAdj !== undefined) {
     steps.push({ op: 'procWrite', path: 'self/oom_score_adj', content: String(proc.oomScoreAdj) });
   }
+  // where SELinux is off the label is dropped, as runc does (label.FormatMountLabel)
+  const mountLabel = linux.mountLabel && (ctx.lsms ?? hostLsms()).selinux ? linux.mountLabel : undefined;
+  if (mountLabel) checkSelinuxContext('linux.mountLabel', mountLabel);
   const rootfsSteps = planRootfs({
     rootfs,
     bundle: ctx.bundle,
@@ -162,13 +166,14 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
     maskedPaths: linux.maskedPaths ?? [],
     readonlyPaths: linux.readonlyPaths ?? [],
     ...(linux.rootfsPropagation ? { rootfsPropagation: linux.rootfsPropagation } : {}),
-    // where SELinux is off the label is dropped, as runc does (label.FormatMountLabel)
-    ...(linux.mountLabel && (ctx.lsms ?? hostLsms()).selinux ? { mountLabel: linux.mountLabel } : {}),
+    ...(mountLabel ? { mountLabel } : {}),
     ...(ctx.cgroupLayout ? { cgroupLayout: ctx.cgroupLayout } : {}),
     ...(ctx.cgroupPaths ? { cgroupPaths: ctx.cgroupPaths } : {}),
     // sysctls go in before /proc/sys becomes read-only (readonlyPaths)
     afterPivot: sysctls,
     cgroupNamespace: linux.namespaces?.some((n) => n.type === 'cgroup' && !n.path) ?? false,
+    // only a new IPC namespace's mqueue is the container's own to label (linux.mountLabel)
+    ipcNamespace: linux.namespaces?.some((n) => n.type === 'ipc' && !n.path) ?? false,
   });
   steps.push(
     ...(userns

@@ -13,7 +13,15 @@ import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Cgroup } from '@berth/cgroups';
 import { type Process, parseSpec, type Spec } from '@berth/spec';
-import { BerthError, type CompiledSeccomp, type Launch, launch, writeFileAtomic } from '@berth/sys';
+import {
+  BerthError,
+  type CompiledSeccomp,
+  type Launch,
+  launch,
+  loadSpawner,
+  type Spawner,
+  writeFileAtomic,
+} from '@berth/sys';
 import { createCgroup, defaultCgroupsPath, loadCgroup } from './cgroup.js';
 import { planExec } from './exec.js';
 import { type HookState, runContainerHooks, runHooks } from './hooks.js';
@@ -29,6 +37,7 @@ import {
 import { signalProcess } from './pidfd.js';
 import { processesInPidNamespace } from './pidns.js';
 import { planContainer, SYNC_CREATE_CONTAINER } from './plan.js';
+import { type PoolOptions, type PreparedContainer, SandboxPool } from './pool.js';
 import { isAlive, procStat, waitGone } from './proc.js';
 import {
   createRootlessCgroup,
@@ -78,6 +87,14 @@ export interface RuntimeOptions {
   warn?: (message: string) => void;
   /** cgroupsPath is systemd's `slice:prefix:name` (runc --systemd-cgroup). */
   systemdCgroup?: boolean;
+  /**
+   * How the launcher is started: `posix_spawn` (the default: glibc's vfork-style
+   * spawn through koffi, nothing of this process copied; loading koffi costs
+   * ~5–25 ms once) or `fork` (Node's child_process, which forks this process: for
+   * a program that starts one container, such as the CLI). `posix_spawn` falls
+   * back to `fork` where the C library lacks it.
+   */
+  spawn?: 'posix_spawn' | 'fork';
 }
 
 /** Where a container's stdin, stdout or stderr goes: this process's, nowhere, a pipe, or an fd. */
@@ -145,8 +162,12 @@ export class Runtime {
   readonly store: StateStore;
   private readonly warn: (message: string) => void;
   private readonly systemd: boolean;
+  private readonly spawnMode: 'posix_spawn' | 'fork';
   /** Teardowns `run` left under way (id: its delete): awaited before the id is used again, and by close(). */
   private readonly teardowns = new Map<string, Promise<void>>();
+  /** Containers `prepare` made and nobody has run yet: discarded by close(). */
+  private readonly prepared = new Set<PreparedContainer>();
+  private readonly pools = new Set<SandboxPool>();
 
   constructor(options: RuntimeOptions = {}) {
     this.root = resolve(options.root ?? defaultStateRoot());
@@ -154,6 +175,7 @@ export class Runtime {
     if (isRootless()) ensurePrivateDir(this.root);
     this.store = new StateStore(this.root);
     this.systemd = options.systemdCgroup === true;
+    this.spawnMode = options.spawn ?? 'posix_spawn';
     this.warn = options.warn ?? ((m) => process.stderr.write(`berth: warning: ${m}\n`));
   }
 
@@ -323,7 +345,9 @@ export class Runtime {
     });
     for (const w of plan.warnings) this.warn(w);
     const preserved = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
+    const spawner = await this.spawner();
     const launched = launch(plan.steps, {
+      spawner,
       ...(options.stdio ? { stdio: options.stdio } : {}),
       ...(seccomp?.notify
         ? { onSeccompListener: seccompListener(spec.linux?.seccomp, () => ({ ...this.hookState(record) })) }
@@ -668,6 +692,10 @@ export class Runtime {
    * stays usable afterwards.
    */
   async close(): Promise<void> {
+    const pools = [...this.pools];
+    this.pools.clear();
+    await Promise.all(pools.map((pool) => pool.close()));
+    await Promise.all([...this.prepared].map((p) => p.discard()));
     while (this.teardowns.size > 0) await this.settled();
   }
 
@@ -680,6 +708,11 @@ export class Runtime {
       });
     this.teardowns.set(id, done);
     return done;
+  }
+
+  /** posix_spawn for the launcher, unless this Runtime forks (see RuntimeOptions.spawn). */
+  private async spawner(): Promise<Spawner | undefined> {
+    return this.spawnMode === 'fork' ? undefined : loadSpawner();
   }
 
   /** delete() itself, without waiting for a teardown under way (it is one). */
@@ -809,7 +842,9 @@ export class Runtime {
     });
     for (const w of warnings) this.warn(w);
     const preserved = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
+    const spawner = await this.spawner();
     const launched = launch(steps, {
+      spawner,
       ...(options.stdio ? { stdio: options.stdio } : {}),
       ...(seccomp?.notify
         ? {
@@ -920,7 +955,7 @@ export class Runtime {
       if (problems.length) {
         throw new BerthError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), { code: 'EINVALID' });
       }
-      if (record.vm) updateVm(record, resources);
+      if (record.vm) return updateVm(record, resources); // the balloon (memory.limit only)
       await (await this.requireCgroup(id, record)).apply(resources, { update: true, validated: true });
     });
   }
@@ -956,14 +991,84 @@ export class Runtime {
       return 0;
     }
     if (await wantsVm(loaded.spec, options.backend)) return runVm(this, id, bundle, options);
+    const { launched, record } = await this.launchForRun(id, loaded, options);
+    return this.runLaunched(id, launched, record, options);
+  }
+
+  /**
+   * Does all of `run` up to the program's exec, ahead of time: the container is
+   * made (namespaces, cgroup, mounts, hooks up to createContainer) and waits just
+   * before its execve. `run()` on the result lets it go and returns its exit
+   * status as `Runtime.run` does; `discard()` (or `close()`) tears it down
+   * unstarted. See also `pool()`.
+   */
+  async prepare(id: string, bundle: string, options: RunOptions = {}): Promise<PreparedContainer> {
+    await this.settled(id);
+    const loaded = this.checkedBundle(id, bundle, options);
+    if (options.detach || (await wantsVm(loaded.spec, options.backend)))
+      throw new BerthError('prepare: a detached run or a VM backend cannot be prepared', {
+        code: 'EINVAL',
+        path: id,
+      });
+    const { launched, record } = await this.launchForRun(id, loaded, options);
+    let state: 'prepared' | 'running' | 'discarded' = 'prepared';
+    const prepared: PreparedContainer = {
+      id,
+      run: () => {
+        if (state !== 'prepared')
+          return Promise.reject(
+            new BerthError(`container ${id}: already ${state}`, { code: 'ESTATE', path: id }),
+          );
+        state = 'running';
+        this.prepared.delete(prepared);
+        return this.runLaunched(id, launched, record, options);
+      },
+      discard: async () => {
+        if (state !== 'prepared') return;
+        state = 'discarded';
+        this.prepared.delete(prepared);
+        launched.abort(); // the container exits at its last sync point, its program never run
+        await launched.exited.catch(() => 0);
+        await this.tearDown(id);
+      },
+    };
+    this.prepared.add(prepared);
+    return prepared;
+  }
+
+  /**
+   * A pool of `size` prepared containers of one bundle (see `prepare`), filled in
+   * the background: `pool.run()` takes one, lets it go and returns its exit status,
+   * while the next is made on another core. Each has an id of its own
+   * (`idPrefix` and a number). `close()` here or on the pool tears down those not run.
+   */
+  pool(bundle: string, options: PoolOptions): SandboxPool {
+    const pool = new SandboxPool(this, bundle, options);
+    this.pools.add(pool);
+    return pool;
+  }
+
+  /** launchContainer for run/prepare: a foreground container, under its lock. */
+  private async launchForRun(
+    id: string,
+    loaded: { bundle: string; spec: Spec },
+    options: RunOptions,
+  ): Promise<{ launched: Launch; record: ContainerRecord }> {
     const lock = await ContainerLock.acquire(this.root, id);
-    let launched: Launch;
-    let record: ContainerRecord;
     try {
-      ({ launched, record } = await this.launchContainer(id, loaded.bundle, loaded.spec, options, true));
+      return await this.launchContainer(id, loaded.bundle, loaded.spec, options, true);
     } finally {
       lock.release();
     }
+  }
+
+  /** The rest of `run`: the program exec'd, its exit awaited, the teardown under way. */
+  private async runLaunched(
+    id: string,
+    launched: Launch,
+    record: ContainerRecord,
+    options: RunOptions,
+  ): Promise<number> {
     const stopForwarding = options.forwardSignals ? forwardSignals(launched) : undefined;
     let exited = false;
     try {

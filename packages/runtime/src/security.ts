@@ -13,7 +13,17 @@
  * launcher's own syscalls as possible run under it.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { homedir, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { LinuxPersonality, LinuxSeccomp, Process, Spec } from '@berth/spec';
@@ -48,6 +58,41 @@ export function hostLsms(): { apparmor: boolean; selinux: boolean } {
     selinux = false;
   }
   return { apparmor, selinux };
+}
+
+/** Where this host mounts selinuxfs (SELinux's interface), or undefined. */
+function selinuxfsMount(): string | undefined {
+  try {
+    for (const line of readFileSync('/proc/self/mountinfo', 'latin1').split('\n')) {
+      const [left, right] = line.split(' - ');
+      if (right?.startsWith('selinuxfs ')) return left?.split(' ')[4]?.replace(/\\040/g, ' ');
+    }
+  } catch {
+    // no mountinfo: nothing to ask
+  }
+  return undefined;
+}
+
+/**
+ * An SELinux context the loaded policy does not know is an error naming the
+ * field, before anything is made (the kernel's own answer, as libselinux's
+ * security_check_context asks it: a write to selinuxfs's `context`). Where
+ * selinuxfs is not mounted there is no policy to ask: the step's own error stands.
+ */
+export function checkSelinuxContext(field: string, label: string): void {
+  const mnt = selinuxfsMount();
+  if (!mnt) return;
+  let fd: number | undefined;
+  try {
+    fd = openSync(join(mnt, 'context'), 'r+');
+    writeSync(fd, label);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EINVAL')
+      throw invalid(`${field}: ${JSON.stringify(label)} is not a valid context in the loaded SELinux policy`);
+    // anything else (a policy that forbids the check): left to the kernel at the step itself
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /** Whether Intel RDT (resctrl) is mounted on this host. */
@@ -262,6 +307,7 @@ export function planProcessSecurity(proc: Process, ctx: SecurityContext): Proces
   if (proc.selinuxLabel) {
     if (!lsms?.selinux)
       throw unsupported('process.selinuxLabel: SELinux is disabled or not supported on this host');
+    checkSelinuxContext('process.selinuxLabel', proc.selinuxLabel);
     beforeCreds.push({
       op: 'lsm',
       attr: 'thread-self/attr/exec',

@@ -21,7 +21,13 @@ import type { Readable, Writable } from 'node:stream';
 import { JOIN_ORDER, NAMESPACES, type NamespaceKind } from '@berth/namespaces';
 import type { Process, Spec } from '@berth/spec';
 import { BerthError, type PlanStep } from '@berth/sys';
-import type { VmRecord } from '@berth/vm';
+import type { VmNet, VmRecord } from '@berth/vm';
+import {
+  type ContainerNetworkOptions,
+  checkNetworkOptions,
+  detachNetwork,
+  networkRecordBase,
+} from './network.js';
 import { planContainer, planProcess, SYNC_NS_READY, terminalStep } from './plan.js';
 import type { Stdio } from './runtime.js';
 import { compileProfile } from './security.js';
@@ -43,7 +49,10 @@ export async function wantsVm(spec: Spec, flag: Backend | undefined): Promise<bo
 }
 
 /** Settings a VM cannot honour are errors, not silently dropped. */
-function checkSpec(spec: Spec, options: { consoleSocket?: string; preserveFds?: number }): void {
+function checkSpec(
+  spec: Spec,
+  options: { consoleSocket?: string; preserveFds?: number; network?: ContainerNetworkOptions },
+): void {
   const no = (what: string) =>
     new BerthError(`${what} is not supported by the VM backend yet`, { code: 'EUNSUPPORTED' });
   if (options.consoleSocket && spec.process?.terminal !== true)
@@ -60,6 +69,15 @@ function checkSpec(spec: Spec, options: { consoleSocket?: string; preserveFds?: 
     if (n.path && n.type !== 'network')
       throw no(`linux.namespaces[${i}]: joining the host namespace ${n.path}`);
   }
+  if (!spec.linux?.namespaces?.some((n) => n.type === 'network')) {
+    throw new BerthError(
+      'linux.namespaces: no "network" namespace means the host\'s network, which a VM cannot share (it has a kernel of its own): add {"type": "network"} (berth run: --network none or bridge)',
+      { code: 'EUNSUPPORTED' },
+    );
+  }
+  const network = options.network?.network;
+  if (network?.startsWith('cni:'))
+    throw no(`--network ${network}: CNI plugins attach a network namespace on the host`);
 }
 
 /**
@@ -68,8 +86,13 @@ function checkSpec(spec: Spec, options: { consoleSocket?: string; preserveFds?: 
  * container gets a new, empty one in the guest instead (only lo: no way out),
  * and a warning says so.
  */
-export function guestSpec(spec: Spec, warnings: string[]): Spec {
+export function guestSpec(spec: Spec, warnings: string[], nic = false): Spec {
   const namespaces = spec.linux?.namespaces;
+  if (nic && namespaces) {
+    // the VM's NIC is in the guest's own network namespace, and so is the container: the VM
+    // is its network boundary (a namespace of its own there would have only lo)
+    return { ...spec, linux: { ...spec.linux, namespaces: namespaces.filter((n) => n.type !== 'network') } };
+  }
   const net = namespaces?.find((n) => n.type === 'network' && n.path);
   if (!net || !namespaces) return spec;
   warnings.push(
@@ -139,32 +162,95 @@ export async function createVmContainer(
     overlay?: { lower: string[]; upper: string; work: string };
     preserveFds?: number;
     pidFile?: string;
+    network?: ContainerNetworkOptions;
   },
   warn: (m: string) => void,
 ): Promise<ContainerRecord> {
   let dir: string;
   try {
     checkSpec(spec, options);
+    if (options.network) await checkNetworkOptions(options.network);
+    // the VM's size and the bind sources are checked before the network is attached
+    const m = await vm();
+    m.sizeFromResources(spec.linux?.resources, m.DEFAULT_SIZE, m.hostSize());
+    bindSources(spec, options.network ? MAX_SHARES - 1 : MAX_SHARES);
     dir = store.claim(record.id);
   } catch (e) {
     for (const d of record.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
     throw e;
   }
   try {
+    // written before anything is made: a delete after a crash mid-create detaches it
+    if (options.network) record.network = networkRecordBase(options.network);
     store.write(record);
-    await bootVm(store, record, spec, dir, options, warn);
+    const nic = options.network ? await attachVmNetwork(store, record, options.network) : undefined;
+    await bootVm(store, record, spec, dir, options, warn, nic);
     record.status = 'created';
     store.write(record);
     return record;
   } catch (e) {
     if (record.vm) await deleteVm(record).catch(() => {});
+    if (record.network) await detachNetwork(record.id, record.network).catch(() => {});
     store.remove(record.id);
     for (const d of record.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
     throw e;
   }
 }
 
-const MAX_SHARES = 6; // microvm has 8 virtio-mmio slots: the serial ports and the rootfs take 2
+/**
+ * A VM container on a bridge network: a lease, a tap on the bridge (the
+ * veth's host end's name), the port rules and the DNS files, as a container
+ * gets them; the guest sets the address itself. The lease's holder is this
+ * process until QEMU runs (then QEMU's parent).
+ */
+async function attachVmNetwork(
+  store: StateStore,
+  record: ContainerRecord,
+  o: ContainerNetworkOptions,
+): Promise<VmNet> {
+  const net = await import('@berth/network');
+  const a = await net.attach({
+    containerId: record.id,
+    tap: true,
+    network: o.network,
+    store: new net.NetworkStore(o.stateDir ? { dir: o.stateDir } : {}),
+    ...(o.ip ? { ip: o.ip as `${number}.${number}.${number}.${number}` } : {}),
+    ...(o.publish?.length ? { publish: o.publish } : {}),
+    ...(o.dns?.length ? { dns: o.dns } : {}),
+    ...(o.dnsSearch ? { dnsSearch: o.dnsSearch } : {}),
+    ...(o.dnsOptions ? { dnsOptions: o.dnsOptions } : {}),
+    ...(o.addHosts?.length ? { addHosts: o.addHosts } : {}),
+    ...(o.hostname ? { hostname: o.hostname } : {}),
+    ...(o.aliases?.length ? { aliases: o.aliases } : {}),
+    ...(o.filesDir ? { filesDir: o.filesDir } : {}),
+  });
+  record.network = {
+    network: a.network,
+    ...(o.stateDir ? { stateDir: o.stateDir } : {}),
+    address: a.address,
+    gateway: a.gateway,
+    bridge: a.bridge,
+    hostLink: a.hostLink,
+    ports: a.ports,
+  };
+  store.write(record);
+  const { macFromAddress } = await vm();
+  return { tap: a.hostLink, mac: macFromAddress(a.address), address: a.address, gateway: a.gateway };
+}
+
+/** The lease lives with the VM: its holder becomes QEMU's parent (a VM gone is a lease free). */
+async function holdLease(record: ContainerRecord, pid: number, startTime: number): Promise<void> {
+  if (!record.network) return;
+  const net = await import('@berth/network');
+  const store = new net.NetworkStore(record.network.stateDir ? { dir: record.network.stateDir } : {});
+  await store.ipam.commit(record.network.network, record.id, { holder: { pid, startTime } }, 'eth0');
+}
+
+/**
+ * microvm has 8 virtio-mmio slots (MMIO_SLOTS): the serial ports, the
+ * rootfs and the balloon take 3, a NIC one more; the rest are for shares.
+ */
+const MAX_SHARES = 5;
 const MAX_FILE = 1 << 20;
 
 /**
@@ -173,7 +259,10 @@ const MAX_FILE = 1 << 20;
  * mounted there; the plan's bind steps then work unchanged in the guest.
  * Anything else (a device, a socket) cannot cross into a VM: an error.
  */
-export function bindSources(spec: Spec): {
+export function bindSources(
+  spec: Spec,
+  maxShares = MAX_SHARES,
+): {
   files: Array<{ path: string; data: Uint8Array }>;
   shares: Array<{ path: string; guestPath: string; readonly: boolean }>;
 } {
@@ -207,8 +296,8 @@ export function bindSources(spec: Spec): {
         if (!files.some((f) => f.path === source)) files.push({ path: source, data: readFileSync(fd) });
       } else if (st.isDirectory()) {
         if (shares.some((s) => s.guestPath === source)) return;
-        if (shares.length === MAX_SHARES) {
-          throw new BerthError(`${where}: the VM backend shares at most ${MAX_SHARES} directories`, {
+        if (shares.length === maxShares) {
+          throw new BerthError(`${where}: the VM backend shares at most ${maxShares} directories`, {
             code: 'EUNSUPPORTED',
           });
         }
@@ -243,6 +332,7 @@ async function bootVm(
     overlay?: { lower: string[]; upper: string; work: string };
   },
   warn: (m: string) => void,
+  nic?: VmNet,
 ): Promise<void> {
   const { consoleSocket, ...rest } = options;
   if (consoleSocket) {
@@ -250,7 +340,15 @@ async function bootVm(
     // guest's own pty is relayed over it), its master handed to the console socket as runc does
     const pty = await openPty();
     try {
-      await bootVm(store, record, spec, dir, { ...rest, stdio: [pty.slave, pty.slave, pty.slave] }, warn);
+      await bootVm(
+        store,
+        record,
+        spec,
+        dir,
+        { ...rest, stdio: [pty.slave, pty.slave, pty.slave] },
+        warn,
+        nic,
+      );
       const m = await vm();
       // QEMU set the terminal up as it started: the guest's pty already turns \n into \r\n
       await m.rawTerminalOutput(pty.slave).catch(() => {});
@@ -272,7 +370,7 @@ async function bootVm(
   }
   const m = await vm();
   const warnings: string[] = [];
-  const steps = await planVmContainer(guestSpec(spec, warnings), record.bundle, warnings);
+  const steps = await planVmContainer(guestSpec(spec, warnings, !!nic), record.bundle, warnings);
   for (const w of warnings) warn(w);
   const size = m.sizeFromResources(spec.linux?.resources, m.DEFAULT_SIZE, m.hostSize());
   const stdio = (options.stdio ?? ['inherit', 'inherit', 'inherit']).map((s) =>
@@ -288,7 +386,9 @@ async function bootVm(
     size,
     stdio,
     ...(options.overlay ? { overlay: options.overlay } : {}),
-    ...bindSources(spec),
+    ...(nic ? { net: nic } : {}),
+    // the resolv.conf, hosts and hostname the network attach wrote are copied in here
+    ...bindSources(spec, nic ? MAX_SHARES - 1 : MAX_SHARES),
     onSpawn: (vmRecord) => {
       record.vm = vmRecord;
       record.pid = vmRecord.qemuPid;
@@ -296,6 +396,7 @@ async function bootVm(
       store.write(record);
     },
   });
+  if (nic) await holdLease(record, machine.record.qemuPid, machine.record.qemuStartTime);
   record.vm = machine.record;
   record.pid = machine.record.qemuPid;
   record.pidStartTime = machine.record.qemuStartTime;
@@ -358,26 +459,52 @@ export async function resumeVm(record: ContainerRecord): Promise<void> {
 }
 
 /**
- * `update` of a VM container: its vCPUs and memory are fixed when it boots
- * (no CPU hotplug on microvm, no balloon driver in the guest), and no host
- * cgroup holds QEMU. Every field that is set is named in the error; nothing
- * is changed.
+ * `update` of a VM container: `memory.limit` moves the balloon (QMP
+ * `balloon`): the guest keeps the limit plus its kernel's share, as at boot,
+ * at most the memory it booted with (the maximum is fixed then); -1 gives it
+ * all of that back. vCPUs are fixed at boot (no CPU hotplug on microvm), and
+ * no host cgroup holds QEMU: any other field set is named in the error, and
+ * nothing is changed.
  */
-export function updateVm(record: ContainerRecord, resources: import('@berth/cgroups').LinuxResources): never {
+export async function updateVm(
+  record: ContainerRecord,
+  resources: import('@berth/cgroups').LinuxResources,
+): Promise<void> {
   const set: string[] = [];
   for (const [key, value] of Object.entries(resources as Record<string, unknown>)) {
     if (value === undefined) continue;
     if (value && typeof value === 'object' && !Array.isArray(value)) {
       for (const [k, v] of Object.entries(value))
-        if (v !== undefined) set.push(`linux.resources.${key}.${k}`);
+        if (v !== undefined && !(key === 'memory' && k === 'limit')) set.push(`linux.resources.${key}.${k}`);
     } else {
       set.push(`linux.resources.${key}`);
     }
   }
-  throw new BerthError(
-    `container ${record.id} runs in a VM: update is not supported by the VM backend (${set.join(', ') || 'no fields'}): its vCPUs and memory are fixed when it boots`,
-    { code: 'EUNSUPPORTED', path: record.id },
-  );
+  if (set.length) {
+    throw new BerthError(
+      `container ${record.id} runs in a VM: the VM backend updates only linux.resources.memory.limit (the balloon), not ${set.join(', ')}: its vCPUs are fixed when it boots and no host cgroup holds it`,
+      { code: 'EUNSUPPORTED', path: record.id },
+    );
+  }
+  const limit = resources.memory?.limit;
+  if (limit === undefined) return;
+  const machine = await open(record);
+  const m = await vm();
+  const max = machine.record.size.memoryMiB;
+  const target = limit < 0 ? max : Math.ceil(limit / (1 << 20)) + m.GUEST_OVERHEAD_MIB;
+  if (limit === 0 || target < m.MIN_MEMORY_MIB) {
+    throw new BerthError(
+      `linux.resources.memory.limit: ${limit} bytes is too little for a VM (the guest needs at least ${m.MIN_MEMORY_MIB - m.GUEST_OVERHEAD_MIB} MiB for the container plus ${m.GUEST_OVERHEAD_MIB} MiB for its kernel)`,
+      { code: 'EVMSIZE', path: record.id },
+    );
+  }
+  if (target > max) {
+    throw new BerthError(
+      `linux.resources.memory.limit: ${limit} bytes needs a ${target} MiB VM, but container ${record.id}'s VM booted with ${max} MiB, its maximum (fixed at boot): at most ${max - m.GUEST_OVERHEAD_MIB} MiB`,
+      { code: 'EVMSIZE', path: record.id },
+    );
+  }
+  await machine.setMemory(target);
 }
 
 export async function killVm(record: ContainerRecord, signal: number, all: boolean): Promise<void> {

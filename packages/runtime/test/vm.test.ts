@@ -161,11 +161,11 @@ describe('the VM backend', () => {
       expect(await count()).toBe(frozen);
       await expect(rt.pause(id)).rejects.toThrow(/cannot pause container .*: it is paused/);
       await expect(rt.kill(id, 15)).rejects.toThrow(/it is paused .*resume it first/);
-      // update cannot resize a VM: refused, naming the fields, nothing changed
+      // update moves only the balloon (memory.limit): other fields are refused by name, nothing changed
       await expect(
         rt.update(id, { memory: { limit: 64 * 1024 * 1024 }, cpu: { quota: 50_000 } }),
       ).rejects.toThrow(
-        /update is not supported by the VM backend \(linux\.resources\.memory\.limit, linux\.resources\.cpu\.quota\)/,
+        /updates only linux\.resources\.memory\.limit \(the balloon\), not linux\.resources\.cpu\.quota:/,
       );
       await rt.resume(id);
       expect((await rt.state(id)).status).toBe('running');

@@ -577,9 +577,18 @@ static int step_mask(struct step *s) {
   struct stat st;
   int r = fstat(fd, &st);
   if (r == 0 && S_ISDIR(st.st_mode)) {
+    /* arg 1: more tmpfs options, an SELinux context= (linux.mountLabel), as runc's maskPath */
+    const char *extra = s->nargs > 1 ? Sx(s, 1) : "";
+    char data[4096];
+    if (snprintf(data, sizeof data, "size=0,mode=0755%s%s", *extra ? "," : "", extra) >= (int)sizeof data) {
+      close(fd);
+      what = "mask options";
+      errno = E2BIG;
+      return -1;
+    }
     what = "mount";
-    r = mount_on_fd("tmpfs", fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0755");
-    if (r < 0 && errno == EINVAL) r = mount_on_fd("tmpfs", fd, "tmpfs", MS_RDONLY, NULL);
+    r = mount_on_fd("tmpfs", fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, data);
+    if (r < 0 && errno == EINVAL) r = mount_on_fd("tmpfs", fd, "tmpfs", MS_RDONLY, *extra ? extra : NULL);
   } else if (r == 0) {
     what = "open /dev/null (to mask with)";
     int null = open_in_root("/dev/null", O_NOFOLLOW);

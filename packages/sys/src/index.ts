@@ -51,6 +51,7 @@ export {
   Launch,
   LaunchError,
   type LaunchEvent,
+  type LauncherProcess,
   type LaunchOptions,
   launch,
   launcherPath,
@@ -112,4 +113,5 @@ export {
   sendFdToSocket,
   takeProcessFd,
 } from './seccomp.js';
+export { loadSpawner, type SpawnExit, type SpawnedProcess, Spawner, spawnerIfLoaded } from './spawn.js';
 export { libc, type Sys } from './sys.js';

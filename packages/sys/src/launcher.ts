@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   accessSync,
+  closeSync,
   constants,
   existsSync,
   mkdirSync,
@@ -18,6 +19,7 @@ import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { BerthError, errnoName, strerror } from './errors.js';
 import { describeStep, encodePlan, type PlanStep } from './plan.js';
+import { openDevNull, type Spawner, socketFromFd } from './spawn.js';
 
 const MSG_SIZE = 64;
 const MSG_PID = 1;
@@ -92,6 +94,21 @@ export interface LaunchOptions {
    * this resolves; a rejection stops it and is thrown by `next()`.
    */
   onSeccompListener?: (pid: number, fd: number) => Promise<void>;
+  /**
+   * Start the launcher with posix_spawn (see `loadSpawner`) instead of
+   * child_process.spawn, which forks this whole process. Not used for a 'pipe'
+   * stdio entry (that needs Node's streams): then the launcher is forked as before.
+   */
+  spawner?: Spawner | undefined;
+}
+
+/** The launcher's process: a ChildProcess, or one started by posix_spawn (no stdio pipes then). */
+export interface LauncherProcess {
+  readonly pid?: number | undefined;
+  readonly stdin: Writable | null;
+  readonly stderr: Readable | null;
+  kill(signal?: NodeJS.Signals | number): boolean;
+  unref(): void;
 }
 
 /** One of the container's standard streams: this process's, nowhere, a pipe, or an fd. */
@@ -102,7 +119,7 @@ export type StdioEntry = 'inherit' | 'ignore' | 'pipe' | number;
  * and turns a reported failure into a thrown LaunchError.
  */
 export class Launch {
-  readonly process: ChildProcess;
+  readonly process: LauncherProcess;
   /** Resolves with the launcher's exit code (for a foreground plan: the container's, 128+N for signal N). */
   readonly exited: Promise<number>;
   private buffer = Buffer.alloc(0);
@@ -120,26 +137,37 @@ export class Launch {
     const stdio = options.stdio ?? ['inherit', 'inherit', 'inherit'];
     this.onSeccompListener = options.onSeccompListener;
     const preserved = options.preserveFds ?? [];
-    const planFd = 3 + preserved.length;
-    this.process = spawn(options.launcher ?? launcherPath(), [], {
-      stdio: [...stdio, ...preserved, 'pipe', 'pipe'],
-      env: { BERTH_PLAN_FD: String(planFd), BERTH_SYNC_FD: String(planFd + 1) },
-      // its own session: terminal signals reach the caller only, who forwards them once
-      detached: true,
-    });
-    const plan = this.process.stdio[planFd] as Writable;
-    this.sync = this.process.stdio[planFd + 1] as Readable & Writable;
-    plan.on('error', () => {});
-    plan.end(encodePlan(steps));
+    const spawner = stdio.includes('pipe') ? undefined : options.spawner;
+    if (spawner) {
+      const spawned = spawnLauncher(spawner, options.launcher ?? launcherPath(), steps, stdio, preserved);
+      this.process = spawned.process;
+      this.sync = spawned.sync;
+      this.exited = spawned.exited;
+    } else {
+      const planFd = 3 + preserved.length;
+      const child: ChildProcess = spawn(options.launcher ?? launcherPath(), [], {
+        stdio: [...stdio, ...preserved, 'pipe', 'pipe'],
+        env: { BERTH_PLAN_FD: String(planFd), BERTH_SYNC_FD: String(planFd + 1) },
+        // its own session: terminal signals reach the caller only, who forwards them once
+        detached: true,
+      });
+      this.process = child;
+      const plan = child.stdio[planFd] as Writable;
+      this.sync = child.stdio[planFd + 1] as Readable & Writable;
+      plan.on('error', () => {});
+      plan.end(encodePlan(steps));
+      this.exited = new Promise((resolve, reject) => {
+        child.on('error', (err) =>
+          reject(
+            new BerthError(`cannot run the launcher: ${err.message}`, { code: 'ELAUNCHER', cause: err }),
+          ),
+        );
+        child.on('exit', (code, signal) => resolve(code ?? 128 + signalNumber(signal)));
+      });
+    }
     this.sync.on('error', () => {});
     this.sync.on('data', (chunk: Buffer) => this.onData(chunk));
     this.sync.on('close', () => this.push({ kind: 'eof' }));
-    this.exited = new Promise((resolve, reject) => {
-      this.process.on('error', (err) =>
-        reject(new BerthError(`cannot run the launcher: ${err.message}`, { code: 'ELAUNCHER', cause: err })),
-      );
-      this.process.on('exit', (code, signal) => resolve(code ?? 128 + signalNumber(signal)));
-    });
   }
 
   private onData(chunk: Buffer): void {
@@ -241,6 +269,65 @@ export class Launch {
 /** Starts the launcher on a plan. */
 export function launch(steps: readonly PlanStep[], options?: LaunchOptions): Launch {
   return new Launch(steps, options);
+}
+
+/**
+ * The launcher through posix_spawn: fds 0–2 as `stdio` says, then the preserved
+ * fds, the plan pipe and the sync socket, and no other fd at all.
+ */
+function spawnLauncher(
+  spawner: Spawner,
+  path: string,
+  steps: readonly PlanStep[],
+  stdio: readonly StdioEntry[],
+  preserved: readonly number[],
+): { process: LauncherProcess; sync: Readable & Writable; exited: Promise<number> } {
+  const opened: number[] = [];
+  const [planRead, planWrite] = spawner.pipe();
+  const [ours, theirs] = spawner.socketPair();
+  try {
+    const std = stdio.map((e, i) => {
+      if (e === 'inherit') return i;
+      if (e === 'ignore') {
+        const fd = openDevNull(i > 0);
+        opened.push(fd);
+        return fd;
+      }
+      return e as number;
+    });
+    const planFd = 3 + preserved.length;
+    const env = [`BERTH_PLAN_FD=${planFd}`, `BERTH_SYNC_FD=${planFd + 1}`];
+    let spawned: ReturnType<Spawner['spawn']>;
+    try {
+      spawned = spawner.spawnSealed(path, [path], env, [...std, ...preserved, planRead, theirs]);
+    } catch (e) {
+      spawner.close(ours);
+      spawner.close(planWrite);
+      throw e;
+    }
+    spawner.writeAllAndClose(planWrite, encodePlan(steps));
+    const sync = socketFromFd(ours) as Readable & Writable;
+    const exited = spawned.exited.then(({ code, signal }) => code ?? 128 + signalNumber(signal));
+    return {
+      process: { pid: spawned.pid, stdin: null, stderr: null, kill: spawned.kill, unref: spawned.unref },
+      sync,
+      exited,
+    };
+  } finally {
+    spawner.close(planRead);
+    spawner.close(theirs);
+    closeFds(opened);
+  }
+}
+
+function closeFds(fds: number[]): void {
+  for (const fd of fds) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+  }
 }
 
 function signalNumber(signal: NodeJS.Signals | null): number {

@@ -119,6 +119,10 @@ export async function withProcessLock<T>(
   }
 }
 
+/** writeFileAtomic's temp names: a tag of this module's (one per process or worker thread) and a counter. */
+let tmpTag: string | undefined;
+let tmpCount = 0;
+
 /**
  * Writes a file so that a reader sees the old content or the new, never a
  * part: a temp file beside it (a unique name, so concurrent writers do not
@@ -133,7 +137,8 @@ export function writeFileAtomic(
   mode = 0o644,
   options: { durable?: boolean } = {},
 ): void {
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  tmpTag ??= `${process.pid}.${randomBytes(4).toString('hex')}`;
+  const tmp = `${path}.${tmpTag}.${tmpCount++}.tmp`;
   try {
     const fd = openSync(tmp, 'wx', mode);
     try {

@@ -63,7 +63,11 @@ export type Step =
   | { op: 'mount'; source?: string; target: string; fstype?: string; flags: number; data?: string }
   | { op: 'umount'; target: string; flags: number }
   | { op: 'readonly'; path: string }
-  | { op: 'mask'; path: string }
+  | {
+      op: 'mask';
+      path: string /** for a directory: more tmpfs options (an SELinux context=) */;
+      data?: string;
+    }
   | { op: 'mkdir'; path: string; mode: number }
   | { op: 'mkfile'; path: string; mode: number }
   | { op: 'mknod'; path: string; mode: number; major: number; minor: number; uid: number; gid: number }
@@ -130,7 +134,11 @@ export type Step =
    * Kernels without keyrings (ENOSYS) are let through, as runc does.
    */
   | { op: 'keyring'; name: string; mask: number; set: number }
-  /** Writes `value` to /proc/`attr` (`thread-self/attr/exec`, `self/timens_offsets`) through a procfs fd verified by fstatfs. */
+  /**
+   * Writes `value` to /proc/`attr` (`thread-self/attr/exec`, `self/timens_offsets`) through a procfs fd
+   * verified by fstatfs. With `inRoot`, `attr` is a directory in the container's root instead, and
+   * `value` becomes its SELinux label (the security.selinux xattr, set on an fd of it).
+   */
   | { op: 'lsm'; attr: string; value: string }
   /**
    * The uid/gid maps of the user namespace the next step (a `clone` with CLONE_NEWUSER)
@@ -208,8 +216,9 @@ function args(step: Step): Arg[] {
     case 'umount':
       return [step.target, step.flags];
     case 'readonly':
-    case 'mask':
       return [step.path];
+    case 'mask':
+      return [step.path, step.data ?? ''];
     case 'mkdir':
     case 'mkfile':
       return [step.path, step.mode];
@@ -397,7 +406,9 @@ export function describeStep(step: PlanStep): string {
     case 'personality':
       return 'set the personality (linux.personality)';
     case 'lsm':
-      return `write ${JSON.stringify(step.value)} to /proc/${step.attr}`;
+      return step.inRoot
+        ? `set the SELinux label of ${step.attr} to ${JSON.stringify(step.value)}`
+        : `write ${JSON.stringify(step.value)} to /proc/${step.attr}`;
     case 'idmap':
       return 'write the user namespace id maps (uid_map, gid_map)';
     case 'usernsRoot':

@@ -6,6 +6,8 @@
  * modules in the order berth chose, /config and /plan). The agent
  *   1. mounts devtmpfs, proc and sysfs, loads /modules/ in name order,
  *   2. moves itself onto a tmpfs root (pivot_root refuses the initramfs),
+ *      and, when the host gave the VM a NIC (net.* in /config), sets lo up and
+ *      gives the interface with that MAC its address and a default route,
  *   3. mounts the container's rootfs, shared by the host over virtio-9p, at the
  *      host's own path, so the host's plan runs here unchanged,
  *   4. runs the berth launcher on /plan with the container's stdio on three
@@ -27,6 +29,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
@@ -136,6 +144,8 @@ static int mkdir_p(const char *path) {
 
 /* /config: one "key=value" per line, written by the host. */
 static char cfg_rootfs[4096], cfg_tag[64] = "rootfs", cfg_opts[512] = "", cfg_cgroup[8] = "";
+/* net.mac=MAC, net.address=A.B.C.D/PREFIX, net.gateway=A.B.C.D: the NIC on the host's bridge */
+static char cfg_mac[32] = "", cfg_addr[32] = "", cfg_gw[32] = "";
 static int cfg_ro = 0, cfg_autostart = 0;
 /* file=INDEX:PATH (a copy of a host file the plan binds, content in /files/INDEX); share=TAG:RO:PATH (a 9p share) */
 #define MAX_EXTRA 32
@@ -157,6 +167,9 @@ static void read_config(void) {
     else if (!strcmp(line, "autostart")) cfg_autostart = atoi(v);
     else if (!strcmp(line, "options")) snprintf(cfg_opts, sizeof cfg_opts, "%s", v);
     else if (!strcmp(line, "cgroup")) snprintf(cfg_cgroup, sizeof cfg_cgroup, "%s", v);
+    else if (!strcmp(line, "net.mac")) snprintf(cfg_mac, sizeof cfg_mac, "%s", v);
+    else if (!strcmp(line, "net.address")) snprintf(cfg_addr, sizeof cfg_addr, "%s", v);
+    else if (!strcmp(line, "net.gateway")) snprintf(cfg_gw, sizeof cfg_gw, "%s", v);
     else if (!strcmp(line, "file") && n_files < MAX_EXTRA) cfg_files[n_files++] = strdup(v);
     else if (!strcmp(line, "share") && n_shares < MAX_EXTRA) cfg_shares[n_shares++] = strdup(v);
   }
@@ -257,6 +270,85 @@ static int open_port(const char *name, int flags) {
   }
   fatal("virtio-serial port %s: %s", name, ENOENT);
   return -1;
+}
+
+/* ---- the NIC ---- */
+
+static void if_up(int sock, const char *name) {
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+  if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) fatal("SIOCGIFFLAGS %s: %s", name, errno);
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) fatal("SIOCSIFFLAGS %s: %s", name, errno);
+}
+
+static void set_in(struct sockaddr *sa, in_addr_t a) {
+  struct sockaddr_in sin;
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = a;
+  memcpy(sa, &sin, sizeof sin);
+}
+
+/*
+ * The interface whose MAC the host chose (virtio_net names it; no udev here),
+ * given the address and a default route via the bridge's gateway; lo up. It
+ * stays in the guest's own network namespace, where the container runs: the
+ * VM is the container's network boundary.
+ */
+static void setup_net(void) {
+  if (!cfg_mac[0]) return;
+  char ifname[IFNAMSIZ] = "";
+  for (int tries = 0; tries < 2000 && !ifname[0]; tries++) {
+    DIR *d = opendir("/sys/class/net");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      if (e->d_name[0] == '.') continue;
+      char p[300], mac[64] = {0};
+      snprintf(p, sizeof p, "/sys/class/net/%s/address", e->d_name);
+      int fd = open(p, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      ssize_t k = read(fd, mac, sizeof mac - 1);
+      close(fd);
+      if (k > 0 && mac[k - 1] == '\n') mac[k - 1] = 0;
+      if (!strcasecmp(mac, cfg_mac)) snprintf(ifname, sizeof ifname, "%.15s", e->d_name);
+    }
+    if (d) closedir(d);
+    if (!ifname[0]) {
+      struct timespec ts = {0, 2 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  if (!ifname[0]) fatal("no network interface with MAC %s%s", cfg_mac, 0);
+  char addr[32];
+  snprintf(addr, sizeof addr, "%s", cfg_addr);
+  char *slash = strchr(addr, '/');
+  int prefix = slash ? atoi(slash + 1) : 32;
+  if (slash) *slash = 0;
+  struct in_addr a, gw;
+  if (inet_pton(AF_INET, addr, &a) != 1 || prefix < 0 || prefix > 32) fatal("config: bad net.address %s%s", cfg_addr, 0);
+  if (inet_pton(AF_INET, cfg_gw, &gw) != 1) fatal("config: bad net.gateway %s%s", cfg_gw, 0);
+  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) fatal("socket %s: %s", "AF_INET", errno);
+  if_up(sock, "lo");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+  set_in(&ifr.ifr_addr, a.s_addr);
+  if (ioctl(sock, SIOCSIFADDR, &ifr) < 0) fatal("SIOCSIFADDR %s: %s", ifname, errno);
+  set_in(&ifr.ifr_netmask, prefix ? htonl(0xffffffffu << (32 - prefix)) : 0);
+  if (ioctl(sock, SIOCSIFNETMASK, &ifr) < 0) fatal("SIOCSIFNETMASK %s: %s", ifname, errno);
+  if_up(sock, ifname);
+  struct rtentry rt;
+  memset(&rt, 0, sizeof rt);
+  set_in(&rt.rt_dst, INADDR_ANY);
+  set_in(&rt.rt_genmask, INADDR_ANY);
+  set_in(&rt.rt_gateway, gw.s_addr);
+  rt.rt_flags = RTF_UP | RTF_GATEWAY;
+  rt.rt_dev = ifname;
+  if (ioctl(sock, SIOCADDRT, &rt) < 0) fatal("SIOCADDRT default via %s: %s", cfg_gw, errno);
+  close(sock);
 }
 
 /* ---- the container's launcher ---- */
@@ -468,6 +560,7 @@ int main(void) {
   exec_io[0] = open_port("berth.exec-stdin", O_RDONLY);
   exec_io[1] = open_port("berth.exec-stdout", O_WRONLY);
   exec_io[2] = open_port("berth.exec-stderr", O_WRONLY);
+  setup_net();
   if (cfg_cgroup[0]) {
     mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   }

@@ -18,14 +18,16 @@ export {
   GUEST_MODULES,
   type GuestKernel,
   type GuestModule,
+  hasGuestModules,
   hasPvhNote,
   type KernelCacheOptions,
   listKernels,
   modinfoField,
   moduleLoadOrder,
+  NET_ONLY_MODULES,
   pruneKernels,
 } from './kernel.js';
-export { guestCmdline, hostTscKhz, type MachineConfig, planQemu, runFiles } from './machine.js';
+export { guestCmdline, hostTscKhz, type MachineConfig, MMIO_SLOTS, planQemu, runFiles } from './machine.js';
 export { agentSource, type GuestBinaries, guestBinaries } from './native.js';
 export {
   cpusetCount,
@@ -42,6 +44,7 @@ export {
   createVm,
   findQemu,
   hostSize,
+  macFromAddress,
   openVm,
   parseStatus,
   probeVm,
@@ -49,6 +52,7 @@ export {
   Vm,
   type VmCreateRequest,
   type VmHostSupport,
+  type VmNet,
   type VmRecord,
   type VmStatus,
   type VmStdio,

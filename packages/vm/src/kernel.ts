@@ -54,7 +54,31 @@ export interface KernelCacheOptions {
  * control), 9p over virtio (the rootfs). Their dependencies are read from
  * each module's own `depends=` and loaded first.
  */
-export const GUEST_MODULES = ['virtio_mmio', 'virtio_console', '9pnet_virtio', '9p'] as const;
+export const GUEST_MODULES = [
+  'virtio_mmio',
+  'virtio_console',
+  '9pnet_virtio',
+  '9p',
+  'virtio_net',
+  'virtio_balloon',
+] as const;
+
+/**
+ * Modules only a VM with a NIC needs (virtio_net and what it depends on):
+ * left out of the initramfs of a VM without one.
+ */
+export const NET_ONLY_MODULES: ReadonlySet<string> = new Set(['virtio_net', 'net_failover', 'failover']);
+
+/** Whether a cache entry's manifest was made for every module berth now loads (an older one lacks some). */
+export function hasGuestModules(m: { modules: ReadonlyArray<{ name: string }>; wanted?: string[] }): boolean {
+  const have = new Set([...(m.wanted ?? []), ...m.modules.map((x) => x.name)]);
+  return GUEST_MODULES.every((w) => have.has(w));
+}
+
+/** A short tag of the module list, part of a cache entry's name: a new list gets an entry of its own. */
+function modulesTag(): string {
+  return createHash('sha256').update(GUEST_MODULES.join(',')).digest('hex').slice(0, 8);
+}
 
 const MANIFEST = 'manifest.json';
 
@@ -64,6 +88,8 @@ interface Manifest {
   kernel: string;
   sha256: string;
   modules: GuestModule[];
+  /** The modules asked for (GUEST_MODULES when the entry was made); builtins among them are not in `modules`. */
+  wanted?: string[];
 }
 
 export const DEFAULT_KERNEL_DIR = '/var/lib/berth/vm/kernels';
@@ -283,7 +309,9 @@ function fetchKernel(dir: string, pkg: string): string {
     const boot = readdirSync(join(x, 'boot')).find((f) => f.startsWith('vmlinuz-'));
     if (!boot) throw new BerthError(`guest kernel: ${pkg} has no /boot/vmlinuz-*`, { code: 'EKERNEL' });
     const version = boot.slice('vmlinuz-'.length);
-    const entryName = `${version}_${pkgVersion}`.replace(/[^A-Za-z0-9._+-]/g, '_');
+    // the module list is part of the name: an entry made for an older list stays usable by
+    // processes that have it open, and is never rewritten under them
+    const entryName = `${version}_${pkgVersion}_m${modulesTag()}`.replace(/[^A-Za-z0-9._+-]/g, '_');
     const staging = join(work, 'entry');
     mkdirSync(join(staging, 'modules'), { recursive: true });
     extractVmlinux(join(x, 'boot', boot), join(staging, 'vmlinux'));
@@ -322,6 +350,7 @@ function fetchKernel(dir: string, pkg: string): string {
       kernel: 'vmlinux',
       sha256: sha256File(join(staging, 'vmlinux')),
       modules,
+      wanted: [...GUEST_MODULES],
     };
     writeFileSync(join(staging, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
     const entry = join(dir, entryName);
@@ -364,7 +393,8 @@ export function ensureKernel(options: KernelCacheOptions): GuestKernel {
   const wanted = options.package;
   for (const entry of entries(dir)) {
     const m = readManifest(entry);
-    if (m && (!wanted || m.source.startsWith(`${wanted} `))) return verified(entry, m);
+    // an entry made before berth loaded a module it now needs (virtio_net, virtio_balloon) is passed over
+    if (m && hasGuestModules(m) && (!wanted || m.source.startsWith(`${wanted} `))) return verified(entry, m);
   }
   const entry = fetchKernel(dir, wanted ?? currentKernelPackage());
   return verified(entry, readManifest(entry)!);

@@ -30,7 +30,21 @@ export interface MachineConfig {
   socketFds?: number[];
   /** QEMU's seccomp sandbox (on unless the QEMU build lacks it). */
   sandbox: boolean;
+  /**
+   * A NIC: a virtio-net device on the host tap `tap` (made by berth beforehand,
+   * already on the bridge; QEMU attaches to it by name), with the MAC `mac`.
+   */
+  net?: { tap: string; mac: string };
+  /** A virtio-balloon device, so `update --memory` can take memory back (default on). */
+  balloon?: boolean;
 }
+
+/**
+ * microvm's virtio-mmio transports (QEMU's VIRTIO_NUM_TRANSPORTS): the
+ * virtio-serial device, the rootfs share, the balloon, the NIC and the extra
+ * shares all take one.
+ */
+export const MMIO_SLOTS = 8;
 
 /** The files and sockets of a VM's run directory. */
 export function runFiles(runDir: string) {
@@ -123,6 +137,17 @@ export function planQemu(c: MachineConfig): string[] {
     `local,id=root,path=${q(share.path)},security_model=${share.securityModel}${share.readonly ? ',readonly=on' : ''}`,
     '-device',
     `virtio-9p-device,fsdev=root,mount_tag=${share.tag}`,
+    // a balloon to take memory back at `update --memory` (the guest's virtio_balloon inflates it)
+    ...(c.balloon !== false ? ['-device', 'virtio-balloon-device,id=balloon0'] : []),
+    // the NIC on berth's bridge: a tap berth made (persistent, on the bridge); QEMU only opens it
+    ...(c.net
+      ? [
+          '-netdev',
+          `tap,id=net0,ifname=${q(c.net.tap)},script=no,downscript=no`,
+          '-device',
+          `virtio-net-device,netdev=net0,mac=${c.net.mac}`,
+        ]
+      : []),
     ...(c.shares ?? []).flatMap((s, i) => [
       '-fsdev',
       `local,id=share${i},path=${q(s.path)},security_model=passthrough${s.readonly ? ',readonly=on' : ''}`,

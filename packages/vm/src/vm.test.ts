@@ -9,7 +9,11 @@ import {
   BACKEND_ANNOTATION,
   cpusetCount,
   extractVmlinux,
+  GUEST_MODULES,
   guestCmdline,
+  hasGuestModules,
+  MMIO_SLOTS,
+  macFromAddress,
   modinfoField,
   moduleLoadOrder,
   parseStatus,
@@ -117,6 +121,19 @@ describe('guest kernel', () => {
       ['b', () => mod('a')],
     ]);
     expect(() => moduleLoadOrder(['a'], cyclic)).toThrow(/cycle: a -> b -> a/);
+  });
+
+  it('passes over a cache entry made before berth loaded virtio_net and virtio_balloon', () => {
+    const older = ['virtio_ring', 'virtio', 'virtio_mmio', 'virtio_console', '9pnet', '9pnet_virtio', '9p'];
+    expect(GUEST_MODULES).toContain('virtio_net');
+    expect(GUEST_MODULES).toContain('virtio_balloon');
+    expect(hasGuestModules({ modules: older.map((name) => ({ name })) })).toBe(false);
+    const now = [...older, 'failover', 'net_failover', 'virtio_net', 'virtio_balloon'];
+    expect(hasGuestModules({ modules: now.map((name) => ({ name })) })).toBe(true);
+    // a wanted module the kernel has built in is in no entry's module list
+    expect(hasGuestModules({ modules: older.map((name) => ({ name })), wanted: [...GUEST_MODULES] })).toBe(
+      true,
+    );
   });
 
   it('extracts the ELF payload of a compressed kernel image', () => {
@@ -234,6 +251,32 @@ describe('the QEMU command line', () => {
       'exec-stderr',
     ])
       expect(argv.some((a) => a.endsWith(`name=berth.${name}`))).toBe(true);
+  });
+
+  it("has a balloon, and a virtio-net NIC on a tap berth made only when asked, within microvm's transports", () => {
+    const plain = planQemu(config);
+    expect(plain).toContain('virtio-balloon-device,id=balloon0');
+    expect(plain).not.toContain('-netdev');
+    const argv = planQemu({ ...config, net: { tap: 'bv0123456789ab', mac: '02:b7:0a:4d:00:02' } });
+    // QEMU opens the tap by name and runs no script (its sandbox forbids spawning anyway)
+    expect(argv[argv.indexOf('-netdev') + 1]).toBe(
+      'tap,id=net0,ifname=bv0123456789ab,script=no,downscript=no',
+    );
+    expect(argv).toContain('virtio-net-device,netdev=net0,mac=02:b7:0a:4d:00:02');
+    const transports = argv.filter(
+      (a, i) => argv[i - 1] === '-device' && /^virtio-[a-z0-9-]+-device/.test(a),
+    );
+    // serial, rootfs, one share, balloon, NIC
+    expect(transports).toHaveLength(5);
+    expect(transports.length).toBeLessThanOrEqual(MMIO_SLOTS);
+    expect(planQemu({ ...config, balloon: false })).not.toContain('virtio-balloon-device,id=balloon0');
+  });
+
+  it('derives a locally administered MAC from the lease, and refuses what is not an address', () => {
+    expect(macFromAddress('10.77.0.2/16')).toBe('02:b7:0a:4d:00:02');
+    expect(macFromAddress('192.168.255.1')).toBe('02:b7:c0:a8:ff:01');
+    expect(() => macFromAddress('10.77.0/16')).toThrow(/not an IPv4 address/);
+    expect(() => macFromAddress('10.77.0.256')).toThrow(/not an IPv4 address/);
   });
 
   it('uses the host CPU with KVM and no TSC hint', () => {

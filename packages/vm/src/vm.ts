@@ -19,7 +19,7 @@ import { BerthError, encodePlan, LaunchError, type PlanStep } from '@berth/sys';
 import { type AccelChoice, chooseAccel } from './accel.js';
 import { writeCpio } from './cpio.js';
 import { envOverride } from './env.js';
-import { DEFAULT_KERNEL_DIR, ensureKernel, type GuestKernel } from './kernel.js';
+import { DEFAULT_KERNEL_DIR, ensureKernel, type GuestKernel, NET_ONLY_MODULES } from './kernel.js';
 import { guestCmdline, planQemu, runFiles } from './machine.js';
 import { guestBinaries } from './native.js';
 import type { VmSize } from './resources.js';
@@ -66,6 +66,29 @@ export interface VmCreateRequest {
   overlay?: { lower: string[]; upper: string; work: string };
   /** Called once QEMU runs, before the guest is up: the place to record the VM for a later cleanup. */
   onSpawn?: (record: VmRecord) => void;
+  /**
+   * A NIC on a host bridge: `tap` is a tap device the caller made (on the
+   * bridge, up); the guest's interface with `mac` gets `address` (CIDR) and a
+   * default route via `gateway`, set by the agent before the plan runs.
+   */
+  net?: VmNet;
+}
+
+/** The NIC of a VM: the host's tap and the guest's address. */
+export interface VmNet {
+  tap: string;
+  mac: string;
+  /** `10.77.0.5/16`. */
+  address: string;
+  gateway: string;
+}
+
+/** A locally administered unicast MAC from a guest's IPv4 address (02:b7 + the address), as Docker derives one. */
+export function macFromAddress(address: string): string {
+  const parts = address.split('/')[0]!.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((n) => !Number.isInteger(n) || n < 0 || n > 255))
+    throw new BerthError(`VM NIC: ${JSON.stringify(address)} is not an IPv4 address`, { code: 'EAGENT' });
+  return ['02', 'b7', ...parts.map((n) => n.toString(16).padStart(2, '0'))].join(':');
 }
 
 /**
@@ -87,6 +110,10 @@ export interface VmRecord {
   guestPid?: number;
   /** A mount made on the host for this VM (the overlay snapshot on the rootfs), removed by `delete`. */
   hostMount?: string;
+  /** The VM's NIC: the host tap it is attached to and the guest's address. */
+  net?: VmNet;
+  /** Whether the VM has a virtio-balloon device (`update --memory`); absent in records of older VMs. */
+  balloon?: boolean;
 }
 
 /** What the host offers the VM backend, for `berth features` and for error messages. */
@@ -296,6 +323,34 @@ export class Vm {
   async paused(): Promise<boolean> {
     const r = (await this.qmp('query-status')) as { status?: string; running?: boolean };
     return r.running === false && r.status === 'paused';
+  }
+
+  /**
+   * `update --memory`: the balloon target (QMP `balloon`), the memory the guest
+   * keeps, in MiB. The most is the size the VM booted with (the balloon only
+   * takes memory back); the guest's virtio_balloon inflates to it, and its
+   * MemTotal shrinks by as much.
+   */
+  async setMemory(targetMiB: number): Promise<void> {
+    if (!this.record.balloon) {
+      throw new BerthError(`container ${this.id}: its VM has no balloon device (made by an older berth)`, {
+        code: 'EUNSUPPORTED',
+      });
+    }
+    const max = this.record.size.memoryMiB;
+    if (!Number.isInteger(targetMiB) || targetMiB < 1 || targetMiB > max) {
+      throw new BerthError(
+        `container ${this.id}: the VM's memory can be set from 1 MiB up to the ${max} MiB it booted with, not ${targetMiB} MiB`,
+        { code: 'EVMSIZE' },
+      );
+    }
+    await this.qmp('balloon', { value: targetMiB * 1024 * 1024 });
+  }
+
+  /** The memory the guest has now, in bytes (QMP `query-balloon`: its size less the balloon). */
+  async memoryBytes(): Promise<number> {
+    const r = (await this.qmp('query-balloon')) as { actual?: number };
+    return Number(r.actual);
   }
 
   /** Resolves when the container's process has exited and QEMU is gone: its status (128+N for signal N). */
@@ -594,6 +649,12 @@ export async function createVm(req: VmCreateRequest): Promise<Vm> {
 }
 
 async function boot(req: VmCreateRequest, qemu: string, hostMount: string | undefined): Promise<Vm> {
+  if (req.net) {
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(req.net.tap))
+      throw new BerthError(`VM NIC: bad tap name ${JSON.stringify(req.net.tap)}`, { code: 'EAGENT' });
+    if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(req.net.mac))
+      throw new BerthError(`VM NIC: bad MAC ${JSON.stringify(req.net.mac)}`, { code: 'EAGENT' });
+  }
   // the rootfs QEMU serves: its real path, a directory, opened once by QEMU at start
   let rootfs: string;
   try {
@@ -634,7 +695,8 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
   mkdirSync(req.runDir, { mode: 0o700 });
   const files = runFiles(req.runDir);
   const initrd = buildInitramfs(
-    kernel,
+    // virtio_net and its dependencies only when there is a NIC: every module costs boot time
+    { ...kernel, modules: kernel.modules.filter((m) => req.net || !NET_ONLY_MODULES.has(m.name)) },
     bins,
     [
       ['rootfs', req.guestPath ?? rootfs],
@@ -643,6 +705,13 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
       ['options', 'msize=262144,cache=mmap,access=client'],
       ...(req.autostart ? [['autostart', '1'] as [string, string]] : []),
       ...(req.cgroup2 ? [['cgroup', '2'] as [string, string]] : []),
+      ...(req.net
+        ? ([
+            ['net.mac', req.net.mac],
+            ['net.address', req.net.address],
+            ['net.gateway', req.net.gateway],
+          ] as Array<[string, string]>)
+        : []),
       ...(req.files ?? []).map((f, i): [string, string] => ['file', `${i}:${f.path}`]),
       ...(req.shares ?? []).map((s, i): [string, string] => [
         'share',
@@ -672,6 +741,8 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
     stderrFd: 3,
     socketFds: [...(isSocket(stdout.fd) ? [1] : []), ...(isSocket(stderr.fd) ? [3] : [])],
     sandbox: process.env['BERTH_VM_SANDBOX'] !== '0',
+    ...(req.net ? { net: { tap: req.net.tap, mac: req.net.mac } } : {}),
+    balloon: true,
   });
   const log = openSync(files.qemuLog, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
   let child: ChildProcess;
@@ -707,6 +778,8 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
     share,
     kernel: { version: kernel.version, source: kernel.source },
     ...(hostMount ? { hostMount } : {}),
+    ...(req.net ? { net: req.net } : {}),
+    balloon: true,
   });
   try {
     req.onSpawn?.(vm.record);

@@ -9,6 +9,8 @@ export async function runtime(globals: GlobalOptions): Promise<Runtime> {
     ...(globals.root ? { root: globals.root } : {}),
     warn,
     systemdCgroup: globals.systemdCgroup,
+    // one container per command: forking costs less than loading koffi for posix_spawn
+    spawn: 'fork',
   });
 }
 

@@ -44,12 +44,18 @@ export async function networkChoice(
 ): Promise<NetworkChoice> {
   const list = (k: string) => (o[k] as string[] | undefined) ?? [];
   const asked = str(o['network']);
-  // a microVM's container has a namespace of its own with only lo: no bridge to attach it to
   // BERTH_DEFAULT_NETWORK: the mode when --network is not given (e.g. `none` on a host without bridges or nftables)
   const mode =
-    asked ?? process.env['BERTH_DEFAULT_NETWORK'] ?? (process.getuid?.() === 0 && !vm ? 'bridge' : 'none');
-  if (vm && mode !== 'none')
-    throw new UsageError(`--network ${mode} is not supported with --backend vm (only none)`);
+    asked ?? process.env['BERTH_DEFAULT_NETWORK'] ?? (process.getuid?.() === 0 ? 'bridge' : 'none');
+  // a microVM has a kernel of its own: it gets a NIC (a tap on a bridge) or none, never a host namespace
+  if (vm && (mode === 'host' || mode.startsWith('container:') || mode.startsWith('ns:')))
+    throw new UsageError(
+      `--network ${mode} is not supported with --backend vm: a VM cannot share a network namespace of the host (use bridge, a network of berth network create, or none)`,
+    );
+  if (vm && mode.startsWith('cni:'))
+    throw new UsageError(
+      `--network ${mode} is not supported with --backend vm: CNI plugins attach a network namespace on the host`,
+    );
   const bridgeOnly = ['publish', 'ip', 'dns', 'dns-search', 'add-host'].filter(
     (k) => o[k] !== undefined && (typeof o[k] !== 'object' || list(k).length),
   );

@@ -1,6 +1,6 @@
 // AppArmor, run where it is enabled: this file is not part of the host's suite
 // (its name does not end in .test.ts) but of the guest test host's
-// (packages/vm/test/guest-host.test.ts boots Debian's kernel, which enables
+// (packages/vm/test/cgroup-v2-host.test.ts boots Debian's kernel, which enables
 // AppArmor, with the host's root filesystem shared read-only). It loads a
 // profile with apparmor_parser and runs containers under it through the CLI.
 import { execFileSync } from 'node:child_process';

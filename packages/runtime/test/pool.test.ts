@@ -1,0 +1,152 @@
+// Library mode with prepared containers (issue #12): `prepare` makes a container up to its
+// program's exec, `pool` keeps some ready in the background. Whatever the shortcut, nothing is
+// left behind after close(): no state, no cgroup, no mount, no process, no launcher (root).
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseCgroupMounts } from '@berth/cgroups';
+import { defaultSpec, formatSpec } from '@berth/spec';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Runtime } from '../src/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'berth-pool-'));
+const root = join(dir, 'run');
+const tag = randomBytes(3).toString('hex');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function bundle(args: string[]): string {
+  const b = mkdtempSync(join(dir, 'bundle-'));
+  for (const d of ['bin', 'proc', 'dev', 'sys', 'tmp']) mkdirSync(join(b, 'rootfs', d), { recursive: true });
+  copyFileSync('/bin/busybox', join(b, 'rootfs/bin/busybox'));
+  for (const applet of ['sh', 'true', 'sleep']) symlinkSync('busybox', join(b, 'rootfs/bin', applet));
+  const spec = defaultSpec();
+  spec.process!.terminal = false;
+  spec.process!.args = args;
+  writeFileSync(join(b, 'config.json'), formatSpec(spec));
+  return b;
+}
+
+/** Every cgroup directory a container `id` could have: one per hierarchy of this host (v1, v2 or hybrid). */
+function cgroupDirs(id: string): string[] {
+  const { v1, unified } = parseCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8'));
+  const mounts = [...new Set([...Object.values(v1), ...(unified ? [unified] : [])])];
+  return mounts.map((m) => join(m, 'berth', id));
+}
+
+/** What of ours could be left: state directories, cgroups, mounts, processes (children, or rooted in `dir`). */
+function leftovers(ids: string[]): string[] {
+  const left: string[] = [];
+  if (existsSync(root)) for (const d of readdirSync(root)) left.push(`state ${d}`);
+  for (const id of ids) for (const c of cgroupDirs(id)) if (existsSync(c)) left.push(`cgroup ${c}`);
+  for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n'))
+    if (l.includes(dir)) left.push(`mount ${l}`);
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const rootDir = readlinkSync(`/proc/${p}/root`);
+      if (ppid === process.pid || rootDir.startsWith(dir)) left.push(`process ${p}: ${stat.slice(0, 60)}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return left;
+}
+
+const stdio: ['ignore', 'ignore', 'inherit'] = ['ignore', 'ignore', 'inherit'];
+const poolIds = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+describe('the launcher through posix_spawn (the library default)', () => {
+  it('exec into a running container: exit status, detach, then delete leaves nothing', async () => {
+    const rt = new Runtime({ root });
+    const id = `spawn-${tag}-exec`;
+    await rt.create(id, bundle(['sleep', '60']), { stdio });
+    await rt.start(id);
+    const proc = { ...rt.configProcess(id), args: ['sh', '-c', 'exit 4'] };
+    expect(await rt.exec(id, proc, { stdio })).toBe(4);
+    expect(await rt.exec(id, { ...proc, args: ['sleep', '1'] }, { stdio, detach: true })).toBe(0);
+    expect((await rt.state(id)).status).toBe('running');
+    await rt.delete(id, { force: true });
+    await rt.close();
+    expect(leftovers([id])).toEqual([]);
+  });
+});
+
+describe('prepared containers', () => {
+  it('the program runs only when run() is called; discard() and close() tear down the rest', async () => {
+    const rt = new Runtime({ root });
+    const outFile = join(dir, `out-${tag}`);
+    const out = openSync(outFile, 'w');
+    const ids = [`prep-${tag}-a`, `prep-${tag}-b`, `prep-${tag}-c`];
+    try {
+      const b = bundle(['sh', '-c', 'echo ran; exit 5']);
+      const [a, bb, c] = await Promise.all(
+        ids.map((id) => rt.prepare(id, b, { stdio: ['ignore', out, 'inherit'] })),
+      );
+      expect(a!.id).toBe(ids[0]);
+      // made and waiting, but nothing has run yet
+      expect((await rt.state(ids[0]!)).pid).toBeGreaterThan(0);
+      expect(readFileSync(outFile, 'utf8')).toBe('');
+      expect(await a!.run()).toBe(5);
+      expect(readFileSync(outFile, 'utf8')).toBe('ran\n');
+      await expect(a!.run()).rejects.toMatchObject({ code: 'ESTATE' });
+      await bb!.discard();
+      expect(leftovers([ids[1]!]).filter((l) => l.includes(ids[1]!))).toEqual([]);
+      void c; // left for close()
+      await rt.close();
+    } finally {
+      closeSync(out);
+    }
+    expect(readFileSync(outFile, 'utf8')).toBe('ran\n'); // neither the discarded nor the closed one ran
+    expect(leftovers(ids)).toEqual([]);
+  });
+
+  it('a pool runs containers one at a time and four at a time, each under its own id; close() leaves nothing', async () => {
+    const warnings: string[] = [];
+    const rt = new Runtime({ root, warn: (m) => warnings.push(m) });
+    const okPrefix = `pool-${tag}-ok-`;
+    const threePrefix = `pool-${tag}-three-`;
+    const ok = rt.pool(bundle(['true']), { size: 2, stdio, idPrefix: okPrefix });
+    const three = rt.pool(bundle(['sh', '-c', 'exit 3']), { size: 1, stdio, idPrefix: threePrefix });
+    for (let i = 0; i < 6; i++) expect(await (i % 2 ? three : ok).run()).toBe(i % 2 ? 3 : 0);
+    const codes = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? three : ok).run()));
+    expect(codes).toEqual([0, 3, 0, 3, 0, 3, 0, 3]);
+    // prepared ones wait under the pool's ids only: no other id reaches them
+    await expect(rt.state(`pool-${tag}-other`)).rejects.toMatchObject({ code: 'ENOTFOUND' });
+    for (const s of await rt.list())
+      expect(s.id.startsWith(okPrefix) || s.id.startsWith(threePrefix)).toBe(true);
+    await rt.close();
+    await expect(ok.run()).rejects.toMatchObject({ code: 'ESTATE' });
+    expect(leftovers([...poolIds(okPrefix, 20), ...poolIds(threePrefix, 20)])).toEqual([]);
+    expect(warnings).toEqual([]);
+  });
+
+  it("a pool of a bundle that cannot run reports the create's error and leaves nothing", async () => {
+    const rt = new Runtime({ root });
+    const prefix = `pool-${tag}-bad-`;
+    const bad = rt.pool(bundle(['/no/such/program']), {
+      size: 2,
+      stdio: ['ignore', 'ignore', 'ignore'],
+      idPrefix: prefix,
+    });
+    await expect(bad.run()).rejects.toThrow(/no\/such\/program|ENOENT/);
+    await bad.close();
+    await rt.close();
+    expect(leftovers(poolIds(prefix, 10))).toEqual([]);
+  });
+});
