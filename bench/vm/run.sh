@@ -3,7 +3,8 @@
 #   container  berth run -b BUNDLE              (namespaces on the host kernel)
 #   vm         berth run --backend vm -b BUNDLE (a QEMU microVM with its own kernel)
 #   bare-qemu  the same QEMU command line, kernel and initramfs work, without berth
-# Boot to exit of /bin/true; the goal is vm / bare-qemu <= 1.15. Then the comparison
+# Boot to exit of /bin/true, without a NIC on either side (bare QEMU has none; what a NIC
+# costs is bench/vm/network.sh's); the goal is vm / bare-qemu <= 1.15. Then the comparison
 # page docs/guides/containers-and-vms.md is generated from these numbers and from
 # memory and disk measured on this machine (bench/vm/compare.mjs).
 #
@@ -38,7 +39,7 @@ out=bench/results/vm.json
 id=vmbench-$$
 # round-robin, not hyperfine's one-command-at-a-time: on a busy machine the load moves
 node bench/vm/interleave.mjs "$out" "$RUNS" \
-  container "node $berth --root $work/state run -b $bundle $id-c" \
-  vm "node $berth --root $work/state run --backend vm -b $bundle $id-v" \
+  container "node $berth --root $work/state run --network none -b $bundle $id-c" \
+  vm "node $berth --root $work/state run --network none --backend vm -b $bundle $id-v" \
   bare-qemu "sh $work/bare.sh"
 node bench/vm/compare.mjs "$out" "$bundle"
