@@ -80,7 +80,8 @@ export function parseCgroupMounts(mountinfo: string): { v1: Record<string, strin
 /**
  * Resolves the mount points. With a non-default `root` (a test tree, a chroot)
  * the conventional layout under that root is assumed, so a plain directory can
- * stand in for a hierarchy in unit tests.
+ * stand in for a hierarchy in unit tests. Detection runs once per root and
+ * layout in a process (a failed one is not kept).
  */
 export async function discoverHierarchy(
   root: string = DEFAULT_CGROUP_ROOT,
@@ -92,6 +93,20 @@ export async function discoverHierarchy(
     for (const c of V1_CONTROLLERS) v1[c] = join(root, c);
     return layout === 'hybrid' ? { layout, v1, unified: join(root, 'unified') } : { layout, v1 };
   }
+  // A running host's cgroup mounts do not change: detected once per root (and layout) per
+  // process, not by a statfs and a parse of /proc/self/mountinfo at every create and delete.
+  const key = `${root}\0${layout ?? ''}`;
+  let found = discovered.get(key);
+  if (found === undefined) {
+    found = await detectHierarchy(root, layout);
+    discovered.set(key, found);
+  }
+  return { ...found, v1: { ...found.v1 } }; // a copy: the cached one stays as detected
+}
+
+const discovered = new Map<string, CgroupHierarchy>();
+
+async function detectHierarchy(root: string, layout: CgroupLayout | undefined): Promise<CgroupHierarchy> {
   const detected = layout ?? (await detectCgroupLayout(root));
   if (detected === 'v2') return { layout: 'v2', v1: {}, unified: root };
   const mounts = parseCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8'));
