@@ -145,6 +145,36 @@ sys.stdout.write(out.decode())
     expect(sb.berth(['delete', '--force', id])).toMatchObject({ status: 0, stderr: '' });
   });
 
+  it('a failing poststart hook is an error: the VM is stopped and destroyed, and run says so', () => {
+    const bundle = sb.bundle((c) => {
+      c.process.args = ['sleep', '60'];
+      c.hooks = {
+        poststart: [{ path: '/bin/sh', args: ['sh', '-c', 'echo poststart says no >&2; exit 3'] }],
+      };
+    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        '--root',
+        sb.root,
+        'run',
+        '--backend',
+        'vm',
+        '--network',
+        'none',
+        '-b',
+        bundle,
+        sb.id('vm-pstart'),
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/hooks\.poststart\[0\] .*exit status 3: poststart says no/);
+    expect(r.stderr).not.toMatch(/does not exist/);
+    // afterEach: no state, mount or QEMU left
+  });
+
   it('says in berth features what a VM container honours', () => {
     const r = sb.berth(['features']);
     expect(r.status).toBe(0);

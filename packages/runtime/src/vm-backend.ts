@@ -599,6 +599,10 @@ export async function runVm(
     return await waitVm(rt.store.read(id));
   } finally {
     for (const s of FORWARDED) process.off(s, forward);
-    if (!options.keep) await rt.delete(id, { force: true });
+    // a start that failed (a poststart hook) has already destroyed the container
+    if (!options.keep)
+      await rt.delete(id, { force: true }).catch((e: Error & { code?: string }) => {
+        if (e.code !== 'ENOTFOUND') throw e;
+      });
   }
 }
