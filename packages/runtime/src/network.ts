@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import type { PortMapping } from '@berth/network';
+import type { Attachment, AttachRequest, PortMapping } from '@berth/network';
 
 /**
  * What a container asks of `@berth/network` (`berth run --network bridge|NAME`):
@@ -73,31 +73,13 @@ export async function attachNetwork(
       cni: { conflist, ifname: c.ifname, ...(c.result ? { result: c.result } : {}) },
     };
   }
-  const store = new net.NetworkStore(o.stateDir ? { dir: o.stateDir } : {});
   const a = await net.attach({
     containerId: id,
     netns: { pid },
-    network: o.network,
-    store,
-    ...(o.ip ? { ip: o.ip as `${number}.${number}.${number}.${number}` } : {}),
-    ...(o.publish?.length ? { publish: o.publish } : {}),
-    ...(o.dns?.length ? { dns: o.dns } : {}),
-    ...(o.dnsSearch ? { dnsSearch: o.dnsSearch } : {}),
-    ...(o.dnsOptions ? { dnsOptions: o.dnsOptions } : {}),
-    ...(o.addHosts?.length ? { addHosts: o.addHosts } : {}),
-    ...(o.hostname ? { hostname: o.hostname } : {}),
-    ...(o.aliases?.length ? { aliases: o.aliases } : {}),
-    ...(o.filesDir ? { filesDir: o.filesDir } : {}),
+    store: new net.NetworkStore(o.stateDir ? { dir: o.stateDir } : {}),
+    ...attachSettings(o),
   });
-  return {
-    network: a.network,
-    ...(o.stateDir ? { stateDir: o.stateDir } : {}),
-    address: a.address,
-    gateway: a.gateway,
-    bridge: a.bridge,
-    hostLink: a.hostLink,
-    ports: a.ports,
-  };
+  return attachedRecord(a, o);
 }
 
 /** Undoes `attachNetwork` from the record alone (idempotent). */
@@ -146,6 +128,35 @@ export async function checkNetworkOptions(o: ContainerNetworkOptions): Promise<v
   }
   const store = new net.NetworkStore(o.stateDir ? { dir: o.stateDir } : {});
   await store.require(o.network);
+}
+
+/** The request fields of `@berth/network`'s attach that come from the options (a container's or a VM's). */
+export function attachSettings(o: ContainerNetworkOptions): Omit<AttachRequest, 'containerId'> {
+  return {
+    network: o.network,
+    ...(o.ip ? { ip: o.ip as `${number}.${number}.${number}.${number}` } : {}),
+    ...(o.publish?.length ? { publish: o.publish } : {}),
+    ...(o.dns?.length ? { dns: o.dns } : {}),
+    ...(o.dnsSearch ? { dnsSearch: o.dnsSearch } : {}),
+    ...(o.dnsOptions ? { dnsOptions: o.dnsOptions } : {}),
+    ...(o.addHosts?.length ? { addHosts: o.addHosts } : {}),
+    ...(o.hostname ? { hostname: o.hostname } : {}),
+    ...(o.aliases?.length ? { aliases: o.aliases } : {}),
+    ...(o.filesDir ? { filesDir: o.filesDir } : {}),
+  };
+}
+
+/** What the state keeps of an attachment. */
+export function attachedRecord(a: Attachment, o: ContainerNetworkOptions): NetworkRecord {
+  return {
+    network: a.network,
+    ...(o.stateDir ? { stateDir: o.stateDir } : {}),
+    address: a.address,
+    gateway: a.gateway,
+    bridge: a.bridge,
+    hostLink: a.hostLink,
+    ports: a.ports,
+  };
 }
 
 /** The part of the record written before anything is made, so a delete after a crash still detaches. */

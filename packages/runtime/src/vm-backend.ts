@@ -23,6 +23,8 @@ import type { Process, Spec } from '@berth/spec';
 import { BerthError, type PlanStep } from '@berth/sys';
 import type { VmNet, VmRecord } from '@berth/vm';
 import {
+  attachedRecord,
+  attachSettings,
   type ContainerNetworkOptions,
   checkNetworkOptions,
   detachNetwork,
@@ -212,27 +214,10 @@ async function attachVmNetwork(
   const a = await net.attach({
     containerId: record.id,
     tap: true,
-    network: o.network,
     store: new net.NetworkStore(o.stateDir ? { dir: o.stateDir } : {}),
-    ...(o.ip ? { ip: o.ip as `${number}.${number}.${number}.${number}` } : {}),
-    ...(o.publish?.length ? { publish: o.publish } : {}),
-    ...(o.dns?.length ? { dns: o.dns } : {}),
-    ...(o.dnsSearch ? { dnsSearch: o.dnsSearch } : {}),
-    ...(o.dnsOptions ? { dnsOptions: o.dnsOptions } : {}),
-    ...(o.addHosts?.length ? { addHosts: o.addHosts } : {}),
-    ...(o.hostname ? { hostname: o.hostname } : {}),
-    ...(o.aliases?.length ? { aliases: o.aliases } : {}),
-    ...(o.filesDir ? { filesDir: o.filesDir } : {}),
+    ...attachSettings(o),
   });
-  record.network = {
-    network: a.network,
-    ...(o.stateDir ? { stateDir: o.stateDir } : {}),
-    address: a.address,
-    gateway: a.gateway,
-    bridge: a.bridge,
-    hostLink: a.hostLink,
-    ports: a.ports,
-  };
+  record.network = attachedRecord(a, o);
   store.write(record);
   const { macFromAddress } = await vm();
   return { tap: a.hostLink, mac: macFromAddress(a.address), address: a.address, gateway: a.gateway };

@@ -1,72 +1,14 @@
 // Library mode with prepared containers (issue #12): `prepare` makes a container up to its
 // program's exec, `pool` keeps some ready in the background. Whatever the shortcut, nothing is
 // left behind after close(): no state, no cgroup, no mount, no process, no launcher (root).
-import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseCgroupMounts } from '@berth/cgroups';
-import { defaultSpec, formatSpec } from '@berth/spec';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Runtime } from '../src/index.js';
+import { libraryFixture } from './library-fixture.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'berth-pool-'));
-const root = join(dir, 'run');
-const tag = randomBytes(3).toString('hex');
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function bundle(args: string[]): string {
-  const b = mkdtempSync(join(dir, 'bundle-'));
-  for (const d of ['bin', 'proc', 'dev', 'sys', 'tmp']) mkdirSync(join(b, 'rootfs', d), { recursive: true });
-  copyFileSync('/bin/busybox', join(b, 'rootfs/bin/busybox'));
-  for (const applet of ['sh', 'true', 'sleep']) symlinkSync('busybox', join(b, 'rootfs/bin', applet));
-  const spec = defaultSpec();
-  spec.process!.terminal = false;
-  spec.process!.args = args;
-  writeFileSync(join(b, 'config.json'), formatSpec(spec));
-  return b;
-}
-
-/** Every cgroup directory a container `id` could have: one per hierarchy of this host (v1, v2 or hybrid). */
-function cgroupDirs(id: string): string[] {
-  const { v1, unified } = parseCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8'));
-  const mounts = [...new Set([...Object.values(v1), ...(unified ? [unified] : [])])];
-  return mounts.map((m) => join(m, 'berth', id));
-}
-
-/** What of ours could be left: state directories, cgroups, mounts, processes (children, or rooted in `dir`). */
-function leftovers(ids: string[]): string[] {
-  const left: string[] = [];
-  if (existsSync(root)) for (const d of readdirSync(root)) left.push(`state ${d}`);
-  for (const id of ids) for (const c of cgroupDirs(id)) if (existsSync(c)) left.push(`cgroup ${c}`);
-  for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n'))
-    if (l.includes(dir)) left.push(`mount ${l}`);
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const rootDir = readlinkSync(`/proc/${p}/root`);
-      if (ppid === process.pid || rootDir.startsWith(dir)) left.push(`process ${p}: ${stat.slice(0, 60)}`);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return left;
-}
+const { dir, root, tag, bundle, leftovers, cleanup } = libraryFixture('berth-pool-');
+afterAll(cleanup);
 
 const stdio: ['ignore', 'ignore', 'inherit'] = ['ignore', 'ignore', 'inherit'];
 const poolIds = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
