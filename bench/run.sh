@@ -40,7 +40,13 @@ make_bundle "$work/bundle" '["/bin/true"]'
 make_bundle "$work/sleep" '["/bin/sleep", "60"]'
 mkdir -p bench/results
 echo "bench: $(nproc) CPUs, $(uname -r), node $(node --version), $(runc --version | head -1), $(crun --version | head -1); load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+# Every runtime keeps its state under its own --root on one tmpfs, as /run (berth's, runc's and
+# crun's default roots) is on a standard host; on this kind of VM /run is on the root disk,
+# where each record's create, rename and unlink is a journalled metadata write (BENCH_STATE=disk
+# keeps the roots on $work's filesystem instead, as this bench did before 2026-12-02).
 unshare --mount --propagation private bash -c "
   umount /sys/fs/cgroup/unified 2>/dev/null || true
-  python3 bench/startup.py '$work' '$work/bundle' '$work/sleep' '$RUNS' bench/results/startup.json
+  mkdir -p '$work/state'
+  [ \"\${BENCH_STATE:-tmpfs}\" = disk ] || mount -t tmpfs -o mode=0711 berth-bench-state '$work/state'
+  python3 bench/startup.py '$work/state' '$work/bundle' '$work/sleep' '$RUNS' bench/results/startup.json
 "

@@ -210,10 +210,14 @@ goals = [
     f'{R["run"]["node -e 0"]["rssKiB"]["median"] / 1024:.1f} MiB '
     f'({"met" if R["run"]["berth"]["rssKiB"]["median"] - R["run"]["node -e 0"]["rssKiB"]["median"] <= 8192 else "not met"}: goal ≤ +8 MiB)',
 ]
+# where the state roots were: tmpfs (as /run on a standard host) or the work directory's disk
+with open('/proc/self/mounts') as m:
+    fstype = next((l.split()[2] for l in m if l.split()[1] == os.path.abspath(work)), 'disk')
+goals.append(f'- every runtime\'s state root on: {fstype}')
 table = '\n'.join(lines)
 print(table)
 print()
 print('\n'.join(goals))
 with open(out, 'w') as f:
     json.dump({'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'runs': runs,
-               'machine': os.uname().release, 'results': results, 'table': table, 'goals': goals}, f, indent=1)
+               'machine': os.uname().release, 'state': fstype, 'results': results, 'table': table, 'goals': goals}, f, indent=1)

@@ -118,6 +118,18 @@ export class Cgroup {
     return { hierarchy, path: resolved.path, paths };
   }
 
+  /**
+   * Where `create` makes the cgroup, without making anything: the host's layout and the
+   * directory in each hierarchy. A caller can plan with it and create the cgroup later.
+   */
+  static async where(
+    cgroupsPath: string,
+    opts: CgroupOptions = {},
+  ): Promise<{ layout: CgroupLayout; paths: Record<string, string> }> {
+    const { hierarchy, paths } = await Cgroup.locate(cgroupsPath, opts);
+    return { layout: hierarchy.layout, paths };
+  }
+
   /** Creates the directories (idempotent: existing ones are joined, not an error). */
   static async create(cgroupsPath: string, opts: CgroupOptions = {}): Promise<Cgroup> {
     const { hierarchy, path, paths } = await Cgroup.locate(cgroupsPath, opts);

@@ -46,11 +46,35 @@ export async function cgroups(): Promise<typeof import('@berth/cgroups')> {
   return import('@berth/cgroups');
 }
 
+/**
+ * The container's linux.resources checked, and where its cgroup will be (the layout and
+ * one directory per hierarchy), before anything is made: what the plan needs, so that the
+ * launcher can start while the cgroup is made (createCgroup).
+ */
+export async function locateCgroup(
+  spec: Spec,
+  cgroupsPath: string,
+  systemd: boolean,
+): Promise<{ layout: Cgroup['layout']; paths: Record<string, string> }> {
+  const cg = await cgroups();
+  const problems = cg.validateResources(effectiveResources(spec));
+  if (problems.length) {
+    throw new BerthError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), { code: 'EINVALIDSPEC' });
+  }
+  return cg.Cgroup.where(cgroupsPath, { driver: systemd ? 'systemd' : 'cgroupfs' });
+}
+
 /** Creates the container's cgroup and applies its limits; on any failure nothing is left. */
-export async function createCgroup(spec: Spec, cgroupsPath: string, systemd: boolean): Promise<Cgroup> {
+export async function createCgroup(
+  spec: Spec,
+  cgroupsPath: string,
+  systemd: boolean,
+  /** linux.resources were checked already (locateCgroup) */
+  validated = false,
+): Promise<Cgroup> {
   const cg = await cgroups();
   const resources = effectiveResources(spec);
-  const problems = cg.validateResources(resources);
+  const problems = validated ? [] : cg.validateResources(resources);
   if (problems.length) {
     throw new BerthError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), { code: 'EINVALIDSPEC' });
   }

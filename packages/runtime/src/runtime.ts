@@ -4,6 +4,7 @@ import {
   existsSync,
   openSync,
   readFileSync,
+  readlinkSync,
   readSync,
   rmSync,
   statSync,
@@ -22,7 +23,7 @@ import {
   type Spawner,
   writeFileAtomic,
 } from '@berth/sys';
-import { createCgroup, defaultCgroupsPath, loadCgroup } from './cgroup.js';
+import { createCgroup, defaultCgroupsPath, loadCgroup, locateCgroup } from './cgroup.js';
 import { planExec } from './exec.js';
 import { type HookState, runContainerHooks, runHooks } from './hooks.js';
 import { applyIntelRdt, joinIntelRdt, type RdtRecord, removeIntelRdt } from './intelrdt.js';
@@ -143,6 +144,13 @@ export interface RunOptions extends CreateOptions {
   keep?: boolean;
 }
 
+/** Where a container's cgroup will be made (locateCgroup), before it is. */
+interface CgroupAt {
+  cgroupsPath: string;
+  layout: Cgroup['layout'];
+  paths: Record<string, string>;
+}
+
 /** What a create has made so far: what `undoCreate` takes apart when a later step fails. */
 interface CreateProgress {
   launched?: Launch;
@@ -244,11 +252,12 @@ export class Runtime {
     spec: Spec,
     options: CreateOptions,
     foreground: boolean,
+    writeRunning = true,
   ): Promise<{ record: ContainerRecord; launched: Launch }> {
     const dir = this.store.claim(id);
     const made: CreateProgress = { cgroupShared: false, pid: 0 };
     try {
-      const { record, seccomp } = await this.prepareCreate(id, bundle, spec, options, made);
+      const { record, seccomp, cgroupAt } = await this.prepareCreate(id, bundle, spec, options, made);
       const launched = await this.startLauncher(
         id,
         bundle,
@@ -258,10 +267,11 @@ export class Runtime {
         dir,
         record,
         seccomp,
+        cgroupAt,
         made,
       );
       await this.setUpAtSync(id, spec, options, foreground, record, launched, made);
-      await this.finishCreate(spec, options, foreground, record, launched, made);
+      await this.finishCreate(spec, options, foreground, record, launched, made, writeRunning);
       return { record, launched };
     } catch (e) {
       await this.undoCreate(e, id, bundle, spec, options, made);
@@ -272,7 +282,9 @@ export class Runtime {
   /**
    * Before anything runs: what only root may do is refused without root, the
    * state record is written (so that `delete` finds whatever a crash leaves),
-   * the seccomp profile is compiled and the cgroup made.
+   * the seccomp profile is compiled, linux.resources checked and the cgroup
+   * located (startLauncher makes it while the launcher starts; a rootless
+   * container's is made here).
    */
   private async prepareCreate(
     id: string,
@@ -280,7 +292,11 @@ export class Runtime {
     spec: Spec,
     options: CreateOptions,
     made: CreateProgress,
-  ): Promise<{ record: ContainerRecord; seccomp: CompiledSeccomp | undefined }> {
+  ): Promise<{
+    record: ContainerRecord;
+    seccomp: CompiledSeccomp | undefined;
+    cgroupAt: CgroupAt | undefined;
+  }> {
     const rootless = isRootless();
     const rootlessProblem = rootless ? rootlessSpecProblem(spec) : undefined;
     if (rootlessProblem) throw new BerthError(rootlessProblem, { code: 'EROOTLESS' });
@@ -303,7 +319,8 @@ export class Runtime {
     // compiled before anything is made: a profile libseccomp refuses fails the create cleanly
     const seccomp = await compileProfile(spec.linux?.seccomp);
     if (options.network) await checkNetworkOptions(options.network);
-    if (cgroupsPath) made.cgroup = await createCgroup(spec, cgroupsPath, this.systemd);
+    let cgroupAt: CgroupAt | undefined;
+    if (cgroupsPath) cgroupAt = { cgroupsPath, ...(await locateCgroup(spec, cgroupsPath, this.systemd)) };
     else {
       // rootless: a cgroup in the subtree delegated to the user, or none (see rootless.ts)
       const rootlessCgroup = await createRootlessCgroup(spec, id, this.warn);
@@ -314,10 +331,10 @@ export class Runtime {
         this.store.write(record);
       }
     }
-    return { record, seccomp };
+    return { record, seccomp, cgroupAt };
   }
 
-  /** Plans the container and starts the launcher; returns once the container's pid is known and recorded. */
+  /** Plans the container, starts the launcher and makes the cgroup meanwhile; returns once the container's pid is known. */
   private async startLauncher(
     id: string,
     bundle: string,
@@ -327,9 +344,10 @@ export class Runtime {
     dir: string,
     record: ContainerRecord,
     seccomp: CompiledSeccomp | undefined,
+    cgroupAt: CgroupAt | undefined,
     made: CreateProgress,
   ): Promise<Launch> {
-    const cgroup = made.cgroup;
+    const cgroup = made.cgroup ?? cgroupAt;
     const fifo = foreground ? undefined : join(dir, 'exec.fifo');
     if (options.overlay) ownSnapshotUpper(spec, options.overlay.upper); // a user namespace's root owns its snapshot
     const plan = planContainer(spec, {
@@ -355,11 +373,15 @@ export class Runtime {
       preserveFds: preserved,
     });
     made.launched = launched;
+    // The cgroup is made while the launcher starts: the container is in its namespaces and
+    // joins the cgroup only at its sync point, and nothing of the cgroup is used before.
+    if (cgroupAt) made.cgroup = await createCgroup(spec, cgroupAt.cgroupsPath, this.systemd, true);
     const pid = (await launched.expect('pid')).pid;
     made.pid = record.pid = pid;
     const stat = procStat(pid);
     if (stat) record.pidStartTime = stat.startTime;
-    this.store.write(record);
+    // recorded later (setUpAtSync, finishCreate). Until then a death of this process ends
+    // the container too: the launcher's child reads end-of-file at its sync and exits.
     return launched;
   }
 
@@ -381,7 +403,7 @@ export class Runtime {
     const pid = made.pid;
     await launched.expect('sync'); // namespaces exist: the place for cgroups, network, uid maps
     // before any mount: the namespaces it really is in, not the paths config.json named
-    await checkNotRuntimeNamespaces(pid, spec);
+    checkNotRuntimeNamespaces(pid, spec);
     if (options.network) {
       record.network = await attachNetwork(id, pid, options.network);
       this.store.write(record);
@@ -396,11 +418,15 @@ export class Runtime {
     const joined = made.cgroup ? made.cgroup.addProcess(pid) : Promise.resolve();
     if (spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length) {
       await joined;
+      this.store.write(record); // the pid, for the hooks that ask `state`
       const hookState = this.hookState(record);
       await runHooks('prestart', spec.hooks?.prestart, hookState);
       await runHooks('createRuntime', spec.hooks?.createRuntime, hookState);
       launched.release();
     } else {
+      // The pid is recorded with the status, once the container is created (finishCreate):
+      // until then a death of this process ends the container (it reads end-of-file at its
+      // next sync and exits), and it is in its cgroup, which the record names already.
       launched.release();
       try {
         await joined;
@@ -420,6 +446,7 @@ export class Runtime {
     record: ContainerRecord,
     launched: Launch,
     made: CreateProgress,
+    writeRunning: boolean,
   ): Promise<void> {
     const cgroup = made.cgroup;
     if (spec.hooks?.createContainer?.length) {
@@ -428,6 +455,7 @@ export class Runtime {
         throw new BerthError(`launcher protocol: expected the createContainer sync, got ${at.id}`, {
           code: 'ELAUNCH',
         });
+      this.store.write(record); // the pid, for the hooks that ask `state`
       await runContainerHooks('createContainer', spec.hooks.createContainer, this.hookState(record), {
         pid: made.pid,
         ...(cgroup ? { addToCgroup: (p: number) => cgroup.addProcess(p) } : {}),
@@ -436,12 +464,16 @@ export class Runtime {
     }
     if (foreground) {
       await launched.expect('sync');
-      record.status = 'running';
+      // `run` writes it once it has let the program go (runLaunched): not on the path it waits on
+      if (writeRunning) {
+        record.status = 'running';
+        this.store.write(record);
+      }
     } else {
       await launched.expect('ready');
       record.status = 'created';
+      this.store.write(record);
     }
-    this.store.write(record);
     if (options.pidFile) writeAtomic(resolve(options.pidFile), String(made.pid));
     if (!foreground) launched.detach();
   }
@@ -918,28 +950,31 @@ export class Runtime {
 
   /** Suspends every process of a running container (cgroup freezer); waits until frozen. */
   async pause(id: string): Promise<void> {
-    await withLock(this.root, id, async () => {
-      const record = this.store.read(id);
-      const status = this.liveStatus(record);
-      if (status !== 'running')
-        throw new BerthError(`cannot pause container ${id}: it is ${status}`, { code: 'ESTATE', path: id });
-      if (record.vm) await pauseVm(record);
-      else await (await this.requireCgroup(id, record)).freeze();
-      record.status = 'paused';
-      this.store.write(record);
-    });
+    await this.setPaused(id, true);
   }
 
   /** Resumes a paused container. */
   async resume(id: string): Promise<void> {
+    await this.setPaused(id, false);
+  }
+
+  /** pause (freeze, running → paused) or resume (thaw, paused → running), under the lock. */
+  private async setPaused(id: string, paused: boolean): Promise<void> {
     await withLock(this.root, id, async () => {
       const record = this.store.read(id);
       const status = this.liveStatus(record);
-      if (status !== 'paused')
-        throw new BerthError(`cannot resume container ${id}: it is ${status}`, { code: 'ESTATE', path: id });
-      if (record.vm) await resumeVm(record);
-      else await (await this.requireCgroup(id, record)).thaw();
-      record.status = 'running';
+      const from: Status = paused ? 'running' : 'paused';
+      if (status !== from)
+        throw new BerthError(`cannot ${paused ? 'pause' : 'resume'} container ${id}: it is ${status}`, {
+          code: 'ESTATE',
+          path: id,
+        });
+      if (record.vm) await (paused ? pauseVm(record) : resumeVm(record));
+      else {
+        const cgroup = await this.requireCgroup(id, record);
+        await (paused ? cgroup.freeze() : cgroup.thaw());
+      }
+      record.status = paused ? 'paused' : 'running';
       this.store.write(record);
     });
   }
@@ -991,8 +1026,8 @@ export class Runtime {
       return 0;
     }
     if (await wantsVm(loaded.spec, options.backend)) return runVm(this, id, bundle, options);
-    const { launched, record } = await this.launchForRun(id, loaded, options);
-    return this.runLaunched(id, launched, record, options);
+    const { launched, record, lock } = await this.launchForRun(id, loaded, options, false);
+    return this.runLaunched(id, launched, record, options, lock);
   }
 
   /**
@@ -1010,7 +1045,7 @@ export class Runtime {
         code: 'EINVAL',
         path: id,
       });
-    const { launched, record } = await this.launchForRun(id, loaded, options);
+    const { launched, record } = await this.launchForRun(id, loaded, options, true);
     let state: 'prepared' | 'running' | 'discarded' = 'prepared';
     const prepared: PreparedContainer = {
       id,
@@ -1048,17 +1083,25 @@ export class Runtime {
     return pool;
   }
 
-  /** launchContainer for run/prepare: a foreground container, under its lock. */
+  /**
+   * launchContainer for run/prepare: a foreground container, under its lock. For `run`
+   * (not `prepared`) the lock is handed back: runLaunched records "running" under it
+   * once the program is let go, then releases it.
+   */
   private async launchForRun(
     id: string,
     loaded: { bundle: string; spec: Spec },
     options: RunOptions,
-  ): Promise<{ launched: Launch; record: ContainerRecord }> {
+    prepared: boolean,
+  ): Promise<{ launched: Launch; record: ContainerRecord; lock: ContainerLock | undefined }> {
     const lock = await ContainerLock.acquire(this.root, id);
     try {
-      return await this.launchContainer(id, loaded.bundle, loaded.spec, options, true);
-    } finally {
+      const made = await this.launchContainer(id, loaded.bundle, loaded.spec, options, true, prepared);
+      if (prepared) lock.release();
+      return { ...made, lock: prepared ? undefined : lock };
+    } catch (e) {
       lock.release();
+      throw e;
     }
   }
 
@@ -1068,6 +1111,7 @@ export class Runtime {
     launched: Launch,
     record: ContainerRecord,
     options: RunOptions,
+    lock?: ContainerLock,
   ): Promise<number> {
     const stopForwarding = options.forwardSignals ? forwardSignals(launched) : undefined;
     let exited = false;
@@ -1082,6 +1126,12 @@ export class Runtime {
         }
       }
       launched.release();
+      if (record.status !== 'running') {
+        // recorded while the program's exec is under way, still under the container's lock
+        record.status = 'running';
+        this.store.write(record);
+      }
+      lock?.release();
       await launched.expect('eof'); // the exec happened (a failed exec throws here)
       try {
         await runHooks('poststart', record.hooks?.poststart, this.hookState(record));
@@ -1094,6 +1144,7 @@ export class Runtime {
       exited = true;
       return status;
     } finally {
+      lock?.release();
       stopForwarding?.();
       await launched.exited.catch(() => 0);
       // The status is returned as soon as the process has exited: the teardown (cgroup, mount
@@ -1161,26 +1212,29 @@ export function sessionKeyring(id: string): string {
  * mounts anything: its mount namespace is never the runtime's (it would pivot
  * the host), nor its uts namespace when it sets a hostname or domainname.
  */
-async function checkNotRuntimeNamespaces(pid: number, spec: Spec): Promise<void> {
-  const { readlink } = await import('node:fs/promises');
+function checkNotRuntimeNamespaces(pid: number, spec: Spec): void {
+  // synchronous: two readlinks of nsfs cost microseconds, a trip through libuv's pool costs
+  // a millisecond on the path every container waits on (the launcher is held at its sync)
   const kinds: Array<[string, string]> = [['mnt', 'mount']];
   if (spec.hostname !== undefined || spec.domainname !== undefined) kinds.push(['uts', 'uts']);
   for (const [proc, kind] of kinds) {
-    const [mine, theirs] = await Promise.all([
-      readlink(`/proc/self/ns/${proc}`),
-      readlink(`/proc/${pid}/ns/${proc}`).catch((e: NodeJS.ErrnoException) => {
-        // without root the launcher (not dumpable until exec) hides its namespaces from us;
-        // a namespace the clone made is new by construction, anything else is refused
-        const entry = spec.linux?.namespaces?.find((n) => n.type === kind);
-        if (e.code === 'EACCES' && isRootless() && entry && !entry.path) return undefined;
-        if (e.code === 'EACCES' && isRootless())
-          throw new BerthError(
-            `linux.namespaces: berth without root cannot check the container's ${kind} namespace when it is not a new one: refusing to run it`,
-            { code: 'EROOTLESS' },
-          );
-        throw e;
-      }),
-    ]);
+    const mine = readlinkSync(`/proc/self/ns/${proc}`);
+    let theirs: string | undefined;
+    try {
+      theirs = readlinkSync(`/proc/${pid}/ns/${proc}`);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      // without root the launcher (not dumpable until exec) hides its namespaces from us;
+      // a namespace the clone made is new by construction, anything else is refused
+      const entry = spec.linux?.namespaces?.find((n) => n.type === kind);
+      if (e.code === 'EACCES' && isRootless() && entry && !entry.path) continue;
+      if (e.code === 'EACCES' && isRootless())
+        throw new BerthError(
+          `linux.namespaces: berth without root cannot check the container's ${kind} namespace when it is not a new one: refusing to run it`,
+          { code: 'EROOTLESS' },
+        );
+      throw e;
+    }
     if (mine === theirs) {
       throw new BerthError(
         `linux.namespaces: the container's ${kind} namespace is berth's own (${mine}): refusing to change the host`,

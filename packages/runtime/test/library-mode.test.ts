@@ -1,6 +1,8 @@
 // Library mode (issue #12): `run` returns the exit status as soon as the container's process has
 // exited and its teardown goes on in the background; close() waits for every teardown. Whatever
 // the shortcut, nothing is left behind: no state, no cgroup, no mount, no process (root).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Runtime } from '../src/index.js';
 import { libraryFixture } from './library-fixture.js';
@@ -41,6 +43,21 @@ describe('library mode', () => {
     // what the Runtime reports never shows a container that run has finished with
     await expect(rt.state(id)).rejects.toMatchObject({ code: 'ENOTFOUND' });
     expect(await rt.list()).toEqual([]);
+    await rt.close();
+    expect(leftovers([id])).toEqual([]);
+  });
+
+  it('a limit the kernel refuses (applied while the launcher starts) fails the run and leaves nothing', async () => {
+    // the cgroup is made and its limits written after the launcher was spawned (it overlaps the
+    // launcher's start): a refusal there must still take the launcher and the container down
+    const rt = new Runtime({ root });
+    const id = `lib-${tag}-cpuset`;
+    const b = bundle(['true']);
+    const config = join(b, 'config.json');
+    const spec = JSON.parse(readFileSync(config, 'utf8'));
+    spec.linux.resources = { ...spec.linux.resources, cpu: { cpus: '4095' } }; // no such CPU
+    writeFileSync(config, JSON.stringify(spec));
+    await expect(rt.run(id, b, { stdio: ['ignore', 'ignore', 'ignore'] })).rejects.toThrow(/cpuset\.cpus/);
     await rt.close();
     expect(leftovers([id])).toEqual([]);
   });

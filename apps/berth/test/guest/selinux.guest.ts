@@ -6,7 +6,7 @@
 // containers through the CLI with `process.selinuxLabel`, `linux.mountLabel` and
 // `berth exec --process-label`, and reads the labels back from the kernel.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Sandbox } from '../helpers.js';
 
@@ -178,6 +178,41 @@ describe('SELinux (enabled in this kernel, a policy loaded)', () => {
     } finally {
       execFileSync('umount', [hostMq]);
     }
+  });
+
+  it('an mqueue destination that is a symlink out of the rootfs: the label stays inside it', () => {
+    // the attack on the in-root `lsm` step (it labels the mqueue root by fd): an image whose
+    // mount destination is an absolute symlink to a host directory. The mount and the label
+    // are both resolved in the rootfs (RESOLVE_IN_ROOT), so the host directory keeps its label.
+    const victim = `${sb.dir}/victim-mq`;
+    execFileSync('mkdir', ['-p', victim]);
+    const label = () => execFileSync('stat', ['-c', '%C', victim], { encoding: 'utf8' }).trim();
+    const before = label();
+    expect(before).not.toBe(MOUNT_LABEL);
+    const bundle = sb.bundle((c) => {
+      c.process.args = ['sleep', '600'];
+      c.linux.mountLabel = MOUNT_LABEL;
+      c.mounts.push({ destination: '/mq', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'nodev'] });
+    });
+    symlinkSync(victim, `${bundle}/rootfs/mq`);
+    // the same path in the rootfs, where the symlink really leads (berth makes no directory
+    // through a symlink: without it the create is refused, which is safe but proves less)
+    mkdirSync(`${bundle}/rootfs${victim}`, { recursive: true });
+    const id = sb.id('semq');
+    expect(sb.detached(['run', '-d', '-b', bundle, id])).toMatchObject({ status: 0, stderr: '' });
+    try {
+      const pid = JSON.parse(sb.berth(['state', id]).stdout).pid as number;
+      expect(label()).toBe(before);
+      // where it went: the same absolute path, inside the rootfs, made there and labelled
+      const inside = execFileSync('stat', ['-c', '%C', `/proc/${pid}/root${victim}`], { encoding: 'utf8' });
+      expect(inside.trim()).toBe(MOUNT_LABEL);
+      // no mount on the host's directory
+      const hostMounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
+      expect(hostMounts.filter((l) => l.split(' ')[4] === victim)).toEqual([]);
+    } finally {
+      expect(sb.berth(['delete', '--force', id]).status).toBe(0);
+    }
+    expect(label()).toBe(before);
   });
 
   it('a label the policy does not know fails the create, naming the field, and leaves nothing behind', () => {
