@@ -23,11 +23,21 @@ export async function resolveTargets(writes: { write: Write; dir: string }[]): P
 }> {
   const targets: Target[] = [];
   const problems: CgroupProblem[] = [];
+  // each file looked up once: v1's device rules are a dozen writes to devices.allow
+  const seen = new Map<string, boolean>();
+  const present = async (path: string): Promise<boolean> => {
+    let known = seen.get(path);
+    if (known === undefined) {
+      known = await exists(path);
+      seen.set(path, known);
+    }
+    return known;
+  };
   for (const { write, dir } of writes) {
     const candidates = [{ file: write.file, value: write.value }, ...(write.alternatives ?? [])];
     let chosen: { file: string; value: string } | undefined;
     for (const c of candidates) {
-      if (await exists(join(dir, c.file))) {
+      if (await present(join(dir, c.file))) {
         chosen = c;
         break;
       }

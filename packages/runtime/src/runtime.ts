@@ -173,6 +173,8 @@ export class Runtime {
   private readonly spawnMode: 'posix_spawn' | 'fork';
   /** Teardowns `run` left under way (id: its delete): awaited before the id is used again, and by close(). */
   private readonly teardowns = new Map<string, Promise<void>>();
+  /** The cgroup a container of this process's `run`/`prepare` made: its teardown need not look it up again. */
+  private readonly cgroupOf = new WeakMap<ContainerRecord, Cgroup>();
   /** Containers `prepare` made and nobody has run yet: discarded by close(). */
   private readonly prepared = new Set<PreparedContainer>();
   private readonly pools = new Set<SandboxPool>();
@@ -272,6 +274,7 @@ export class Runtime {
       );
       await this.setUpAtSync(id, spec, options, foreground, record, launched, made);
       await this.finishCreate(spec, options, foreground, record, launched, made, writeRunning);
+      if (made.cgroup && !made.cgroupShared) this.cgroupOf.set(record, made.cgroup);
       return { record, launched };
     } catch (e) {
       await this.undoCreate(e, id, bundle, spec, options, made);
@@ -732,8 +735,8 @@ export class Runtime {
   }
 
   /** `run`'s teardown, after the container's process has exited: under way while `run` returns. */
-  private tearDown(id: string): Promise<void> {
-    const done: Promise<void> = this.remove(id, { force: true })
+  private tearDown(id: string, cgroup: Cgroup | undefined): Promise<void> {
+    const done: Promise<void> = this.remove(id, { force: true, cgroup })
       .catch((e: Error) => this.warn(`cleanup: ${e.message}`))
       .finally(() => {
         if (this.teardowns.get(id) === done) this.teardowns.delete(id);
@@ -748,7 +751,7 @@ export class Runtime {
   }
 
   /** delete() itself, without waiting for a teardown under way (it is one). */
-  private async remove(id: string, options: { force?: boolean }): Promise<void> {
+  private async remove(id: string, options: { force?: boolean; cgroup?: Cgroup | undefined }): Promise<void> {
     await withLock(this.root, id, async () => {
       let record: ContainerRecord;
       try {
@@ -773,7 +776,8 @@ export class Runtime {
       // a cgroup berth did not create (it existed before the container) is never emptied nor removed
       const cgroup = record.cgroupShared
         ? undefined
-        : await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot);
+        : (options.cgroup ??
+          (await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot)));
       // an empty cgroup (the usual case: the container exited) needs no freeze-and-kill round
       if (cgroup && (await cgroup.pids()).length > 0) {
         if (await cgroup.isFrozen()) await cgroup.thaw();
@@ -1064,7 +1068,7 @@ export class Runtime {
         this.prepared.delete(prepared);
         launched.abort(); // the container exits at its last sync point, its program never run
         await launched.exited.catch(() => 0);
-        await this.tearDown(id);
+        await this.tearDown(id, this.cgroupOf.get(record));
       },
     };
     this.prepared.add(prepared);
@@ -1152,7 +1156,7 @@ export class Runtime {
       // close(). A run that failed tears down before its error is thrown. A cleanup failure is
       // reported, but never replaces the container's exit status (or its error).
       if (!options.keep) {
-        const teardown = this.tearDown(id);
+        const teardown = this.tearDown(id, this.cgroupOf.get(record));
         if (!exited) await teardown;
       }
     }
