@@ -128,7 +128,9 @@ clis = ','.join(f'{n}={" ".join(RUNTIMES[n])}' for n in names)
 lib = subprocess.run([node, '--expose-gc', os.path.join(repo, 'bench/library.mjs'), os.path.join(work, 'lib'),
                       bundle, sleep_bundle, '50', '3', '4', '16', os.environ.get('BERTH_BENCH_RUNTIME', ''),
                       'posix_spawn', clis],
-                     check=True, capture_output=True, text=True, env=env)
+                     capture_output=True, text=True, env=env)
+if lib.returncode != 0:
+    sys.exit(f'bench: bench/library.mjs failed ({lib.returncode}):\n{lib.stderr}')
 library = json.loads(lib.stdout.strip().splitlines()[-1])
 results['library'] = library
 

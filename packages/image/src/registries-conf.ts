@@ -343,30 +343,17 @@ export async function loadRegistriesConfig(s?: RegistrySettings): Promise<Regist
   }
   if (texts.length === 0) return out;
   const { parse } = await import('smol-toml');
-  for (const [file, text] of texts) {
-    let doc: Table;
-    try {
-      doc = parse(text) as Table;
-    } catch (err) {
-      throw new ImageError('ECONFIG', `${file} is not valid TOML: ${(err as Error).message.split('\n')[0]}`, {
-        op: 'read registries.conf',
-        path: file,
-        cause: err,
-      });
-    }
-    mergeFile(out, file, doc);
-    out.files.push(file);
-  }
+  for (const [file, text] of texts) mergeText(out, file, text, parse);
   return out;
 }
 
-/** Parses registries.conf text (for tests and tools): the same rules as the files berth reads. */
-export async function parseRegistriesConfig(
+/** One file's text parsed (a TOML error names the file) and merged into `out`. */
+function mergeText(
+  out: RegistriesConfig,
+  file: string,
   text: string,
-  file = 'registries.conf',
-): Promise<RegistriesConfig> {
-  const { parse } = await import('smol-toml');
-  const out = emptyRegistriesConfig();
+  parse: (text: string) => unknown,
+): void {
   let doc: Table;
   try {
     doc = parse(text) as Table;
@@ -379,6 +366,16 @@ export async function parseRegistriesConfig(
   }
   mergeFile(out, file, doc);
   out.files.push(file);
+}
+
+/** Parses registries.conf text (for tests and tools): the same rules as the files berth reads. */
+export async function parseRegistriesConfig(
+  text: string,
+  file = 'registries.conf',
+): Promise<RegistriesConfig> {
+  const { parse } = await import('smol-toml');
+  const out = emptyRegistriesConfig();
+  mergeText(out, file, text, parse);
   return out;
 }
 
