@@ -93,6 +93,47 @@ describe('container cgroups', () => {
     expect(r.status).toBe(2);
   });
 
+  it("a new cgroup namespace is rooted at the container's own cgroup (runc's order); without one the host's path shows", () => {
+    const cgroupLines = (cgroupNs: boolean): { id: string; lines: string[] } => {
+      const bundle = sb.bundle((c) => {
+        c.process.args = ['cat', '/proc/self/cgroup'];
+        c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== 'cgroup');
+        if (cgroupNs) c.linux.namespaces.push({ type: 'cgroup' });
+      });
+      const id = sb.id(cgroupNs ? 'cgns' : 'nocgns');
+      const r = sb.berth(['run', '-b', bundle, id]);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      return { id, lines: r.stdout.trim().split('\n') };
+    };
+    // made after the runtime put the process in its cgroup: every hierarchy shows "/"
+    const inNs = cgroupLines(true);
+    expect(inNs.lines.length).toBeGreaterThan(0);
+    for (const line of inNs.lines)
+      expect(line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1), line).toBe('/');
+    // the host's cgroup namespace: the container's cgroup by its host path
+    const host = cgroupLines(false);
+    expect(host.lines.some((l) => l.endsWith(`/berth/${host.id}`))).toBe(true);
+    // where /sys/fs/cgroup is a cgroup2 of its own (a v2 host), the container's cgroup2 mount in
+    // that namespace is its own subtree: not the runtime's, which holds every container's cgroup
+    const v2 = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .some((l) => l.split(' ')[4] === '/sys/fs/cgroup' && l.includes(' - cgroup2 '));
+    if (v2) {
+      const bundle = sb.bundle((c) => {
+        c.process.args = ['ls', '/sys/fs/cgroup'];
+        c.linux.namespaces = [
+          ...c.linux.namespaces.filter((n: { type: string }) => n.type !== 'cgroup'),
+          { type: 'cgroup' },
+        ];
+      });
+      const r = sb.berth(['run', '-b', bundle, sb.id('cgns2')]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout.split('\n')).toContain('cgroup.procs');
+      expect(r.stdout.split('\n')).not.toContain('berth');
+    }
+  });
+
   it('refuses invalid resources in config.json before creating anything', async () => {
     const bundle = sb.bundle((c) => {
       c.linux.resources = { unified: { 'no.such.key': '1' } };

@@ -5,6 +5,7 @@ import { planRootfs } from '@berth/rootfs';
 import { type Process, RLIMITS, type Spec } from '@berth/spec';
 import {
   BerthError,
+  CLONE_NEWCGROUP,
   CLONE_NEWNS,
   CLONE_NEWTIME,
   CLONE_NEWUTS,
@@ -128,14 +129,24 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   // clone(2) cannot make a time namespace (0x80 is in its exit-signal bits): unshare it first
   steps.push(...planTimeNamespace(spec, (ns.cloneFlags & CLONE_NEWTIME) !== 0, CLONE_NEWTIME));
   if (userns) steps.push(...userns.beforeClone);
+  // A new cgroup namespace is made after the sync, once the runtime has put the process in
+  // its cgroup (runc's order): its root is then the container's cgroup, not the runtime's,
+  // and a cgroup2 mounted in it shows the container's subtree only.
+  const newCgroupNs = (ns.cloneFlags & CLONE_NEWCGROUP) !== 0;
   steps.push({
     op: 'clone',
-    flags: ns.cloneFlags & ~CLONE_NEWTIME,
+    flags: ns.cloneFlags & ~CLONE_NEWTIME & ~CLONE_NEWCGROUP,
     detach: !ctx.foreground,
     pty: terminal && !ctx.consoleSocket,
   });
   if (userns) steps.push(...userns.afterClone);
   steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (namespaces ready)' });
+  if (newCgroupNs)
+    steps.push({
+      op: 'unshare',
+      flags: CLONE_NEWCGROUP,
+      describe: "create the cgroup namespace (in the container's cgroup)",
+    });
   if (!terminal) steps.push({ op: 'setsid' });
   if (ctx.keyring !== undefined) steps.push(keyringStep(ctx.keyring));
   if (ctx.overlay && !userns?.overlayMounted) {

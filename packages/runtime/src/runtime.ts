@@ -416,21 +416,27 @@ export class Runtime {
       record.intelRdt = made.rdt;
       this.store.write(record);
     }
-    // Joining a cgroup costs the kernel an RCU grace period (~10 ms here): let the
-    // container do its mounts meanwhile; it still waits before exec for us.
+    // The first join of a cgroup costs the kernel an RCU grace period (cgroup.procs takes
+    // the threadgroup rwsem for writing): the container does its mounts meanwhile, and it
+    // still waits before exec for us. Hooks, and a new cgroup namespace (made by the
+    // container right after this sync: its root is the cgroup it is in), need the join done.
+    const hooks = !!spec.hooks?.prestart?.length || !!spec.hooks?.createRuntime?.length;
+    const joinFirst = hooks || (spec.linux?.namespaces?.some((n) => n.type === 'cgroup' && !n.path) ?? false);
+    if (!joinFirst) launched.release();
     const joined = made.cgroup ? made.cgroup.addProcess(pid) : Promise.resolve();
-    if (spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length) {
+    if (joinFirst) {
       await joined;
-      this.store.write(record); // the pid, for the hooks that ask `state`
-      const hookState = this.hookState(record);
-      await runHooks('prestart', spec.hooks?.prestart, hookState);
-      await runHooks('createRuntime', spec.hooks?.createRuntime, hookState);
+      if (hooks) {
+        this.store.write(record); // the pid, for the hooks that ask `state`
+        const hookState = this.hookState(record);
+        await runHooks('prestart', spec.hooks?.prestart, hookState);
+        await runHooks('createRuntime', spec.hooks?.createRuntime, hookState);
+      }
       launched.release();
     } else {
       // The pid is recorded with the status, once the container is created (finishCreate):
       // until then a death of this process ends the container (it reads end-of-file at its
-      // next sync and exits), and it is in its cgroup, which the record names already.
-      launched.release();
+      // next sync and exits), and the cgroup it joins before it may exec is in the record.
       try {
         await joined;
       } catch (e) {
