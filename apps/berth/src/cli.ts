@@ -3,7 +3,7 @@
 // this file imports nothing heavy; each command is loaded only when it runs.
 import { formatOptions, type OptionSpec, parseArgs, UsageError } from './args.js';
 import type { Command } from './command.js';
-import { globals, logLine, setGlobals } from './log.js';
+import { globals, logLine, setGlobals, writeOut } from './log.js';
 import { VERSION, versionText } from './version.js';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
@@ -149,14 +149,14 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError(`--log-format must be text or json, not ${JSON.stringify(g['log-format'])}`);
   }
   if (g['version']) {
-    process.stdout.write(versionText());
+    writeOut(versionText());
     return 0;
   }
   const name = argv[i];
   if (!name || g['help'] || name === 'help') {
     const topic = name === 'help' ? argv[i + 1] : undefined;
     const entry = topic ? COMMANDS[ALIASES[topic] ?? topic] : undefined;
-    process.stdout.write(entry ? commandHelp((await entry.load()).command) : mainHelp());
+    writeOut(entry ? commandHelp((await entry.load()).command) : mainHelp());
     return name || g['help'] ? 0 : 1;
   }
   const entry = COMMANDS[ALIASES[name] ?? name];
@@ -167,7 +167,7 @@ async function main(argv: string[]): Promise<number> {
     const stop = command.stopAtPositional ? rest.findIndex((a) => !a.startsWith('-')) : -1;
     const helpAt = Math.max(rest.indexOf('--help'), rest.indexOf('-h'));
     if (stop < 0 || helpAt < stop) {
-      process.stdout.write(commandHelp(command));
+      writeOut(commandHelp(command));
       return 0;
     }
   }

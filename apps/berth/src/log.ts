@@ -1,4 +1,4 @@
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeSync } from 'node:fs';
 import type { GlobalOptions } from './command.js';
 
 /** The global options of this invocation (set once by the CLI's main). */
@@ -31,4 +31,21 @@ export function logLine(level: 'error' | 'warning', msg: string, fields: Record<
 export function warn(msg: string): void {
   process.stderr.write(`berth: warning: ${msg}\n`);
   logLine('warning', msg);
+}
+
+/**
+ * Writes `text` to standard output with write(2) itself: Node's `process.stdout` stream is made
+ * at its first use, and making it loads node:net for a pipe (what containerd gives `state`) or
+ * the fs streams for a file, several ms of a short command. A stdout that would block (a
+ * non-blocking pipe that is full) gets the stream after all.
+ */
+export function writeOut(text: string): void {
+  const buf = Buffer.from(text);
+  let off = 0;
+  try {
+    while (off < buf.length) off += writeSync(1, buf, off, buf.length - off);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+    process.stdout.write(buf.subarray(off));
+  }
 }

@@ -65,6 +65,25 @@ describe('the code cache of the berth bin', () => {
     expect(after.mtimeMs).toBe(before.mtimeMs);
   });
 
+  it('is one file per lifecycle command, so that state or kill deserializes only what it runs', () => {
+    berth('--version');
+    const shared = statSync(cache);
+    const stateCache = `${cache.slice(0, -'.cache'.length)}.state.cache`;
+    const root = join(dir, 'root');
+    // a container that does not exist: the command fails, its cache is made all the same
+    const r = berth('--root', root, 'state', 'nope');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('container nope does not exist');
+    expect(existsSync(stateCache)).toBe(true);
+    expect(statSync(stateCache).mode & 0o022).toBe(0);
+    // the shared cache is not touched, and says nothing of state
+    expect(statSync(cache).mtimeMs).toBe(shared.mtimeMs);
+    expect(cachedCommands()).not.toContain('state');
+    const own = statSync(stateCache);
+    expect(berth('--root', root, 'state', 'nope').stderr).toBe(r.stderr);
+    expect(statSync(stateCache).mtimeMs).toBe(own.mtimeMs); // reused as it is
+  });
+
   it('is never used when others could have written it: it is made again', () => {
     berth('--version');
     chmodSync(cache, 0o666);

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { ProcessLock } from '@berth/sys';
+import { ProcessLock, sha256Hex } from '@berth/sys';
 
 /**
  * A per-container lock that the kernel releases when its holder dies, however
@@ -11,7 +10,7 @@ export class ContainerLock {
   private constructor(private lock: ProcessLock | undefined) {}
 
   static async acquire(root: string, id: string, timeoutMs = 30_000): Promise<ContainerLock> {
-    const key = `${createHash('sha256').update(root).digest('hex').slice(0, 24)}/${id}`;
+    const key = `${sha256Hex(root).slice(0, 24)}/${id}`;
     return new ContainerLock(
       await ProcessLock.acquire(key, { timeoutMs, what: `container ${id}`, path: id }),
     );

@@ -113,5 +113,6 @@ export {
   sendFdToSocket,
   takeProcessFd,
 } from './seccomp.js';
+export { sha256Hex } from './sha256.js';
 export { loadSpawner, type SpawnExit, type SpawnedProcess, Spawner, spawnerIfLoaded } from './spawn.js';
 export { libc, type Sys } from './sys.js';

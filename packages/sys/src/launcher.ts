@@ -5,7 +5,9 @@ import {
   closeSync,
   constants,
   existsSync,
+  fstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   realpathSync,
@@ -18,6 +20,7 @@ import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { BerthError, errnoName, strerror } from './errors.js';
+import { writeFileAtomic } from './lock.js';
 import { describeStep, encodePlan, type PlanStep } from './plan.js';
 import { openDevNull, type Spawner, socketFromFd } from './spawn.js';
 
@@ -299,7 +302,15 @@ function spawnLauncher(
     const env = [`BERTH_PLAN_FD=${planFd}`, `BERTH_SYNC_FD=${planFd + 1}`];
     let spawned: ReturnType<Spawner['spawn']>;
     try {
-      spawned = spawner.spawnSealed(path, [path], env, [...std, ...preserved, planRead, theirs]);
+      // a prebuilt launcher's sealed copy is checked against the hash its file was verified to
+      // have: what runs is exactly what was checked, whatever happened to the file since
+      spawned = spawner.spawnSealed(
+        path,
+        [path],
+        env,
+        [...std, ...preserved, planRead, theirs],
+        verifiedHashes.get(path),
+      );
     } catch (e) {
       spawner.close(ours);
       spawner.close(planWrite);
@@ -413,7 +424,8 @@ export interface PrebuiltLauncher {
  * there is none for this machine (no musl compiler at build time, another
  * architecture), or when it is not trusted (see `isTrusted`): the caller then
  * compiles the launcher from source. The hash is computed once per process
- * (launcherPath caches the answer): ~0.3 ms for the ~90 KB binary.
+ * (launcherPath caches the answer), and not at all while the binary is the one a
+ * stamp beside it records as verified (see readStamp).
  */
 export function prebuiltLauncher(dir: string = join(packageDir(), 'dist')): string | undefined {
   const machine = MACHINE[process.arch];
@@ -437,25 +449,86 @@ export function prebuiltLauncher(dir: string = join(packageDir(), 'dist')): stri
     });
   }
   const file = join(dir, entry.file);
-  let bytes: Buffer;
+  let fd: number;
   try {
-    bytes = readFileSync(file);
+    fd = openSync(file, 'r');
   } catch (e) {
     throw new BerthError(`${file}: recorded in ${manifestPath} but unreadable (${(e as Error).message})`, {
       code: 'ELAUNCHER',
       path: file,
     });
   }
-  const actual = createHash('sha256').update(bytes).digest('hex');
-  if (actual !== entry.sha256) {
-    throw new BerthError(
-      `${file}: sha256 ${actual} is not the ${entry.sha256} recorded in ${manifestPath}; refusing to run it (the package is damaged or was changed: reinstall @berth/sys, or rebuild it with npm run build -w @berth/sys)`,
-      { code: 'ELAUNCHER', path: file },
-    );
+  try {
+    // what is checked is what this fd reads; the stamp (see readStamp) names the same inode
+    const st = fstatSync(fd, { bigint: true });
+    const stamp = `${entry.sha256} ${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}\n`;
+    const stampPath = `${file}.verified`;
+    const stamped = readStamp(stampPath, st.uid) === stamp;
+    let startedMs = 0;
+    if (!stamped) {
+      startedMs = Date.now();
+      const actual = createHash('sha256').update(readFileSync(fd)).digest('hex');
+      if (actual !== entry.sha256) {
+        throw new BerthError(
+          `${file}: sha256 ${actual} is not the ${entry.sha256} recorded in ${manifestPath}; refusing to run it (the package is damaged or was changed: reinstall @berth/sys, or rebuild it with npm run build -w @berth/sys)`,
+          { code: 'ELAUNCHER', path: file },
+        );
+      }
+    }
+    // as root, the record must be root's as much as the binary is
+    if (!isTrusted(file) || (asRoot() && !rootOnly(manifestPath))) return undefined;
+    // Only a file that last changed before the hash was started is stamped: a change made
+    // after that sets its ctime (which no user can set back) later than the one recorded.
+    // The kernel's ctime clock is coarse (a few ms): hence the margin.
+    if (!stamped && st.ctimeNs / 1_000_000n < BigInt(startedMs - STAMP_MARGIN_MS))
+      writeStamp(stampPath, stamp);
+    verifiedHashes.set(file, entry.sha256);
+    return file;
+  } finally {
+    closeSync(fd);
   }
-  // as root, the record must be root's as much as the binary is
-  if (!isTrusted(file) || (asRoot() && !rootOnly(manifestPath))) return undefined;
-  return file;
+}
+
+/** The sha256 each prebuilt launcher returned by prebuiltLauncher was verified to have. */
+const verifiedHashes = new Map<string, string>();
+
+const STAMP_MARGIN_MS = 50;
+
+/**
+ * The stamp beside a prebuilt launcher (`launcher-<arch>.verified`): "this sha256 was
+ * verified for the inode with this device, number, size, mtime and ctime". A command then
+ * checks one fstat instead of hashing the binary, which would load node:crypto (~5-14 ms of
+ * every CLI command's start-up; the hash itself is ~0.3 ms). Any write to the binary, or a
+ * new file in its place, changes that identity, and the binary is hashed again. Believed
+ * only from the binary's owner, and only when nobody else may write it; the directory is
+ * checked by isTrusted before the binary is used at all. Undefined: no stamp to believe.
+ */
+function readStamp(path: string, ownerUid: number | bigint): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.uid !== Number(ownerUid) || (st.mode & 0o022) !== 0 || st.size > 512)
+      return undefined;
+    return readFileSync(fd, 'latin1');
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes a stamp where this user may (root's install: root): elsewhere the binary is hashed at every start. */
+function writeStamp(path: string, stamp: string): void {
+  try {
+    writeFileAtomic(path, stamp, 0o644, { durable: false });
+  } catch {
+    // not ours to write
+  }
 }
 
 /** Owned by root and writable by nobody else (the file itself; isTrusted checks the directories). */

@@ -1,7 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { BerthError } from './errors.js';
+import { sha256Hex } from './sha256.js';
 
 /** sun_path is 108 bytes; an abstract name uses them all after its leading NUL. */
 const SUN_PATH_MAX = 108;
@@ -15,7 +15,7 @@ const PREFIX = '\0berth/';
 export function lockName(key: string): string {
   const name = `${PREFIX}${key}`;
   if (Buffer.byteLength(name) <= SUN_PATH_MAX) return name;
-  const hash = createHash('sha256').update(key).digest('hex');
+  const hash = sha256Hex(key);
   // keep a readable head for `ss -xl`; the hash alone decides identity
   const room = SUN_PATH_MAX - Buffer.byteLength(PREFIX) - hash.length - 1;
   let head = key.slice(0, room);
@@ -119,7 +119,12 @@ export async function withProcessLock<T>(
   }
 }
 
-/** writeFileAtomic's temp names: a tag of this module's (one per process or worker thread) and a counter. */
+/**
+ * writeFileAtomic's temp names: a tag of this module's (one per process or worker thread) and a
+ * counter. The tag only has to differ between the writers of one process (worker threads share the
+ * pid): a creation with O_EXCL fails rather than share a temp file, so Math.random is enough, and
+ * node:crypto stays off a command's start-up path.
+ */
 let tmpTag: string | undefined;
 let tmpCount = 0;
 
@@ -137,7 +142,7 @@ export function writeFileAtomic(
   mode = 0o644,
   options: { durable?: boolean } = {},
 ): void {
-  tmpTag ??= `${process.pid}.${randomBytes(4).toString('hex')}`;
+  tmpTag ??= `${process.pid}.${Math.floor(Math.random() * 0x100000000).toString(16)}`;
   const tmp = `${path}.${tmpTag}.${tmpCount++}.tmp`;
   try {
     const fd = openSync(tmp, 'wx', mode);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { openSync, readFileSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
@@ -128,14 +129,29 @@ export class Spawner {
    * in launcher.c: memfd_create, sendfile, execveat): the same protection, paid
    * once. `path` itself where no memfd can be made.
    */
-  executable(path: string): string {
+  executable(path: string, sha256?: string): string {
     let exec = this.sealedCopies.get(path);
     if (exec) return exec;
     exec = path;
     const fd = this.c.memfdCreate('berth-launcher', MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd >= 0) {
+      let bytes: Buffer | undefined;
       try {
-        const bytes = readFileSync(path);
+        bytes = readFileSync(path);
+      } catch {
+        // unreadable (execute-only): run by path, the launcher then seals a copy of itself
+      }
+      // the copy that will run is the bytes read here: checked, when the caller knows their hash
+      const actual = bytes && sha256 ? createHash('sha256').update(bytes).digest('hex') : sha256;
+      if (actual !== sha256) {
+        this.close(fd);
+        throw new BerthError(
+          `${path}: sha256 ${actual} is not the ${sha256} it was verified to have; refusing to run it`,
+          { code: 'ELAUNCHER', path },
+        );
+      }
+      try {
+        if (!bytes) throw new Error('unreadable');
         for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
         if (this.c.addSeals(fd, SEALS) !== 0) throw this.error('fcntl(F_ADD_SEALS)', path);
         exec = `/proc/${process.pid}/fd/${fd}`;
@@ -152,8 +168,15 @@ export class Spawner {
    * `spawn` of the sealed copy of `path` (see `executable`); should the system refuse
    * to execute that copy (an LSM, a noexec memfd policy), `path` itself from then on.
    */
-  spawnSealed(path: string, argv: string[], env: string[], fds: readonly number[]): SpawnedProcess {
-    const exec = this.executable(path);
+  spawnSealed(
+    path: string,
+    argv: string[],
+    env: string[],
+    fds: readonly number[],
+    /** the sha256 `path` must have (what is copied and run is checked against it) */
+    sha256?: string,
+  ): SpawnedProcess {
+    const exec = this.executable(path, sha256);
     if (exec === path) return this.spawn(path, argv, env, fds);
     try {
       return this.spawn(exec, argv, env, fds);

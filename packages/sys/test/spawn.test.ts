@@ -1,5 +1,15 @@
 // Integration: the launcher started with posix_spawn (needs root for namespaces).
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  copyFileSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -155,5 +165,16 @@ describe('launcher through posix_spawn', () => {
     });
     expect(await l.exited).toBe(4);
     expect(l.process.kill('SIGKILL')).toBe(false);
+  });
+
+  it('runs a sealed copy only of bytes that have the hash the caller verified', () => {
+    // the copy is made from the file read by name: a file changed since its check is refused
+    const file = join(dir, 'verified-prog');
+    copyFileSync(BUSYBOX, file);
+    const good = createHash('sha256').update(readFileSync(file)).digest('hex');
+    expect(() => spawner.executable(file, 'f'.repeat(64))).toThrow(
+      /is not the f{64} it was verified to have/,
+    );
+    expect(spawner.executable(file, good)).toMatch(/^\/proc\/\d+\/fd\/\d+$/);
   });
 });

@@ -1,5 +1,6 @@
 import { UsageError } from '../args.js';
 import type { Command } from '../command.js';
+import { writeOut } from '../log.js';
 import { int, runtime, str } from './common.js';
 import { createOptions } from './create.js';
 import { networkChoice, networkOptions } from './network-flags.js';
@@ -170,7 +171,7 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
         stdio: [o['interactive'] === true || o['tty'] === true ? 'inherit' : 'ignore', 'inherit', 'inherit'],
       })
       .finally(() => rt.close());
-    if (detach) process.stdout.write(`${id}\n`);
+    if (detach) writeOut(`${id}\n`);
     return code;
   },
 };

@@ -1,4 +1,5 @@
 import type { Command } from '../command.js';
+import { writeOut } from '../log.js';
 import { positionals, runtime } from './common.js';
 
 export const command: Command = {
@@ -11,7 +12,7 @@ export const command: Command = {
   async run({ positionals: p }, globals) {
     const [id] = positionals(p, ['container_id'], 'state');
     const state = await (await runtime(globals)).state(id!);
-    process.stdout.write(`${JSON.stringify(state, null, 2)}\n`);
+    writeOut(`${JSON.stringify(state, null, 2)}\n`);
     return 0;
   },
 };

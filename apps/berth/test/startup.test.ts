@@ -1,0 +1,82 @@
+// What a command loads (issue #12): the lifecycle commands load neither node:crypto nor
+// node:fs/promises (the bundle's stand-ins load them at first use, src/lazy/), nor the
+// image and registry code, nor koffi; `state` and `--version` not even child_process or
+// net. Each was milliseconds of every command's start-up.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI, Sandbox } from './helpers.js';
+
+const s = new Sandbox();
+afterAll(() => s.cleanup());
+
+// dumps, at exit, the builtins Node loaded and every file module in require's cache
+const hook = join(s.dir, 'modules-hook.cjs');
+writeFileSync(
+  hook,
+  `process.on('exit', () => require('fs').writeFileSync(process.env.BERTH_TEST_MODULES,
+    JSON.stringify({ builtins: process.moduleLoadList, files: Object.keys(require.cache) })));`,
+);
+
+/** Runs the CLI with the hook; what it loaded (and its stdout, when that is a pipe). */
+function loaded(
+  args: string[],
+  stdout: 'ignore' | 'pipe' = 'ignore',
+): { builtins: string[]; files: string[]; stdout: string } {
+  const out = join(s.dir, `modules-${Math.random().toString(36).slice(2)}.json`);
+  const r = spawnSync(process.execPath, ['-r', hook, CLI, '--root', s.root, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, BERTH_TEST_MODULES: out, BERTH_STORE: s.store },
+    stdio: ['ignore', stdout, 'pipe'],
+    timeout: 60_000,
+  });
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  return { ...JSON.parse(readFileSync(out, 'utf8')), stdout: r.stdout ?? '' };
+}
+
+const HEAVY = ['crypto', 'fs/promises', 'https', 'http', 'tls', 'zlib', 'readline'];
+function expectLean(m: { builtins: string[]; files: string[] }): void {
+  for (const b of HEAVY) expect(m.builtins).not.toContain(`NativeModule ${b}`);
+  expect(m.files.filter((f) => f.includes('koffi'))).toEqual([]);
+}
+
+describe('start-up: what a command loads', () => {
+  it('run -b, create, state, start, kill and delete: no node:crypto, fs/promises, image code or koffi', () => {
+    const bundle = s.bundle((c) => {
+      c.process.args = ['/bin/sleep', '30'];
+    });
+    const once = s.id('lean');
+    const run = loaded(['run', '-b', s.bundle((c) => (c.process.args = ['/bin/true'])), once]);
+    // the list is real: spawning the launcher needs child_process
+    expect(run.builtins).toContain('NativeModule child_process');
+    expectLean(run);
+
+    const id = s.id('lean');
+    // create leaves the container running with berth's stdio: files, not pipes
+    const created = s.detached(['create', '-b', bundle, id]);
+    expect(created.stderr).toBe('');
+    expect(created.status).toBe(0);
+    // state starts no process, opens no socket, and writes its stdout (a pipe, as containerd
+    // gives it) without Node's stream for it
+    const state = loaded(['state', id], 'pipe');
+    expectLean(state);
+    expect(JSON.parse(state.stdout)).toMatchObject({ id, status: 'created' });
+    for (const b of ['child_process', 'net', 'stream'])
+      expect(state.builtins).not.toContain(`NativeModule ${b}`);
+    expectLean(loaded(['start', id]));
+    expectLean(loaded(['kill', id, 'KILL']));
+    expectLean(loaded(['delete', '-f', id]));
+    expect(s.states()).toEqual([]);
+    expect(s.cgroups()).toEqual([]);
+    expect(s.mounts()).toEqual([]);
+  });
+
+  it('--version loads no child_process, net, stream or crypto', () => {
+    const m = loaded(['--version'], 'pipe');
+    expect(m.stdout).toMatch(/^berth version /);
+    for (const b of ['child_process', 'net', 'stream', 'crypto', 'fs/promises'])
+      expect(m.builtins).not.toContain(`NativeModule ${b}`);
+  });
+});
