@@ -71,6 +71,8 @@ export async function createCgroup(
   systemd: boolean,
   /** linux.resources were checked already (locateCgroup) */
   validated = false,
+  /** the cgroup existed before the container: a failure leaves it, as it was, where it was */
+  shared = false,
 ): Promise<Cgroup> {
   const cg = await cgroups();
   const resources = effectiveResources(spec);
@@ -83,7 +85,8 @@ export async function createCgroup(
     // checked above, before anything was made: once is enough
     await cgroup.apply(resources, { validated: true });
   } catch (e) {
-    await cgroup.delete().catch(() => {});
+    // apply has rolled back what it wrote; a cgroup berth did not create is never removed
+    if (!shared) await cgroup.delete().catch(() => {});
     throw e;
   }
   return cgroup;

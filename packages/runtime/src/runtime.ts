@@ -378,7 +378,8 @@ export class Runtime {
     made.launched = launched;
     // The cgroup is made while the launcher starts: the container is in its namespaces and
     // joins the cgroup only at its sync point, and nothing of the cgroup is used before.
-    if (cgroupAt) made.cgroup = await createCgroup(spec, cgroupAt.cgroupsPath, this.systemd, true);
+    if (cgroupAt)
+      made.cgroup = await createCgroup(spec, cgroupAt.cgroupsPath, this.systemd, true, made.cgroupShared);
     const pid = (await launched.expect('pid')).pid;
     made.pid = record.pid = pid;
     const stat = procStat(pid);

@@ -1,8 +1,9 @@
 // Library mode (issue #12): `run` returns the exit status as soon as the container's process has
 // exited and its teardown goes on in the background; close() waits for every teardown. Whatever
 // the shortcut, nothing is left behind: no state, no cgroup, no mount, no process (root).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseCgroupMounts } from '@berth/cgroups';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Runtime } from '../src/index.js';
 import { libraryFixture } from './library-fixture.js';
@@ -59,6 +60,30 @@ describe('library mode', () => {
     writeFileSync(config, JSON.stringify(spec));
     await expect(rt.run(id, b, { stdio: ['ignore', 'ignore', 'ignore'] })).rejects.toThrow(/cpuset\.cpus/);
     await rt.close();
+    expect(leftovers([id])).toEqual([]);
+  });
+
+  it('a failed create leaves a cgroup that existed before it where it was', async () => {
+    // berth's rule: a cgroup it did not create is never emptied nor removed, a failed create included
+    const rt = new Runtime({ root });
+    const id = `lib-${tag}-shared`;
+    const { v1, unified } = parseCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8'));
+    const dirs = [...new Set([...Object.values(v1), ...(unified ? [unified] : [])])].map((m) =>
+      join(m, 'berth', id),
+    );
+    for (const d of dirs) mkdirSync(d, { recursive: true });
+    try {
+      const b = bundle(['true']);
+      const config = join(b, 'config.json');
+      const spec = JSON.parse(readFileSync(config, 'utf8'));
+      spec.linux.resources = { ...spec.linux.resources, cpu: { cpus: '4095' } }; // no such CPU
+      writeFileSync(config, JSON.stringify(spec));
+      await expect(rt.run(id, b, { stdio: ['ignore', 'ignore', 'ignore'] })).rejects.toThrow();
+      await rt.close();
+      expect(dirs.filter((d) => !existsSync(d))).toEqual([]);
+    } finally {
+      for (const d of dirs) rmdirSync(d);
+    }
     expect(leftovers([id])).toEqual([]);
   });
 
