@@ -18,12 +18,14 @@ fi
 # vm backend: qemu-system-x86 (the microVM), musl-tools + linux-libc-dev (the static guest
 #             agent and launcher), xz-utils (unpacking the guest kernel apt-get downloads)
 # clients: podman, containerd, iptables (podman's bridge), util-linux (unshare in the conformance suite)
+# guest tests: apparmor (apparmor_parser, which the cgroup v2 guest's AppArmor tests run from the
+#              host's root filesystem), selinux-policy-default (the SELinux guest's policy)
 packages=(gcc libc6-dev busybox-static iproute2 procps python3 runc crun hyperfine
   docker-registry apache2-utils openssl zstd skopeo umoci ca-certificates
   nftables containernetworking-plugins wget
   podman containerd iptables util-linux libseccomp2
   qemu-system-x86 musl-tools linux-libc-dev xz-utils uidmap
-  selinux-policy-default)
+  selinux-policy-default apparmor)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -45,8 +45,8 @@ writeFileSync(
     encodePlan(steps),
   ),
 );
-const accel = chooseAccel().accel;
 const qemu = findQemu();
+const accel = chooseAccel(undefined, qemu).accel;
 const argv = planQemu({
   qemu,
   accel,

@@ -12,6 +12,7 @@ import {
   DEFAULT_KERNEL_DIR,
   DEFAULT_SIZE,
   ensureKernel,
+  findQemu,
   guestBinaries,
   vmCacheDir,
 } from '@berth/vm';
@@ -110,7 +111,7 @@ rmSync(work, { recursive: true, force: true });
 const s = (r) =>
   `${(r.mean * 1000).toFixed(0)} ms ± ${(r.stddev * 1000).toFixed(0)} (median ${(r.median * 1000).toFixed(0)} ms)`;
 const mib = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-const accel = chooseAccel();
+const accel = chooseAccel(undefined, findQemu());
 const ratio = byName.vm && byName['bare-qemu'] ? byName.vm.median / byName['bare-qemu'].median : undefined;
 const hostKernel = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
 // what a NIC on a bridge costs, when bench/vm/network.sh has run

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { CgroupError, type CgroupProblem, invalid } from './errors.js';
-import { exists, readOptional, writeCgroupFile } from './fsutil.js';
+import { CgroupFileWriter, exists, readOptional, writeCgroupFile } from './fsutil.js';
 import type { Write } from './plan.js';
 import { restoreDevicesV1, snapshotDevicesV1 } from './v1/devices.js';
 
@@ -90,36 +90,50 @@ async function snapshotTarget(t: Target, devicesSnapshots: Map<string, string[]>
 export async function executeTargets(targets: Target[], op: string): Promise<void> {
   const devicesSnapshots = new Map<string, string[]>();
   const undos: Undo[] = [];
-  for (const t of targets) {
-    const undo = await snapshotTarget(t, devicesSnapshots);
-    try {
-      await writeCgroupFile(t.dir, t.file, t.value);
-    } catch (err) {
-      const rollbackErrors: string[] = [];
-      for (const u of undos.reverse()) {
-        await u().catch((e: unknown) => rollbackErrors.push(e instanceof Error ? e.message : String(e)));
-      }
-      const errno = err instanceof CgroupError ? err.errno : undefined;
-      const hint = errno === 'EINVAL' ? 'the kernel rejected the value' : (errno ?? 'write failed');
-      const problem = {
-        path: t.write.field,
-        message: `${hint}: write ${JSON.stringify(t.value)} to ${join(t.dir, t.file)}`,
-      };
-      const e = invalid(op, [problem]);
-      throw new CgroupError({
-        code: 'EIO',
-        op,
-        path: join(t.dir, t.file),
-        errno,
-        problems: e.problems,
-        message:
-          e.message +
-          (rollbackErrors.length > 0
-            ? `; rollback incomplete: ${rollbackErrors.join('; ')}`
-            : '; rolled back'),
-        cause: err,
-      });
-    }
-    if (undo) undos.push(undo);
+  // consecutive writes to one file share its open fd: v1's device rules are a dozen writes to
+  // devices.allow, each parsed by the kernel on its own
+  const files = new CgroupFileWriter();
+  try {
+    for (const t of targets) await executeTarget(t, op, files, devicesSnapshots, undos);
+  } finally {
+    files.close();
   }
+}
+
+async function executeTarget(
+  t: Target,
+  op: string,
+  files: CgroupFileWriter,
+  devicesSnapshots: Map<string, string[]>,
+  undos: Undo[],
+): Promise<void> {
+  const undo = await snapshotTarget(t, devicesSnapshots);
+  try {
+    files.write(t.dir, t.file, t.value);
+  } catch (err) {
+    files.close();
+    const rollbackErrors: string[] = [];
+    for (const u of undos.reverse()) {
+      await u().catch((e: unknown) => rollbackErrors.push(e instanceof Error ? e.message : String(e)));
+    }
+    const errno = err instanceof CgroupError ? err.errno : undefined;
+    const hint = errno === 'EINVAL' ? 'the kernel rejected the value' : (errno ?? 'write failed');
+    const problem = {
+      path: t.write.field,
+      message: `${hint}: write ${JSON.stringify(t.value)} to ${join(t.dir, t.file)}`,
+    };
+    const e = invalid(op, [problem]);
+    throw new CgroupError({
+      code: 'EIO',
+      op,
+      path: join(t.dir, t.file),
+      errno,
+      problems: e.problems,
+      message:
+        e.message +
+        (rollbackErrors.length > 0 ? `; rollback incomplete: ${rollbackErrors.join('; ')}` : '; rolled back'),
+      cause: err,
+    });
+  }
+  if (undo) undos.push(undo);
 }

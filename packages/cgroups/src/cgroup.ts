@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { executeTargets, resolveTargets } from './apply.js';
 import { type CgroupHierarchy, DEFAULT_CGROUP_ROOT, discoverHierarchy, V1_CONTROLLERS } from './detect.js';
@@ -57,7 +57,8 @@ const UNIFIED = 'unified';
 
 async function isDir(path: string): Promise<boolean> {
   try {
-    return statSync(path).isDirectory();
+    // a missing directory is the usual answer (is this cgroup there already?): no exception for it
+    return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
   } catch {
     return false;
   }
@@ -279,7 +280,7 @@ export class Cgroup {
   }
 
   /** Moves a process (and so its future children) into every hierarchy of this cgroup. */
-  async addProcess(pid: number): Promise<void> {
+  async addProcess(pid: number, opts: { offThread?: boolean } = {}): Promise<void> {
     if (!Number.isInteger(pid) || pid <= 0) {
       throw new CgroupError({
         code: 'EINVALID',
@@ -287,8 +288,43 @@ export class Cgroup {
         message: `pid must be a positive integer, got ${pid}`,
       });
     }
-    for (const dir of new Set(Object.values(this.paths)))
-      await writeCgroupFile(dir, 'cgroup.procs', String(pid));
+    // The first write waits for an RCU grace period (the kernel takes the threadgroup rwsem for
+    // writing). With `offThread` it is made on libuv's thread pool, so that a long-lived
+    // program's event loop goes on meanwhile (a one-shot CLI has nothing else to do, and need
+    // not start the pool). The writes that follow at once find the rwsem's fast path already
+    // off, and take microseconds.
+    let first = opts.offThread === true;
+    for (const dir of new Set(Object.values(this.paths))) {
+      await writeCgroupFile(dir, 'cgroup.procs', String(pid), first);
+      first = false;
+    }
+  }
+
+  /**
+   * Removes every directory of an empty cgroup, the usual case once its processes have
+   * exited, without reading who is in it first: true when it is gone. False, having
+   * removed what it could, when the kernel says a directory is busy (processes or child
+   * cgroups remain): then empty it (killAll) and `delete`.
+   */
+  async deleteIfEmpty(): Promise<boolean> {
+    for (const dir of new Set(Object.values(this.paths))) {
+      try {
+        rmdirSync(dir);
+      } catch (err) {
+        const errno = errnoOf(err);
+        if (errno === 'ENOENT') continue;
+        if (errno === 'EBUSY') return false;
+        throw new CgroupError({
+          code: 'EIO',
+          op: 'rmdir',
+          path: dir,
+          errno,
+          message: `remove cgroup ${dir}: ${errno ?? String(err)}`,
+          cause: err,
+        });
+      }
+    }
+    return true;
   }
 
   /** Process ids in this cgroup, across all its hierarchies. */

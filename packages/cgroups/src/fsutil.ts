@@ -1,4 +1,13 @@
-import { accessSync, closeSync, constants, openSync, readFileSync, rmdirSync, writeSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  openSync,
+  readFileSync,
+  rmdirSync,
+  write,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { CgroupError, errnoOf } from './errors.js';
 
@@ -6,13 +15,23 @@ import { CgroupError, errnoOf } from './errors.js';
 // far less than a round trip through libuv's thread pool, and a container's
 // start-up makes dozens of them.
 
-/** cgroupfs refuses O_CREAT: without it a missing file is a clear ENOENT; O_TRUNC as runc, for plain-file test trees. */
-export async function writeCgroupFile(dir: string, file: string, value: string): Promise<void> {
+/**
+ * cgroupfs refuses O_CREAT: without it a missing file is a clear ENOENT; O_TRUNC as runc, for
+ * plain-file test trees. `offThread`: the write(2) goes to libuv's thread pool, for a write the
+ * kernel may block on (the first cgroup.procs write of a join).
+ */
+export async function writeCgroupFile(
+  dir: string,
+  file: string,
+  value: string,
+  offThread = false,
+): Promise<void> {
   const path = join(dir, file);
   let fd: number | undefined;
   try {
     fd = openSync(path, constants.O_WRONLY | constants.O_TRUNC);
-    writeSync(fd, value);
+    if (offThread) await writeOffThread(fd, value);
+    else writeSync(fd, value);
   } catch (err) {
     const errno = errnoOf(err);
     throw new CgroupError({
@@ -26,6 +45,49 @@ export async function writeCgroupFile(dir: string, file: string, value: string):
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/**
+ * writeCgroupFile for a run of writes: the file stays open while the writes that follow
+ * go to it (each write(2) is a value of its own to the kernel), and is closed when
+ * another file is written or by `close`. Errors are writeCgroupFile's.
+ */
+export class CgroupFileWriter {
+  private path: string | undefined;
+  private fd: number | undefined;
+
+  write(dir: string, file: string, value: string): void {
+    const path = join(dir, file);
+    try {
+      if (path !== this.path) {
+        this.close();
+        this.fd = openSync(path, constants.O_WRONLY | constants.O_TRUNC);
+        this.path = path;
+      }
+      writeSync(this.fd as number, value);
+    } catch (err) {
+      this.close();
+      const errno = errnoOf(err);
+      throw new CgroupError({
+        code: 'EIO',
+        op: 'write',
+        path,
+        errno,
+        message: `write ${JSON.stringify(value)} to ${path}: ${errno ?? String(err)}`,
+        cause: err,
+      });
+    }
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    this.path = undefined;
+  }
+}
+
+function writeOffThread(fd: number, value: string): Promise<void> {
+  return new Promise((resolve, reject) => write(fd, value, (err) => (err ? reject(err) : resolve())));
 }
 
 export async function readCgroupFile(dir: string, file: string): Promise<string> {

@@ -210,6 +210,24 @@ describe(`this host (${host.layout}): real limits through the API`, () => {
     expect(denied.output()).not.toContain('wrote-null');
   });
 
+  itV1('devices')(
+    'every rule of a run of device rules reaches the kernel (they share one open fd)',
+    async () => {
+      const cg = await fresh();
+      const minors = [3, 5, 7, 8, 9];
+      await cg.apply({
+        devices: [
+          { allow: false, access: 'rwm' },
+          ...minors.map((minor) => ({ allow: true, type: 'c' as const, major: 1, minor, access: 'rwm' })),
+          { allow: true, type: 'c', major: 5, minor: 0, access: 'rw' },
+        ],
+      });
+      expect(read(cg, 'devices', 'devices.list').split('\n').sort()).toEqual(
+        [...minors.map((m) => `c 1:${m} rwm`), 'c 5:0 rw'].sort(),
+      );
+    },
+  );
+
   itV1(
     'memory',
     'cpu',

@@ -67,6 +67,8 @@ import {
 
 export const DEFAULT_ROOT = '/run/berth';
 const OCI_VERSION = '1.2.0';
+/** How long a finished `run`'s teardown waits for the next container (see Runtime.tearDown). */
+const TEARDOWN_DELAY_MS = 5;
 
 /** The OCI state of a container, with runc's extra fields (`rootfs`, `created`, `owner`). */
 export interface ContainerState {
@@ -93,7 +95,9 @@ export interface RuntimeOptions {
    * spawn through koffi, nothing of this process copied; loading koffi costs
    * ~5–25 ms once) or `fork` (Node's child_process, which forks this process: for
    * a program that starts one container, such as the CLI). `posix_spawn` falls
-   * back to `fork` where the C library lacks it.
+   * back to `fork` where the C library lacks it. With `posix_spawn` the cgroup
+   * join's wait for the kernel is made on libuv's thread pool, off the event loop;
+   * with `fork` nothing starts that pool.
    */
   spawn?: 'posix_spawn' | 'fork';
 }
@@ -173,6 +177,9 @@ export class Runtime {
   private readonly spawnMode: 'posix_spawn' | 'fork';
   /** Teardowns `run` left under way (id: its delete): awaited before the id is used again, and by close(). */
   private readonly teardowns = new Map<string, Promise<void>>();
+  /** Teardowns queued but not begun (see tearDown): each function begins one. */
+  private readonly queuedTeardowns = new Map<string, () => void>();
+  private teardownTimer: NodeJS.Timeout | undefined;
   /** The cgroup a container of this process's `run`/`prepare` made: its teardown need not look it up again. */
   private readonly cgroupOf = new WeakMap<ContainerRecord, Cgroup>();
   /** Containers `prepare` made and nobody has run yet: discarded by close(). */
@@ -205,7 +212,7 @@ export class Runtime {
         { code: code === 'ENOENT' ? 'ENOTFOUND' : 'EIO', path: file },
       );
     }
-    const spec = parseSpec(text, file);
+    const spec = parseValidated(text, file);
     const rootfs = resolve(dir, spec.root?.path ?? '');
     let ok = false;
     try {
@@ -259,8 +266,16 @@ export class Runtime {
     const dir = this.store.claim(id);
     const made: CreateProgress = { cgroupShared: false, pid: 0 };
     try {
+      // The launcher first: it execs while this process plans, then waits for its plan. Should
+      // anything below fail first, its plan is closed unsent and it exits having made nothing.
+      const launched = launch(undefined, {
+        spawner: await this.spawner(),
+        ...(options.stdio ? { stdio: options.stdio } : {}),
+        preserveFds: Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i),
+      });
+      made.launched = launched;
       const { record, seccomp, cgroupAt } = await this.prepareCreate(id, bundle, spec, options, made);
-      const launched = await this.startLauncher(
+      await this.startLauncher(
         id,
         bundle,
         spec,
@@ -271,6 +286,7 @@ export class Runtime {
         seccomp,
         cgroupAt,
         made,
+        launched,
       );
       await this.setUpAtSync(id, spec, options, foreground, record, launched, made);
       await this.finishCreate(spec, options, foreground, record, launched, made, writeRunning);
@@ -337,7 +353,7 @@ export class Runtime {
     return { record, seccomp, cgroupAt };
   }
 
-  /** Plans the container, starts the launcher and makes the cgroup meanwhile; returns once the container's pid is known. */
+  /** Plans the container, hands the launcher its plan and makes the cgroup meanwhile; returns once the container's pid is known. */
   private async startLauncher(
     id: string,
     bundle: string,
@@ -349,7 +365,8 @@ export class Runtime {
     seccomp: CompiledSeccomp | undefined,
     cgroupAt: CgroupAt | undefined,
     made: CreateProgress,
-  ): Promise<Launch> {
+    launched: Launch,
+  ): Promise<void> {
     const cgroup = made.cgroup ?? cgroupAt;
     const fifo = foreground ? undefined : join(dir, 'exec.fifo');
     if (options.overlay) ownSnapshotUpper(spec, options.overlay.upper); // a user namespace's root owns its snapshot
@@ -365,28 +382,20 @@ export class Runtime {
       ...(options.noNewKeyring ? {} : { keyring: sessionKeyring(id) }),
     });
     for (const w of plan.warnings) this.warn(w);
-    const preserved = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
-    const spawner = await this.spawner();
-    const launched = launch(plan.steps, {
-      spawner,
-      ...(options.stdio ? { stdio: options.stdio } : {}),
-      ...(seccomp?.notify
-        ? { onSeccompListener: seccompListener(spec.linux?.seccomp, () => ({ ...this.hookState(record) })) }
-        : {}),
-      preserveFds: preserved,
-    });
-    made.launched = launched;
+    if (seccomp?.notify)
+      launched.setSeccompListener(
+        seccompListener(spec.linux?.seccomp, () => ({ ...this.hookState(record) })),
+      );
+    launched.sendPlan(plan.steps);
     // The cgroup is made while the launcher starts: the container is in its namespaces and
     // joins the cgroup only at its sync point, and nothing of the cgroup is used before.
     if (cgroupAt)
       made.cgroup = await createCgroup(spec, cgroupAt.cgroupsPath, this.systemd, true, made.cgroupShared);
     const pid = (await launched.expect('pid')).pid;
     made.pid = record.pid = pid;
-    const stat = procStat(pid);
-    if (stat) record.pidStartTime = stat.startTime;
-    // recorded later (setUpAtSync, finishCreate). Until then a death of this process ends
-    // the container too: the launcher's child reads end-of-file at its sync and exits.
-    return launched;
+    // recorded later (setUpAtSync, finishCreate), with its start time (read there, off the
+    // path the container waits on). Until then a death of this process ends the container
+    // too: the launcher's child reads end-of-file at its sync and exits.
   }
 
   /**
@@ -408,6 +417,15 @@ export class Runtime {
     await launched.expect('sync'); // namespaces exist: the place for cgroups, network, uid maps
     // before any mount: the namespaces it really is in, not the paths config.json named
     checkNotRuntimeNamespaces(pid, spec);
+    // Its start time, which tells this pid from a later process's, goes into the record with
+    // it. Read before any record is written, else once the container is let go: it cannot
+    // have exited and been reaped unseen before then (its next sync is with us).
+    const recordStartTime = () => {
+      if (record.pidStartTime !== undefined) return;
+      const stat = procStat(pid);
+      if (stat) record.pidStartTime = stat.startTime;
+    };
+    if (options.network || spec.linux?.intelRdt) recordStartTime();
     if (options.network) {
       record.network = await attachNetwork(id, pid, options.network);
       this.store.write(record);
@@ -424,9 +442,15 @@ export class Runtime {
     const hooks = !!spec.hooks?.prestart?.length || !!spec.hooks?.createRuntime?.length;
     const joinFirst = hooks || (spec.linux?.namespaces?.some((n) => n.type === 'cgroup' && !n.path) ?? false);
     if (!joinFirst) launched.release();
-    const joined = made.cgroup ? made.cgroup.addProcess(pid) : Promise.resolve();
+    const joined = made.cgroup
+      ? made.cgroup.addProcess(pid, { offThread: this.spawnMode !== 'fork' })
+      : Promise.resolve();
+    if (!joinFirst) recordStartTime();
+    // an earlier `run`'s teardown, while this container makes its mounts (see tearDown)
+    this.beginTeardowns();
     if (joinFirst) {
       await joined;
+      recordStartTime();
       if (hooks) {
         this.store.write(record); // the pid, for the hooks that ask `state`
         const hookState = this.hookState(record);
@@ -724,6 +748,7 @@ export class Runtime {
    * teardown's failure was reported through `warn` already; here it only ends the wait.
    */
   private async settled(id?: string): Promise<void> {
+    this.beginTeardowns(id);
     if (id === undefined) await Promise.all(this.teardowns.values());
     else await this.teardowns.get(id);
   }
@@ -741,15 +766,42 @@ export class Runtime {
     while (this.teardowns.size > 0) await this.settled();
   }
 
-  /** `run`'s teardown, after the container's process has exited: under way while `run` returns. */
-  private tearDown(id: string, cgroup: Cgroup | undefined): Promise<void> {
-    const done: Promise<void> = this.remove(id, { force: true, cgroup })
+  /**
+   * `run`'s teardown, after the container's process has exited, under way while `run`
+   * returns. Unless `now`, it begins once the next container of this Runtime has been let
+   * go at its first sync (setUpAtSync), or after TEARDOWN_DELAY_MS: a program that runs
+   * containers one after another then tears the last one down while the next one makes its
+   * mounts (this process has nothing else to do then), not on the path it waits on.
+   * `settled` and `close` begin it at once.
+   */
+  private tearDown(id: string, cgroup: Cgroup | undefined, now = false): Promise<void> {
+    let begin!: () => void;
+    const begun = new Promise<void>((r) => {
+      begin = r;
+    });
+    const done: Promise<void> = begun
+      .then(() => this.remove(id, { force: true, cgroup }))
       .catch((e: Error) => this.warn(`cleanup: ${e.message}`))
       .finally(() => {
         if (this.teardowns.get(id) === done) this.teardowns.delete(id);
       });
     this.teardowns.set(id, done);
+    this.queuedTeardowns.set(id, begin);
+    if (now) this.beginTeardowns(id);
+    else this.teardownTimer ??= setTimeout(() => this.beginTeardowns(), TEARDOWN_DELAY_MS);
     return done;
+  }
+
+  /** Begins the queued teardown of `id`, or every one (see tearDown). */
+  private beginTeardowns(id?: string): void {
+    if (id !== undefined) {
+      this.queuedTeardowns.get(id)?.();
+      this.queuedTeardowns.delete(id);
+      if (this.queuedTeardowns.size > 0) return;
+    } else for (const begin of this.queuedTeardowns.values()) begin();
+    this.queuedTeardowns.clear();
+    if (this.teardownTimer) clearTimeout(this.teardownTimer);
+    this.teardownTimer = undefined;
   }
 
   /** posix_spawn for the launcher, unless this Runtime forks (see RuntimeOptions.spawn). */
@@ -785,8 +837,10 @@ export class Runtime {
         ? undefined
         : (options.cgroup ??
           (await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot)));
-      // an empty cgroup (the usual case: the container exited) needs no freeze-and-kill round
-      if (cgroup && (await cgroup.pids()).length > 0) {
+      // an empty cgroup (the usual case: the container exited) is removed at once, without
+      // reading who is in it; one still busy gets the freeze-and-kill round, then delete below
+      const removed = status === 'stopped' && cgroup ? await cgroup.deleteIfEmpty() : false;
+      if (cgroup && !removed && (await cgroup.pids()).length > 0) {
         if (await cgroup.isFrozen()) await cgroup.thaw();
         await cgroup.killAll('SIGKILL');
       }
@@ -804,7 +858,7 @@ export class Runtime {
       // the veth, the port rules, the lease: what is left is named, and the rest of delete goes on
       if (record.network)
         await detachNetwork(id, record.network).catch((e: Error) => this.warn(`delete ${id}: ${e.message}`));
-      await cgroup?.delete();
+      if (!removed) await cgroup?.delete();
       removeIntelRdt(record.intelRdt);
       for (const d of record.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
       this.store.remove(id);
@@ -1075,7 +1129,7 @@ export class Runtime {
         this.prepared.delete(prepared);
         launched.abort(); // the container exits at its last sync point, its program never run
         await launched.exited.catch(() => 0);
-        await this.tearDown(id, this.cgroupOf.get(record));
+        await this.tearDown(id, this.cgroupOf.get(record), true);
       },
     };
     this.prepared.add(prepared);
@@ -1163,7 +1217,7 @@ export class Runtime {
       // close(). A run that failed tears down before its error is thrown. A cleanup failure is
       // reported, but never replaces the container's exit status (or its error).
       if (!options.keep) {
-        const teardown = this.tearDown(id, this.cgroupOf.get(record));
+        const teardown = this.tearDown(id, this.cgroupOf.get(record), !exited);
         if (!exited) await teardown;
       }
     }
@@ -1183,6 +1237,19 @@ export class Runtime {
       throw e;
     }
   }
+}
+
+/** config.json texts this process has validated (a program runs the same bundles again and again). */
+const validTexts = new Set<string>();
+const VALID_TEXTS_KEPT = 16;
+
+/** parseSpec, but a text validated before is only parsed (each call gets its own objects). */
+function parseValidated(text: string, file: string): Spec {
+  if (validTexts.has(text)) return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) as Spec;
+  const spec = parseSpec(text, file);
+  if (validTexts.size >= VALID_TEXTS_KEPT) validTexts.delete(validTexts.values().next().value as string);
+  validTexts.add(text);
+  return spec;
 }
 
 const FORWARDED: readonly NodeJS.Signals[] = [

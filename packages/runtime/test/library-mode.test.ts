@@ -87,6 +87,34 @@ describe('library mode', () => {
     expect(leftovers([id])).toEqual([]);
   });
 
+  it("a finished run's teardown goes on without close(): during the next container's start, or soon on its own", async () => {
+    const rt = new Runtime({ root });
+    const b = bundle(['true']);
+    const stdio: ['ignore', 'ignore', 'inherit'] = ['ignore', 'ignore', 'inherit'];
+    const [first, second] = [`lib-${tag}-td-1`, `lib-${tag}-td-2`];
+    expect(await rt.run(first, b, { stdio })).toBe(0);
+    expect(await rt.run(second, b, { stdio })).toBe(0);
+    // the first was torn down while the second made its mounts; the second with nothing after it
+    const deadline = Date.now() + 3000;
+    while (leftovers([first, second]).length > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(leftovers([first, second])).toEqual([]);
+    await rt.close();
+  });
+
+  it("a process left in the container's cgroup (no pid namespace of its own) is killed, and the cgroup removed", async () => {
+    const rt = new Runtime({ root });
+    const id = `lib-${tag}-stray`;
+    const b = bundle(['sh', '-c', 'sleep 30 & exit 0']);
+    const config = join(b, 'config.json');
+    const spec = JSON.parse(readFileSync(config, 'utf8'));
+    spec.linux.namespaces = spec.linux.namespaces.filter((n: { type: string }) => n.type !== 'pid');
+    writeFileSync(config, JSON.stringify(spec));
+    expect(await rt.run(id, b, { stdio: ['ignore', 'ignore', 'ignore'] })).toBe(0);
+    await rt.close();
+    expect(leftovers([id])).toEqual([]);
+  });
+
   it('a run that fails has torn down before its error is thrown, without close()', async () => {
     const rt = new Runtime({ root });
     const id = `lib-${tag}-fails`;

@@ -22,9 +22,11 @@ import { fileURLToPath } from 'node:url';
 import { BerthError, errnoName, strerror } from './errors.js';
 import { writeFileAtomic } from './lock.js';
 import { describeStep, encodePlan, type PlanStep } from './plan.js';
-import { openDevNull, type Spawner, socketFromFd } from './spawn.js';
+import { openDevNull, type SpawnedProcess, type Spawner, socketFromFd } from './spawn.js';
 
 const MSG_SIZE = 64;
+/** What an empty pipe takes without a reader: one page, even for a user over pipe-user-pages-soft. */
+const PIPE_MIN_CAPACITY = 4096;
 const MSG_PID = 1;
 const MSG_SYNC = 2;
 const MSG_ERROR = 3;
@@ -125,27 +127,47 @@ export class Launch {
   readonly process: LauncherProcess;
   /** Resolves with the launcher's exit code (for a foreground plan: the container's, 128+N for signal N). */
   readonly exited: Promise<number>;
+  private plan: readonly PlanStep[] = [];
+  /** Where the plan goes while it is not sent yet: our end of the launcher's plan pipe. */
+  private planSink: Writable | number | undefined;
+  private readonly spawner: Spawner | undefined;
+  /** Whether the launcher has exec'd (always, for one child_process started). */
+  private launcherStarted: () => boolean = () => true;
+  private whenStarted: Promise<unknown> = Promise.resolve();
   private buffer = Buffer.alloc(0);
   private queue: Array<LaunchEvent | Error> = [];
   private lastPid = 0;
-  private readonly onSeccompListener: LaunchOptions['onSeccompListener'];
+  private onSeccompListener: LaunchOptions['onSeccompListener'];
   private waiters: Array<() => void> = [];
   private ended = false;
   private readonly sync: Readable & Writable;
 
-  constructor(
-    readonly steps: readonly PlanStep[],
-    options: LaunchOptions = {},
-  ) {
+  /**
+   * Starts the launcher. With `steps` it gets its plan at once; without, it waits for
+   * `sendPlan` (or for `abort`/`detach`, which close the plan unsent: it then exits
+   * having made nothing), so that the caller can plan while the launcher execs.
+   */
+  constructor(steps: readonly PlanStep[] | undefined, options: LaunchOptions = {}) {
     const stdio = options.stdio ?? ['inherit', 'inherit', 'inherit'];
     this.onSeccompListener = options.onSeccompListener;
     const preserved = options.preserveFds ?? [];
     const spawner = stdio.includes('pipe') ? undefined : options.spawner;
+    this.spawner = spawner;
     if (spawner) {
-      const spawned = spawnLauncher(spawner, options.launcher ?? launcherPath(), steps, stdio, preserved);
+      const spawned = spawnLauncher(spawner, options.launcher ?? launcherPath(), stdio, preserved);
       this.process = spawned.process;
       this.sync = spawned.sync;
       this.exited = spawned.exited;
+      this.planSink = spawned.planWrite;
+      let started = false;
+      spawned.started.then(
+        () => {
+          started = true;
+        },
+        () => {},
+      );
+      this.launcherStarted = () => started;
+      this.whenStarted = spawned.started;
     } else {
       const planFd = 3 + preserved.length;
       const child: ChildProcess = spawn(options.launcher ?? launcherPath(), [], {
@@ -158,7 +180,7 @@ export class Launch {
       const plan = child.stdio[planFd] as Writable;
       this.sync = child.stdio[planFd + 1] as Readable & Writable;
       plan.on('error', () => {});
-      plan.end(encodePlan(steps));
+      this.planSink = plan;
       this.exited = new Promise((resolve, reject) => {
         child.on('error', (err) =>
           reject(
@@ -171,6 +193,44 @@ export class Launch {
     this.sync.on('error', () => {});
     this.sync.on('data', (chunk: Buffer) => this.onData(chunk));
     this.sync.on('close', () => this.push({ kind: 'eof' }));
+    if (steps) this.sendPlan(steps);
+  }
+
+  /** Sets LaunchOptions.onSeccompListener, for a plan sent later (before `sendPlan`). */
+  setSeccompListener(handler: NonNullable<LaunchOptions['onSeccompListener']>): void {
+    this.onSeccompListener = handler;
+  }
+
+  /** The plan, once sent (the launcher waits for it: see `sendPlan`). */
+  get steps(): readonly PlanStep[] {
+    return this.plan;
+  }
+
+  /** Hands the launcher its plan (once: a launcher runs one plan). */
+  sendPlan(steps: readonly PlanStep[]): void {
+    const sink = this.planSink;
+    if (sink === undefined)
+      throw new BerthError('launcher: the plan was sent or closed already', { code: 'ELAUNCH' });
+    this.planSink = undefined;
+    this.plan = steps;
+    const plan = encodePlan(steps);
+    if (typeof sink !== 'number') sink.end(plan);
+    else if (plan.length <= PIPE_MIN_CAPACITY || this.launcherStarted())
+      (this.spawner as Spawner).writeAllAndClose(sink, plan);
+    else {
+      // larger than any pipe holds unread: written once the launcher runs to read it (should its
+      // spawn fail, nobody ever would, and a blocking write would never return)
+      const write = () => (this.spawner as Spawner).writeAllAndClose(sink, plan);
+      this.whenStarted.then(write, () => this.spawner?.close(sink));
+    }
+  }
+
+  /** Closes the plan unsent, if it is: the launcher reads end-of-file and exits, having made nothing. */
+  private closePlan(): void {
+    const sink = this.planSink;
+    this.planSink = undefined;
+    if (typeof sink === 'number') this.spawner?.close(sink);
+    else sink?.destroy();
   }
 
   private onData(chunk: Buffer): void {
@@ -259,18 +319,20 @@ export class Launch {
 
   /** Stops the process waiting at a sync step (it exits without running further steps). */
   abort(): void {
+    this.closePlan();
     this.sync.write('a');
   }
 
   /** Closes our end of the conversation so this process can exit without waiting for the container. */
   detach(): void {
+    this.closePlan();
     this.sync.destroy();
     this.process.unref();
   }
 }
 
-/** Starts the launcher on a plan. */
-export function launch(steps: readonly PlanStep[], options?: LaunchOptions): Launch {
+/** Starts the launcher on a plan, or, without one, waiting for `sendPlan` (see Launch). */
+export function launch(steps: readonly PlanStep[] | undefined, options?: LaunchOptions): Launch {
   return new Launch(steps, options);
 }
 
@@ -281,13 +343,19 @@ export function launch(steps: readonly PlanStep[], options?: LaunchOptions): Lau
 function spawnLauncher(
   spawner: Spawner,
   path: string,
-  steps: readonly PlanStep[],
   stdio: readonly StdioEntry[],
   preserved: readonly number[],
-): { process: LauncherProcess; sync: Readable & Writable; exited: Promise<number> } {
+): {
+  process: LauncherProcess;
+  sync: Readable & Writable;
+  exited: Promise<number>;
+  planWrite: number;
+  started: Promise<unknown>;
+} {
   const opened: number[] = [];
   const [planRead, planWrite] = spawner.pipe();
   const [ours, theirs] = spawner.socketPair();
+  let spawning: Promise<SpawnedProcess>;
   try {
     const std = stdio.map((e, i) => {
       if (e === 'inherit') return i;
@@ -300,35 +368,62 @@ function spawnLauncher(
     });
     const planFd = 3 + preserved.length;
     const env = [`BERTH_PLAN_FD=${planFd}`, `BERTH_SYNC_FD=${planFd + 1}`];
-    let spawned: ReturnType<Spawner['spawn']>;
-    try {
-      // a prebuilt launcher's sealed copy is checked against the hash its file was verified to
-      // have: what runs is exactly what was checked, whatever happened to the file since
-      spawned = spawner.spawnSealed(
-        path,
-        [path],
-        env,
-        [...std, ...preserved, planRead, theirs],
-        verifiedHashes.get(path),
-      );
-    } catch (e) {
-      spawner.close(ours);
-      spawner.close(planWrite);
-      throw e;
-    }
-    spawner.writeAllAndClose(planWrite, encodePlan(steps));
-    const sync = socketFromFd(ours) as Readable & Writable;
-    const exited = spawned.exited.then(({ code, signal }) => code ?? 128 + signalNumber(signal));
-    return {
-      process: { pid: spawned.pid, stdin: null, stderr: null, kill: spawned.kill, unref: spawned.unref },
-      sync,
-      exited,
-    };
+    // On libuv's thread pool: this event loop goes on (plans, makes the cgroup) while the
+    // launcher execs. A prebuilt launcher's sealed copy is checked against the hash its file
+    // was verified to have: what runs is exactly what was checked, whatever happened since.
+    // The fds are copied before this returns, so ours are closed below.
+    spawning = spawner.spawnSealedAsync(
+      path,
+      [path],
+      env,
+      [...std, ...preserved, planRead, theirs],
+      verifiedHashes.get(path),
+    );
+  } catch (e) {
+    spawner.close(ours);
+    spawner.close(planWrite);
+    throw e;
   } finally {
     spawner.close(planRead);
     spawner.close(theirs);
     closeFds(opened);
   }
+  // Until it has exec'd, a kill or unref is passed on once it has; a failed spawn rejects
+  // `exited` (and the sync socket reads end-of-file: nobody else holds its other end).
+  let spawned: SpawnedProcess | undefined;
+  let killWith: NodeJS.Signals | number | undefined;
+  let unref = false;
+  const started = spawning.then((s) => {
+    spawned = s;
+    if (unref) s.unref();
+    if (killWith !== undefined) s.kill(killWith);
+    return s;
+  });
+  const exited = started.then((s) => s.exited).then(({ code, signal }) => code ?? 128 + signalNumber(signal));
+  exited.catch(() => {}); // the error is the caller's through `exited` and `next()`
+  const sync = socketFromFd(ours) as Readable & Writable;
+  return {
+    process: {
+      get pid() {
+        return spawned?.pid;
+      },
+      stdin: null,
+      stderr: null,
+      kill: (signal: NodeJS.Signals | number = 'SIGTERM') => {
+        if (spawned) return spawned.kill(signal);
+        killWith = signal;
+        return true;
+      },
+      unref: () => {
+        unref = true;
+        spawned?.unref();
+      },
+    },
+    sync,
+    exited,
+    planWrite,
+    started,
+  };
 }
 
 function closeFds(fds: number[]): void {

@@ -54,6 +54,16 @@ interface Libc {
     argv: (string | null)[],
     envp: (string | null)[],
   ): number;
+  /** posix_spawn on libuv's thread pool; `done` runs on this thread with its return value. */
+  posixSpawnAsync(
+    pid: number[],
+    path: string,
+    fa: Buffer,
+    attr: Buffer,
+    argv: (string | null)[],
+    envp: (string | null)[],
+    done: (err: unknown, r: number) => void,
+  ): void;
   faInit(fa: Buffer): number;
   faDestroy(fa: Buffer): number;
   faDup2(fa: Buffer, fd: number, newfd: number): number;
@@ -106,8 +116,6 @@ export class Spawner {
   private readonly pending = new Map<number, Pending>();
   private timer: NodeJS.Timeout | undefined;
   private listening = false;
-  private readonly fa = Buffer.alloc(FILE_ACTIONS_SIZE);
-  private readonly attr = Buffer.alloc(ATTR_SIZE);
   private readonly defaults = Buffer.alloc(SIGSET_SIZE);
   private readonly mask = Buffer.alloc(SIGSET_SIZE);
   private readonly sealedCopies = new Map<string, string>();
@@ -186,6 +194,35 @@ export class Spawner {
     }
   }
 
+  /** `spawnSealed` through `spawnAsync`: this event loop goes on while the launcher execs. */
+  async spawnSealedAsync(
+    path: string,
+    argv: string[],
+    env: string[],
+    fds: readonly number[],
+    sha256?: string,
+  ): Promise<SpawnedProcess> {
+    const exec = this.executable(path, sha256);
+    if (exec === path) return this.spawnAsync(path, argv, env, fds);
+    // copies held across a retry: the caller may close its fds as soon as this returns
+    const held: number[] = [];
+    try {
+      for (const fd of fds) {
+        const copy = this.c.dupCloexec(fd, fds.length);
+        if (copy < 0) throw this.error('fcntl(F_DUPFD_CLOEXEC)', String(fd));
+        held.push(copy);
+      }
+      try {
+        return await this.spawnAsync(exec, argv, env, held);
+      } catch {
+        this.sealedCopies.set(path, path); // the launcher then seals a copy of itself at each start
+        return await this.spawnAsync(path, argv, env, held);
+      }
+    } finally {
+      for (const copy of held) this.close(copy);
+    }
+  }
+
   /**
    * Closes an fd this spawner made (pipe, socketPair): with close(2) itself, since
    * Node's fs in a worker thread warns about closing fds it did not open.
@@ -222,13 +259,75 @@ export class Spawner {
   /**
    * Runs `path` with `fds[i]` as its fd i (and no other fd), `env` as its whole
    * environment, in a new session. Throws when the program cannot be run (the
-   * errno of the failed execve).
+   * errno of the failed execve). This thread waits until the child has exec'd.
    */
   spawn(path: string, argv: string[], env: string[], fds: readonly number[]): SpawnedProcess {
-    const { c, fa, attr } = this;
-    // Each source is first copied above every target, so that no dup2 overwrites a
-    // source a later one still needs; the copies are close-on-exec and closed below.
+    const actions = this.actions(fds);
+    try {
+      const out = [0];
+      const r = this.c.posixSpawn(out, path, actions.fa, actions.attr, [...argv, null], [...env, null]);
+      if (r !== 0) throw spawnError(path, r);
+      return this.track(out[0]!);
+    } finally {
+      actions.done();
+    }
+  }
+
+  /**
+   * `spawn`, with posix_spawn made on libuv's thread pool: this event loop goes on while
+   * the child execs (the vfork-style spawn holds its caller until then). Settles once
+   * the child has exec'd, or with the error `spawn` would throw. `fds` are copied before
+   * this returns: the caller may close its own at once.
+   */
+  spawnAsync(path: string, argv: string[], env: string[], fds: readonly number[]): Promise<SpawnedProcess> {
+    const actions = this.actions(fds);
+    return new Promise((resolve, reject) => {
+      const out = [0];
+      try {
+        this.c.posixSpawnAsync(
+          out,
+          path,
+          actions.fa,
+          actions.attr,
+          [...argv, null],
+          [...env, null],
+          (err, r) => {
+            actions.done();
+            if (err) reject(err);
+            else if (r !== 0) reject(spawnError(path, r));
+            else {
+              const spawned = this.track(out[0]!);
+              this.reap(); // a child that ended before it was tracked: its SIGCHLD found nobody waiting
+              resolve(spawned);
+            }
+          },
+        );
+      } catch (e) {
+        actions.done();
+        reject(e);
+      }
+    });
+  }
+
+  /**
+   * The file actions and attributes of one spawn: each source fd first copied above
+   * every target, so that no dup2 overwrites a source a later one still needs (the
+   * copies are close-on-exec, and closed by `done`), then `closefrom`; signal
+   * dispositions reset, the mask emptied, a new session.
+   */
+  private actions(fds: readonly number[]): { fa: Buffer; attr: Buffer; done: () => void } {
+    const { c } = this;
+    const fa = Buffer.alloc(FILE_ACTIONS_SIZE);
+    const attr = Buffer.alloc(ATTR_SIZE);
     const copies: number[] = [];
+    let initialized = false;
+    const done = () => {
+      if (initialized) {
+        c.faDestroy(fa);
+        c.attrDestroy(attr);
+      }
+      for (const copy of copies) this.close(copy);
+    };
     try {
       for (const fd of fds) {
         const copy = c.dupCloexec(fd, fds.length);
@@ -236,32 +335,27 @@ export class Spawner {
         copies.push(copy);
       }
       check(c.faInit(fa), 'posix_spawn_file_actions_init');
-      check(c.attrInit(attr), 'posix_spawnattr_init');
-      try {
-        for (const [target, copy] of copies.entries())
-          check(c.faDup2(fa, copy, target), 'posix_spawn_file_actions_adddup2');
-        check(c.faClosefrom(fa, fds.length), 'posix_spawn_file_actions_addclosefrom_np');
-        check(
-          c.attrSetflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID),
-          'posix_spawnattr_setflags',
-        );
-        check(c.attrSetsigdefault(attr, this.defaults), 'posix_spawnattr_setsigdefault');
-        check(c.attrSetsigmask(attr, this.mask), 'posix_spawnattr_setsigmask');
-        const out = [0];
-        const r = c.posixSpawn(out, path, fa, attr, [...argv, null], [...env, null]);
-        if (r !== 0)
-          throw new BerthError(`cannot run the launcher ${path}: ${errnoName(r)} (${strerror(r)})`, {
-            code: 'ELAUNCHER',
-            path,
-            errno: errnoName(r),
-          });
-        return this.track(out[0]!);
-      } finally {
+      if (c.attrInit(attr) !== 0) {
         c.faDestroy(fa);
-        c.attrDestroy(attr);
+        throw new BerthError('posix_spawnattr_init failed', {
+          code: 'ELAUNCHER',
+          op: 'posix_spawnattr_init',
+        });
       }
-    } finally {
-      for (const copy of copies) this.close(copy);
+      initialized = true;
+      for (const [target, copy] of copies.entries())
+        check(c.faDup2(fa, copy, target), 'posix_spawn_file_actions_adddup2');
+      check(c.faClosefrom(fa, fds.length), 'posix_spawn_file_actions_addclosefrom_np');
+      check(
+        c.attrSetflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID),
+        'posix_spawnattr_setflags',
+      );
+      check(c.attrSetsigdefault(attr, this.defaults), 'posix_spawnattr_setsigdefault');
+      check(c.attrSetsigmask(attr, this.mask), 'posix_spawnattr_setsigmask');
+      return { fa, attr, done };
+    } catch (e) {
+      done();
+      throw e;
     }
   }
 
@@ -345,6 +439,14 @@ export class Spawner {
   }
 }
 
+function spawnError(path: string, errno: number): BerthError {
+  return new BerthError(`cannot run the launcher ${path}: ${errnoName(errno)} (${strerror(errno)})`, {
+    code: 'ELAUNCHER',
+    path,
+    errno: errnoName(errno),
+  });
+}
+
 function check(r: number, op: string): void {
   if (r !== 0) throw new BerthError(`${op}: ${strerror(r)}`, { code: 'ELAUNCHER', op });
 }
@@ -372,11 +474,13 @@ export function loadSpawner(): Promise<Spawner | undefined> {
       const lib = koffi.load('libc.so.6');
       const fn = (decl: string) => lib.func(decl);
       const fcntl = lib.func('int fcntl(int fd, int cmd, ...)');
+      const posixSpawn = fn(
+        'int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)',
+      );
       loaded = new Spawner(
         {
-          posixSpawn: fn(
-            'int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)',
-          ),
+          posixSpawn,
+          posixSpawnAsync: (...args) => posixSpawn.async(...args),
           faInit: fn('int posix_spawn_file_actions_init(void *fa)'),
           faDestroy: fn('int posix_spawn_file_actions_destroy(void *fa)'),
           faDup2: fn('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)'),

@@ -148,14 +148,50 @@ describe('launcher through posix_spawn', () => {
     expect(ticks).toBeGreaterThan(5);
   });
 
-  it('a launcher that cannot be run is an error naming it', () => {
-    expect(() =>
-      launch([sh('exit 0')], {
-        launcher: join(dir, 'no-such-launcher'),
-        stdio: ['ignore', 'ignore', 'inherit'],
-        spawner,
-      }),
-    ).toThrow(/no-such-launcher.*(ENOENT|No such file)/);
+  it('a launcher that cannot be run is an error naming it', async () => {
+    const l = launch([sh('exit 0')], {
+      launcher: join(dir, 'no-such-launcher'),
+      stdio: ['ignore', 'ignore', 'inherit'],
+      spawner,
+    });
+    await expect(l.expect('pid')).rejects.toThrow(/no-such-launcher.*(ENOENT|No such file)/);
+    await expect(l.exited).rejects.toThrow(/cannot run the launcher/);
+  });
+
+  it("the spawn is made off the event loop: launch returns before the launcher has exec'd", async () => {
+    const l = launch([{ op: 'clone', flags: 0, detach: false }, sh('exit 3')], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      spawner,
+    });
+    expect(l.process.pid).toBeUndefined(); // posix_spawn is still under way on libuv's thread pool
+    await l.expect('pid');
+    expect(l.process.pid).toBeGreaterThan(0);
+    expect(await l.exited).toBe(3);
+  });
+
+  it("a kill made before the launcher has exec'd reaches it once it has", async () => {
+    // no clone: the launcher itself becomes the sleep, so that the kill leaves nothing running
+    const l = launch([sh('sleep 30')], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      spawner,
+    });
+    expect(l.process.pid).toBeUndefined();
+    expect(l.process.kill('SIGKILL')).toBe(true);
+    expect(await l.exited).toBe(128 + 9);
+  });
+
+  it('a plan larger than an unread pipe holds: sent once the launcher runs, and no hang when it cannot run', async () => {
+    const big = { ...sh('exit 5'), env: ['PATH=/bin', `PAD=${'x'.repeat(20_000)}`] };
+    const ok = launch(undefined, { stdio: ['ignore', 'ignore', 'inherit'], spawner });
+    ok.sendPlan([{ op: 'clone', flags: 0, detach: false }, big]);
+    expect(await ok.exited).toBe(5);
+    const missing = launch(undefined, {
+      launcher: join(dir, 'no-such-launcher'),
+      stdio: ['ignore', 'ignore', 'inherit'],
+      spawner,
+    });
+    missing.sendPlan([big]); // returns: the write waits for a launcher that never comes
+    await expect(missing.exited).rejects.toThrow(/no-such-launcher/);
   });
 
   it('kill after the exit is refused (the pid may belong to another process by then)', async () => {

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 
 /** How the guest runs: hardware virtualization through /dev/kvm, or QEMU's TCG emulator. */
@@ -17,10 +18,12 @@ export interface AccelChoice {
 }
 
 /**
- * KVM when /dev/kvm exists and opens read-write, TCG otherwise (never an
- * error: TCG is slow, not wrong). `force` (or `BERTH_VM_ACCEL`) pins it.
+ * KVM when /dev/kvm exists, opens read-write and, given the `qemu` that will run
+ * the guest, that QEMU can start a KVM vCPU as berth configures it (see probeKvm);
+ * TCG otherwise (never an error: TCG is slow, not wrong). `force` (or
+ * `BERTH_VM_ACCEL`) pins it.
  */
-export function chooseAccel(force?: Accel): AccelChoice {
+export function chooseAccel(force?: Accel, qemu?: string): AccelChoice {
   const pinned = force ?? (process.env['BERTH_VM_ACCEL'] as Accel | undefined);
   if (pinned === 'kvm' || pinned === 'tcg') return { accel: pinned, reason: 'pinned (BERTH_VM_ACCEL)' };
   if (!existsSync('/dev/kvm')) return { accel: 'tcg', reason: '/dev/kvm: no such device' };
@@ -29,5 +32,42 @@ export function chooseAccel(force?: Accel): AccelChoice {
   } catch (e) {
     return { accel: 'tcg', reason: `/dev/kvm: ${(e as NodeJS.ErrnoException).code ?? 'not usable'}` };
   }
-  return { accel: 'kvm', reason: '/dev/kvm opens read-write' };
+  return qemu ? probeKvm(qemu) : { accel: 'kvm', reason: '/dev/kvm opens read-write' };
+}
+
+const probed = new Map<string, AccelChoice>();
+
+/**
+ * Whether `qemu` can start a vCPU under KVM with the CPU model berth asks for
+ * (`-cpu host` on a microvm, as planQemu): QEMU is started paused and told to quit
+ * (~50 ms, once per process and QEMU binary). Some hosts expose a /dev/kvm that
+ * QEMU cannot use: a nested hypervisor may refuse an MSR of the host CPU model,
+ * and QEMU then aborts before the guest runs. TCG then, with QEMU's reason.
+ */
+export function probeKvm(qemu: string): AccelChoice {
+  const known = probed.get(qemu);
+  if (known) return known;
+  const r = spawnSync(
+    qemu,
+    ['-M', 'microvm', '-accel', 'kvm', '-cpu', 'host', '-m', '64M', '-nodefaults', '-no-user-config'].concat([
+      '-display',
+      'none',
+      '-S',
+      '-monitor',
+      'stdio',
+    ]),
+    { input: 'quit\n', encoding: 'utf8', timeout: 15_000, stdio: ['pipe', 'ignore', 'pipe'] },
+  );
+  let choice: AccelChoice;
+  if (r.status === 0) choice = { accel: 'kvm', reason: '/dev/kvm: QEMU starts a KVM vCPU' };
+  else {
+    const said = (r.stderr ?? '')
+      .split('\n')
+      .map((l) => l.replace(/^.*?: (error: )?/, '').trim())
+      .find((l) => l !== '');
+    const why = said ?? r.error?.message ?? `exit status ${r.status ?? r.signal}`;
+    choice = { accel: 'tcg', reason: `/dev/kvm: QEMU cannot start a KVM vCPU here (${why})` };
+  }
+  probed.set(qemu, choice);
+  return choice;
 }

@@ -7,7 +7,14 @@
  *
  * @packageDocumentation
  */
-export { type Accel, type AccelChoice, chooseAccel, KVM_API_VERSION, KVM_GET_API_VERSION } from './accel.js';
+export {
+  type Accel,
+  type AccelChoice,
+  chooseAccel,
+  KVM_API_VERSION,
+  KVM_GET_API_VERSION,
+  probeKvm,
+} from './accel.js';
 export { BACKEND_ANNOTATION, type Backend, selectBackend } from './backend.js';
 export { type CpioEntry, writeCpio } from './cpio.js';
 export type { VmErrorCode, VmErrorFields } from './errors.js';

@@ -160,7 +160,11 @@ export function findQemu(): string {
 export function probeVm(): VmHostSupport {
   const qemu = envOverride('BERTH_QEMU') ?? which('qemu-system-x86_64');
   const musl = envOverride('BERTH_MUSL_GCC') ?? which('musl-gcc');
-  return { ...(qemu ? { qemu } : {}), accel: chooseAccel(), ...(musl ? { muslGcc: musl } : {}) };
+  return {
+    ...(qemu ? { qemu } : {}),
+    accel: chooseAccel(undefined, qemu),
+    ...(musl ? { muslGcc: musl } : {}),
+  };
 }
 
 function startTime(pid: number): number | undefined {
@@ -681,7 +685,7 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
     ...(process.env['BERTH_VM_KERNEL'] ? { override: process.env['BERTH_VM_KERNEL'] } : {}),
   });
   const bins = guestBinaries(join(cache, 'bin'));
-  const accel = chooseAccel();
+  const accel = chooseAccel(undefined, qemu);
   // passthrough: owners and modes as the guest sets them, as a container's would be
   // (mapped-xattr would keep a guest root from making setuid-root files on the host, but
   // cannot read the symlinks an image brings)
