@@ -114,6 +114,15 @@ describe('container cgroups', () => {
     // the host's cgroup namespace: the container's cgroup by its host path
     const host = cgroupLines(false);
     expect(host.lines.some((l) => l.endsWith(`/berth/${host.id}`))).toBe(true);
+    // in every hierarchy berth makes it a directory in: cgroup2 (created in it by clone3) and
+    // each v1 controller (it moved itself there after its first sync)
+    const managed = new Set(['cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'blkio', 'pids']);
+    const ours = host.lines.filter((l) => {
+      const [, controllers = ''] = l.split(':');
+      return controllers === '' || controllers.split(',').some((c) => managed.has(c));
+    });
+    expect(ours.length).toBeGreaterThan(0);
+    for (const line of ours) expect(line).toMatch(new RegExp(`:/berth/${host.id}$`));
     // where /sys/fs/cgroup is a cgroup2 of its own (a v2 host), the container's cgroup2 mount in
     // that namespace is its own subtree: not the runtime's, which holds every container's cgroup
     const v2 = readFileSync('/proc/self/mountinfo', 'utf8')

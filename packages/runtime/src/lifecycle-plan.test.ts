@@ -129,6 +129,44 @@ describe('session keyring', () => {
   });
 });
 
+describe('the cgroup joined by the container itself', () => {
+  const cgroupJoin = {
+    v1: ['/sys/fs/cgroup/cpu/berth/c1', '/sys/fs/cgroup/memory/berth/c1'],
+    v2: '/sys/fs/cgroup/unified/berth/c1',
+  };
+
+  it('clones into the cgroup2 directory, then joins the v1 ones right after the first sync, before a cgroup namespace', () => {
+    const s = spec();
+    s.linux!.namespaces!.push({ type: 'cgroup' });
+    const { steps } = planContainer(s, { bundle, foreground: true, cgroupJoin });
+    const clone = steps.findIndex((x) => x.op === 'clone');
+    expect(steps[clone]).toMatchObject({ op: 'clone', cgroup: cgroupJoin.v2 });
+    const sync = steps.findIndex((x) => x.op === 'sync');
+    expect(steps[sync + 1]).toEqual({
+      op: 'cgroupJoin',
+      paths: cgroupJoin.v1,
+      describe: "join the container's cgroup",
+    });
+    expect(steps[sync + 2]).toMatchObject({ op: 'unshare' });
+  });
+
+  it('plans neither without cgroupJoin (the runtime moves the process then)', () => {
+    const { steps } = planContainer(spec(), { bundle, foreground: true });
+    expect(steps.some((x) => x.op === 'cgroupJoin')).toBe(false);
+    expect(steps.find((x) => x.op === 'clone')).not.toHaveProperty('cgroup');
+  });
+
+  it('encodes as launcher op 50 (the v1 directories) and a fourth clone argument (the cgroup2 directory)', () => {
+    const join = encodePlan([{ op: 'cgroupJoin', paths: cgroupJoin.v1 }]);
+    expect(join.readUInt16LE(12)).toBe(50);
+    expect(join.readUInt32LE(16)).toBe(2);
+    const clone = encodePlan([{ op: 'clone', flags: 0, detach: false, cgroup: cgroupJoin.v2 }]);
+    expect(clone.readUInt16LE(12)).toBe(2);
+    expect(clone.readUInt32LE(16)).toBe(4);
+    expect(clone.includes(Buffer.from(cgroupJoin.v2))).toBe(true);
+  });
+});
+
 describe('hooks', () => {
   it('stops for createContainer hooks after the mounts, right before pivot_root', () => {
     const s = spec();

@@ -51,6 +51,13 @@ export interface PlanContext {
   cgroupLayout?: 'v1' | 'v2' | 'hybrid';
   /** The container's cgroup directories (controller → host dir), shown at a `cgroup` mount. */
   cgroupPaths?: Record<string, string>;
+  /**
+   * The container's process joins its cgroup itself, without the RCU grace period a pid
+   * written to cgroup.procs costs: it is created in the cgroup2 directory `v2` (clone3
+   * CLONE_INTO_CGROUP), and moves itself into the v1 directories `v1` right after the first
+   * sync (before a new cgroup namespace is made). Absent: the runtime moves it.
+   */
+  cgroupJoin?: { v1: string[]; v2?: string };
   /** `linux.seccomp` compiled (`compileProfile`); required when the config has one. */
   seccomp?: CompiledSeccomp;
   /** The host's LSMs (default: read from the host). */
@@ -138,9 +145,12 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
     flags: ns.cloneFlags & ~CLONE_NEWTIME & ~CLONE_NEWCGROUP,
     detach: !ctx.foreground,
     pty: terminal && !ctx.consoleSocket,
+    ...(ctx.cgroupJoin?.v2 ? { cgroup: ctx.cgroupJoin.v2 } : {}),
   });
   if (userns) steps.push(...userns.afterClone);
   steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (namespaces ready)' });
+  if (ctx.cgroupJoin?.v1.length)
+    steps.push({ op: 'cgroupJoin', paths: ctx.cgroupJoin.v1, describe: "join the container's cgroup" });
   if (newCgroupNs)
     steps.push({
       op: 'unshare',

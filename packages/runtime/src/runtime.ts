@@ -163,6 +163,8 @@ interface CreateProgress {
   cgroupShared: boolean;
   rdt?: RdtRecord;
   pid: number;
+  /** the container's process joins its cgroup itself (PlanContext.cgroupJoin) */
+  selfJoin?: boolean;
 }
 
 /**
@@ -369,6 +371,11 @@ export class Runtime {
   ): Promise<void> {
     const cgroup = made.cgroup ?? cgroupAt;
     const fifo = foreground ? undefined : join(dir, 'exec.fifo');
+    const cgroupJoin = cgroupAt && selfJoinable(spec) ? selfJoinPaths(cgroupAt.paths) : undefined;
+    made.selfJoin = cgroupJoin !== undefined;
+    // a cgroup2 directory the container is created in must exist before its clone
+    if (cgroupAt && cgroupJoin?.v2)
+      made.cgroup = await createCgroup(spec, cgroupAt.cgroupsPath, this.systemd, true, made.cgroupShared);
     if (options.overlay) ownSnapshotUpper(spec, options.overlay.upper); // a user namespace's root owns its snapshot
     const plan = planContainer(spec, {
       ...(seccomp ? { seccomp } : {}),
@@ -380,6 +387,7 @@ export class Runtime {
       ...(options.preserveFds ? { preserveFds: options.preserveFds } : {}),
       ...(options.overlay ? { overlay: options.overlay } : {}),
       ...(options.noNewKeyring ? {} : { keyring: sessionKeyring(id) }),
+      ...(cgroupJoin ? { cgroupJoin } : {}),
     });
     for (const w of plan.warnings) this.warn(w);
     if (seccomp?.notify)
@@ -387,9 +395,10 @@ export class Runtime {
         seccompListener(spec.linux?.seccomp, () => ({ ...this.hookState(record) })),
       );
     launched.sendPlan(plan.steps);
-    // The cgroup is made while the launcher starts: the container is in its namespaces and
-    // joins the cgroup only at its sync point, and nothing of the cgroup is used before.
-    if (cgroupAt)
+    // Otherwise the cgroup is made while the launcher starts: the container is in its
+    // namespaces and joins the cgroup only after its first sync, and nothing of the cgroup is
+    // used before.
+    if (cgroupAt && !made.cgroup)
       made.cgroup = await createCgroup(spec, cgroupAt.cgroupsPath, this.systemd, true, made.cgroupShared);
     const pid = (await launched.expect('pid')).pid;
     made.pid = record.pid = pid;
@@ -439,12 +448,17 @@ export class Runtime {
     // the threadgroup rwsem for writing): the container does its mounts meanwhile, and it
     // still waits before exec for us. Hooks, and a new cgroup namespace (made by the
     // container right after this sync: its root is the cgroup it is in), need the join done.
+    // A container that joins its cgroup itself (PlanContext.cgroupJoin) does so right after
+    // this sync, before it makes a cgroup namespace.
     const hooks = !!spec.hooks?.prestart?.length || !!spec.hooks?.createRuntime?.length;
-    const joinFirst = hooks || (spec.linux?.namespaces?.some((n) => n.type === 'cgroup' && !n.path) ?? false);
+    const joinFirst =
+      !made.selfJoin &&
+      (hooks || (spec.linux?.namespaces?.some((n) => n.type === 'cgroup' && !n.path) ?? false));
     if (!joinFirst) launched.release();
-    const joined = made.cgroup
-      ? made.cgroup.addProcess(pid, { offThread: this.spawnMode !== 'fork' })
-      : Promise.resolve();
+    const joined =
+      made.cgroup && !made.selfJoin
+        ? made.cgroup.addProcess(pid, { offThread: this.spawnMode !== 'fork' })
+        : Promise.resolve();
     if (!joinFirst) recordStartTime();
     // an earlier `run`'s teardown, while this container makes its mounts (see tearDown)
     this.beginTeardowns();
@@ -1237,6 +1251,23 @@ export class Runtime {
       throw e;
     }
   }
+}
+
+/**
+ * Whether the container's process can join its cgroup itself (see PlanContext.cgroupJoin):
+ * not in a user namespace (it could not write the host's cgroup files), and not where
+ * prestart or createRuntime hooks run at the first sync (they find it in its cgroup already).
+ */
+function selfJoinable(spec: Spec): boolean {
+  if (spec.linux?.namespaces?.some((n) => n.type === 'user')) return false;
+  return !spec.hooks?.prestart?.length && !spec.hooks?.createRuntime?.length;
+}
+
+/** The cgroup's directories as the container joins them: the cgroup2 one at its clone, the v1 ones after. */
+function selfJoinPaths(paths: Record<string, string>): { v1: string[]; v2?: string } {
+  const v2 = paths['unified'];
+  const v1 = [...new Set(Object.entries(paths).flatMap(([ctrl, dir]) => (ctrl === 'unified' ? [] : [dir])))];
+  return v2 ? { v1, v2 } : { v1 };
 }
 
 /** config.json texts this process has validated (a program runs the same bundles again and again). */

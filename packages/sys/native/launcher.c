@@ -371,6 +371,7 @@ static void foreground(pid_t pid, int with_pty) {
 #include "lsm.h"
 #include "keyring.h"
 #include "userns.h"
+#include "cgroup.h"
 
 /* ---- steps: one function each; a step returns 0, or -1 with errno set and `what` naming the call ---- */
 
@@ -387,8 +388,10 @@ static void step_clone(struct step *steps, uint32_t n, uint32_t i) {
   /* the child waits on this pipe until its pid is reported: its own messages must come after */
   int order[2];
   if (pipe2(order, O_CLOEXEC) < 0) die((int)i, "pipe", errno);
-  pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
-  if (pid < 0) die((int)i, "clone", errno);
+  const char *cgroup = S(s, 3); /* cgroup.h: created in this cgroup2 directory */
+  int must_move = 0;
+  pid_t pid = clone_into_cgroup(flags, cgroup, &must_move);
+  if (pid < 0) die((int)i, cgroup ? "clone3" : "clone", errno);
   if (pid == 0) {
     close(order[1]);
     char b;
@@ -402,6 +405,15 @@ static void step_clone(struct step *steps, uint32_t n, uint32_t i) {
   }
   close(order[0]);
   child_pid = pid;
+  if (must_move) {
+    char path[4096], value[32];
+    snprintf(value, sizeof value, "%d", (int)pid);
+    if (snprintf(path, sizeof path, "%s/cgroup.procs", cgroup) >= (int)sizeof path || write_all_path(path, value) < 0) {
+      int saved = errno;
+      kill(pid, SIGKILL);
+      die((int)i, "write cgroup.procs", saved);
+    }
+  }
   send_msg(MSG_PID, (int)i, 0, pid, "clone");
   idmap_after_clone(pid, flags); /* userns.h: the maps, while the child still waits */
   if (write(order[1], "p", 1) != 1) die((int)i, "write", errno);
@@ -1010,6 +1022,7 @@ static void run_steps(struct step *steps, uint32_t n, uint32_t start) {
       case OP_IDMAP_USERNS: r = step_idmap_userns(s, &what); break;
       case OP_IDMAP_BIND: r = step_idmap_bind(s, open_target, &what); break;
       case OP_ROOT_REBIND: r = step_root_rebind(&what); break;
+      case OP_CGROUP_JOIN: r = step_cgroup_join(s, &what); break;
       default: die((int)i, "unknown step", EINVAL);
     }
     if (r < 0) {

@@ -51,13 +51,24 @@ export const Op = {
   idmapUserns: 47,
   idmapBind: 48,
   rootRebind: 49,
+  cgroupJoin: 50,
 } as const;
 
 export type Step =
   /** Join a namespace by path, or (`fd`) through a pidfd or namespace fd passed to the launcher. */
   | { op: 'setns'; path: string; nstype: number; fd?: number }
   | { op: 'unshare'; flags: number }
-  | { op: 'clone'; flags: number; detach: boolean; pty?: boolean }
+  /**
+   * `cgroup`: a cgroup2 directory the child is created in (clone3 CLONE_INTO_CGROUP; where
+   * the kernel cannot, the launcher moves it there before it goes on).
+   */
+  | { op: 'clone'; flags: number; detach: boolean; pty?: boolean; cgroup?: string }
+  /**
+   * The process moves itself into these cgroup v1 directories (writes "0" to their
+   * `tasks` file): unlike a pid written to cgroup.procs, this takes no global lock and
+   * waits for no RCU grace period. Needs the privilege to write them (no user namespace).
+   */
+  | { op: 'cgroupJoin'; paths: string[] }
   | { op: 'sync'; id: number }
   | { op: 'ready' }
   | { op: 'mount'; source?: string; target: string; fstype?: string; flags: number; data?: string }
@@ -203,7 +214,9 @@ function args(step: Step): Arg[] {
     case 'unshare':
       return [step.flags];
     case 'clone':
-      return [step.flags, step.detach ? 1 : 0, step.pty ? 1 : 0];
+      return [step.flags, step.detach ? 1 : 0, step.pty ? 1 : 0, ...(step.cgroup ? [step.cgroup] : [])];
+    case 'cgroupJoin':
+      return step.paths;
     case 'sync':
       return [step.id];
     case 'ready':
@@ -396,7 +409,11 @@ export function describeStep(step: PlanStep): string {
     case 'creds':
       return `set user ${step.uid}:${step.gid} and capabilities`;
     case 'clone':
-      return 'create namespaces (clone)';
+      return step.cgroup
+        ? `create namespaces (clone) in the cgroup ${step.cgroup}`
+        : 'create namespaces (clone)';
+    case 'cgroupJoin':
+      return `join the cgroup (${step.paths.join(', ')})`;
     case 'seccomp':
       return 'load the seccomp filter';
     case 'sched':
