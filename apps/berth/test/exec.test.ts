@@ -62,6 +62,10 @@ describe('berth exec', () => {
     for (const ns of ['pid', 'mnt', 'uts', 'ipc', 'net']) {
       expect(readlinkSync(`/proc/${execPid}/ns/${ns}`)).toBe(readlinkSync(`/proc/${init}/ns/${ns}`));
     }
+    // in every hierarchy: it joined the cgroup itself (clone3 into the cgroup2 one, `tasks` for v1)
+    expect(readFileSync(`/proc/${execPid}/cgroup`, 'utf8')).toBe(
+      readFileSync(`/proc/${init}/cgroup`, 'utf8'),
+    );
     expect(JSON.parse(sb.berth(['ps', '--format', 'json', id]).stdout)).toEqual(
       expect.arrayContaining([init, execPid]),
     );
@@ -95,6 +99,29 @@ describe('berth exec', () => {
     expect(sb.berth(['delete', '--force', id]).status).toBe(0);
     expect(alive(execPid)).toBe(false);
     expect(sb.berth(['exec', id, 'true']).stderr).toBe(`berth: container ${id} does not exist\n`);
+  });
+
+  it('joins every hierarchy of the cgroup of a container with its own cgroup namespace too', async () => {
+    const bundle = sb.bundle((c) => {
+      c.process.args = ['sleep', '60'];
+      c.linux.namespaces.push({ type: 'cgroup' });
+    });
+    const id = sb.id('exec-cgns');
+    expect(sb.detached(['run', '-d', '-b', bundle, id])).toMatchObject({ status: 0, stderr: '' });
+    const init = JSON.parse(sb.berth(['state', id]).stdout).pid as number;
+    const pidFile = join(sb.dir, `${id}.exec.pid`);
+    expect(sb.detached(['exec', '-d', '--pid-file', pidFile, id, 'sleep', '60'])).toMatchObject({
+      status: 0,
+      stderr: '',
+    });
+    const execPid = Number(readFileSync(pidFile, 'utf8'));
+    expect(readlinkSync(`/proc/${execPid}/ns/cgroup`)).toBe(readlinkSync(`/proc/${init}/ns/cgroup`));
+    expect(readFileSync(`/proc/${execPid}/cgroup`, 'utf8')).toBe(
+      readFileSync(`/proc/${init}/cgroup`, 'utf8'),
+    );
+    expect(sb.berth(['exec', id, 'cat', '/proc/self/cgroup']).stdout).toMatch(/:\/\n/);
+    expect(sb.berth(['delete', '--force', id]).status).toBe(0);
+    expect(alive(execPid)).toBe(false);
   });
 
   it('refuses a container that is not running', () => {

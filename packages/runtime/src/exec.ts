@@ -17,6 +17,13 @@ export interface ExecPlanContext {
   seccomp?: CompiledSeccomp;
   /** The container's `linux.personality`. */
   personality?: LinuxPersonality;
+  /**
+   * The process joins the container's cgroup itself (see PlanContext.cgroupJoin): the files
+   * are opened before the container's namespaces are joined, the cgroup2 directory used by
+   * the clone, the v1 `tasks` files written right after the first sync. Absent: the runtime
+   * moves it.
+   */
+  cgroupJoin?: { v1: string[]; v2?: string };
 }
 
 /**
@@ -28,7 +35,7 @@ export interface ExecPlanContext {
 export async function planExec(
   proc: Process,
   ctx: ExecPlanContext,
-): Promise<{ steps: PlanStep[]; warnings: string[] }> {
+): Promise<{ steps: PlanStep[]; warnings: string[]; cgroupJoined: boolean }> {
   if (!proc.args?.length)
     throw new BerthError('process.args: must be a non-empty array of strings', { code: 'EINVALIDSPEC' });
   if (proc.terminal && !ctx.foreground && !ctx.consoleSocket) {
@@ -49,6 +56,11 @@ export async function planExec(
       describe: `connect to console socket ${ctx.consoleSocket}`,
     });
   }
+  // The host's cgroup files, opened while they are in view (the container's mount namespace
+  // hides them). Not into a container's own cgroup namespace: from in there the kernel refuses
+  // a clone into a cgroup the runtime's is not below (ENOENT); the runtime moves it then.
+  const cgroupJoin = kinds.has('cgroup') ? undefined : ctx.cgroupJoin;
+  if (cgroupJoin) steps.push({ op: 'cgroupOpen', ...cgroupJoin, describe: "open the container's cgroup" });
   // through a pidfd of the container's process, checked to be that process: never a reused pid's
   let flags = 0;
   for (const kind of JOIN_ORDER) if (kinds.has(kind)) flags |= NAMESPACES[kind].flag;
@@ -63,6 +75,8 @@ export async function planExec(
   }
   steps.push({ op: 'clone', flags: 0, detach: !ctx.foreground, pty: terminal && !ctx.consoleSocket });
   steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (cgroup)' });
+  if (cgroupJoin?.v1.length)
+    steps.push({ op: 'cgroupJoin', paths: [], describe: "join the container's cgroup" });
   steps.push(terminal ? terminalStep(proc, ctx.consoleSocket) : { op: 'setsid' });
   if (ctx.keyring !== undefined) steps.push(keyringStep(ctx.keyring));
   steps.push(
@@ -72,5 +86,5 @@ export async function planExec(
     }),
   );
   steps.push({ op: 'exec', argv: proc.args, env: proc.env ?? [] });
-  return { steps, warnings };
+  return { steps, warnings, cgroupJoined: cgroupJoin !== undefined };
 }

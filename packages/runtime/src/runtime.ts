@@ -941,7 +941,10 @@ export class Runtime {
     // the container's seccomp filter and personality apply to every process in it, as in runc
     const linux = this.recordSpec(record).linux;
     const seccomp = await compileProfile(linux?.seccomp);
-    const { steps, warnings } = await planExec(proc, {
+    const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot);
+    // the process joins the cgroup itself, as a container's first process does (selfJoinable)
+    const selfJoin = cgroup && !record.cgroupRoot && !isRootless() && selfJoinable(this.recordSpec(record));
+    const { steps, warnings, cgroupJoined } = await planExec(proc, {
       pid: record.pid,
       ...(record.pidStartTime !== undefined ? { pidStartTime: record.pidStartTime } : {}),
       foreground,
@@ -950,6 +953,7 @@ export class Runtime {
       ...(linux?.personality ? { personality: linux.personality } : {}),
       ...(options.consoleSocket ? { consoleSocket: resolve(options.consoleSocket) } : {}),
       ...(options.preserveFds ? { preserveFds: options.preserveFds } : {}),
+      ...(selfJoin ? { cgroupJoin: selfJoinPaths(cgroup.paths) } : {}),
     });
     for (const w of warnings) this.warn(w);
     const preserved = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
@@ -971,8 +975,7 @@ export class Runtime {
     try {
       pid = (await launched.expect('pid')).pid;
       await launched.expect('sync');
-      const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot);
-      await cgroup?.addProcess(pid);
+      if (!cgroupJoined) await cgroup?.addProcess(pid);
       if (record.intelRdt) joinIntelRdt(record.intelRdt, pid);
       launched.release();
       await launched.expect('eof'); // exec'd, or a step failed (then this throws)

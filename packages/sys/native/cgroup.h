@@ -19,7 +19,7 @@
  * directory's cgroup.procs before the child goes on: the grace period is then
  * paid, and the result is the same.
  */
-enum { OP_CGROUP_JOIN = 50 };
+enum { OP_CGROUP_JOIN = 50, OP_CGROUP_OPEN = 51 };
 
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
@@ -27,6 +27,45 @@ enum { OP_CGROUP_JOIN = 50 };
 #ifndef SYS_clone3
 #define SYS_clone3 435
 #endif
+
+/*
+ * OP_CGROUP_OPEN (51), before namespaces are joined by a process that will not see the
+ * host's cgroup files afterwards (exec joins the container's mount namespace): opens the
+ * cgroup2 directory (args: s dir, "" for none) for the next clone, and the `tasks` file of
+ * each v1 directory (then: s dir, ...) for a later OP_CGROUP_JOIN without arguments, which
+ * writes "0" to them. Close-on-exec, closed once used: nothing of them reaches the program.
+ */
+#define MAX_CGROUP_TASKS 32
+static int cgroup_dir_fd = -1;
+static int cgroup_tasks_fds[MAX_CGROUP_TASKS];
+static int cgroup_tasks_n = 0;
+
+static void close_cgroup_fds(void) {
+  if (cgroup_dir_fd >= 0) close(cgroup_dir_fd);
+  cgroup_dir_fd = -1;
+  for (int k = 0; k < cgroup_tasks_n; k++) close(cgroup_tasks_fds[k]);
+  cgroup_tasks_n = 0;
+}
+
+static int step_cgroup_open(struct step *s, const char **what) {
+  const char *dir2 = S(s, 0);
+  if (dir2) {
+    *what = "open the cgroup2 directory";
+    if ((cgroup_dir_fd = open(dir2, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) return -1;
+  }
+  char path[4096];
+  for (uint32_t a = 1; a < s->nargs; a++) {
+    const char *dir = S(s, a);
+    if (!dir) continue;
+    if (cgroup_tasks_n == MAX_CGROUP_TASKS) return errno = E2BIG, -1;
+    if (snprintf(path, sizeof path, "%s/tasks", dir) >= (int)sizeof path) return errno = ENAMETOOLONG, -1;
+    *what = "open tasks";
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    cgroup_tasks_fds[cgroup_tasks_n++] = fd;
+  }
+  return 0;
+}
 
 struct berth_clone_args {
   uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
@@ -45,6 +84,16 @@ static int write_all_path(const char *path, const char *value) {
 }
 
 static int step_cgroup_join(struct step *s, const char **what) {
+  if (s->nargs == 0) { /* the tasks files OP_CGROUP_OPEN opened */
+    *what = "write tasks";
+    for (int k = 0; k < cgroup_tasks_n; k++) {
+      ssize_t w;
+      do w = write(cgroup_tasks_fds[k], "0", 1); while (w < 0 && errno == EINTR);
+      if (w != 1) return -1;
+    }
+    close_cgroup_fds();
+    return 0;
+  }
   char path[4096];
   for (uint32_t a = 0; a < s->nargs; a++) {
     const char *dir = S(s, a);
@@ -57,31 +106,49 @@ static int step_cgroup_join(struct step *s, const char **what) {
 }
 
 /*
- * clone(flags) into the cgroup2 directory `cgroup` (NULL: a plain clone). Returns
- * what clone returns; in the parent, *moved_by_us tells that the kernel could not
- * clone into the cgroup and the child must be moved (see above).
+ * clone(flags) into the cgroup2 directory `cgroup`, or the one OP_CGROUP_OPEN opened
+ * (neither: a plain clone). Where the kernel cannot clone into a cgroup, a plain
+ * clone, and the parent writes the child's pid to the directory's cgroup.procs
+ * before it returns (the child waits on its order pipe meanwhile); should that
+ * fail, the child is killed and -1 returned. In the parent the opened directory is
+ * closed; in the child too (its tasks files stay for OP_CGROUP_JOIN).
  */
-static pid_t clone_into_cgroup(unsigned long flags, const char *cgroup, int *must_move) {
-  *must_move = 0;
-  if (!cgroup) return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
-  int dir = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+static pid_t clone_into_cgroup(unsigned long flags, const char *cgroup) {
+  if (!cgroup && cgroup_dir_fd < 0) return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+  int dir = cgroup ? open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : cgroup_dir_fd;
   if (dir < 0) return -1;
+  cgroup_dir_fd = -1;
   struct berth_clone_args args;
   memset(&args, 0, sizeof args);
   args.flags = (uint64_t)flags | CLONE_INTO_CGROUP;
   args.exit_signal = SIGCHLD;
   args.cgroup = (uint64_t)dir;
+  int must_move = 0;
   pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
   if (pid < 0 && (errno == ENOSYS || errno == E2BIG || errno == EINVAL)) {
     pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
-    if (pid > 0) *must_move = 1;
+    must_move = pid > 0;
   }
-  if (pid != 0) {
-    int saved = errno;
-    close(dir);
-    errno = saved;
-  } else {
-    close(dir);
+  int saved = errno;
+  if (must_move) {
+    char value[32];
+    snprintf(value, sizeof value, "%d", (int)pid);
+    int fd = openat(dir, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+    ssize_t w = -1;
+    if (fd >= 0) {
+      do w = write(fd, value, strlen(value)); while (w < 0 && errno == EINTR);
+      saved = errno;
+      close(fd);
+    } else {
+      saved = errno;
+    }
+    if (w != (ssize_t)strlen(value)) {
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      pid = -1;
+    }
   }
+  close(dir);
+  errno = saved;
   return pid;
 }

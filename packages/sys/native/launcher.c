@@ -389,9 +389,9 @@ static void step_clone(struct step *steps, uint32_t n, uint32_t i) {
   int order[2];
   if (pipe2(order, O_CLOEXEC) < 0) die((int)i, "pipe", errno);
   const char *cgroup = S(s, 3); /* cgroup.h: created in this cgroup2 directory */
-  int must_move = 0;
-  pid_t pid = clone_into_cgroup(flags, cgroup, &must_move);
-  if (pid < 0) die((int)i, cgroup ? "clone3" : "clone", errno);
+  int into_cgroup = cgroup != NULL || cgroup_dir_fd >= 0;
+  pid_t pid = clone_into_cgroup(flags, cgroup);
+  if (pid < 0) die((int)i, into_cgroup ? "clone3" : "clone", errno);
   if (pid == 0) {
     close(order[1]);
     char b;
@@ -404,16 +404,8 @@ static void step_clone(struct step *steps, uint32_t n, uint32_t i) {
     _exit(0);
   }
   close(order[0]);
+  close_cgroup_fds(); /* the child's copies of OP_CGROUP_OPEN's tasks files are its own */
   child_pid = pid;
-  if (must_move) {
-    char path[4096], value[32];
-    snprintf(value, sizeof value, "%d", (int)pid);
-    if (snprintf(path, sizeof path, "%s/cgroup.procs", cgroup) >= (int)sizeof path || write_all_path(path, value) < 0) {
-      int saved = errno;
-      kill(pid, SIGKILL);
-      die((int)i, "write cgroup.procs", saved);
-    }
-  }
   send_msg(MSG_PID, (int)i, 0, pid, "clone");
   idmap_after_clone(pid, flags); /* userns.h: the maps, while the child still waits */
   if (write(order[1], "p", 1) != 1) die((int)i, "write", errno);
@@ -1023,6 +1015,7 @@ static void run_steps(struct step *steps, uint32_t n, uint32_t start) {
       case OP_IDMAP_BIND: r = step_idmap_bind(s, open_target, &what); break;
       case OP_ROOT_REBIND: r = step_root_rebind(&what); break;
       case OP_CGROUP_JOIN: r = step_cgroup_join(s, &what); break;
+      case OP_CGROUP_OPEN: r = step_cgroup_open(s, &what); break;
       default: die((int)i, "unknown step", EINVAL);
     }
     if (r < 0) {

@@ -52,6 +52,7 @@ export const Op = {
   idmapBind: 48,
   rootRebind: 49,
   cgroupJoin: 50,
+  cgroupOpen: 51,
 } as const;
 
 export type Step =
@@ -69,6 +70,12 @@ export type Step =
    * waits for no RCU grace period. Needs the privilege to write them (no user namespace).
    */
   | { op: 'cgroupJoin'; paths: string[] }
+  /**
+   * For a process that joins namespaces before it clones (exec): opens the cgroup2
+   * directory `v2` for the next `clone` (as its `cgroup`) and the `tasks` files of the v1
+   * directories for a `cgroupJoin` with no paths, while the host's cgroup files are in view.
+   */
+  | { op: 'cgroupOpen'; v2?: string; v1: string[] }
   | { op: 'sync'; id: number }
   | { op: 'ready' }
   | { op: 'mount'; source?: string; target: string; fstype?: string; flags: number; data?: string }
@@ -217,6 +224,8 @@ function args(step: Step): Arg[] {
       return [step.flags, step.detach ? 1 : 0, step.pty ? 1 : 0, ...(step.cgroup ? [step.cgroup] : [])];
     case 'cgroupJoin':
       return step.paths;
+    case 'cgroupOpen':
+      return [step.v2 ?? '', ...step.v1];
     case 'sync':
       return [step.id];
     case 'ready':
@@ -413,7 +422,9 @@ export function describeStep(step: PlanStep): string {
         ? `create namespaces (clone) in the cgroup ${step.cgroup}`
         : 'create namespaces (clone)';
     case 'cgroupJoin':
-      return `join the cgroup (${step.paths.join(', ')})`;
+      return step.paths.length ? `join the cgroup (${step.paths.join(', ')})` : "join the container's cgroup";
+    case 'cgroupOpen':
+      return `open the container's cgroup (${[step.v2, ...step.v1].filter(Boolean).join(', ')})`;
     case 'seccomp':
       return 'load the seccomp filter';
     case 'sched':
