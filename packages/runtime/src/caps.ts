@@ -29,10 +29,27 @@ function mask(
   return m;
 }
 
+let statusText: string | undefined;
+
+/**
+ * /proc/self/status, read once per synchronous stretch of work: a plan asks for two of its
+ * capability sets, and the kernel composes the whole file at each read. Forgotten at the next
+ * microtask, so no later question gets an old answer.
+ */
+function ownStatus(): string {
+  if (statusText === undefined) {
+    statusText = readFileSync('/proc/self/status', 'latin1');
+    queueMicrotask(() => {
+      statusText = undefined;
+    });
+  }
+  return statusText;
+}
+
 /** A capability set of this process from /proc/self/status (`CapBnd`, `CapEff`, …); all ones if unreadable. */
 export function ownCapabilitySet(field: 'CapBnd' | 'CapEff' | 'CapPrm'): bigint {
   try {
-    const m = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(readFileSync('/proc/self/status', 'latin1'));
+    const m = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(ownStatus());
     return m ? BigInt(`0x${m[1]}`) : ~0n;
   } catch {
     return ~0n;
