@@ -33,15 +33,7 @@ export async function writeCgroupFile(
     if (offThread) await writeOffThread(fd, value);
     else writeSync(fd, value);
   } catch (err) {
-    const errno = errnoOf(err);
-    throw new CgroupError({
-      code: 'EIO',
-      op: 'write',
-      path,
-      errno,
-      message: `write ${JSON.stringify(value)} to ${path}: ${errno ?? String(err)}`,
-      cause: err,
-    });
+    throw writeError(path, value, err);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
@@ -67,15 +59,7 @@ export class CgroupFileWriter {
       writeSync(this.fd as number, value);
     } catch (err) {
       this.close();
-      const errno = errnoOf(err);
-      throw new CgroupError({
-        code: 'EIO',
-        op: 'write',
-        path,
-        errno,
-        message: `write ${JSON.stringify(value)} to ${path}: ${errno ?? String(err)}`,
-        cause: err,
-      });
+      throw writeError(path, value, err);
     }
   }
 
@@ -84,6 +68,18 @@ export class CgroupFileWriter {
     this.fd = undefined;
     this.path = undefined;
   }
+}
+
+function writeError(path: string, value: string, err: unknown): CgroupError {
+  const errno = errnoOf(err);
+  return new CgroupError({
+    code: 'EIO',
+    op: 'write',
+    path,
+    errno,
+    message: `write ${JSON.stringify(value)} to ${path}: ${errno ?? String(err)}`,
+    cause: err,
+  });
 }
 
 function writeOffThread(fd: number, value: string): Promise<void> {

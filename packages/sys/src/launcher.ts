@@ -159,13 +159,18 @@ export class Launch {
       this.sync = spawned.sync;
       this.exited = spawned.exited;
       this.planSink = spawned.planWrite;
+      // Its messages wait until the spawn's completion has been seen here: the launcher may
+      // report its child before this thread hears back from posix_spawn, and a caller that has
+      // the 'pid' message must have `process.pid` too.
       let started = false;
-      spawned.started.then(
-        () => {
-          started = true;
-        },
-        () => {},
-      );
+      this.sync.pause();
+      const resume = () => {
+        if (!this.sync.destroyed) this.sync.resume();
+      };
+      spawned.started.then(() => {
+        started = true;
+        resume();
+      }, resume);
       this.launcherStarted = () => started;
       this.whenStarted = spawned.started;
     } else {

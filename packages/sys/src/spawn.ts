@@ -45,25 +45,20 @@ const FILE_ACTIONS_SIZE = 512;
 const ATTR_SIZE = 1024;
 const SIGSET_SIZE = 256;
 
+/** posix_spawn's arguments: the pid written to `pid[0]`, file actions, attributes, NULL-ended argv and envp. */
+type PosixSpawnArgs = [
+  pid: number[],
+  path: string,
+  fa: Buffer,
+  attr: Buffer,
+  argv: (string | null)[],
+  envp: (string | null)[],
+];
+
 interface Libc {
-  posixSpawn(
-    pid: number[],
-    path: string,
-    fa: Buffer,
-    attr: Buffer,
-    argv: (string | null)[],
-    envp: (string | null)[],
-  ): number;
+  posixSpawn(...args: PosixSpawnArgs): number;
   /** posix_spawn on libuv's thread pool; `done` runs on this thread with its return value. */
-  posixSpawnAsync(
-    pid: number[],
-    path: string,
-    fa: Buffer,
-    attr: Buffer,
-    argv: (string | null)[],
-    envp: (string | null)[],
-    done: (err: unknown, r: number) => void,
-  ): void;
+  posixSpawnAsync(...args: [...PosixSpawnArgs, done: (err: unknown, r: number) => void]): void;
   faInit(fa: Buffer): number;
   faDestroy(fa: Buffer): number;
   faDup2(fa: Buffer, fd: number, newfd: number): number;

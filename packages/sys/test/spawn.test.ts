@@ -169,6 +169,22 @@ describe('launcher through posix_spawn', () => {
     expect(await l.exited).toBe(3);
   });
 
+  it("the launcher's messages are seen only once its spawn has completed here: process.pid is known with them", async () => {
+    for (let i = 0; i < 20; i++) {
+      const l = launch([{ op: 'sync', id: 7 }, sh('exit 0')], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        spawner,
+      });
+      // busy: the spawn's completion and the launcher's first message are both pending at once
+      const until = Date.now() + 30;
+      while (Date.now() < until);
+      expect((await l.expect('sync')).id).toBe(7);
+      expect(l.process.pid).toBeGreaterThan(0);
+      l.release();
+      expect(await l.exited).toBe(0);
+    }
+  });
+
   it("a kill made before the launcher has exec'd reaches it once it has", async () => {
     // no clone: the launcher itself becomes the sleep, so that the kill leaves nothing running
     const l = launch([sh('sleep 30')], {
