@@ -24,18 +24,7 @@ done
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-make_bundle() { # DIR ARGS_JSON
-  mkdir -p "$1/rootfs/bin" "$1/rootfs/proc" "$1/rootfs/dev" "$1/rootfs/sys"
-  cp /bin/busybox "$1/rootfs/bin/busybox"
-  ln -s busybox "$1/rootfs/bin/true"
-  ln -s busybox "$1/rootfs/bin/sleep"
-  runc spec -b "$1"
-  node -e '
-    const fs = require("fs"); const f = process.argv[1];
-    const c = JSON.parse(fs.readFileSync(f, "utf8"));
-    c.process.terminal = false; c.process.args = JSON.parse(process.argv[2]);
-    fs.writeFileSync(f, JSON.stringify(c, null, 2));' "$1/config.json" "$2"
-}
+. bench/bundle.sh
 make_bundle "$work/bundle" '["/bin/true"]'
 make_bundle "$work/sleep" '["/bin/sleep", "60"]'
 mkdir -p bench/results

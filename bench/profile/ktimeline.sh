@@ -18,15 +18,8 @@ cleanup() {
 }
 trap cleanup EXIT
 b=$work/bundle
-mkdir -p "$b/rootfs/bin" "$b/rootfs/proc" "$b/rootfs/dev" "$b/rootfs/sys"
-cp /bin/busybox "$b/rootfs/bin/busybox"
-ln -s busybox "$b/rootfs/bin/true"
-runc spec -b "$b"
-node -e '
-  const fs = require("fs"); const f = process.argv[1];
-  const c = JSON.parse(fs.readFileSync(f, "utf8"));
-  c.process.terminal = false; c.process.args = ["/bin/true"];
-  fs.writeFileSync(f, JSON.stringify(c, null, 2));' "$b/config.json"
+. bench/bundle.sh
+make_bundle "$b" '["/bin/true"]'
 echo > $T/trace
 echo 'sched:sched_process_fork sched:sched_process_exec sched:sched_process_exit syscalls:sys_enter_clone syscalls:sys_exit_read syscalls:sys_enter_read syscalls:sys_enter_pivot_root' > $T/set_event
 echo 16384 > $T/buffer_size_kb

@@ -8,15 +8,8 @@ cd "$(dirname "$0")/../.."
 work=$(mktemp -d /tmp/berth-profile.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 b=$work/bundle
-mkdir -p "$b/rootfs/bin" "$b/rootfs/proc" "$b/rootfs/dev" "$b/rootfs/sys"
-cp /bin/busybox "$b/rootfs/bin/busybox"
-ln -s busybox "$b/rootfs/bin/true"
-runc spec -b "$b"
-node -e '
-  const fs = require("fs"); const f = process.argv[1];
-  const c = JSON.parse(fs.readFileSync(f, "utf8"));
-  c.process.terminal = false; c.process.args = ["/bin/true"];
-  fs.writeFileSync(f, JSON.stringify(c, null, 2));' "$b/config.json"
+. bench/bundle.sh
+make_bundle "$b" '["/bin/true"]'
 bin=${BERTH_BENCH_BIN:-apps/berth/bin/berth.cjs} # $BERTH_BENCH_BIN: another build of the bin, as in bench/run.sh
 berth=(env -u NODE_EXTRA_CA_CERTS node "$bin" --root "$work/state")
 for i in 1 2 3; do "${berth[@]}" run -b "$b" "warm-$i"; done # the code cache is made at the first run
