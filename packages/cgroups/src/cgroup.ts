@@ -151,7 +151,14 @@ export class Cgroup {
           });
         }
         if (first !== undefined) created.push(first);
-        if (ctrl === 'cpuset') await initCpusetV1(hierarchy.v1['cpuset'] as string, dir);
+        if (ctrl === 'cpuset') {
+          await initCpusetV1(hierarchy.v1['cpuset'] as string, dir);
+          // The directories above it that this call made (berth's own parent, say): the kernel
+          // then gives their later children cpus and mems itself, and initCpusetV1 only reads.
+          if (first !== undefined && first !== dir)
+            for (let d = dirname(dir); d.startsWith(first); d = dirname(d))
+              await writeCgroupFile(d, 'cgroup.clone_children', '1');
+        }
       }
     } catch (err) {
       // undo only what this call created, deepest first

@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, rmdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { V1_CONTROLLERS } from '../src/detect.js';
 import { Cgroup, CgroupError, detectCgroupLayout, toRuncStats } from '../src/index.js';
@@ -71,6 +71,41 @@ describe(`this host (${host.layout}): real limits through the API`, () => {
     for (const ctrl of expected) expect(existsSync(cg.paths[ctrl] as string), ctrl).toBe(true);
     if (cg.paths['cpuset']) expect(read(cg, 'cpuset', 'cpuset.cpus')).not.toBe('');
   });
+
+  itV1('cpuset')(
+    'a parent cpuset it makes gives its later children cpus and mems itself (cgroup.clone_children)',
+    async () => {
+      const parent = uniqueName();
+      const a = await Cgroup.create(`${parent}/a`);
+      const parents = Object.values(a.paths).map((d) => dirname(d));
+      try {
+        const cpusetParent = dirname(a.paths['cpuset'] as string);
+        expect(readFileSync(join(cpusetParent, 'cgroup.clone_children'), 'utf8').trim()).toBe('1');
+        // other hierarchies' parents are left as they were
+        if (a.paths['memory'])
+          expect(readFileSync(join(dirname(a.paths['memory']), 'cgroup.clone_children'), 'utf8').trim()).toBe(
+            '0',
+          );
+        const b = await Cgroup.create(`${parent}/b`);
+        live.push(b);
+        for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+          const want = readFileSync(join(cpusetParent, file), 'utf8').trim();
+          expect(want).not.toBe('');
+          expect(read(a, 'cpuset', file)).toBe(want);
+          expect(read(b, 'cpuset', file)).toBe(want);
+        }
+        // a process can join: an empty cpuset would refuse it (ENOSPC)
+        const p = await runInside(b, 'exit 0');
+        p.release();
+        expect((await p.exited).code).toBe(0);
+        await destroy(b);
+        live.pop();
+      } finally {
+        await destroy(a);
+        for (const d of new Set(parents)) rmdirSync(d);
+      }
+    },
+  );
 
   itWith('memory')('OOM-kills a process allocating past memory.limit and shows it in stats', async () => {
     const cg = await fresh();

@@ -29,31 +29,35 @@ function mask(
   return m;
 }
 
-let statusText: string | undefined;
+type OwnCapField = 'CapBnd' | 'CapEff' | 'CapPrm';
 
 /**
- * /proc/self/status, read once per synchronous stretch of work: a plan asks for two of its
- * capability sets, and the kernel composes the whole file at each read. Forgotten at the next
- * microtask, so no later question gets an old answer.
+ * This process's capability sets from /proc/self/status (which the kernel composes whole at
+ * each read), read once for as long as its credentials stay the same: only a change of user
+ * (process.setuid and the like) changes them, short of capset(2) or prctl(2) from native code,
+ * which berth never calls in the runtime's process.
  */
-function ownStatus(): string {
-  if (statusText === undefined) {
-    statusText = readFileSync('/proc/self/status', 'latin1');
-    queueMicrotask(() => {
-      statusText = undefined;
-    });
-  }
-  return statusText;
+let ownCaps: { creds: string; sets: Partial<Record<OwnCapField, bigint>> } | undefined;
+
+function credentials(): string {
+  return `${process.getuid?.()}:${process.geteuid?.()}`;
 }
 
 /** A capability set of this process from /proc/self/status (`CapBnd`, `CapEff`, …); all ones if unreadable. */
-export function ownCapabilitySet(field: 'CapBnd' | 'CapEff' | 'CapPrm'): bigint {
-  try {
-    const m = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(ownStatus());
-    return m ? BigInt(`0x${m[1]}`) : ~0n;
-  } catch {
-    return ~0n;
+export function ownCapabilitySet(field: OwnCapField): bigint {
+  const creds = credentials();
+  if (ownCaps?.creds !== creds) {
+    const sets: Partial<Record<OwnCapField, bigint>> = {};
+    try {
+      const status = readFileSync('/proc/self/status', 'latin1');
+      for (const f of ['CapBnd', 'CapEff', 'CapPrm'] as const) {
+        const m = new RegExp(`^${f}:\\s*([0-9a-f]+)$`, 'm').exec(status);
+        if (m) sets[f] = BigInt(`0x${m[1]}`);
+      }
+    } catch {}
+    ownCaps = { creds, sets };
   }
+  return ownCaps.sets[field] ?? ~0n;
 }
 
 /** The capability bounding set this process (and so any container it starts) can have. */

@@ -320,14 +320,22 @@ function nsIdentity(path: string): string | undefined {
   }
 }
 
-/** The runtime's own mount and uts namespaces, as `dev:ino`. */
-export function ownNamespaces(): Record<string, string> {
+let own: Readonly<Record<string, string>> | undefined;
+
+/**
+ * The runtime's own mount and uts namespaces, as `dev:ino`: looked up once (Node's main thread
+ * never changes them). This is the plan's early, named error; the check that holds is made on
+ * the live process at its first sync, against /proc/self again (checkNotRuntimeNamespaces).
+ */
+export function ownNamespaces(): Readonly<Record<string, string>> {
+  if (own) return own;
   const out: Record<string, string> = {};
   for (const name of ['mnt', 'uts']) {
     const id = nsIdentity(`/proc/self/ns/${name}`);
     if (id) out[name] = id;
   }
-  return out;
+  own = Object.freeze(out);
+  return own;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 
 export interface ProcStat {
   /** R, S, D, Z (zombie), T, t, X (dead), I … */
@@ -12,6 +12,8 @@ export interface ProcStat {
 export function procStat(pid: number): ProcStat | undefined {
   let text: string;
   try {
+    // a pid that is gone (what a teardown usually finds) answers without an exception
+    if (!statSync(`/proc/${pid}`, { throwIfNoEntry: false })) return undefined;
     text = readFileSync(`/proc/${pid}/stat`, 'latin1');
   } catch {
     return undefined;

@@ -6,16 +6,26 @@ import { ownCapabilitySet } from './caps.js';
 export const UNLIMITED = 0xffff_ffff_ffff_ffffn;
 const CAP_SYS_RESOURCE = 24n;
 
-/** The hard limits of this process by resource number (/proc/self/limits lists them in that order). */
-export function hostHardLimits(): bigint[] {
+let hardLimits: readonly bigint[] | undefined;
+
+/**
+ * The hard limits of this process by resource number (/proc/self/limits lists them in that
+ * order). Read once: a hard limit changes only by setrlimit(2), which Node does not offer (a
+ * limit lowered later by native code makes the container's setrlimit fail with EPERM, named).
+ */
+export function hostHardLimits(): readonly bigint[] {
+  if (hardLimits) return hardLimits;
   try {
-    return readFileSync('/proc/self/limits', 'latin1')
-      .split('\n')
-      .slice(1, 17)
-      .map((line) => {
-        const hard = line.slice(46, 67).trim();
-        return hard === 'unlimited' ? UNLIMITED : BigInt(hard || 0);
-      });
+    hardLimits = Object.freeze(
+      readFileSync('/proc/self/limits', 'latin1')
+        .split('\n')
+        .slice(1, 17)
+        .map((line) => {
+          const hard = line.slice(46, 67).trim();
+          return hard === 'unlimited' ? UNLIMITED : BigInt(hard || 0);
+        }),
+    );
+    return hardLimits;
   } catch {
     return [];
   }
@@ -27,7 +37,7 @@ export function canRaiseLimits(): boolean {
 }
 
 export interface HostLimits {
-  hard: bigint[];
+  hard: readonly bigint[];
   canRaise: boolean;
 }
 

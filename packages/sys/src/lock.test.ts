@@ -1,7 +1,8 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { lockName, ProcessLock, writeFileAtomic } from './lock.js';
 
 describe('lockName', () => {
@@ -28,6 +29,77 @@ describe('ProcessLock', () => {
     a.release();
     a.release(); // twice is harmless
     expect(await ProcessLock.isHeld(key)).toBe(false);
+  });
+});
+
+describe('ProcessLock between processes', () => {
+  it('excludes a holder in another process that binds with node:net (as berth 0.1 does), and is free once the kernel has closed it at its death', async () => {
+    const key = `test/${process.pid}/other`;
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `require('net').createServer().listen(${JSON.stringify(lockName(key))}, () => process.stdout.write('held\\n')); setInterval(() => {}, 1000)`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.once('data', () => resolve());
+        child.once('exit', (code) => reject(new Error(`holder exited: ${code}`)));
+      });
+      expect(await ProcessLock.tryAcquire(key)).toBeUndefined();
+      const waiting = ProcessLock.acquire(key, { timeoutMs: 10_000 });
+      child.kill('SIGKILL');
+      const lock = await waiting; // taken once the holder is gone, with nothing left to clean up
+      expect(await ProcessLock.tryAcquire(key)).toBeUndefined();
+      lock.release();
+      expect(await ProcessLock.isHeld(key)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('is seen as held by a process that binds the name with node:net', async () => {
+    const key = `test/${process.pid}/mine`;
+    const lock = await ProcessLock.acquire(key);
+    try {
+      const out = execFileSync(
+        process.execPath,
+        [
+          '-e',
+          `const s = require('net').createServer(); s.on('error', (e) => { console.log(e.code); process.exit(0) }); s.listen(${JSON.stringify(lockName(key))}, () => { console.log('bound'); process.exit(0) })`,
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(out.trim()).toBe('EADDRINUSE');
+    } finally {
+      lock.release();
+    }
+  });
+});
+
+describe('ProcessLock on a Node without process.binding', () => {
+  it('falls back to a listening node:net server, which excludes the same way', async () => {
+    const binding = Object.getOwnPropertyDescriptor(process, 'binding');
+    vi.resetModules();
+    Object.defineProperty(process, 'binding', { value: undefined, configurable: true, writable: true });
+    let fresh: typeof import('./lock.js');
+    try {
+      fresh = await import('./lock.js');
+      const key = `test/${process.pid}/fallback`;
+      const a = await fresh.ProcessLock.acquire(key);
+      Object.defineProperty(process, 'binding', binding as PropertyDescriptor);
+      // this module's other instance binds through pipe_wrap: both see one lock
+      expect(await ProcessLock.tryAcquire(key)).toBeUndefined();
+      a.release();
+      const b = await ProcessLock.acquire(key, { timeoutMs: 1000 });
+      expect(await fresh.ProcessLock.tryAcquire(key)).toBeUndefined();
+      b.release();
+    } finally {
+      Object.defineProperty(process, 'binding', binding as PropertyDescriptor);
+      vi.resetModules();
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import { BerthError } from './errors.js';
+import type { Server } from 'node:net';
+import { getSystemErrorName } from 'node:util';
+import { BerthError, SysError } from './errors.js';
 import { sha256Hex } from './sha256.js';
 
 /** sun_path is 108 bytes; an abstract name uses them all after its leading NUL. */
@@ -34,7 +35,52 @@ export interface LockOptions {
   path?: string;
 }
 
-async function bind(name: string): Promise<Server | undefined> {
+/** What holds a bound name: released by closing it (or by the kernel, when the process dies). */
+interface Holder {
+  close(): void;
+}
+
+interface PipeWrap {
+  Pipe: new (type: number) => { bind(name: string): number; close(): void };
+  constants: { SERVER: number };
+}
+
+let pipeWrap: PipeWrap | null | undefined;
+
+/**
+ * libuv's pipe handle, without node:net: binding a name is all a lock needs, and a listening
+ * net.Server costs a command ~2 ms more (node:net's server and its cluster module, then a
+ * tick). `process.binding('pipe_wrap')` is a legacy interface (DEP0111, not deprecated at run
+ * time for this module); where a Node lacks it, the lock is a net.Server as before. Both bind
+ * the same address (sun_path padded with NULs), so each excludes the other.
+ */
+function loadPipeWrap(): PipeWrap | null {
+  if (pipeWrap !== undefined) return pipeWrap;
+  pipeWrap = null;
+  try {
+    const b = (process as unknown as { binding?(m: string): unknown }).binding?.('pipe_wrap') as
+      | Partial<PipeWrap>
+      | undefined;
+    if (typeof b?.Pipe === 'function' && typeof b.constants?.SERVER === 'number') pipeWrap = b as PipeWrap;
+  } catch {}
+  return pipeWrap;
+}
+
+async function bind(name: string): Promise<Holder | undefined> {
+  const pw = loadPipeWrap();
+  if (pw) {
+    const handle = new pw.Pipe(pw.constants.SERVER);
+    const r = handle.bind(name);
+    if (r === 0) return handle; // bound, not listening: it keeps no event loop alive
+    handle.close();
+    if (getSystemErrorName(r) === 'EADDRINUSE') return undefined;
+    throw new SysError('bind lock', -r, name.slice(1));
+  }
+  return bindServer(name);
+}
+
+async function bindServer(name: string): Promise<Server | undefined> {
+  const { createServer } = await import('node:net');
   const server = createServer();
   const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
     server.once('error', resolve);
@@ -61,7 +107,7 @@ async function bind(name: string): Promise<Server | undefined> {
 export class ProcessLock {
   private constructor(
     readonly key: string,
-    private server: Server | undefined,
+    private holder: Holder | undefined,
   ) {}
 
   /** Takes the lock, waiting for its holder to release it (or die). */
@@ -72,8 +118,8 @@ export class ProcessLock {
     let delay = 2;
     for (;;) {
       options.signal?.throwIfAborted();
-      const server = await bind(name);
-      if (server) return new ProcessLock(key, server);
+      const holder = await bind(name);
+      if (holder) return new ProcessLock(key, holder);
       if (Date.now() > deadline) {
         throw new BerthError(
           `${options.what ?? key} is locked by another berth command (waited ${timeoutMs / 1000}s)`,
@@ -87,8 +133,8 @@ export class ProcessLock {
 
   /** Takes the lock if nobody holds it. */
   static async tryAcquire(key: string): Promise<ProcessLock | undefined> {
-    const server = await bind(lockName(key));
-    return server ? new ProcessLock(key, server) : undefined;
+    const holder = await bind(lockName(key));
+    return holder ? new ProcessLock(key, holder) : undefined;
   }
 
   /** Whether some process (this one included) holds the lock now. */
@@ -100,8 +146,8 @@ export class ProcessLock {
 
   /** Releases the lock; a second call does nothing. */
   release(): void {
-    this.server?.close();
-    this.server = undefined;
+    this.holder?.close();
+    this.holder = undefined;
   }
 }
 

@@ -38,6 +38,33 @@ describe('encodePlan', () => {
     expect(BigInt.asUintN(64, buf.readBigInt64LE(12 + 8 + 9 + 1))).toBe(max);
   });
 
+  it('encodes a number as the 64-bit two’s complement a BigInt gives, whatever its size and sign', () => {
+    for (const n of [
+      0,
+      1,
+      -1,
+      0x7fff_ffff,
+      0x8000_0000,
+      -0x8000_0000,
+      0xffff_ffff,
+      2 ** 40 + 5,
+      -(2 ** 40) - 7,
+      Number.MAX_SAFE_INTEGER,
+      Number.MIN_SAFE_INTEGER,
+    ]) {
+      const buf = encodePlan([{ op: 'setrlimit', resource: 7, soft: n, hard: 1 } as never]);
+      expect(buf.readBigInt64LE(12 + 8 + 9 + 1)).toBe(BigInt(n));
+    }
+  });
+
+  it('writes a string’s UTF-8 length, past any ASCII', () => {
+    const path = '/données/名前/😀';
+    const buf = encodePlan([{ op: 'chdir', path }]);
+    expect(buf.readUInt32LE(21)).toBe(Buffer.byteLength(path));
+    expect(buf.toString('utf8', 25)).toBe(path);
+    expect(buf.length).toBe(25 + Buffer.byteLength(path));
+  });
+
   it('puts argv length, argv, then env in an exec step', () => {
     const buf = encodePlan([{ op: 'exec', argv: ['sh', '-c', 'x'], env: ['A=1'] }]);
     expect(buf.readUInt32LE(16)).toBe(2 + 3 + 1);

@@ -352,7 +352,14 @@ export function encodePlan(steps: readonly Step[]): Buffer {
     at += 8;
     // numbers are integer arguments; strings (and undefined, sent as "") are string arguments
     for (const a of list) {
-      if (typeof a === 'number' || typeof a === 'bigint') {
+      if (typeof a === 'number' && Number.isSafeInteger(a)) {
+        // two 32-bit halves, as the 64-bit two's complement a BigInt would give (no BigInt made)
+        room(9);
+        buf[at] = 0x69; // 'i'
+        buf.writeUInt32LE(a >>> 0, at + 1);
+        buf.writeInt32LE(Math.floor(a / 0x1_0000_0000), at + 5);
+        at += 9;
+      } else if (typeof a === 'number' || typeof a === 'bigint') {
         room(9);
         buf[at] = 0x69; // 'i'
         buf.writeBigInt64LE(BigInt.asIntN(64, BigInt(a)), at + 1);
@@ -361,11 +368,11 @@ export function encodePlan(steps: readonly Step[]): Buffer {
         const str = a ?? '';
         if (str.includes('\0'))
           throw new TypeError(`plan step ${step.op}: string argument contains a NUL byte`);
-        const len = Buffer.byteLength(str, 'utf8');
-        room(5 + len);
+        // room for the longest UTF-8 it can be (3 bytes per UTF-16 unit), then its real length
+        room(5 + str.length * 3);
         buf[at] = 0x73; // 's'
+        const len = buf.write(str, at + 5, 'utf8');
         buf.writeUInt32LE(len, at + 1);
-        buf.write(str, at + 5, len, 'utf8');
         at += 5 + len;
       }
     }
