@@ -1,6 +1,7 @@
 # Parses a tracefs trace of library-mode containers (bench/profile/ktimeline.sh) into each
 # phase's median and mean per container: launcher spawn -> exec -> plan read -> clone -> the
-# child's first sync -> release -> pivot_root -> exec -> exits -> the next launcher.
+# child's first sync -> release -> pivot_root -> the last sync -> release -> exec -> exits ->
+# the next launcher.
 import re,sys,statistics as st
 ev=[]
 for l in open(sys.argv[1]):
@@ -38,6 +39,9 @@ for p in order[10:-1]:
     r['sync1_wait']=first('C:sys_read:fd: 4')
     r['sync1_go']=first('C:sys_read ->', r['sync1_wait'] or 0)
     r['pivot']=first('C:sys_pivot_root')
+    # the last sync before exec (foreground: the runtime lets the program go)
+    r['sync2_wait']=first('C:sys_read:fd: 4', r['pivot'] or 0)
+    r['sync2_go']=first('C:sys_read ->', r['sync2_wait'] or 0)
     r['cexec']=first('C:sched_process_exec')
     r['cexit']=first('C:sched_process_exit')
     r['lexit']=first('L:sched_process_exit')

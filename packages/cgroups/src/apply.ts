@@ -1,6 +1,5 @@
-import { join } from 'node:path';
 import { CgroupError, type CgroupProblem, invalid } from './errors.js';
-import { CgroupFileWriter, exists, readOptional, writeCgroupFile } from './fsutil.js';
+import { CgroupFileWriter, exists, fileIn, readOptional, writeCgroupFile } from './fsutil.js';
 import type { Write } from './plan.js';
 import { restoreDevicesV1, snapshotDevicesV1 } from './v1/devices.js';
 
@@ -37,7 +36,7 @@ export async function resolveTargets(writes: { write: Write; dir: string }[]): P
     const candidates = [{ file: write.file, value: write.value }, ...(write.alternatives ?? [])];
     let chosen: { file: string; value: string } | undefined;
     for (const c of candidates) {
-      if (await present(join(dir, c.file))) {
+      if (await present(fileIn(dir, c.file))) {
         chosen = c;
         break;
       }
@@ -120,13 +119,13 @@ async function executeTarget(
     const hint = errno === 'EINVAL' ? 'the kernel rejected the value' : (errno ?? 'write failed');
     const problem = {
       path: t.write.field,
-      message: `${hint}: write ${JSON.stringify(t.value)} to ${join(t.dir, t.file)}`,
+      message: `${hint}: write ${JSON.stringify(t.value)} to ${fileIn(t.dir, t.file)}`,
     };
     const e = invalid(op, [problem]);
     throw new CgroupError({
       code: 'EIO',
       op,
-      path: join(t.dir, t.file),
+      path: fileIn(t.dir, t.file),
       errno,
       problems: e.problems,
       message:

@@ -106,16 +106,17 @@ export class Cgroup {
     const hierarchy = await discoverHierarchy(opts.root ?? DEFAULT_CGROUP_ROOT, opts.layout);
     // relative paths live under our own cgroup (v1), or its parent on v2 where our own has processes (runc)
     const own = resolved.relative ? await ownCgroups() : {};
+    // an absolute path (the usual case) is normalised already: appended to the mount as it is
+    const under = (mount: string, base: string) =>
+      !resolved.relative && !mount.endsWith('/') ? mount + resolved.path : join(mount, base, resolved.path);
     const paths: Record<string, string> = {};
     for (const ctrl of V1_CONTROLLERS) {
       const mount = hierarchy.v1[ctrl];
       if (mount === undefined) continue;
-      paths[ctrl] = join(mount, resolved.relative ? (own[ctrl] ?? '/') : '/', resolved.path);
+      paths[ctrl] = under(mount, resolved.relative ? (own[ctrl] ?? '/') : '/');
     }
-    if (hierarchy.unified !== undefined) {
-      const base = resolved.relative ? dirname(own[UNIFIED] ?? '/') : '/';
-      paths[UNIFIED] = join(hierarchy.unified, base, resolved.path);
-    }
+    if (hierarchy.unified !== undefined)
+      paths[UNIFIED] = under(hierarchy.unified, resolved.relative ? dirname(own[UNIFIED] ?? '/') : '/');
     return { hierarchy, path: resolved.path, paths };
   }
 
