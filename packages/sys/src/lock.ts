@@ -97,7 +97,7 @@ async function bindServer(name: string): Promise<Server | undefined> {
 
 /**
  * A lock between processes that the kernel releases when its holder dies,
- * however it dies: a listening Unix socket in the abstract namespace. Binding
+ * however it dies: a Unix socket bound (not listening) in the abstract namespace. Binding
  * a name is atomic, so there is no window where a lock exists without an
  * owner, no stale lock to take over, nothing on disk, and a holder can only
  * ever release its own lock. (flock(2) would need the FFI on every command's
