@@ -116,6 +116,16 @@ describe('start-up: what a command loads', () => {
     expect(s.cgroups()).toEqual([]);
   });
 
+  it('run --rm IMAGE of an image in the store: no HTTP/TLS client, no zlib, no cluster module', () => {
+    s.image(); // the built-in image made (its first run may inflate and hash what it must)
+    const m = loaded(['run', '--rm', 'busybox', 'true']);
+    // the image code is loaded; the registry client and the inflater are not, as nothing is pulled
+    for (const b of ['https', 'http', 'tls', 'zlib', 'cluster'])
+      expect(m.builtins).not.toContain(`NativeModule ${b}`);
+    expect(s.mounts()).toEqual([]);
+    expect(s.cgroups()).toEqual([]);
+  });
+
   it('--version loads no child_process, net, stream or crypto', () => {
     const m = loaded(['--version'], 'pipe');
     expect(m.stdout).toMatch(/^berth version /);

@@ -1,9 +1,14 @@
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import type * as Zlib from 'node:zlib';
 import { ImageError } from './errors.js';
 import type { Compression } from './media-types.js';
+
+// node:zlib when a layer is inflated, not for every program that imports this package (a run of
+// an image already unpacked inflates nothing). A require bundlers leave alone.
+const loadZlib = (): typeof Zlib => createRequire(import.meta.url)('node:zlib') as typeof Zlib;
 
 const GZIP_MAGIC = [0x1f, 0x8b];
 const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
@@ -95,7 +100,7 @@ export function decompress(source: AsyncIterable<Uint8Array>): Readable {
     })();
     const kind = sniffCompression(first);
     if (kind === 'gzip') {
-      await pipeline(Readable.from(rest), createGunzip({ chunkSize: 256 * 1024 }), out).catch(
+      await pipeline(Readable.from(rest), loadZlib().createGunzip({ chunkSize: 256 * 1024 }), out).catch(
         (err: unknown) => {
           throw err instanceof ImageError
             ? err

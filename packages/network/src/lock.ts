@@ -1,42 +1,17 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { BerthError } from '@berth/sys';
+import { withProcessLock } from '@berth/sys';
 
 /**
  * Runs `fn` holding a lock that the kernel releases when its holder dies,
- * however it dies: a listening Unix socket in the abstract namespace named
- * after `key` (a directory and a name). Binding is atomic; nothing is left on
- * disk, so a killed create never leaves a stale lock.
+ * however it dies: `@berth/sys`'s ProcessLock, a Unix socket bound in the
+ * abstract namespace, named after `key` (a directory and a name) as this
+ * package always named it. Binding is atomic; nothing is left on disk, so a
+ * killed create never leaves a stale lock.
  */
-export async function withNetLock<T>(key: string, fn: () => Promise<T>, timeoutMs = 180_000): Promise<T> {
+export function withNetLock<T>(key: string, fn: () => Promise<T>, timeoutMs = 180_000): Promise<T> {
   const name = `\0berth-net/${createHash('sha256').update(key).digest('hex').slice(0, 32)}`;
-  const deadline = Date.now() + timeoutMs;
-  let delay = 1;
-  for (;;) {
-    const server = createServer();
-    const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
-      server.once('error', resolve);
-      server.listen(name, () => resolve(undefined));
-    });
-    if (!err) {
-      server.unref();
-      try {
-        return await fn();
-      } finally {
-        server.close();
-      }
-    }
-    server.close();
-    if (err.code !== 'EADDRINUSE') throw err;
-    if (Date.now() > deadline)
-      throw new BerthError(`network state ${key} is locked by another berth command`, {
-        code: 'ELOCKED',
-        path: key,
-      });
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 20);
-  }
+  return withProcessLock(key, fn, { name, timeoutMs, what: `network state ${key}` });
 }
 
 /** /proc/PID/stat's start time (field 22), or undefined when the process is gone. */

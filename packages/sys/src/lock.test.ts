@@ -79,6 +79,31 @@ describe('ProcessLock between processes', () => {
   });
 });
 
+describe('ProcessLock under a name of the caller’s', () => {
+  it('binds exactly that abstract name, and refuses one that is not abstract', async () => {
+    const name = `\0berth-test-named/${process.pid}`;
+    const lock = await ProcessLock.acquire('some key', { name });
+    try {
+      const out = execFileSync(
+        process.execPath,
+        [
+          '-e',
+          `const s = require('net').createServer(); s.on('error', (e) => { console.log(e.code); process.exit(0) }); s.listen(${JSON.stringify(name)}, () => { console.log('bound'); process.exit(0) })`,
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(out.trim()).toBe('EADDRINUSE');
+      // the key's own name is another lock
+      expect(await ProcessLock.isHeld('some key')).toBe(false);
+    } finally {
+      lock.release();
+    }
+    await expect(ProcessLock.acquire('k', { name: '/tmp/not-abstract' })).rejects.toMatchObject({
+      code: 'EINVAL',
+    });
+  });
+});
+
 describe('ProcessLock on a Node without process.binding', () => {
   it('falls back to a listening node:net server, which excludes the same way', async () => {
     const binding = Object.getOwnPropertyDescriptor(process, 'binding');

@@ -33,6 +33,12 @@ export interface LockOptions {
   what?: string;
   /** the error's `path` (default: the key) */
   path?: string;
+  /**
+   * The abstract socket name to bind (a leading NUL) instead of `lockName(key)`: for a lock
+   * other programs already take under a name of their own (the network package's, say), so
+   * that they and this one still exclude each other.
+   */
+  name?: string;
 }
 
 /** What holds a bound name: released by closing it (or by the kernel, when the process dies). */
@@ -113,7 +119,13 @@ export class ProcessLock {
   /** Takes the lock, waiting for its holder to release it (or die). */
   static async acquire(key: string, options: LockOptions = {}): Promise<ProcessLock> {
     const timeoutMs = options.timeoutMs ?? 30_000;
-    const name = lockName(key);
+    const name = options.name ?? lockName(key);
+    if (!name.startsWith('\0'))
+      throw new BerthError(`lock ${key}: name must be an abstract socket name (a leading NUL)`, {
+        code: 'EINVAL',
+        op: 'lock',
+        path: key,
+      });
     const deadline = Date.now() + timeoutMs;
     let delay = 2;
     for (;;) {
