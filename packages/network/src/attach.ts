@@ -148,9 +148,13 @@ export async function attach(req: AttachRequest, sysIn?: NetSys): Promise<Attach
   const hostLink = hostLinkName(networkName, req.containerId, ifname);
   let leased = false;
   let published = false;
+  let masquerade: Promise<void> | undefined;
   try {
     await Bridge.ensure(config.bridge, config.subnet, { handle: host });
-    if (!config.internal) await nat.ensureMasquerade(config.bridge, config.subnet.cidr);
+    // The network's NAT rules are checked (an `nft` run: the slowest step of an attach) while
+    // the lease and the links are made; awaited before any port rule goes into their table.
+    masquerade = config.internal ? undefined : nat.ensureMasquerade(config.bridge, config.subnet.cidr);
+    masquerade?.catch(() => undefined); // a step below failing first must not leave it unhandled
     const names = [
       ...new Set([req.containerId, ...(req.hostname ? [req.hostname] : []), ...(req.aliases ?? [])]),
     ];
@@ -190,6 +194,7 @@ export async function attach(req: AttachRequest, sysIn?: NetSys): Promise<Attach
         inside.closeSync();
       }
     }
+    await masquerade;
     const ports = (req.publish ?? []).map((p) => parsePublish(p, ip));
     if (ports.length) {
       published = true;
@@ -223,6 +228,7 @@ export async function attach(req: AttachRequest, sysIn?: NetSys): Promise<Attach
       ...(files ? { files } : {}),
     };
   } catch (e) {
+    await masquerade?.catch(() => undefined); // no nft left running behind a failed attach
     await host.links.remove(hostLink).catch(() => undefined);
     if (published) await nat.unpublish(req.containerId).catch(() => undefined);
     if (leased) await store.ipam.release(networkName, req.containerId, ifname).catch(() => undefined);
