@@ -1,7 +1,9 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildSync } from 'esbuild';
 import { describe, expect, it, vi } from 'vitest';
 import { lockName, ProcessLock, writeFileAtomic } from './lock.js';
 
@@ -101,6 +103,34 @@ describe('ProcessLock under a name of the caller’s', () => {
     await expect(ProcessLock.acquire('k', { name: '/tmp/not-abstract' })).rejects.toMatchObject({
       code: 'EINVAL',
     });
+  });
+});
+
+describe('ProcessLock with pending deprecations on', () => {
+  it('neither warns nor throws (DEP0111): the lock is a net.Server there', () => {
+    const { outputFiles } = buildSync({
+      entryPoints: [fileURLToPath(new URL('./lock.ts', import.meta.url))],
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      write: false,
+    });
+    const script = `${outputFiles[0]?.text}
+      module.exports.ProcessLock.acquire('test/${process.pid}/pending').then((l) => {
+        setTimeout(() => { l.release(); console.log('released'); }, 20);
+      });`;
+    for (const [args, env] of [
+      [['--pending-deprecation', '--throw-deprecation'], {}],
+      [['--throw-deprecation'], { NODE_PENDING_DEPRECATION: '1' }],
+    ] as const) {
+      const r = spawnSync(process.execPath, [...args, '-e', script], {
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+      });
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe('released');
+      expect(r.status).toBe(0);
+    }
   });
 });
 

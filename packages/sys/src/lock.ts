@@ -63,6 +63,13 @@ let pipeWrap: PipeWrap | null | undefined;
 function loadPipeWrap(): PipeWrap | null {
   if (pipeWrap !== undefined) return pipeWrap;
   pipeWrap = null;
+  // With pending deprecations on, process.binding itself warns (DEP0111) and, with
+  // --throw-deprecation, throws a tick later: those runs use the server.
+  const pending =
+    process.execArgv.includes('--pending-deprecation') ||
+    (process.env['NODE_OPTIONS'] ?? '').includes('--pending-deprecation') ||
+    process.env['NODE_PENDING_DEPRECATION'] === '1';
+  if (pending) return pipeWrap;
   try {
     const b = (process as unknown as { binding?(m: string): unknown }).binding?.('pipe_wrap') as
       | Partial<PipeWrap>
