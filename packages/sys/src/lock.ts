@@ -63,13 +63,11 @@ let pipeWrap: PipeWrap | null | undefined;
 function loadPipeWrap(): PipeWrap | null {
   if (pipeWrap !== undefined) return pipeWrap;
   pipeWrap = null;
-  // With pending deprecations on, process.binding itself warns (DEP0111) and, with
-  // --throw-deprecation, throws a tick later: those runs use the server.
-  const pending =
-    process.execArgv.includes('--pending-deprecation') ||
-    (process.env['NODE_OPTIONS'] ?? '').includes('--pending-deprecation') ||
-    process.env['NODE_PENDING_DEPRECATION'] === '1';
-  if (pending) return pipeWrap;
+  // Where process.binding is deprecated at run time (pending deprecations on, or a Node that
+  // deprecates it) it is util.deprecate's wrapper, which warns (DEP0111) and, with
+  // --throw-deprecation, throws a tick later: such runs use the server.
+  const binding = (process as unknown as { binding?: { name?: string } }).binding;
+  if (binding?.name !== 'binding') return pipeWrap;
   try {
     const b = (process as unknown as { binding?(m: string): unknown }).binding?.('pipe_wrap') as
       | Partial<PipeWrap>
