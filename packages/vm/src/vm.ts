@@ -211,6 +211,9 @@ function tail(path: string, lines = 8): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How long the guest's agent may take to answer a command: the default boot budget. */
+const AGENT_ANSWER_MS = 120_000;
+
 /** One VM container: found again from its record by any later berth process. */
 export class Vm {
   constructor(
@@ -256,7 +259,9 @@ export class Vm {
     try {
       sock.write(`${line}\n`);
       if (payload) sock.write(payload);
-      const answer = await readLine(sock, 30_000);
+      // as long as a boot may take (TCG on a loaded host can starve the guest for many
+      // seconds); a QEMU that is gone ends the socket, and the read with it, at once
+      const answer = await readLine(sock, AGENT_ANSWER_MS);
       if (answer === 'ok') return;
       const errno = Number(/^err (\d+)$/.exec(answer)?.[1] ?? 0);
       throw new BerthError(
