@@ -8,8 +8,6 @@ import type { TlsSettings } from './tls.js';
 // that needs its own trust, not by every program that imports this package: ~15-25 ms of the
 // start of `berth run IMAGE` for an image already in the store. A require bundlers leave alone.
 const nodeRequire = createRequire(import.meta.url);
-let https: typeof Https | undefined;
-const loadHttps = (): typeof Https => (https ??= nodeRequire('node:https') as typeof Https);
 
 export interface TransportInit {
   method: string;
@@ -38,7 +36,7 @@ export const fetchTransport: Transport = (url, init) =>
  * verification), as a fetch-like Response; plain-HTTP URLs go to Node's fetch.
  */
 export function tlsTransport(tls: TlsSettings): Transport {
-  const { Agent, request } = loadHttps();
+  const { Agent, request } = nodeRequire('node:https') as typeof Https;
   const { rootCertificates } = nodeRequire('node:tls') as typeof Tls;
   const agent = new Agent({
     keepAlive: true,
