@@ -1,7 +1,8 @@
 // What a command loads (issue #12): the lifecycle commands load neither node:crypto nor
 // node:fs/promises (the bundle's stand-ins load them at first use, src/lazy/), nor the
-// image and registry code, nor koffi; `state` and `--version` not even child_process or
-// net. Each was milliseconds of every command's start-up.
+// image and registry code, nor koffi, nor child_process, net and the stream machinery (the
+// launcher is forked through libuv's handles: @berth/sys src/handles.ts). Each was
+// milliseconds of every command's start-up.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -53,18 +54,21 @@ function expectLean(m: { builtins: string[]; files: string[] }): void {
   for (const b of HEAVY) expect(m.builtins).not.toContain(`NativeModule ${b}`);
   // the lock binds a name, it does not listen: no net.Server, whose listen loads the cluster module
   expect(m.builtins).not.toContain('NativeModule cluster');
+  // the launcher is forked and spoken to through Node's own handles: ~7 ms and ~2 MiB less
+  for (const b of ['child_process', 'net', 'dgram', 'stream'])
+    expect(m.builtins).not.toContain(`NativeModule ${b}`);
   expect(m.files.filter((f) => f.includes('koffi'))).toEqual([]);
 }
 
 describe('start-up: what a command loads', () => {
-  it('run -b, create, state, start, kill and delete: no node:crypto, fs/promises, image code or koffi', () => {
+  it('run -b, create, state, start, kill and delete: no node:crypto, fs/promises, child_process, net, image code or koffi', () => {
     const bundle = s.bundle((c) => {
       c.process.args = ['/bin/sleep', '30'];
     });
     const once = s.id('lean');
     const run = loaded(['run', '-b', s.bundle((c) => (c.process.args = ['/bin/true'])), once]);
-    // the list is real: spawning the launcher needs child_process
-    expect(run.builtins).toContain('NativeModule child_process');
+    // the list is real: the launcher is spawned through libuv's process handle
+    expect(run.builtins).toContain('Internal Binding process_wrap');
     expectLean(run);
 
     const id = s.id('lean');

@@ -176,18 +176,31 @@ export class Cgroup {
 
   /** Joins an existing cgroup; fails with ENOTFOUND when none of its directories exist. */
   static async load(cgroupsPath: string, opts: CgroupOptions = {}): Promise<Cgroup> {
+    const found = await Cgroup.find(cgroupsPath, opts);
+    if (found) return found;
+    throw new CgroupError({
+      code: 'ENOTFOUND',
+      op: 'load',
+      path: cgroupsPath,
+      message: `cgroup ${JSON.stringify(cgroupsPath)} does not exist`,
+    });
+  }
+
+  /**
+   * As `load`, but a cgroup that exists in no hierarchy is `undefined`, not an error: the
+   * question "is it there already?" that a runtime asks before every create, answered
+   * without building an exception.
+   */
+  static async find(cgroupsPath: string, opts: CgroupOptions = {}): Promise<Cgroup | undefined> {
     const { hierarchy, path, paths } = await Cgroup.locate(cgroupsPath, opts);
     const present: Record<string, string> = {};
-    for (const [ctrl, dir] of Object.entries(paths)) if (await isDir(dir)) present[ctrl] = dir;
-    if (Object.keys(present).length === 0) {
-      throw new CgroupError({
-        code: 'ENOTFOUND',
-        op: 'load',
-        path: cgroupsPath,
-        message: `cgroup ${JSON.stringify(cgroupsPath)} does not exist`,
-      });
-    }
-    return new Cgroup(hierarchy, path, present);
+    let any = false;
+    for (const [ctrl, dir] of Object.entries(paths))
+      if (await isDir(dir)) {
+        present[ctrl] = dir;
+        any = true;
+      }
+    return any ? new Cgroup(hierarchy, path, present) : undefined;
   }
 
   private get isV2(): boolean {

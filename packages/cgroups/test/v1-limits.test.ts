@@ -211,14 +211,17 @@ describe(`this host (${host.layout}): real limits through the API`, () => {
     expect(p.output()).toContain('got-term');
   });
 
-  it('delete removes every directory and load then fails', async () => {
+  it('delete removes every directory; load then fails and find answers undefined', async () => {
     const name = uniqueName();
+    expect(await Cgroup.find(name)).toBeUndefined();
     const cg = await Cgroup.create(name);
     const loaded = await Cgroup.load(name);
     expect(loaded.paths).toEqual(cg.paths);
+    expect((await Cgroup.find(name))?.paths).toEqual(cg.paths);
     await cg.delete();
     for (const dir of Object.values(cg.paths)) expect(existsSync(dir)).toBe(false);
     await expect(Cgroup.load(name)).rejects.toMatchObject({ code: 'ENOTFOUND' });
+    expect(await Cgroup.find(name)).toBeUndefined();
   });
 
   itV1('devices')('device rules deny and allow /dev/null for real', async () => {

@@ -101,13 +101,8 @@ export async function loadCgroup(
 ): Promise<Cgroup | undefined> {
   if (!cgroupsPath) return undefined;
   const cg = await cgroups();
-  try {
-    return await cg.Cgroup.load(
-      cgroupsPath,
-      root ? { root, layout: 'v2' } : { driver: systemd ? 'systemd' : 'cgroupfs' },
-    );
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ENOTFOUND') return undefined;
-    throw e;
-  }
+  return cg.Cgroup.find(
+    cgroupsPath,
+    root ? { root, layout: 'v2' } : { driver: systemd ? 'systemd' : 'cgroupfs' },
+  );
 }

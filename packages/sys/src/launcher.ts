@@ -15,11 +15,13 @@ import {
   statSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import { homedir, constants as osConstants, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { BerthError, errnoName, strerror } from './errors.js';
+import { type HandleChannel, nodeHandles, spawnWithHandles } from './handles.js';
 import { writeFileAtomic } from './lock.js';
 import { describeStep, encodePlan, type PlanStep } from './plan.js';
 import { openDevNull, type SpawnedProcess, type Spawner, socketFromFd } from './spawn.js';
@@ -119,6 +121,18 @@ export interface LauncherProcess {
 /** One of the container's standard streams: this process's, nowhere, a pipe, or an fd. */
 export type StdioEntry = 'inherit' | 'ignore' | 'pipe' | number;
 
+/** Our end of a socket pair to the launcher: a net.Socket, or a HandleChannel (handles.ts). */
+interface Channel {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'close' | 'error', listener: () => void): unknown;
+  write(data: string): unknown;
+  end(data: Uint8Array): unknown;
+  destroy(): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  readonly destroyed: boolean;
+}
+
 /**
  * A running launcher. Messages arrive in order; `next()` yields the next one
  * and turns a reported failure into a thrown LaunchError.
@@ -129,7 +143,7 @@ export class Launch {
   readonly exited: Promise<number>;
   private plan: readonly PlanStep[] = [];
   /** Where the plan goes while it is not sent yet: our end of the launcher's plan pipe. */
-  private planSink: Writable | number | undefined;
+  private planSink: Channel | number | undefined;
   private readonly spawner: Spawner | undefined;
   /** Whether the launcher has exec'd (always, for one child_process started). */
   private launcherStarted: () => boolean = () => true;
@@ -140,7 +154,7 @@ export class Launch {
   private onSeccompListener: LaunchOptions['onSeccompListener'];
   private waiters: Array<() => void> = [];
   private ended = false;
-  private readonly sync: Readable & Writable;
+  private readonly sync: Channel;
 
   /**
    * Starts the launcher. With `steps` it gets its plan at once; without, it waits for
@@ -173,6 +187,33 @@ export class Launch {
       }, resume);
       this.launcherStarted = () => started;
       this.whenStarted = spawned.started;
+    } else if (!stdio.includes('pipe') && nodeHandles()) {
+      // forked as by child_process.spawn, through Node's own handles (see handles.ts): without
+      // node:child_process and node:net, a CLI command starts ~7 ms sooner and ~2 MiB smaller
+      const spawned = spawnWithHandles(
+        nodeHandles()!,
+        options.launcher ?? launcherPath(),
+        [],
+        ['BERTH_PLAN_FD=' + String(3 + preserved.length), 'BERTH_SYNC_FD=' + String(4 + preserved.length)],
+        [
+          ...(stdio as Array<'inherit' | 'ignore' | number>).map((e, i) => (e === 'inherit' ? i : e)),
+          ...preserved,
+        ],
+        2,
+        true, // its own session: terminal signals reach the caller only, who forwards them once
+      );
+      const [plan, sync] = spawned.channels as [HandleChannel, HandleChannel];
+      this.process = {
+        pid: spawned.process.pid,
+        stdin: null,
+        stderr: null,
+        kill: spawned.process.kill,
+        unref: spawned.process.unref,
+      };
+      this.planSink = plan;
+      this.sync = sync;
+      this.exited = spawned.process.exited.then(({ code, signal }) => code ?? 128 + signalNumber(signal));
+      this.exited.catch(() => {});
     } else {
       const planFd = 3 + preserved.length;
       const child: ChildProcess = spawn(options.launcher ?? launcherPath(), [], {
@@ -182,8 +223,8 @@ export class Launch {
         detached: true,
       });
       this.process = child;
-      const plan = child.stdio[planFd] as Writable;
-      this.sync = child.stdio[planFd + 1] as Readable & Writable;
+      const plan = child.stdio[planFd] as Socket;
+      this.sync = child.stdio[planFd + 1] as Socket;
       plan.on('error', () => {});
       this.planSink = plan;
       this.exited = new Promise((resolve, reject) => {

@@ -2,6 +2,7 @@ import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'n
 import type { Server } from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import { BerthError, SysError } from './errors.js';
+import { legacyBinding } from './handles.js';
 import { sha256Hex } from './sha256.js';
 
 /** sun_path is 108 bytes; an abstract name uses them all after its leading NUL. */
@@ -63,17 +64,9 @@ let pipeWrap: PipeWrap | null | undefined;
 function loadPipeWrap(): PipeWrap | null {
   if (pipeWrap !== undefined) return pipeWrap;
   pipeWrap = null;
-  // Where process.binding is deprecated at run time (pending deprecations on, or a Node that
-  // deprecates it) it is util.deprecate's wrapper, which warns (DEP0111) and, with
-  // --throw-deprecation, throws a tick later: such runs use the server.
-  const binding = (process as unknown as { binding?: { name?: string } }).binding;
-  if (binding?.name !== 'binding') return pipeWrap;
-  try {
-    const b = (process as unknown as { binding?(m: string): unknown }).binding?.('pipe_wrap') as
-      | Partial<PipeWrap>
-      | undefined;
-    if (typeof b?.Pipe === 'function' && typeof b.constants?.SERVER === 'number') pipeWrap = b as PipeWrap;
-  } catch {}
+  // none where process.binding is deprecated at run time (see legacyBinding): the server then
+  const b = legacyBinding('pipe_wrap') as Partial<PipeWrap> | undefined;
+  if (typeof b?.Pipe === 'function' && typeof b.constants?.SERVER === 'number') pipeWrap = b as PipeWrap;
   return pipeWrap;
 }
 

@@ -1,0 +1,296 @@
+// Node's own libuv handles (process_wrap, pipe_wrap, stream_wrap), used directly where
+// node:child_process and node:net would cost a command more than the handle does: loading
+// those two (and the stream machinery, dgram and perf hooks with them) costs a CLI command
+// ~6-8 ms and ~1.9 MiB of peak RSS, while spawning the launcher and talking to it over two
+// socket pairs needs none of it. These are legacy interfaces (`process.binding`, DEP0111,
+// not deprecated at run time for these modules); wherever they are missing, changed, or
+// deprecated at run time, `nodeHandles()` answers null and callers use the public modules.
+import { constants as osConstants } from 'node:os';
+import { BerthError } from './errors.js';
+
+interface HandleWrap {
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+interface ProcessHandle extends HandleWrap {
+  pid: number;
+  onexit: (exitCode: number, signalCode: string) => void;
+  spawn(options: object): number;
+  kill(signal: number): number;
+}
+
+interface StreamHandle extends HandleWrap {
+  onread: (arrayBuffer: ArrayBuffer) => void;
+  readStart(): number;
+  readStop(): number;
+  writeBuffer(req: WriteReq, data: Uint8Array): number;
+}
+
+interface WriteReq {
+  handle: StreamHandle;
+  oncomplete: (status: number) => void;
+  async: boolean;
+  buffer?: Uint8Array;
+}
+
+/** The legacy bindings, as far as this module uses them. */
+export interface NodeHandles {
+  Pipe: new (type: number) => StreamHandle;
+  SOCKET: number;
+  Process: new () => ProcessHandle;
+  WriteWrap: new () => WriteReq;
+  state: Int32Array;
+  kReadBytesOrError: number;
+  kArrayBufferOffset: number;
+  kLastWriteWasAsync: number;
+}
+
+let handles: NodeHandles | null | undefined;
+
+/**
+ * `process.binding(name)` where it is the plain legacy function: where process.binding is
+ * deprecated at run time (pending deprecations on, or a Node that deprecates it) it is
+ * util.deprecate's wrapper, which warns (DEP0111) and, with --throw-deprecation, throws a
+ * tick later; then, as where there is none, undefined.
+ */
+export function legacyBinding(name: string): Record<string, unknown> | undefined {
+  const binding = (process as unknown as { binding?: ((m: string) => unknown) & { name?: string } }).binding;
+  if (typeof binding !== 'function' || binding.name !== 'binding') return undefined;
+  try {
+    const b = binding(name);
+    return b && typeof b === 'object' ? (b as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The handles, or null where this Node does not give them as this module knows them. */
+export function nodeHandles(): NodeHandles | null {
+  if (handles !== undefined) return handles;
+  handles = null;
+  const pipe = legacyBinding('pipe_wrap');
+  const proc = legacyBinding('process_wrap');
+  const stream = legacyBinding('stream_wrap');
+  const constants = pipe?.['constants'] as { SOCKET?: unknown } | undefined;
+  const fn = (v: unknown) => typeof v === 'function';
+  const int = (v: unknown) => typeof v === 'number' && Number.isInteger(v);
+  if (
+    fn(pipe?.['Pipe']) &&
+    int(constants?.SOCKET) &&
+    fn(proc?.['Process']) &&
+    fn(stream?.['WriteWrap']) &&
+    stream?.['streamBaseState'] instanceof Int32Array &&
+    int(stream['kReadBytesOrError']) &&
+    int(stream['kArrayBufferOffset']) &&
+    int(stream['kLastWriteWasAsync'])
+  ) {
+    const Pipe = pipe!['Pipe'] as NodeHandles['Pipe'];
+    const Process = proc!['Process'] as NodeHandles['Process'];
+    const p = Pipe.prototype as unknown as Record<string, unknown>;
+    const methods = ['readStart', 'readStop', 'writeBuffer', 'close', 'ref', 'unref'];
+    if (
+      methods.every((m) => fn(p[m])) &&
+      ['spawn', 'kill', 'close', 'unref'].every((m) =>
+        fn((Process.prototype as unknown as Record<string, unknown>)[m]),
+      )
+    )
+      handles = {
+        Pipe,
+        SOCKET: constants!.SOCKET as number,
+        Process,
+        WriteWrap: stream['WriteWrap'] as NodeHandles['WriteWrap'],
+        state: stream['streamBaseState'] as Int32Array,
+        kReadBytesOrError: stream['kReadBytesOrError'] as number,
+        kArrayBufferOffset: stream['kArrayBufferOffset'] as number,
+        kLastWriteWasAsync: stream['kLastWriteWasAsync'] as number,
+      };
+  }
+  return handles;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: a listener of 'data' (a Buffer) or of 'close'
+type Listener = (arg?: any) => void;
+
+/**
+ * One end of a socket pair on the event loop, as far as the launcher's conversation needs a
+ * stream: 'data' while it reads, 'close' once, after end-of-file, an error or `destroy()`;
+ * `write` never throws (a peer that is gone is the caller's to learn from its exit).
+ */
+export class HandleChannel {
+  destroyed = false;
+  private readonly listeners = new Map<string, Listener[]>();
+  private reading = false;
+  private paused = false;
+  private pendingWrites = 0;
+  private endAfterWrites = false;
+
+  constructor(
+    private readonly h: NodeHandles,
+    private readonly handle: StreamHandle,
+  ) {
+    handle.onread = (arrayBuffer) => this.onRead(arrayBuffer);
+  }
+
+  on(event: 'data', listener: (chunk: Buffer) => void): this;
+  on(event: 'close' | 'error', listener: () => void): this;
+  on(event: 'data' | 'close' | 'error', listener: Listener): this {
+    const list = this.listeners.get(event);
+    if (list) list.push(listener);
+    else this.listeners.set(event, [listener]);
+    if (event === 'data') this.startReading();
+    return this;
+  }
+
+  private emit(event: string, arg?: unknown): void {
+    for (const l of this.listeners.get(event) ?? []) l(arg);
+  }
+
+  private startReading(): void {
+    if (this.reading || this.paused || this.destroyed) return;
+    this.reading = true;
+    if (this.handle.readStart() !== 0) this.destroy();
+  }
+
+  private onRead(arrayBuffer: ArrayBuffer): void {
+    const n = this.h.state[this.h.kReadBytesOrError]!;
+    if (n > 0) {
+      if (!this.destroyed)
+        this.emit('data', Buffer.from(arrayBuffer, this.h.state[this.h.kArrayBufferOffset]!, n));
+      return;
+    }
+    if (n === 0) return;
+    this.destroy(); // end-of-file, or a read error: the conversation is over either way
+  }
+
+  pause(): this {
+    this.paused = true;
+    if (this.reading && !this.destroyed) this.handle.readStop();
+    this.reading = false;
+    return this;
+  }
+
+  resume(): this {
+    this.paused = false;
+    if (this.listeners.has('data')) this.startReading();
+    return this;
+  }
+
+  /** Writes `data` (a string as latin1); its bytes stay referenced until libuv has sent them. */
+  write(data: string | Uint8Array): boolean {
+    if (this.destroyed) return false;
+    const buf = typeof data === 'string' ? Buffer.from(data, 'latin1') : data;
+    const req = new this.h.WriteWrap();
+    req.handle = this.handle;
+    req.async = false;
+    req.oncomplete = () => {
+      this.pendingWrites--;
+      if (this.pendingWrites === 0 && this.endAfterWrites) this.destroy();
+    };
+    if (this.handle.writeBuffer(req, buf) !== 0) return false;
+    if (this.h.state[this.h.kLastWriteWasAsync]) {
+      req.buffer = buf;
+      this.pendingWrites++;
+    }
+    return true;
+  }
+
+  /** Writes `data`, then closes this end once it is all sent. */
+  end(data?: string | Uint8Array): void {
+    if (data !== undefined) this.write(data);
+    this.endAfterWrites = true;
+    if (this.pendingWrites === 0) this.destroy();
+  }
+
+  /** Closes this end (a write still queued is dropped); 'close' follows on the next tick. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    if (this.reading) this.handle.readStop();
+    this.reading = false;
+    this.handle.close();
+    process.nextTick(() => this.emit('close'));
+  }
+}
+
+/** A process started through the Process handle. */
+export interface HandleProcess {
+  /** undefined when it could not be started (`exited` says why) */
+  readonly pid: number | undefined;
+  /** Its exit: the code, or the signal that ended it. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends a signal while it is not yet reaped (libuv reaps it: its pid cannot have been reused). */
+  kill(signal?: NodeJS.Signals | number): boolean;
+  /** This process may exit without waiting for it. */
+  unref(): void;
+}
+
+/**
+ * Starts `file` as libuv does for child_process.spawn (fork and exec, in a new session when
+ * `detached`), with `fds[i]` as its fd i ('ignore': none) and, after those, one new socket
+ * pair per `channels`, whose other ends are returned. A program that cannot be run is not
+ * thrown here but, as child_process reports it, later: `exited` rejects (naming it and the
+ * errno) and the channels close.
+ */
+export function spawnWithHandles(
+  h: NodeHandles,
+  file: string,
+  args: string[],
+  env: string[],
+  fds: ReadonlyArray<number | 'ignore'>,
+  channels: number,
+  detached: boolean,
+): { process: HandleProcess; channels: HandleChannel[] } {
+  const pipes = Array.from({ length: channels }, () => new h.Pipe(h.SOCKET));
+  const stdio = [
+    ...fds.map((fd) => (fd === 'ignore' ? { type: 'ignore' } : { type: 'fd', fd })),
+    ...pipes.map((handle) => ({ type: 'pipe', readable: true, writable: true, handle })),
+  ];
+  const proc = new h.Process();
+  let settle!: (exit: { code: number | null; signal: NodeJS.Signals | null }) => void;
+  let fail!: (e: Error) => void;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    settle = resolve;
+    fail = reject;
+  });
+  let alive = true;
+  proc.onexit = (exitCode, signalCode) => {
+    alive = false;
+    proc.close();
+    if (exitCode < 0 && !signalCode) fail(spawnError(file, exitCode));
+    else
+      settle(
+        signalCode ? { code: null, signal: signalCode as NodeJS.Signals } : { code: exitCode, signal: null },
+      );
+  };
+  const err = proc.spawn({ file, args: [file, ...args], envPairs: env, stdio, detached });
+  const started = err === 0;
+  if (!started) {
+    alive = false;
+    proc.close();
+    fail(spawnError(file, err));
+  }
+  const pid = started ? proc.pid : undefined;
+  const ends = pipes.map((p) => new HandleChannel(h, p));
+  if (!started) for (const c of ends) c.destroy();
+  return {
+    process: {
+      pid,
+      exited,
+      kill: (signal: NodeJS.Signals | number = 'SIGTERM') => {
+        if (!alive) return false;
+        const n = typeof signal === 'number' ? signal : osConstants.signals[signal];
+        return n !== undefined && proc.kill(n) === 0;
+      },
+      unref: () => proc.unref(),
+    },
+    channels: ends,
+  };
+}
+
+function spawnError(file: string, err: number): BerthError {
+  const errno = -err;
+  const name = Object.entries(osConstants.errno).find(([, v]) => v === errno)?.[0] ?? `errno ${errno}`;
+  return new BerthError(`cannot run the launcher: spawn ${file} ${name}`, { code: 'ELAUNCHER', path: file });
+}
