@@ -1,4 +1,5 @@
 import { appendFileSync, writeSync } from 'node:fs';
+import { isoTime } from '@berth/sys';
 import type { GlobalOptions } from './command.js';
 
 /** The global options of this invocation (set once by the CLI's main). */
@@ -15,7 +16,7 @@ export function setGlobals(g: GlobalOptions): void {
 /** Appends a runc-style log line to --log (logrus text, or JSON with --log-format json). */
 export function logLine(level: 'error' | 'warning', msg: string, fields: Record<string, unknown> = {}): void {
   if (!globals.log) return;
-  const time = new Date().toISOString();
+  const time = isoTime();
   const line =
     globals.logFormat === 'json'
       ? JSON.stringify({ level, msg, ...fields, time })

@@ -17,6 +17,7 @@ import { type Process, parseSpec, type Spec } from '@berth/spec';
 import {
   BerthError,
   type CompiledSeccomp,
+  isoTime,
   type Launch,
   launch,
   loadSpawner,
@@ -1363,11 +1364,32 @@ function writeAtomic(file: string, content: string): void {
 
 let owner: { uid: number; name: string } | undefined;
 
-/** The user name of this process (a passwd lookup, made once per uid). */
+/**
+ * The user name of this process, once per uid: its /etc/passwd entry (as runc built without
+ * cgo finds it), else a passwd lookup through NSS (LDAP, sssd…). The lookup, made first, cost a
+ * CLI command ~1 ms and ~0.7 MiB (the name service's set-up).
+ */
 function ownerName(): string {
   const uid = process.getuid?.() ?? -1;
-  if (owner?.uid !== uid) owner = { uid, name: userInfo().username };
+  if (owner?.uid !== uid) owner = { uid, name: passwdName(uid) ?? userInfo().username };
   return owner.name;
+}
+
+/** The name /etc/passwd gives `uid`, if any. */
+export function passwdName(uid: number, file = '/etc/passwd'): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const id = String(uid);
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    // name:password:uid:gid:gecos:home:shell; NIS compat lines (+name, -name) are NSS's to resolve
+    if (f.length >= 7 && f[2] === id && f[0] && !/^[+-]/.test(f[0])) return f[0];
+  }
+  return undefined;
 }
 
 /** A container's first state record, written before anything of it is made (status `creating`). */
@@ -1379,7 +1401,7 @@ function newRecord(id: string, bundle: string, spec: Spec, options: CreateOption
     pid: 0,
     bundle,
     rootfs: resolve(bundle, spec.root?.path ?? ''),
-    created: new Date().toISOString(),
+    created: isoTime(),
     owner: ownerName(),
     ...(spec.annotations ? { annotations: spec.annotations } : {}),
     ...(spec.hooks ? { hooks: spec.hooks } : {}),

@@ -22,6 +22,7 @@ interface ProcessHandle extends HandleWrap {
 }
 
 interface StreamHandle extends HandleWrap {
+  open(fd: number): number;
   onread: (arrayBuffer: ArrayBuffer) => void;
   readStart(): number;
   readStop(): number;
@@ -89,7 +90,7 @@ export function nodeHandles(): NodeHandles | null {
     const Pipe = pipe!['Pipe'] as NodeHandles['Pipe'];
     const Process = proc!['Process'] as NodeHandles['Process'];
     const p = Pipe.prototype as unknown as Record<string, unknown>;
-    const methods = ['readStart', 'readStop', 'writeBuffer', 'close', 'ref', 'unref'];
+    const methods = ['open', 'readStart', 'readStop', 'writeBuffer', 'close', 'ref', 'unref'];
     if (
       methods.every((m) => fn(p[m])) &&
       ['spawn', 'kill', 'close', 'unref'].every((m) =>
@@ -212,6 +213,16 @@ export class HandleChannel {
     this.handle.close();
     process.nextTick(() => this.emit('close'));
   }
+}
+
+/** Our end of a socket pair made elsewhere (`fd`, which the channel then owns), on the event loop. */
+export function channelFromFd(h: NodeHandles, fd: number): HandleChannel | undefined {
+  const handle = new h.Pipe(h.SOCKET);
+  if (handle.open(fd) !== 0) {
+    handle.close();
+    return undefined;
+  }
+  return new HandleChannel(h, handle);
 }
 
 /** A process started through the Process handle. */

@@ -116,3 +116,4 @@ export {
 export { sha256Hex } from './sha256.js';
 export { loadSpawner, type SpawnExit, type SpawnedProcess, Spawner, spawnerIfLoaded } from './spawn.js';
 export { libc, type Sys } from './sys.js';
+export { isoTime } from './time.js';

@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { BerthError, errnoName, strerror } from './errors.js';
-import { type HandleChannel, nodeHandles, spawnWithHandles } from './handles.js';
+import { channelFromFd, type HandleChannel, nodeHandles, spawnWithHandles } from './handles.js';
 import { writeFileAtomic } from './lock.js';
 import { describeStep, encodePlan, type PlanStep } from './plan.js';
 import { openDevNull, type SpawnedProcess, type Spawner, socketFromFd } from './spawn.js';
@@ -393,7 +393,7 @@ function spawnLauncher(
   preserved: readonly number[],
 ): {
   process: LauncherProcess;
-  sync: Readable & Writable;
+  sync: Channel;
   exited: Promise<number>;
   planWrite: number;
   started: Promise<unknown>;
@@ -447,7 +447,10 @@ function spawnLauncher(
   });
   const exited = started.then((s) => s.exited).then(({ code, signal }) => code ?? 128 + signalNumber(signal));
   exited.catch(() => {}); // the error is the caller's through `exited` and `next()`
-  const sync = socketFromFd(ours) as Readable & Writable;
+  // read and written through libuv's pipe handle where Node gives it (handles.ts): lighter per
+  // message than a net.Socket and its stream machinery
+  const h = nodeHandles();
+  const sync: Channel = (h && channelFromFd(h, ours)) || socketFromFd(ours);
   return {
     process: {
       get pid() {
