@@ -61,7 +61,7 @@ function expectLean(m: { builtins: string[]; files: string[] }): void {
 }
 
 describe('start-up: what a command loads', () => {
-  it('run -b, create, state, start, kill and delete: no node:crypto, fs/promises, child_process, net, image code or koffi', () => {
+  it('run -b, create, state, start, exec, kill and delete: no node:crypto, fs/promises, child_process, net, image code or koffi', () => {
     const bundle = s.bundle((c) => {
       c.process.args = ['/bin/sleep', '30'];
     });
@@ -84,6 +84,8 @@ describe('start-up: what a command loads', () => {
     for (const b of ['child_process', 'net', 'stream'])
       expect(state.builtins).not.toContain(`NativeModule ${b}`);
     expectLean(loaded(['start', id]));
+    // exec (Kubernetes' exec probes): the container's namespaces read without libuv's pool
+    expectLean(loaded(['exec', id, '/bin/true']));
     expectLean(loaded(['kill', id, 'KILL']));
     expectLean(loaded(['delete', '-f', id]));
     expect(s.states()).toEqual([]);

@@ -1,5 +1,9 @@
-import { readlink } from 'node:fs/promises';
+import { readlinkSync } from 'node:fs';
 import { NAMESPACES, type NamespaceKind } from './kinds.js';
+
+// The links are read synchronously: a readlink of /proc/PID/ns/* is the kernel formatting an
+// inode number, microseconds, while a trip through libuv's thread pool (and loading
+// node:fs/promises, and starting the pool) cost an `exec` several ms. The API stays async.
 
 /** The identity of a namespace: `net:[4026531840]` → inode 4026531840. */
 export interface NamespaceId {
@@ -9,7 +13,7 @@ export interface NamespaceId {
 
 /** The namespace of `kind` that process `pid` is in (reads /proc/PID/ns/*). */
 export async function namespaceOf(pid: number | 'self', kind: NamespaceKind): Promise<NamespaceId> {
-  const link = await readlink(`/proc/${pid}/ns/${NAMESPACES[kind].proc}`);
+  const link = readlinkSync(`/proc/${pid}/ns/${NAMESPACES[kind].proc}`);
   const m = /\[(\d+)\]$/.exec(link);
   if (!m) throw new Error(`unexpected namespace link ${link}`);
   return { kind, inode: Number(m[1]) };
