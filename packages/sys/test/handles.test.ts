@@ -1,25 +1,17 @@
 // Integration: the launcher forked through Node's own handles (src/handles.ts), as the CLI
 // starts it, and the fallback to child_process where those handles are not given.
 import { ChildProcess, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, existsSync, openSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nodeHandles } from '../src/handles.js';
-import { launch, launcherPath, type PlanStep } from '../src/index.js';
+import { launch, launcherPath } from '../src/index.js';
+import { sh, testDir } from './helpers.js';
 
-const BUSYBOX = '/bin/busybox';
-const dir = mkdtempSync(join(tmpdir(), 'berth-handles-test-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = testDir('berth-handles-test-');
 
-const sh = (script: string): PlanStep => ({
-  op: 'exec',
-  path: BUSYBOX,
-  argv: ['sh', '-c', script],
-  env: ['PATH=/bin'],
-});
 const IGNORE: ['ignore', 'ignore', 'inherit'] = ['ignore', 'ignore', 'inherit'];
 
 /** @berth/sys as one CommonJS script, for a fresh node with flags of its own. */

@@ -1,21 +1,11 @@
 // Integration: runs the real launcher (needs root for namespaces).
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import {
-  CLONE_NEWNS,
-  CLONE_NEWPID,
-  CLONE_NEWUTS,
-  type LaunchError,
-  launch,
-  MS,
-  type PlanStep,
-} from '../src/index.js';
+import { describe, expect, it, vi } from 'vitest';
+import { CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, type LaunchError, launch, MS } from '../src/index.js';
+import { sh, testDir } from './helpers.js';
 
-const BUSYBOX = '/bin/busybox';
-const dir = mkdtempSync(join(tmpdir(), 'berth-sys-test-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = testDir('berth-sys-test-');
 
 function collect(l: ReturnType<typeof launch>): Promise<string> {
   let out = '';
@@ -24,13 +14,6 @@ function collect(l: ReturnType<typeof launch>): Promise<string> {
   });
   return l.exited.then(() => out);
 }
-
-const sh = (script: string): PlanStep => ({
-  op: 'exec',
-  path: BUSYBOX,
-  argv: ['sh', '-c', script],
-  env: ['PATH=/bin'],
-});
 
 describe('launcher', () => {
   it('creates namespaces, runs steps in order and execs', async () => {

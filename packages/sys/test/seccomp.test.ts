@@ -1,10 +1,9 @@
 // Integration: compiles real profiles with libseccomp and loads them with the real launcher (root).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   CLONE_NEWPID,
   CLONE_NEWUTS,
@@ -16,17 +15,9 @@ import {
   sendFdToSocket,
   takeProcessFd,
 } from '../src/index.js';
+import { sh, testDir } from './helpers.js';
 
-const BUSYBOX = '/bin/busybox';
-const dir = mkdtempSync(join(tmpdir(), 'berth-seccomp-test-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const sh = (script: string): PlanStep => ({
-  op: 'exec',
-  path: BUSYBOX,
-  argv: ['sh', '-c', script],
-  env: ['PATH=/bin'],
-});
+const dir = testDir('berth-seccomp-test-');
 
 /** Runs `script` under the profile in a new pid+uts namespace; returns status and output. */
 async function runUnder(

@@ -14,16 +14,9 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  CLONE_NEWPID,
-  CLONE_NEWUTS,
-  launch,
-  loadSpawner,
-  type PlanStep,
-  type Spawner,
-} from '../src/index.js';
+import { CLONE_NEWPID, CLONE_NEWUTS, launch, loadSpawner, type Spawner } from '../src/index.js';
+import { BUSYBOX, sh } from './helpers.js';
 
-const BUSYBOX = '/bin/busybox';
 const dir = mkdtempSync(join(tmpdir(), 'berth-spawn-test-'));
 let spawner: Spawner;
 beforeAll(async () => {
@@ -32,13 +25,6 @@ beforeAll(async () => {
   spawner = s;
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const sh = (script: string): PlanStep => ({
-  op: 'exec',
-  path: BUSYBOX,
-  argv: ['sh', '-c', script],
-  env: ['PATH=/bin'],
-});
 
 /** An fd Node did not open close-on-exec (as a C library or an embedding program may): the launcher must not get it. */
 function leakyFd(path: string): number {
