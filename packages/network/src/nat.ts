@@ -1,9 +1,8 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { BerthError } from '@berth/sys';
+import { BerthError, type CapturedOutput, captureOutput, hasErrno } from '@berth/sys';
 import type { IPv4Address, IPv4Cidr } from './address.js';
 import { invalid, isIPv4, parseCidr } from './ip.js';
 import { withNetLock } from './lock.js';
@@ -85,32 +84,31 @@ export function formatMapping(m: PortMapping): string {
 type Json = Record<string, unknown>;
 
 /** Runs `nft` with a JSON command list (stdin) or arguments, returning its parsed JSON output. */
-export function nft(args: string[], input?: unknown): Promise<Json> {
+export async function nft(args: string[], input?: unknown): Promise<Json> {
   // the JSON goes as the command line: nft cannot read /dev/stdin when it is a socket (as Node's pipes are)
   const argv = input === undefined ? ['-j', ...args] : ['-j', JSON.stringify(input)];
-  return new Promise((resolve, reject) => {
-    execFile('nft', argv, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) {
-        const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-        reject(
-          new BerthError(
-            missing
-              ? 'the nft command is missing: install nftables (apt-get install nftables)'
-              : `nft ${input === undefined ? args.join(' ') : JSON.stringify(input).slice(0, 200)}: ${stderr.trim() || err.message}`,
-            { code: 'ENAT', op: 'nft', cause: err },
-          ),
-        );
-        return;
-      }
-      try {
-        resolve(stdout.trim() ? (JSON.parse(stdout) as Json) : {});
-      } catch (e) {
-        reject(
-          new BerthError(`nft printed JSON berth cannot read: ${(e as Error).message}`, { code: 'ENAT' }),
-        );
-      }
+  const what = input === undefined ? args.join(' ') : JSON.stringify(input).slice(0, 200);
+  let r: CapturedOutput;
+  try {
+    r = await captureOutput('nft', argv, { maxBuffer: 64 << 20 });
+  } catch (err) {
+    throw new BerthError(
+      hasErrno(err, 'ENOENT')
+        ? 'the nft command is missing: install nftables (apt-get install nftables)'
+        : `nft ${what}: ${(err as Error).message}`,
+      { code: 'ENAT', op: 'nft', cause: err },
+    );
+  }
+  if (r.code !== 0)
+    throw new BerthError(`nft ${what}: ${r.stderr.trim() || `exit status ${r.code ?? r.signal}`}`, {
+      code: 'ENAT',
+      op: 'nft',
     });
-  });
+  try {
+    return r.stdout.trim() ? (JSON.parse(r.stdout) as Json) : {};
+  } catch (e) {
+    throw new BerthError(`nft printed JSON berth cannot read: ${(e as Error).message}`, { code: 'ENAT' });
+  }
 }
 
 const ipMatch = (field: 'saddr' | 'daddr', op: '==' | '!=', right: unknown) => ({

@@ -5,8 +5,9 @@
 // socket pairs needs none of it. These are legacy interfaces (`process.binding`, DEP0111,
 // not deprecated at run time for these modules); wherever they are missing, changed, or
 // deprecated at run time, `nodeHandles()` answers null and callers use the public modules.
+import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { BerthError } from './errors.js';
+import { BerthError, errnoName } from './errors.js';
 
 interface HandleWrap {
   close(): void;
@@ -252,6 +253,8 @@ export function spawnWithHandles(
   fds: ReadonlyArray<number | 'ignore'>,
   channels: number,
   detached: boolean,
+  /** what `file` is, in a spawn error ("cannot run the launcher: spawn … ENOENT") */
+  what = 'the launcher',
 ): { process: HandleProcess; channels: HandleChannel[] } {
   const pipes = Array.from({ length: channels }, () => new h.Pipe(h.SOCKET));
   const stdio = [
@@ -269,7 +272,7 @@ export function spawnWithHandles(
   proc.onexit = (exitCode, signalCode) => {
     alive = false;
     proc.close();
-    if (exitCode < 0 && !signalCode) fail(spawnError(file, exitCode));
+    if (exitCode < 0 && !signalCode) fail(spawnError(what, file, exitCode));
     else
       settle(
         signalCode ? { code: null, signal: signalCode as NodeJS.Signals } : { code: exitCode, signal: null },
@@ -280,7 +283,7 @@ export function spawnWithHandles(
   if (!started) {
     alive = false;
     proc.close();
-    fail(spawnError(file, err));
+    fail(spawnError(what, file, err));
   }
   const pid = started ? proc.pid : undefined;
   const ends = pipes.map((p) => new HandleChannel(h, p));
@@ -300,8 +303,105 @@ export function spawnWithHandles(
   };
 }
 
-function spawnError(file: string, err: number): BerthError {
-  const errno = -err;
-  const name = Object.entries(osConstants.errno).find(([, v]) => v === errno)?.[0] ?? `errno ${errno}`;
-  return new BerthError(`cannot run the launcher: spawn ${file} ${name}`, { code: 'ELAUNCHER', path: file });
+function spawnError(what: string, file: string, err: number): BerthError {
+  const name = errnoName(err);
+  return new BerthError(`cannot run ${what}: spawn ${file} ${name}`, {
+    code: 'ELAUNCHER',
+    op: 'spawn',
+    path: file,
+    errno: name,
+  });
+}
+
+/** A program's exit and what it wrote. */
+export interface CapturedOutput {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `file` (looked up on PATH as execvp does) with `args`, stdin /dev/null and this process's
+ * environment, and returns its exit and its output (UTF-8). A program that cannot be run
+ * rejects with `ELAUNCHER` and its errno (`ENOENT`: not installed); one that writes more than
+ * `maxBuffer` bytes is killed and rejects with `EOUTPUT`. Through Node's handles where they are
+ * given (a command that runs `nft`, say, then loads neither child_process nor net), else
+ * through child_process.
+ */
+export function captureOutput(
+  file: string,
+  args: string[],
+  options: { maxBuffer?: number } = {},
+): Promise<CapturedOutput> {
+  const maxBuffer = options.maxBuffer ?? 1 << 20;
+  const h = nodeHandles();
+  const env = Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+  return new Promise((resolve, reject) => {
+    const out: Buffer[][] = [[], []];
+    let size = 0;
+    let tooMuch = false;
+    let open = 2;
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    const finish = () => {
+      if (open > 0 || !exit) return;
+      if (tooMuch)
+        reject(new BerthError(`${file} wrote more than ${maxBuffer} bytes`, { code: 'EOUTPUT', path: file }));
+      else
+        resolve({
+          ...exit,
+          stdout: Buffer.concat(out[0]!).toString('utf8'),
+          stderr: Buffer.concat(out[1]!).toString('utf8'),
+        });
+    };
+    const collect = (i: number, kill: () => void) => (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBuffer) {
+        if (!tooMuch) kill();
+        tooMuch = true;
+        return;
+      }
+      out[i]!.push(chunk);
+    };
+    const ended = () => {
+      open--;
+      finish();
+    };
+    const exited = (e: { code: number | null; signal: NodeJS.Signals | null }) => {
+      exit = e;
+      finish();
+    };
+    if (h) {
+      const started = spawnWithHandles(h, file, args, env, ['ignore'], 2, false, file);
+      const kill = () => started.process.kill('SIGKILL');
+      started.channels.forEach((c, i) => {
+        c.on('data', collect(i, kill));
+        c.on('close', ended);
+      });
+      started.process.exited.then(exited, (e: Error) => {
+        for (const c of started.channels) c.destroy();
+        reject(e);
+      });
+      return;
+    }
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const kill = () => child.kill('SIGKILL');
+    [child.stdout!, child.stderr!].forEach((stream, i) => {
+      stream.on('data', collect(i, kill));
+      stream.on('close', ended);
+    });
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      const name = e.code ?? 'EIO';
+      reject(
+        new BerthError(`cannot run ${file}: spawn ${file} ${name}`, {
+          code: 'ELAUNCHER',
+          op: 'spawn',
+          path: file,
+          errno: name,
+          cause: e,
+        }),
+      );
+    });
+    child.on('exit', (code, signal) => exited({ code, signal }));
+  });
 }

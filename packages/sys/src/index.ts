@@ -45,6 +45,7 @@ export {
   unlinkat,
   utimensat,
 } from './fs.js';
+export { type CapturedOutput, captureOutput } from './handles.js';
 export {
   compileLauncher,
   isTrusted,

@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 import { nodeHandles } from '../src/handles.js';
-import { launch, launcherPath } from '../src/index.js';
-import { sh, testDir } from './helpers.js';
+import { captureOutput, launch, launcherPath } from '../src/index.js';
+import { BUSYBOX, sh, testDir } from './helpers.js';
 
 const dir = testDir('berth-handles-test-');
 
@@ -180,5 +180,67 @@ return module.exports; })();
       expect(JSON.parse(r.stdout)).toEqual({ code: 9, childProcess: true });
       expect(r.status).toBe(0);
     }
+  });
+});
+
+describe('captureOutput', () => {
+  it("returns a program's exit and its stdout and stderr, found on PATH", async () => {
+    expect(nodeHandles()).not.toBeNull(); // (so these go through the handles)
+    expect(await captureOutput('sh', ['-c', 'echo out; echo err >&2; exit 3'])).toEqual({
+      code: 3,
+      signal: null,
+      stdout: 'out\n',
+      stderr: 'err\n',
+    });
+    expect(await captureOutput('sh', ['-c', 'kill -TERM $$'])).toMatchObject({
+      code: null,
+      signal: 'SIGTERM',
+    });
+  });
+
+  it('takes output larger than a socket buffer whole, and kills a program that writes more than maxBuffer', async () => {
+    const r = await captureOutput(BUSYBOX, ['head', '-c', '3000000', '/dev/zero'], { maxBuffer: 4 << 20 });
+    expect(r.code).toBe(0);
+    expect(r.stdout.length).toBe(3_000_000);
+    const t0 = Date.now();
+    await expect(captureOutput(BUSYBOX, ['cat', '/dev/zero'], { maxBuffer: 1 << 20 })).rejects.toMatchObject({
+      code: 'EOUTPUT',
+    });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('a program that is not there is ELAUNCHER with ENOENT', async () => {
+    await expect(captureOutput('berth-no-such-program', [])).rejects.toMatchObject({
+      code: 'ELAUNCHER',
+      errno: 'ENOENT',
+      message: 'cannot run berth-no-such-program: spawn berth-no-such-program ENOENT',
+    });
+  });
+
+  it('gives the same through child_process where the handles are not used (pending deprecations)', () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--pending-deprecation',
+        '--throw-deprecation',
+        '-e',
+        `const sys = (() => { const module = { exports: {} }; const exports = module.exports;
+${bundled()}
+return module.exports; })();
+(async () => {
+  const ok = await sys.captureOutput('sh', ['-c', 'echo out; echo err >&2; exit 3']);
+  const missing = await sys.captureOutput('berth-no-such-program', []).catch((e) => ({ code: e.code, errno: e.errno }));
+  const loaded = process.moduleLoadList.includes('NativeModule child_process');
+  console.log(JSON.stringify({ ok, missing, loaded }));
+})();`,
+      ],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({
+      ok: { code: 3, signal: null, stdout: 'out\n', stderr: 'err\n' },
+      missing: { code: 'ELAUNCHER', errno: 'ENOENT' },
+      loaded: true,
+    });
   });
 });
