@@ -10,6 +10,7 @@ const LAZY: Record<string, string> = {
   'fs/promises': fileURLToPath(new URL('./src/lazy/fs-promises.ts', import.meta.url)),
   child_process: fileURLToPath(new URL('./src/lazy/child-process.ts', import.meta.url)),
   net: fileURLToPath(new URL('./src/lazy/net.ts', import.meta.url)),
+  dgram: fileURLToPath(new URL('./src/lazy/dgram.ts', import.meta.url)),
 };
 
 // `berth --version` (src/version.ts): read here, at build time, never written as literals
@@ -71,7 +72,7 @@ export default defineConfig({
         // What the bundle is made of, the packages' dist/, says `crypto` (tsup drops the node:
         // prefix); tsup resolves this package's own `node:` imports before any plugin (they stay
         // as they are). The stand-ins load the real modules with createRequire.
-        build.onResolve({ filter: /^(node:)?(crypto|fs\/promises|child_process|net)$/ }, (args) => {
+        build.onResolve({ filter: /^(node:)?(crypto|fs\/promises|child_process|net|dgram)$/ }, (args) => {
           const stand = LAZY[args.path.replace(/^node:/, '')]!;
           return args.importer === stand ? { path: args.path, external: true } : { path: stand };
         });

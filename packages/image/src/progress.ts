@@ -42,8 +42,9 @@ function bar(done: number, total: number, width: number): string {
  * in logs and pipes, nothing with --quiet. Feed it with `onProgress: progress.handle`.
  */
 export class PullProgress {
-  readonly #out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
-  readonly #tty: boolean;
+  readonly #options: PullProgressOptions;
+  #stream: (NodeJS.WritableStream & { isTTY?: boolean; columns?: number }) | undefined;
+  #isTTY: boolean | undefined;
   readonly #quiet: boolean;
   readonly #layers = new Map<string, LayerState>();
   #drawn = 0;
@@ -51,9 +52,20 @@ export class PullProgress {
   #total = 0;
 
   constructor(options: PullProgressOptions = {}) {
-    this.#out = options.stream ?? process.stderr;
-    this.#tty = options.tty ?? this.#out.isTTY === true;
+    this.#options = options;
     this.#quiet = options.quiet === true;
+  }
+
+  // process.stderr is made at its first use, and for a pipe that loads node:net and Node's
+  // streams: looked at only once there is something to draw (a run of a stored image has nothing)
+  get #out(): NodeJS.WritableStream & { isTTY?: boolean; columns?: number } {
+    this.#stream ??= this.#options.stream ?? process.stderr;
+    return this.#stream;
+  }
+
+  get #tty(): boolean {
+    this.#isTTY ??= this.#options.tty ?? this.#out.isTTY === true;
+    return this.#isTTY;
   }
 
   readonly handle = (e: PullEvent): void => {
