@@ -166,6 +166,7 @@ export class Launch {
     this.onSeccompListener = options.onSeccompListener;
     const preserved = options.preserveFds ?? [];
     const spawner = stdio.includes('pipe') ? undefined : options.spawner;
+    const handles = spawner ? null : nodeHandles();
     this.spawner = spawner;
     if (spawner) {
       const spawned = spawnLauncher(spawner, options.launcher ?? launcherPath(), stdio, preserved);
@@ -187,14 +188,14 @@ export class Launch {
       }, resume);
       this.launcherStarted = () => started;
       this.whenStarted = spawned.started;
-    } else if (!stdio.includes('pipe') && nodeHandles()) {
+    } else if (!stdio.includes('pipe') && handles) {
       // forked as by child_process.spawn, through Node's own handles (see handles.ts): without
       // node:child_process and node:net, a CLI command starts ~7 ms sooner and ~2 MiB smaller
       const spawned = spawnWithHandles(
-        nodeHandles()!,
+        handles,
         options.launcher ?? launcherPath(),
         [],
-        ['BERTH_PLAN_FD=' + String(3 + preserved.length), 'BERTH_SYNC_FD=' + String(4 + preserved.length)],
+        [`BERTH_PLAN_FD=${3 + preserved.length}`, `BERTH_SYNC_FD=${4 + preserved.length}`],
         [
           ...(stdio as Array<'inherit' | 'ignore' | number>).map((e, i) => (e === 'inherit' ? i : e)),
           ...preserved,

@@ -14,8 +14,10 @@ const dir = testDir('berth-handles-test-');
 
 const IGNORE: ['ignore', 'ignore', 'inherit'] = ['ignore', 'ignore', 'inherit'];
 
-/** @berth/sys as one CommonJS script, for a fresh node with flags of its own. */
+/** @berth/sys as one CommonJS script, for a fresh node with flags of its own (built once). */
+let bundle: string | undefined;
 function bundled(): string {
+  if (bundle !== undefined) return bundle;
   const { outputFiles } = buildSync({
     entryPoints: [fileURLToPath(new URL('../src/index.ts', import.meta.url))],
     bundle: true,
@@ -24,17 +26,22 @@ function bundled(): string {
     external: ['koffi'],
     write: false,
   });
-  return outputFiles[0]!.text;
+  bundle = outputFiles[0]!.text;
+  return bundle;
 }
 
 /** Runs `body` (with `sys` the bundled package) in a fresh node; its stdout, stderr and status. */
-function inFreshNode(body: string, nodeArgs: string[] = []) {
+function inFreshNode(body: string, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = {}) {
   const script = `const sys = (() => { const module = { exports: {} }; const exports = module.exports;
 ${bundled()}
 return module.exports; })();
 const launcher = ${JSON.stringify(launcherPath())};
 (async () => { ${body} })().catch((e) => { console.error(String(e && e.stack || e)); process.exit(99); });`;
-  return spawnSync(process.execPath, [...nodeArgs, '-e', script], { encoding: 'utf8', timeout: 20_000 });
+  return spawnSync(process.execPath, [...nodeArgs, '-e', script], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 20_000,
+  });
 }
 
 const LOADED = `const loaded = process.moduleLoadList.filter((m) => /^NativeModule (child_process|net|dgram|stream)$/.test(m));`;
@@ -154,27 +161,14 @@ describe('the launcher forked through Node handles', () => {
 describe('where process.binding is deprecated at run time', () => {
   it('the launcher is forked by child_process: no warning (DEP0111), and it runs', () => {
     for (const args of [['--pending-deprecation', '--throw-deprecation'], ['--throw-deprecation']]) {
-      const r = spawnSync(
-        process.execPath,
-        [
-          ...args,
-          '-e',
-          `const sys = (() => { const module = { exports: {} }; const exports = module.exports;
-${bundled()}
-return module.exports; })();
-(async () => {
-  const l = sys.launch([{ op: 'clone', flags: 0, detach: false }, ${JSON.stringify(sh('exit 9'))}],
-    { launcher: ${JSON.stringify(launcherPath())}, stdio: ['ignore', 'ignore', 'inherit'] });
-  const code = await l.exited;
-  ${LOADED}
-  console.log(JSON.stringify({ code, childProcess: loaded.includes('NativeModule child_process') }));
-})();`,
-        ],
-        {
-          encoding: 'utf8',
-          env: { ...process.env, ...(args.length === 1 ? { NODE_PENDING_DEPRECATION: '1' } : {}) },
-          timeout: 20_000,
-        },
+      const r = inFreshNode(
+        `const l = sys.launch([{ op: 'clone', flags: 0, detach: false }, ${JSON.stringify(sh('exit 9'))}],
+          { launcher, stdio: ['ignore', 'ignore', 'inherit'] });
+        const code = await l.exited;
+        ${LOADED}
+        console.log(JSON.stringify({ code, childProcess: loaded.includes('NativeModule child_process') }));`,
+        args,
+        args.length === 1 ? { NODE_PENDING_DEPRECATION: '1' } : {},
       );
       expect(r.stderr).toBe('');
       expect(JSON.parse(r.stdout)).toEqual({ code: 9, childProcess: true });
@@ -218,23 +212,12 @@ describe('captureOutput', () => {
   });
 
   it('gives the same through child_process where the handles are not used (pending deprecations)', () => {
-    const r = spawnSync(
-      process.execPath,
-      [
-        '--pending-deprecation',
-        '--throw-deprecation',
-        '-e',
-        `const sys = (() => { const module = { exports: {} }; const exports = module.exports;
-${bundled()}
-return module.exports; })();
-(async () => {
-  const ok = await sys.captureOutput('sh', ['-c', 'echo out; echo err >&2; exit 3']);
-  const missing = await sys.captureOutput('berth-no-such-program', []).catch((e) => ({ code: e.code, errno: e.errno }));
-  const loaded = process.moduleLoadList.includes('NativeModule child_process');
-  console.log(JSON.stringify({ ok, missing, loaded }));
-})();`,
-      ],
-      { encoding: 'utf8', timeout: 20_000 },
+    const r = inFreshNode(
+      `const ok = await sys.captureOutput('sh', ['-c', 'echo out; echo err >&2; exit 3']);
+      const missing = await sys.captureOutput('berth-no-such-program', []).catch((e) => ({ code: e.code, errno: e.errno }));
+      const loaded = process.moduleLoadList.includes('NativeModule child_process');
+      console.log(JSON.stringify({ ok, missing, loaded }));`,
+      ['--pending-deprecation', '--throw-deprecation'],
     );
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({
