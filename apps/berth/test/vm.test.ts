@@ -27,7 +27,10 @@ afterEach(() => {
 });
 afterAll(() => sb.cleanup());
 
-describe('berth run --backend vm', () => {
+// TCG guests on a host whose two cores run other tests' VMs too can be slow (not stuck)
+const VM_TESTS = { timeout: 900_000 };
+
+describe('berth run --backend vm', VM_TESTS, () => {
   it('runs an image in a VM with its own kernel; the exit status is the container’s', () => {
     sb.image(); // the built-in busybox image, made by a container run
     const hostKernel = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
@@ -48,7 +51,7 @@ describe('berth run --backend vm', () => {
         '-c',
         'echo "kernel $(uname -r)"; echo "pid $$"; test -e /etc/resolv.conf && echo resolv; exit 9',
       ],
-      { encoding: 'utf8', env: { ...process.env, BERTH_STORE: sb.store }, timeout: 120_000 },
+      { encoding: 'utf8', env: { ...process.env, BERTH_STORE: sb.store }, timeout: 300_000 },
     );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(9);
@@ -80,7 +83,7 @@ describe('berth run --backend vm', () => {
         '-c',
         'tty; test -t 0 && echo stdin-is-tty; exit 4',
       ],
-      { encoding: 'utf8', env: { ...process.env, BERTH_STORE: sb.store }, timeout: 120_000 },
+      { encoding: 'utf8', env: { ...process.env, BERTH_STORE: sb.store }, timeout: 300_000 },
     );
     expect(r.stdout).toMatch(/\/dev\/pts\/\d+\r?\n/);
     expect(r.stdout).toContain('stdin-is-tty');
@@ -167,7 +170,7 @@ sys.stdout.write(out.decode())
         bundle,
         sb.id('vm-pstart'),
       ],
-      { encoding: 'utf8', timeout: 120_000 },
+      { encoding: 'utf8', timeout: 300_000 },
     );
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/hooks\.poststart\[0\] .*exit status 3: poststart says no/);

@@ -53,7 +53,10 @@ function qemus(): string[] {
   }
 }
 
-describe('the VM backend', () => {
+// TCG guests on a host whose two cores run other tests' VMs too can be slow (not stuck)
+const VM_TESTS = { timeout: 900_000 };
+
+describe('the VM backend', VM_TESTS, () => {
   it('runs a bundle in a microVM: stdout, stdin, exit status, a file in the rootfs, size from linux.resources', async () => {
     const rt = new Runtime({ root });
     const b = bundle(
