@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'tsup';
 
@@ -12,6 +13,17 @@ const LAZY: Record<string, string> = {
   net: fileURLToPath(new URL('./src/lazy/net.ts', import.meta.url)),
   dgram: fileURLToPath(new URL('./src/lazy/dgram.ts', import.meta.url)),
 };
+
+// The image, network and VM packages go to a second bundle, dist/more.cjs (src/more.ts), loaded
+// at first use by src/more-link.ts; in it, @berth/sys and @berth/spec are dist/cli.cjs's own,
+// handed over as `__berthCore` (the bundles' function takes it as a sixth argument)
+const MORE = new Set(['@berth/image', '@berth/network', '@berth/vm']);
+const CORE = new Set(['@berth/sys', '@berth/spec']);
+const moreEntry = fileURLToPath(new URL('./src/more.ts', import.meta.url));
+const moreLink = fileURLToPath(new URL('./src/more-link.ts', import.meta.url));
+const moreDirs = ['image', 'network', 'vm'].map((p) =>
+  fileURLToPath(new URL(`../../packages/${p}/`, import.meta.url)),
+);
 
 // `berth --version` (src/version.ts): read here, at build time, never written as literals
 const { version } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
@@ -30,9 +42,9 @@ export default defineConfig({
     __BERTH_OCI_VERSION__: JSON.stringify(OCI_VERSION),
     __BERTH_COMMIT__: JSON.stringify(commit),
   },
-  // dist/cli.cjs: the CLI, one file that runs on its own; dist/berth.cjs (the `berth` bin) runs
-  // it compiled with a V8 code cache (src/boot.ts)
-  entry: { cli: 'src/cli.ts', berth: 'src/boot.ts' },
+  // dist/cli.cjs: the CLI, one file that runs with dist/more.cjs beside it; dist/berth.cjs (the
+  // `berth` bin) runs it compiled with a V8 code cache (src/boot.ts, src/code-cache.ts)
+  entry: { cli: 'src/cli.ts', berth: 'src/boot.ts', more: 'src/more.ts' },
   // One CommonJS file with berth's own packages inside: Node's ESM loader
   // resolves and links every module separately, and that showed as ~20 ms of
   // every command's start-up. Commands are still evaluated only when they run.
@@ -52,7 +64,7 @@ export default defineConfig({
     // Node's module wrapper would have to concatenate is copied once more by V8: 600 KB of
     // fresh memory): run by `node dist/cli.cjs` (`this` is module.exports) it calls itself.
     options.banner = {
-      js: `(function(main){return this===globalThis?main:main.call(this,exports,require,module,__filename,__dirname)}).call(this,function(exports,require,module,__filename,__dirname){`,
+      js: `(function(main){return this===globalThis?main:main.call(this,exports,require,module,__filename,__dirname)}).call(this,function(exports,require,module,__filename,__dirname,__berthCore){`,
     };
     options.footer = { js: '});' };
   },
@@ -66,6 +78,39 @@ export default defineConfig({
   // native addon: loaded from node_modules, and only when a command needs it
   external: ['koffi'],
   esbuildPlugins: [
+    {
+      name: 'more-bundle',
+      setup(build) {
+        build.onResolve({ filter: /^@berth\// }, async (args) => {
+          if (args.pluginData === 'more') return undefined;
+          // src/more.ts require()s each package, to evaluate it at first use: resolved as the
+          // ESM import it is (the packages export only `import`)
+          if (args.importer === moreEntry)
+            return build.resolve(args.path, {
+              kind: 'import-statement',
+              resolveDir: args.resolveDir,
+              pluginData: 'more',
+            });
+          const inMore = moreDirs.some((d) => args.importer.startsWith(d));
+          if (inMore && MORE.has(args.path)) return undefined;
+          if (inMore) {
+            if (CORE.has(args.path)) return { path: args.path, namespace: 'berth-core' };
+            // a second copy of a package in dist/more.cjs would be a second module state
+            return { errors: [{ text: `${args.path}: not given to dist/more.cjs (tsup.config.ts CORE)` }] };
+          }
+          return MORE.has(args.path) ? { path: args.path, namespace: 'berth-more' } : undefined;
+        });
+        build.onLoad({ filter: /.*/, namespace: 'berth-more' }, (args) => ({
+          contents: `module.exports = require(${JSON.stringify(moreLink)}).loadMore()[${JSON.stringify(args.path.slice('@berth/'.length))}]();`,
+          loader: 'js',
+          resolveDir: dirname(moreLink),
+        }));
+        build.onLoad({ filter: /.*/, namespace: 'berth-core' }, (args) => ({
+          contents: `if (typeof __berthCore !== 'object') throw new Error('dist/more.cjs is loaded by dist/cli.cjs, not on its own');\nmodule.exports = __berthCore[${JSON.stringify(args.path)}];`,
+          loader: 'js',
+        }));
+      },
+    },
     {
       name: 'lazy-builtins',
       setup(build) {

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI } from './helpers.js';
+import { CLI, Sandbox } from './helpers.js';
 
 // a private copy of the bundle and its loader: the cache is written beside them
 const dir = mkdtempSync(join(tmpdir(), 'berth-code-cache-'));
@@ -29,15 +29,18 @@ copyFileSync(
   join(dir, 'berth.cjs'),
 );
 const cache = join(dir, 'cli.cjs.cache');
+// the second bundle (the image, network and VM code), beside the first
+const more = join(dirname(CLI), 'more.cjs');
+copyFileSync(more, join(dir, 'more.cjs'));
 
 const berth = (...args: string[]) =>
   spawnSync(process.execPath, [join(dir, 'berth.cjs'), ...args], { encoding: 'utf8' });
 
 /** The commands the cache was made for (its header), or undefined when there is none. */
-function cachedCommands(): string[] | undefined {
+function cachedCommands(file = cache): string[] | undefined {
   let buf: Buffer;
   try {
-    buf = readFileSync(cache);
+    buf = readFileSync(file);
   } catch {
     return undefined;
   }
@@ -110,5 +113,47 @@ describe('the code cache of the berth bin', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^berth version /);
     expect(cachedCommands()).toEqual(['']); // made again, for this command
+  });
+
+  it('dist/more.cjs, the image, network and VM code, is read only by a command that uses it, with a cache of its own', () => {
+    const sb = new Sandbox();
+    // a copy beside the build (the launcher's source is found from there, and trusted)
+    const own = mkdtempSync(join(dirname(CLI), '.more-test-'));
+    const bin = (...args: string[]) =>
+      spawnSync(process.execPath, [join(own, 'berth.cjs'), ...args], { encoding: 'utf8' });
+    try {
+      for (const f of ['cli.cjs', 'berth.cjs']) copyFileSync(join(dir, f), join(own, f));
+      const moreCache = join(own, 'more.cjs.cache');
+      const bundle = sb.bundle((c) => {
+        c.process.args = ['true'];
+      });
+      const run = (id: string) => bin('--root', sb.root, 'run', '-b', bundle, id);
+      // without it: a container from a bundle runs all the same
+      const r = run(sb.id('nomore'));
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      // a command that needs it says which file is missing
+      const missing = bin('features');
+      expect(missing.status).toBe(1);
+      expect(missing.stderr).toContain(
+        `cannot load ${join(own, 'more.cjs')} (the CLI's image, network and VM code)`,
+      );
+      // with it: the VM backend's probe runs from it, and it gets a cache of its own
+      copyFileSync(more, join(own, 'more.cjs'));
+      const features = bin('features');
+      expect(features.stderr).toBe('');
+      expect(features.status).toBe(0);
+      expect(JSON.parse(features.stdout).annotations).toHaveProperty(['org.berth.backend.vm.honours']);
+      expect(cachedCommands(moreCache)).toEqual(['features']);
+      expect(statSync(moreCache).mode & 0o022).toBe(0);
+      // a run from a bundle still never reads it: no cache of it for `run`
+      expect(run(sb.id('withmore')).status).toBe(0);
+      expect(existsSync(join(own, 'more.cjs.run.cache'))).toBe(false);
+      expect(existsSync(join(own, 'cli.cjs.run.cache'))).toBe(true);
+      expect(sb.mounts()).toEqual([]);
+    } finally {
+      sb.cleanup();
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 });

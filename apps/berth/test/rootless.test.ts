@@ -23,7 +23,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI } from './helpers.js';
@@ -94,7 +94,7 @@ function makeUser(withRanges: boolean): TestUser {
 
 /**
  * The CLI as the test users can run it, in a root-owned directory nobody else may write (so both
- * users trust the launcher it finds): a copy of the bundle, which needs koffi and @berth/sys (its
+ * users trust the launcher it finds): a copy of the bundles, which needs koffi and @berth/sys (its
  * launcher) from node_modules (NODE_PATH): the repository's when the users can read it, else
  * copies of those two.
  */
@@ -106,6 +106,9 @@ function prepareCli(user: TestUser): void {
   cliCopy = join(cliDir, 'cli.cjs');
   copyFileSync(CLI, cliCopy);
   chmodSync(cliCopy, 0o644);
+  // its second bundle (the image, network and VM code), which it reads from beside itself
+  copyFileSync(join(dirname(CLI), 'more.cjs'), join(cliDir, 'more.cjs'));
+  chmodSync(join(cliDir, 'more.cjs'), 0o644);
   const sys = realpathSync(join(NODE_MODULES, '@berth', 'sys'));
   const readable = spawnSync('setpriv', [
     `--reuid=${user.uid}`,

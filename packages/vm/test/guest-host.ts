@@ -16,7 +16,7 @@ import {
   statSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PlanStep } from '@berth/sys';
 import { expect } from 'vitest';
@@ -153,11 +153,11 @@ export async function runInGuest(run: GuestRun): Promise<GuestResult> {
   const dir = mkdtempSync(join(tmpdir(), `berth-${run.name}-`));
   let vm: Vm | undefined;
   try {
-    // a copy of the CLI the guest reads from the share (a rebuild on the host cannot pull it away mid-run)
-    copyFileSync(
-      process.env['BERTH_TEST_CLI'] ?? join(REPO, 'apps/berth/dist/cli.cjs'),
-      join(dir, 'cli.cjs'),
-    );
+    // a copy of the CLI the guest reads from the share (a rebuild on the host cannot pull it away
+    // mid-run): its bundle, and beside it the second one (the image, network and VM code)
+    const cli = process.env['BERTH_TEST_CLI'] ?? join(REPO, 'apps/berth/dist/cli.cjs');
+    copyFileSync(cli, join(dir, 'cli.cjs'));
+    copyFileSync(join(dirname(cli), 'more.cjs'), join(dir, 'more.cjs'));
     const log = openSync(join(dir, 'vitest.log'), 'w');
     const started = Date.now();
     try {
