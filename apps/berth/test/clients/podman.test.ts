@@ -53,6 +53,8 @@ function podman(args: string[], input?: string) {
   const r = spawnSync('podman', [...podmanArgs(), ...args], {
     encoding: 'utf8',
     env: ENV,
+    // conmon marks an OOM kill with an empty file `oom` in its working directory: this one's own
+    cwd: dir,
     timeout: 90_000,
     ...(input !== undefined ? { input } : { stdio: ['ignore', 'pipe', 'pipe'] }),
   });
