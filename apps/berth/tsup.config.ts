@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,8 +37,12 @@ try {
   }).trim();
 } catch {}
 
+// one build's two bundles know each other: dist/more.cjs from another build is an error
+const build = randomBytes(8).toString('hex');
+
 export default defineConfig({
   define: {
+    __BERTH_BUILD__: JSON.stringify(build),
     __BERTH_VERSION__: JSON.stringify(version),
     __BERTH_OCI_VERSION__: JSON.stringify(OCI_VERSION),
     __BERTH_COMMIT__: JSON.stringify(commit),

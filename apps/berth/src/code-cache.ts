@@ -2,13 +2,23 @@
 // and VM code that only some commands load): each is compiled with a cache kept beside it, which
 // is trusted exactly as the bundle is: it is used only when it is owned by the bundle's owner and
 // writable by nobody else, and it is written only where the bundle is (a user who cannot write
-// there runs without one). V8 checks that it belongs to this source, V8 version and flags, and
-// rejects it otherwise; then it is made again. It grows to cover each command the first time
+// there runs without one). It is used only for the bundle file it was made from (its inode,
+// size, mtime and ctime, in the cache's header: see sourceId), and V8 checks its own version
+// and flags; otherwise it is made again. It grows to cover each command the first time
 // that command runs. The container lifecycle commands (what containerd runs for every
 // container) each have a cache of their own: V8 deserializes a whole cache at every start, and
 // `state` or `kill` needs half of what the commands together compile. Only node: builtins that
 // Node has loaded already at start are used here.
-import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  openSync,
+  readSync,
+  renameSync,
+  type Stats,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { Script } from 'node:vm';
 
 const MAGIC = 'BERTHCC1';
@@ -49,7 +59,17 @@ function readAll(fd: number, buf: Buffer): Buffer {
   }
 }
 
-function readCache(cacheFile: string, ownerUid: number, scratch: Buffer): Cache {
+/**
+ * The bundle file a cache was made from: V8 checks a cache against the source's length only
+ * (and its own version and flags), so a bundle changed in place to one of the same length (a
+ * version bump from 0.1.0 to 0.1.1, say) would otherwise run the old build's cached code. A
+ * new install or build is a new inode, an edit moves the ctime, which no user can set back.
+ */
+function sourceId(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+function readCache(cacheFile: string, ownerUid: number, scratch: Buffer, source: string): Cache {
   const none: Cache = { commands: [], data: undefined };
   let fd: number;
   try {
@@ -63,7 +83,11 @@ function readCache(cacheFile: string, ownerUid: number, scratch: Buffer): Cache 
     const buf = readAll(fd, st.size < scratch.length ? scratch : Buffer.allocUnsafe(st.size + 1));
     if (buf.toString('latin1', 0, 8) !== MAGIC || buf.length < 12) return none;
     const headerLength = buf.readUInt32LE(8);
-    const header = JSON.parse(buf.toString('utf8', 12, 12 + headerLength)) as { commands?: unknown };
+    const header = JSON.parse(buf.toString('utf8', 12, 12 + headerLength)) as {
+      commands?: unknown;
+      source?: unknown;
+    };
+    if (header.source !== source) return none; // made from another bundle file
     const commands = Array.isArray(header.commands)
       ? header.commands.filter((c) => typeof c === 'string')
       : [];
@@ -75,12 +99,12 @@ function readCache(cacheFile: string, ownerUid: number, scratch: Buffer): Cache 
   }
 }
 
-function writeCache(cacheFile: string, script: Script, commands: string[]): void {
+function writeCache(cacheFile: string, script: Script, commands: string[], source: string): void {
   const tmp = `${cacheFile}.${process.pid}.tmp`;
   let fd: number | undefined;
   try {
     const data = script.createCachedData();
-    const header = Buffer.from(JSON.stringify({ commands }));
+    const header = Buffer.from(JSON.stringify({ commands, source }));
     const head = Buffer.alloc(12);
     head.write(MAGIC, 0, 'latin1');
     head.writeUInt32LE(header.length, 8);
@@ -115,10 +139,11 @@ export function compileCached(file: string, command: string): Script {
   // Read as latin1: esbuild writes ASCII-only code (it escapes every other character in strings),
   // so other bytes can only be in comments. A one-byte string is half the memory of the two-byte
   // one a single "→" in a comment would make, and V8 keeps it for the functions it compiles late.
-  const source = bytes.toString('latin1');
+  const text = bytes.toString('latin1');
   const cacheFile = OWN_CACHE.has(command) ? `${file}.${command}.cache` : `${file}.cache`;
-  const cache = readCache(cacheFile, st.uid, bytes);
-  const script = new Script(source, {
+  const source = sourceId(st);
+  const cache = readCache(cacheFile, st.uid, bytes, source);
+  const script = new Script(text, {
     filename: file,
     ...(cache.data ? { cachedData: cache.data } : {}),
   });
@@ -126,7 +151,7 @@ export function compileCached(file: string, command: string): Script {
   if (stale || !cache.commands.includes(command)) {
     const commands = stale ? [command] : [...cache.commands, command];
     // at exit: the cache then also holds every function this command compiled
-    process.once('exit', () => writeCache(cacheFile, script, commands));
+    process.once('exit', () => writeCache(cacheFile, script, commands, source));
   }
   return script;
 }

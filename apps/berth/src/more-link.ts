@@ -8,8 +8,11 @@ import * as spec from '@berth/spec';
 import * as sys from '@berth/sys';
 import { commandOf, compileCached } from './code-cache.js';
 
-/** What dist/more.cjs exports: each package, evaluated at the first call. */
+declare const __BERTH_BUILD__: string;
+
+/** What dist/more.cjs exports: its build, and each package, evaluated at the first call. */
 export interface More {
+  build: string;
   image: () => typeof import('@berth/image');
   network: () => typeof import('@berth/network');
   vm: () => typeof import('@berth/vm');
@@ -44,6 +47,13 @@ export function loadMore(): More {
   const mod = { exports: {} as More };
   const core: CoreModules = { '@berth/sys': sys, '@berth/spec': spec };
   fn.call(mod.exports, mod.exports, createRequire(file), mod, file, dirname(file), core);
+  // the two bundles of one install are one build: a copy from another would call into a
+  // different @berth/sys and @berth/spec than it was built with
+  if (mod.exports.build !== __BERTH_BUILD__)
+    throw new sys.BerthError(
+      `${file} is from another build of berth than ${join(__dirname, 'cli.cjs')}; reinstall @berth/cli`,
+      { code: 'EINSTALL', path: file },
+    );
   more = mod.exports;
   return more;
 }

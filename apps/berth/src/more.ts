@@ -7,6 +7,11 @@
 // Each package is evaluated at its first use, as it was in one bundle: a `run IMAGE` never
 // evaluates the VM code (nor loads node:zlib for it).
 
+declare const __BERTH_BUILD__: string;
+
+/** The build this bundle is from (tsup.config.ts): dist/cli.cjs loads only its own build's. */
+export const build: string = __BERTH_BUILD__;
+
 /** @berth/image, evaluated at the first call. */
 export const image = (): typeof import('@berth/image') => require('@berth/image');
 /** @berth/network, evaluated at the first call. */

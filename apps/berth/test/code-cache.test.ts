@@ -150,10 +150,35 @@ describe('the code cache of the berth bin', () => {
       expect(run(sb.id('withmore')).status).toBe(0);
       expect(existsSync(join(own, 'more.cjs.run.cache'))).toBe(false);
       expect(existsSync(join(own, 'cli.cjs.run.cache'))).toBe(true);
+      // one from another build (its build id, a 16-digit hex string both bundles hold, changed)
+      const source = readFileSync(more, 'latin1');
+      const id = source.match(/"([0-9a-f]{16})"/g)?.find((m) => readFileSync(CLI, 'latin1').includes(m));
+      expect(id).toBeDefined();
+      const other = id!.replace(/"(.)/, (_, c: string) => `"${c === '0' ? '1' : '0'}`);
+      writeFileSync(join(own, 'more.cjs'), source.replace(id!, other));
+      const mixed = bin('features');
+      expect(mixed.status).toBe(1);
+      expect(mixed.stderr).toContain(`${join(own, 'more.cjs')} is from another build of berth than`);
       expect(sb.mounts()).toEqual([]);
     } finally {
       sb.cleanup();
       rmSync(own, { recursive: true, force: true });
     }
+  });
+
+  it('is never used for a bundle changed in place, even to one of the same length (V8 checks only the length)', () => {
+    expect(berth('--version').stdout).toMatch(/^berth version /);
+    const before = readFileSync(join(dir, 'cli.cjs'), 'latin1');
+    // src/version.ts's VERSION (names are not minified), one digit changed: the same length
+    const m = before.match(/\bVERSION="\d+\.\d+\.\d+"/);
+    expect(m).not.toBeNull();
+    const version = m![0].slice('VERSION='.length);
+    const other = version.replace(/\d/, (d) => String((Number(d) + 1) % 10));
+    writeFileSync(join(dir, 'cli.cjs'), before.replace(version, other), 'latin1');
+    expect(readFileSync(join(dir, 'cli.cjs')).length).toBe(Buffer.byteLength(before, 'latin1'));
+    const r = berth('--version');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`berth version ${JSON.parse(other)}`);
+    writeFileSync(join(dir, 'cli.cjs'), before, 'latin1');
   });
 });
