@@ -27,6 +27,25 @@ describe('the launcher through posix_spawn (the library default)', () => {
     await rt.close();
     expect(leftovers([id])).toEqual([]);
   });
+  it('the container starts with no signal ignored nor blocked, whichever way the launcher was spawned (as under runc)', async () => {
+    // glibc's posix_spawn leaves its internal signals 32 and 33 ignored in the child: an ignored
+    // signal stays ignored across execve, so the launcher puts every signal back to its default
+    for (const spawn of ['posix_spawn', 'fork'] as const) {
+      const rt = new Runtime({ root, spawn });
+      const id = `spawn-${tag}-sig-${spawn}`;
+      const outFile = join(dir, `sig-${tag}-${spawn}`);
+      const out = openSync(outFile, 'w');
+      try {
+        const b = bundle(['busybox', 'grep', '-E', '^Sig(Ign|Blk):', '/proc/self/status']);
+        expect(await rt.run(id, b, { stdio: ['ignore', out, 'inherit'] })).toBe(0);
+      } finally {
+        closeSync(out);
+        await rt.close();
+      }
+      expect(readFileSync(outFile, 'utf8')).toBe('SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n');
+      expect(leftovers([id])).toEqual([]);
+    }
+  });
 });
 
 describe('prepared containers', () => {

@@ -1090,6 +1090,21 @@ static void run_sealed(char **argv) {
   die(-1, "execveat (sealed launcher copy)", errno);
 }
 
+/*
+ * Every signal back to its default disposition. An ignored signal stays ignored across
+ * execve, and the container's process must start as under runc or crun, with none ignored:
+ * glibc's posix_spawn (library mode starts the launcher with it) leaves glibc's internal
+ * signals 32 and 33 ignored in the child, and a caller may have ignored others. Through the
+ * system call: musl's sigaction refuses its own internal signals (32-34).
+ */
+static void default_signals(void) {
+  struct {
+    unsigned long handler, flags, restorer, mask;
+  } dfl = {0, 0, 0, 0}; /* the kernel's struct sigaction (x86_64, aarch64): SIG_DFL, no flags, empty mask */
+  for (int sig = 1; sig <= 64; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--version") == 0) {
     printf("berth-launcher plan v%d\n", PLAN_VERSION);
@@ -1103,6 +1118,7 @@ int main(int argc, char **argv) {
   sync_fd = atoi(sf);
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die(-1, "prctl PR_SET_DUMPABLE", errno);
   run_sealed(argv);
+  default_signals();
   int plan_fd = atoi(pf);
   fcntl(sync_fd, F_SETFD, FD_CLOEXEC);
   signal(SIGPIPE, SIG_IGN);
