@@ -549,8 +549,21 @@ export class Runtime {
       }
       await waitGone(made.pid, undefined, 5000);
     }
-    made.launched?.process.kill('SIGKILL');
-    made.launched?.detach();
+    const launched = made.launched;
+    if (launched) {
+      launched.process.kill('SIGKILL');
+      // gone before the create's error is reported: a failed create leaves no process behind
+      // (a launcher killed while it starts may still be exiting a moment later)
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        launched.exited.catch(() => 0),
+        new Promise((r) => {
+          timer = setTimeout(r, 5000);
+        }),
+      ]);
+      clearTimeout(timer);
+      launched.detach();
+    }
     if (options.network)
       await detachNetwork(id, options.network).catch((err: Error) => this.warn(`cleanup: ${err.message}`));
     // only a cgroup of the container's own is emptied and removed

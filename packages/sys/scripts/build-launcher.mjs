@@ -123,6 +123,57 @@ export function buildLauncher({ native, outFile, arch, cc }) {
   return { sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
 }
 
+/**
+ * Compiles native/spawn-addon.c, the Node-API addon through which a CLI command starts the
+ * launcher with posix_spawn (src/handles.ts), for this machine with its C compiler (glibc: it
+ * is loaded into node), as reproducibly as the launcher. Undefined without a compiler.
+ */
+export function buildSpawnAddon({ native, outFile, cc = 'cc' }) {
+  const work = mkdtempSync(join(tmpdir(), 'berth-addon-build-'));
+  try {
+    const tmp = join(work, 'spawn.node');
+    const r = spawnSync(
+      cc,
+      [
+        '-shared',
+        '-fPIC',
+        '-O2',
+        '-Wall',
+        '-s',
+        '-Wl,--build-id=none',
+        `-ffile-prefix-map=${resolve(native)}=native`,
+        `-ffile-prefix-map=${work}=build`,
+        '-frandom-seed=berth-spawn-addon',
+        '-o',
+        tmp,
+        join(resolve(native), 'spawn-addon.c'),
+      ],
+      {
+        encoding: 'utf8',
+        cwd: work,
+        env: { ...process.env, SOURCE_DATE_EPOCH: process.env.SOURCE_DATE_EPOCH ?? '0', LC_ALL: 'C' },
+      },
+    );
+    if (r.error?.code === 'ENOENT') return undefined;
+    if (r.status !== 0 || !existsSync(tmp))
+      throw new Error(
+        `cannot build the spawn addon with ${cc}: ${r.error ? r.error.message : (r.stderr || '').trim()}`,
+      );
+    if (r.stderr.trim()) process.stderr.write(r.stderr);
+    chmodSync(tmp, 0o755);
+    renameSync(tmp, outFile);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  const bytes = readFileSync(outFile);
+  const version = spawnSync(cc, ['-dumpversion'], { encoding: 'utf8' }).stdout.trim();
+  return {
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    size: bytes.length,
+    compiler: `${cc} ${version}`.trim(),
+  };
+}
+
 /** Builds every target that has a compiler here into `out`; writes `out/launcher.json`. */
 export function buildPrebuilt({ native = join(here, '..', 'native'), out = join(here, '..', 'dist') } = {}) {
   mkdirSync(out, { recursive: true });
@@ -139,7 +190,14 @@ export function buildPrebuilt({ native = join(here, '..', 'native'), out = join(
     const version = spawnSync(cc, ['-dumpversion'], { encoding: 'utf8' }).stdout.trim();
     launchers[arch] = { file, sha256, size, compiler: `${cc.split('/').pop()} ${version}`.trim() };
   }
-  const manifest = { format: 1, launchers };
+  // the spawn addon: this machine only (it is loaded into this machine's node)
+  const addons = {};
+  if (HOST) {
+    const file = `spawn-${HOST}.node`;
+    const built = buildSpawnAddon({ native, outFile: join(out, file) });
+    if (built) addons[HOST] = { file, ...built };
+  }
+  const manifest = { format: 1, launchers, addons };
   const tmp = join(out, `launcher.json.${process.pid}.tmp`);
   writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
   renameSync(tmp, join(out, 'launcher.json'));
@@ -155,7 +213,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     ...(opt('--native') ? { native: opt('--native') } : {}),
     ...(opt('--out') ? { out: opt('--out') } : {}),
   });
-  for (const l of Object.values(manifest.launchers))
+  for (const l of [...Object.values(manifest.launchers), ...Object.values(manifest.addons)])
     console.log(`built ${l.file} (${l.size} bytes, ${l.compiler}) sha256 ${l.sha256}`);
   for (const arch of skipped)
     console.warn(

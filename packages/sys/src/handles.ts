@@ -6,6 +6,7 @@
 // not deprecated at run time for these modules); wherever they are missing, changed, or
 // deprecated at run time, `nodeHandles()` answers null and callers use the public modules.
 import { spawn } from 'node:child_process';
+import { closeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { BerthError, errnoName } from './errors.js';
 
@@ -239,11 +240,51 @@ export interface HandleProcess {
 }
 
 /**
+ * berth's spawn addon (native/spawn-addon.c): posix_spawn, a socket pair and a waitpid of one
+ * pid, for a Node process that has not loaded koffi (the CLI).
+ */
+export interface SpawnAddon {
+  /** The pid, or -errno; `fds[i]` becomes fd i (-1: /dev/null for 0-2, else closed), all else is closed. */
+  spawn(path: string, argv: string[], envp: string[], fds: number[], setsid: boolean): number;
+  /** Two connected CLOEXEC Unix stream sockets, or -errno. */
+  socketpair(): [number, number] | number;
+  /** `pid`'s wait status once it has exited, -1 while it runs, or -errno. */
+  reap(pid: number): number;
+}
+
+const loadedAddons = new Map<string, SpawnAddon | null>();
+
+/**
+ * The addon at `file` (which the caller has verified: see prebuiltSpawnAddon), loaded once with
+ * process.dlopen; null where it does not load here (another C library, another Node ABI) or is
+ * not what this module knows.
+ */
+export function loadSpawnAddon(file: string): SpawnAddon | null {
+  let addon = loadedAddons.get(file);
+  if (addon !== undefined) return addon;
+  addon = null;
+  try {
+    const m = { exports: {} as Record<string, unknown> };
+    process.dlopen(m, file);
+    if (['spawn', 'socketpair', 'reap'].every((f) => typeof m.exports[f] === 'function'))
+      addon = m.exports as unknown as SpawnAddon;
+  } catch {
+    // libuv's spawn then
+  }
+  loadedAddons.set(file, addon);
+  return addon;
+}
+
+/**
  * Starts `file` as libuv does for child_process.spawn (fork and exec, in a new session when
  * `detached`), with `fds[i]` as its fd i ('ignore': none) and, after those, one new socket
  * pair per `channels`, whose other ends are returned. A program that cannot be run is not
  * thrown here but, as child_process reports it, later: `exited` rejects (naming it and the
- * errno) and the channels close.
+ * errno) and the channels close. With `addon`, an absolute `file` is started with posix_spawn
+ * instead of a fork (see native/spawn-addon.c): the same fds and no other, nothing blocked,
+ * signals at their defaults except glibc's internal 32 and 33, which posix_spawn leaves
+ * ignored (the launcher resets them: use it for the launcher); its exit is seen on SIGCHLD
+ * (and polled every 500 ms should one be missed).
  */
 export function spawnWithHandles(
   h: NodeHandles,
@@ -255,7 +296,12 @@ export function spawnWithHandles(
   detached: boolean,
   /** what `file` is, in a spawn error ("cannot run the launcher: spawn … ENOENT") */
   what = 'the launcher',
+  addon?: SpawnAddon | null,
 ): { process: HandleProcess; channels: HandleChannel[] } {
+  if (addon && file.startsWith('/')) {
+    const spawned = spawnWithAddon(h, addon, file, args, env, fds, channels, detached, what);
+    if (spawned) return spawned;
+  }
   const pipes = Array.from({ length: channels }, () => new h.Pipe(h.SOCKET));
   const stdio = [
     ...fds.map((fd) => (fd === 'ignore' ? { type: 'ignore' } : { type: 'fd', fd })),
@@ -301,6 +347,145 @@ export function spawnWithHandles(
     },
     channels: ends,
   };
+}
+
+/** spawnWithHandles through the addon; undefined when no socket pair can be made (libuv then). */
+function spawnWithAddon(
+  h: NodeHandles,
+  addon: SpawnAddon,
+  file: string,
+  args: string[],
+  env: string[],
+  fds: ReadonlyArray<number | 'ignore'>,
+  channels: number,
+  detached: boolean,
+  what: string,
+): { process: HandleProcess; channels: HandleChannel[] } | undefined {
+  const pairs: Array<[number, number]> = [];
+  for (let i = 0; i < channels; i++) {
+    const p = addon.socketpair();
+    if (typeof p === 'number') {
+      for (const q of pairs) for (const fd of q) closeSync(fd);
+      return undefined;
+    }
+    pairs.push(p);
+  }
+  let settle!: (exit: { code: number | null; signal: NodeJS.Signals | null }) => void;
+  let fail!: (e: Error) => void;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    settle = resolve;
+    fail = reject;
+  });
+  let alive = true;
+  const reaped = (status: number) => {
+    alive = false;
+    if (status < 0)
+      settle({ code: 255, signal: null }); // reaped by someone else: its status is lost
+    else if ((status & 0x7f) === 0) settle({ code: (status >> 8) & 0xff, signal: null });
+    else settle({ code: null, signal: signalName(status & 0x7f) });
+  };
+  const pid = addon.spawn(
+    file,
+    [file, ...args],
+    env,
+    [...fds.map((fd) => (fd === 'ignore' ? -1 : fd)), ...pairs.map((p) => p[1])],
+    detached,
+  );
+  for (const p of pairs) closeSync(p[1]);
+  if (pid <= 0) {
+    alive = false;
+    for (const p of pairs) closeSync(p[0]);
+    fail(spawnError(what, file, pid));
+    const ends = pairs.map(() => new HandleChannel(h, new h.Pipe(h.SOCKET)));
+    for (const c of ends) c.destroy();
+    return { process: { pid: undefined, exited, kill: () => false, unref: () => {} }, channels: ends };
+  }
+  const child: AddonChild = { pid, addon, ref: true, reaped };
+  watch(child);
+  const ends: HandleChannel[] = [];
+  for (const p of pairs) {
+    const c = channelFromFd(h, p[0]);
+    if (c) ends.push(c);
+    else {
+      closeSync(p[0]);
+      const dead = new HandleChannel(h, new h.Pipe(h.SOCKET));
+      dead.destroy();
+      ends.push(dead);
+    }
+  }
+  return {
+    process: {
+      pid,
+      exited,
+      kill: (signal: NodeJS.Signals | number = 'SIGTERM') => {
+        if (!alive) return false; // reaped: its pid may be another process's now
+        const n = typeof signal === 'number' ? signal : osConstants.signals[signal];
+        if (n === undefined) return false;
+        try {
+          process.kill(pid, n);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      unref: () => {
+        child.ref = false;
+        refresh();
+      },
+    },
+    channels: ends,
+  };
+}
+
+/** A child started through the addon, until it is reaped. */
+interface AddonChild {
+  pid: number;
+  addon: SpawnAddon;
+  /** Holds the event loop while it runs (HandleProcess.unref: no longer). */
+  ref: boolean;
+  reaped: (status: number) => void;
+}
+
+// One SIGCHLD listener and one timer for every child started through the addon: each SIGCHLD
+// (any child's, libuv's own too) polls the pending ones by pid, and the timer polls every 500 ms
+// should a signal be missed; it holds the event loop while a ref'd child runs.
+const pendingChildren = new Map<number, AddonChild>();
+let reapTimer: NodeJS.Timeout | undefined;
+
+function watch(child: AddonChild): void {
+  if (pendingChildren.size === 0) process.on('SIGCHLD', reapChildren);
+  pendingChildren.set(child.pid, child);
+  refresh();
+  reapChildren(); // it may have ended before the listener was there
+}
+
+function reapChildren(): void {
+  for (const c of [...pendingChildren.values()]) {
+    const status = c.addon.reap(c.pid);
+    if (status === -1) continue;
+    pendingChildren.delete(c.pid);
+    c.reaped(status);
+  }
+  refresh();
+}
+
+function refresh(): void {
+  if (pendingChildren.size === 0) {
+    process.removeListener('SIGCHLD', reapChildren);
+    if (reapTimer) clearInterval(reapTimer);
+    reapTimer = undefined;
+    return;
+  }
+  reapTimer ??= setInterval(reapChildren, 500);
+  if ([...pendingChildren.values()].some((c) => c.ref)) reapTimer.ref();
+  else reapTimer.unref();
+}
+
+/** A signal's name from its number (SIGKILL for 9). */
+function signalName(n: number): NodeJS.Signals {
+  for (const [name, value] of Object.entries(osConstants.signals))
+    if (value === n) return name as NodeJS.Signals;
+  return `SIG${n}` as NodeJS.Signals;
 }
 
 function spawnError(what: string, file: string, err: number): BerthError {

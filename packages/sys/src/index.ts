@@ -45,7 +45,7 @@ export {
   unlinkat,
   utimensat,
 } from './fs.js';
-export { type CapturedOutput, captureOutput } from './handles.js';
+export { type CapturedOutput, captureOutput, type SpawnAddon } from './handles.js';
 export {
   compileLauncher,
   isTrusted,
@@ -59,7 +59,9 @@ export {
   launcherSource,
   type PrebuiltLauncher,
   prebuiltLauncher,
+  prebuiltSpawnAddon,
   type StdioEntry,
+  spawnAddon,
 } from './launcher.js';
 export { type LockOptions, lockName, ProcessLock, withProcessLock, writeFileAtomic } from './lock.js';
 export {

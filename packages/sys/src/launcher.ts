@@ -20,8 +20,16 @@ import { homedir, constants as osConstants, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import type * as WorkerThreads from 'node:worker_threads';
 import { BerthError, errnoName, strerror } from './errors.js';
-import { channelFromFd, type HandleChannel, nodeHandles, spawnWithHandles } from './handles.js';
+import {
+  channelFromFd,
+  type HandleChannel,
+  loadSpawnAddon,
+  nodeHandles,
+  type SpawnAddon,
+  spawnWithHandles,
+} from './handles.js';
 import { writeFileAtomic } from './lock.js';
 import { describeStep, encodePlan, type PlanStep } from './plan.js';
 import { openDevNull, type SpawnedProcess, type Spawner, socketFromFd } from './spawn.js';
@@ -202,6 +210,9 @@ export class Launch {
         ],
         2,
         true, // its own session: terminal signals reach the caller only, who forwards them once
+        'the launcher',
+        // posix_spawn rather than a fork of this whole process, where the addon is given
+        options.launcher === undefined ? spawnAddon() : null,
       );
       const [plan, sync] = spawned.channels as [HandleChannel, HandleChannel];
       this.process = {
@@ -550,6 +561,30 @@ export function launcherPath(): string {
   return cachedPath;
 }
 
+let addonLoaded: SpawnAddon | null | undefined;
+
+/**
+ * The prebuilt spawn addon (see prebuiltSpawnAddon), loaded once; null where there is none, it
+ * is not trusted or does not load, and in a worker thread (which never sees SIGCHLD).
+ */
+export function spawnAddon(): SpawnAddon | null {
+  if (addonLoaded === undefined) {
+    addonLoaded = null;
+    const file = onMainThread() ? prebuiltSpawnAddon() : undefined;
+    if (file) addonLoaded = loadSpawnAddon(file);
+  }
+  return addonLoaded;
+}
+
+/** Whether this is the main thread, without loading node:worker_threads (~3 ms) where it is not loaded. */
+function onMainThread(): boolean {
+  const loaded = (process as { moduleLoadList?: unknown }).moduleLoadList;
+  if (!Array.isArray(loaded)) return false;
+  // a worker thread's bootstrap loads it; a main thread that has not loaded it is not one
+  if (!loaded.includes('NativeModule worker_threads')) return true;
+  return (createRequire(import.meta.url)('node:worker_threads') as typeof WorkerThreads).isMainThread;
+}
+
 /** Node's process.arch → the machine name in the prebuilt launcher's file name. */
 const MACHINE: Partial<Record<string, string>> = { x64: 'x86_64', arm64: 'aarch64' };
 
@@ -573,12 +608,26 @@ export interface PrebuiltLauncher {
  * stamp beside it records as verified (see readStamp).
  */
 export function prebuiltLauncher(dir: string = join(packageDir(), 'dist')): string | undefined {
+  return verifiedPrebuilt(dir, 'launchers', /^launcher-[a-z0-9_]+$/);
+}
+
+/**
+ * The prebuilt spawn addon for this machine in `dir` (default: this package's dist/;
+ * native/spawn-addon.c, loaded by src/handles.ts), verified as the prebuilt launcher is:
+ * its sha256 in `launcher.json`, a trusted owner and directories. Undefined where there is
+ * none or it is not trusted: the launcher is then started through libuv.
+ */
+export function prebuiltSpawnAddon(dir: string = join(packageDir(), 'dist')): string | undefined {
+  return verifiedPrebuilt(dir, 'addons', /^spawn-[a-z0-9_]+\.node$/);
+}
+
+function verifiedPrebuilt(dir: string, kind: 'launchers' | 'addons', name: RegExp): string | undefined {
   const machine = MACHINE[process.arch];
   if (!machine) return undefined;
   const manifestPath = join(dir, 'launcher.json');
-  let entry: PrebuiltLauncher | undefined;
+  let manifest: Partial<Record<string, Record<string, PrebuiltLauncher>>>;
   try {
-    entry = JSON.parse(readFileSync(manifestPath, 'utf8'))?.launchers?.[machine];
+    manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new BerthError(`${manifestPath}: unreadable (${(e as Error).message}): reinstall @berth/sys`, {
@@ -586,8 +635,9 @@ export function prebuiltLauncher(dir: string = join(packageDir(), 'dist')): stri
       path: manifestPath,
     });
   }
+  const entry = manifest?.[kind]?.[machine];
   if (!entry) return undefined;
-  if (!/^launcher-[a-z0-9_]+$/.test(entry.file) || !/^[0-9a-f]{64}$/.test(entry.sha256)) {
+  if (!name.test(entry.file) || !/^[0-9a-f]{64}$/.test(entry.sha256)) {
     throw new BerthError(`${manifestPath}: malformed entry for ${machine}: reinstall @berth/sys`, {
       code: 'ELAUNCHER',
       path: manifestPath,
@@ -615,7 +665,7 @@ export function prebuiltLauncher(dir: string = join(packageDir(), 'dist')): stri
       const actual = createHash('sha256').update(readFileSync(fd)).digest('hex');
       if (actual !== entry.sha256) {
         throw new BerthError(
-          `${file}: sha256 ${actual} is not the ${entry.sha256} recorded in ${manifestPath}; refusing to run it (the package is damaged or was changed: reinstall @berth/sys, or rebuild it with npm run build -w @berth/sys)`,
+          `${file}: sha256 ${actual} is not the ${entry.sha256} recorded in ${manifestPath}; refusing to ${kind === 'launchers' ? 'run' : 'load'} it (the package is damaged or was changed: reinstall @berth/sys, or rebuild it with npm run build -w @berth/sys)`,
           { code: 'ELAUNCHER', path: file },
         );
       }
