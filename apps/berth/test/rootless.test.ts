@@ -125,6 +125,12 @@ function prepareCli(user: TestUser): void {
   // the repository is not readable by other users: what the CLI loads at run time, copied
   nodePath = join(cliDir, 'node_modules');
   cpSync(join(NODE_MODULES, 'koffi'), join(nodePath, 'koffi'), { recursive: true, dereference: true });
+  // koffi 3 keeps its native module in a package of its own per platform (@koromix/koffi-linux-x64)
+  if (existsSync(join(NODE_MODULES, '@koromix')))
+    cpSync(join(NODE_MODULES, '@koromix'), join(nodePath, '@koromix'), {
+      recursive: true,
+      dereference: true,
+    });
   for (const part of ['package.json', 'dist', 'native'])
     cpSync(join(sys, part), join(nodePath, '@berth', 'sys', part), { recursive: true, dereference: true });
   execFileSync('chmod', ['-R', 'go+rX,go-w', cliDir]);
