@@ -308,12 +308,7 @@ export function spawnWithHandles(
     ...pipes.map((handle) => ({ type: 'pipe', readable: true, writable: true, handle })),
   ];
   const proc = new h.Process();
-  let settle!: (exit: { code: number | null; signal: NodeJS.Signals | null }) => void;
-  let fail!: (e: Error) => void;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    settle = resolve;
-    fail = reject;
-  });
+  const { exited, settle, fail } = exitPromise();
   let alive = true;
   proc.onexit = (exitCode, signalCode) => {
     alive = false;
@@ -349,6 +344,19 @@ export function spawnWithHandles(
   };
 }
 
+type Exit = { code: number | null; signal: NodeJS.Signals | null };
+
+/** A process's `exited` promise, with what settles it. */
+function exitPromise(): { exited: Promise<Exit>; settle: (exit: Exit) => void; fail: (e: Error) => void } {
+  let settle!: (exit: Exit) => void;
+  let fail!: (e: Error) => void;
+  const exited = new Promise<Exit>((resolve, reject) => {
+    settle = resolve;
+    fail = reject;
+  });
+  return { exited, settle, fail };
+}
+
 /** spawnWithHandles through the addon; undefined when no socket pair can be made (libuv then). */
 function spawnWithAddon(
   h: NodeHandles,
@@ -370,12 +378,7 @@ function spawnWithAddon(
     }
     pairs.push(p);
   }
-  let settle!: (exit: { code: number | null; signal: NodeJS.Signals | null }) => void;
-  let fail!: (e: Error) => void;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    settle = resolve;
-    fail = reject;
-  });
+  const { exited, settle, fail } = exitPromise();
   let alive = true;
   const reaped = (status: number) => {
     alive = false;
