@@ -2,7 +2,7 @@
 // --console-socket (the pty master is handed over, as containerd's shim expects).
 // python3 plays the terminal and the console-socket server: Node cannot receive fds.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CLI, PTY_RUN, Sandbox } from './helpers.js';
@@ -81,6 +81,77 @@ sys.stdout.write(out.decode())
     expect(readFileSync(`${sock}.log`, 'utf8')).toBe('');
     expect(r.stdout).toMatch(/^on \/dev\/pts\/\d+/);
     expect(sb.berth(['delete', '--force', id]).status).toBe(0);
+  });
+
+  it("binds the terminal onto /dev/console, and gives it to the process's user", () => {
+    const bundle = sb.bundle((c) => {
+      c.process.terminal = true;
+      c.process.user = { uid: 1000, gid: 1000 };
+      c.process.args = [
+        'sh',
+        '-c',
+        'stat -c "%u %t:%T" /dev/console "$(tty)"; grep -c " /dev/console " /proc/self/mountinfo; echo to-console > /dev/console',
+      ];
+    });
+    const r = python(PTY_RUN, [
+      process.execPath,
+      CLI,
+      '--root',
+      sb.root,
+      'run',
+      '-b',
+      bundle,
+      sb.id('console'),
+    ]);
+    expect(r.status).toBe(0);
+    const [consoleLine, ttyLine, mounts, written] = r.stdout.split(/\r?\n/);
+    // the same pty (136 is devpts' major), owned by the process's uid
+    expect(consoleLine).toMatch(/^1000 88:\w+$/);
+    expect(ttyLine).toBe(consoleLine);
+    expect(mounts).toBe('1');
+    expect(written).toBe('to-console');
+  });
+
+  it("berth exec -t: the exec'd process's own terminal, owned by its user; the container gets no /dev/console", () => {
+    const id = sb.id('exec-tty');
+    expect(sb.detached(['run', '-d', '--name', id, 'busybox', 'sleep', '60']).status).toBe(0);
+    const r = python(PTY_RUN, [
+      process.execPath,
+      CLI,
+      '--root',
+      sb.root,
+      'exec',
+      '-t',
+      '--user',
+      '1000:1000',
+      id,
+      'sh',
+      '-c',
+      'stat -c "%u %n" "$(tty)"; test -e /dev/console || echo no-console',
+    ]);
+    expect(r.stdout).toMatch(/^1000 \/dev\/pts\/\d+\r?\nno-console\r?\n$/);
+    expect(r.status).toBe(0);
+    expect(sb.berth(['delete', '--force', id]).status).toBe(0);
+  });
+
+  it('refuses a /dev/console that is a symlink (never follows it), leaving nothing behind', () => {
+    const bundle = sb.bundle((c) => {
+      c.process.terminal = true;
+      // the image's own /dev: no tmpfs over it
+      c.mounts = c.mounts!.filter((m: { destination: string }) => m.destination !== '/dev');
+    });
+    const target = join(bundle, 'rootfs', 'etc', 'console-target');
+    writeFileSync(target, 'unchanged\n');
+    mkdirSync(join(bundle, 'rootfs', 'dev'), { recursive: true });
+    symlinkSync('/etc/console-target', join(bundle, 'rootfs', 'dev', 'console'));
+    symlinkSync('pts/ptmx', join(bundle, 'rootfs', 'dev', 'ptmx'));
+    const id = sb.id('console-link');
+    const r = python(PTY_RUN, [process.execPath, CLI, '--root', sb.root, 'run', '-b', bundle, id]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('berth: set up the terminal: /dev/console is a symlink: ELOOP');
+    expect(readFileSync(target, 'utf8')).toBe('unchanged\n');
+    expect(lstatSync(join(bundle, 'rootfs', 'dev', 'console')).isSymbolicLink()).toBe(true);
+    expect(sb.states()).not.toContain(id);
   });
 
   it('refuses a detached terminal without a console socket', () => {

@@ -190,8 +190,10 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
     ...(mountLabel ? { mountLabel } : {}),
     ...(ctx.cgroupLayout ? { cgroupLayout: ctx.cgroupLayout } : {}),
     ...(ctx.cgroupPaths ? { cgroupPaths: ctx.cgroupPaths } : {}),
-    // sysctls go in before /proc/sys becomes read-only (readonlyPaths)
-    afterPivot: sysctls,
+    // The terminal first, with /dev/console bound to it (the runtime spec's default device, as
+    // runc and crun do: before paths are made read-only or masked and / read-only), then the
+    // sysctls, before /proc/sys becomes read-only (readonlyPaths)
+    afterPivot: terminal ? [terminalStep(proc, ctx.consoleSocket, true), ...sysctls] : sysctls,
     cgroupNamespace: linux.namespaces?.some((n) => n.type === 'cgroup' && !n.path) ?? false,
     // only a new IPC namespace's mqueue is the container's own to label (linux.mountLabel)
     ipcNamespace: linux.namespaces?.some((n) => n.type === 'ipc' && !n.path) ?? false,
@@ -212,7 +214,6 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   }
   if (spec.hostname !== undefined) steps.push({ op: 'sethostname', name: spec.hostname });
   if (spec.domainname !== undefined) steps.push({ op: 'setdomainname', name: spec.domainname });
-  if (terminal) steps.push(terminalStep(proc, ctx.consoleSocket));
   steps.push(
     ...planProcess(proc, ctx.preserveFds ?? 0, warnings, {
       seccomp: ctx.seccomp,
@@ -230,11 +231,16 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   return { steps, rootfs, warnings };
 }
 
-/** The pty for a process with a terminal: made in the container, its master sent to the console socket or the launcher. */
-export function terminalStep(proc: Process, consoleSocket: string | undefined): PlanStep {
+/**
+ * The pty for a process with a terminal: made in the container, its master sent to the console
+ * socket or the launcher; `console`: bound onto the container's /dev/console too (its own
+ * terminal at create, not an exec'd process's).
+ */
+export function terminalStep(proc: Process, consoleSocket: string | undefined, console = false): PlanStep {
   return {
     op: 'pty',
     phase: 1,
+    ...(console ? { console: true } : {}),
     ...(consoleSocket ? { socket: consoleSocket } : {}),
     rows: proc.consoleSize?.height ?? 0,
     cols: proc.consoleSize?.width ?? 0,

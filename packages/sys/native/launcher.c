@@ -417,6 +417,38 @@ static void step_clone(struct step *steps, uint32_t n, uint32_t i) {
   foreground(pid, with_pty);
 }
 
+/*
+ * The container's /dev/console, bound to its terminal (the pty slave, by this fd: never a path
+ * that something in the container could swap, CVE-2025-52565). The mount point is made in the
+ * root's /dev (an empty file, as runc does) or an existing file or character device there; a
+ * symlink or anything else is refused, never followed.
+ */
+static void mount_console(int slave, int i) {
+  char base[16];
+  what = "create /dev/console";
+  int dir = parent_in_root("/dev/console", base, sizeof base);
+  if (dir < 0) die(i, what, errno);
+  mode_t old = umask(0);
+  int f = openat(dir, base, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+  umask(old);
+  if (f < 0 && errno != EEXIST) die(i, what, errno);
+  if (f >= 0) close(f);
+  what = "open /dev/console";
+  int target = openat(dir, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  int e = errno;
+  close(dir);
+  if (target < 0) die(i, what, e);
+  struct stat st;
+  if (fstat(target, &st) < 0) die(i, what, errno);
+  if (S_ISLNK(st.st_mode)) die(i, "/dev/console is a symlink", ELOOP);
+  if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) die(i, "/dev/console is not a file", S_ISDIR(st.st_mode) ? EISDIR : EINVAL);
+  what = "bind the terminal onto /dev/console";
+  if (bind_on_fd(NULL, slave, target, 0, 0, NULL, NULL) < 0) die(i, what, errno);
+  close(target);
+}
+
+static dev_t pty_made = 0; /* the pty slave this launcher made (step_pty), to give to the process's user */
+
 static void step_pty(struct step *s, int i) {
   /* Runs after pivot_root: /dev/ptmx is the container's devpts instance. */
   const char *socket_path = S(s, 0); /* a console socket (runc --console-socket), or the launcher's pair */
@@ -432,6 +464,9 @@ static void step_pty(struct step *s, int i) {
     struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
     ioctl(slave, TIOCSWINSZ, &ws);
   }
+  if (I(s, 4)) mount_console(slave, i);
+  struct stat sst;
+  if (fstat(slave, &sst) == 0) pty_made = sst.st_rdev;
   if (socket_path) {
     /* connected before pivot_root by the first OP_PTY step (phase 0) */
     if (send_fd(console_fd, master) < 0) die(i, "send console fd", errno);
@@ -790,6 +825,15 @@ static int step_creds(struct step *s) {
       what = "prctl PR_CAPBSET_DROP";
       if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) return -1;
     }
+  }
+  /* The terminal made for the process is the process's user's, as runc and crun do (its uid only:
+   * devpts gives the group). Only that pty: a file or pipe the caller passed as stdio is never
+   * chowned (runc chowns any stdio but /dev/null). Not mapped, or on a read-only /dev: left. */
+  struct stat st0;
+  if (pty_made && fstat(STDIN_FILENO, &st0) == 0 && S_ISCHR(st0.st_mode) && st0.st_rdev == pty_made &&
+      st0.st_uid != uid) {
+    what = "chown the terminal";
+    if (fchown(STDIN_FILENO, uid, (gid_t)-1) < 0 && errno != EPERM && errno != EROFS && errno != EINVAL) return -1;
   }
   what = "prctl PR_SET_KEEPCAPS";
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return -1;

@@ -126,8 +126,12 @@ export type Step =
   | { op: 'fifoOpen'; path: string }
   | { op: 'fifoWait' }
   | { op: 'closeFds'; from: number }
-  /** phase 0 connects to `socket` (before pivot_root); phase 1 makes the pty and hands over its master. */
-  | { op: 'pty'; phase: 0 | 1; socket?: string; rows?: number; cols?: number }
+  /**
+   * phase 0 connects to `socket` (before pivot_root); phase 1 makes the pty and hands over its
+   * master. `console`: its slave is also bound onto the container's /dev/console (a container's
+   * own terminal, not a process exec'd into it), made as an empty file when it is missing.
+   */
+  | { op: 'pty'; phase: 0 | 1; socket?: string; rows?: number; cols?: number; console?: boolean }
   | { op: 'lookup'; name: string; path?: string }
   | { op: 'exec'; path?: string; argv: string[]; env: string[] }
   /** Loads a BPF program (struct sock_filter[]) with seccomp(2); `notify`: report the listener fd, wait for `g`. */
@@ -289,7 +293,7 @@ function args(step: Step): Arg[] {
     case 'closeFds':
       return [step.from];
     case 'pty':
-      return [step.socket, step.rows ?? 0, step.cols ?? 0, step.phase];
+      return [step.socket, step.rows ?? 0, step.cols ?? 0, step.phase, step.console ? 1 : 0];
     case 'lookup':
       return [step.name, step.path];
     case 'exec':
