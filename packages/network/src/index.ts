@@ -59,6 +59,12 @@ export {
   parsePublish,
 } from './nat.js';
 export {
+  isValidDeviceName,
+  type MovedDevice,
+  moveDevices,
+  type NetDeviceRequest,
+} from './netdevices.js';
+export {
   type Addresses,
   type Attr,
   decodeAttrs,

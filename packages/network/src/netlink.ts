@@ -80,7 +80,15 @@ export const IFLA = {
   VETH_INFO_PEER: 1,
 } as const;
 
-export const IFA = { ADDRESS: 1, LOCAL: 2, LABEL: 3, BROADCAST: 4, FLAGS: 8, F_NODAD: 0x2 } as const;
+export const IFA = {
+  ADDRESS: 1,
+  LOCAL: 2,
+  LABEL: 3,
+  BROADCAST: 4,
+  FLAGS: 8,
+  F_NODAD: 0x2,
+  F_PERMANENT: 0x80,
+} as const;
 export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, PREFSRC: 7, TABLE: 15 } as const;
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;
@@ -133,6 +141,10 @@ export interface LinkAddress {
   link: number;
   /** The address with its prefix, e.g. `10.88.0.2/16` or `fd00::2/64`. */
   address: IPv4Cidr | IPv6Cidr;
+  /** Its scope (`RT_SCOPE_*`: 0 global, 253 link, 254 host), as listed. */
+  scope?: number;
+  /** `IFA_F_PERMANENT`: configured, not from autoconfiguration or DHCP with a lifetime, as listed. */
+  permanent?: boolean;
 }
 
 /** A route (`RTM_NEWROUTE`), main table. */
@@ -635,7 +647,15 @@ export class Handle implements RtnetlinkHandle {
       const a = decodeAttrs(m.payload.subarray(8));
       const raw = a.get(IFA.LOCAL) ?? a.get(IFA.ADDRESS);
       if (!raw) continue;
-      out.push({ link: idx, address: `${formatIp(Buffer.from(raw))}/${prefix}` as IPv4Cidr });
+      // IFA_FLAGS (32 bits) when the kernel sends it, else ifa_flags (8)
+      const fl = a.get(IFA.FLAGS);
+      const flags = fl && fl.length >= 4 ? fl.readUInt32LE(0) : m.payload.readUInt8(2);
+      out.push({
+        link: idx,
+        address: `${formatIp(Buffer.from(raw))}/${prefix}` as IPv4Cidr,
+        scope: m.payload.readUInt8(3),
+        permanent: (flags & IFA.F_PERMANENT) !== 0,
+      });
     }
     return out;
   }

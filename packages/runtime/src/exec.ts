@@ -1,7 +1,8 @@
 import { isolatedKinds, JOIN_ORDER, NAMESPACES, type NamespaceKind } from '@berth/namespaces';
-import type { LinuxPersonality, Process } from '@berth/spec';
+import type { LinuxMemoryPolicy, LinuxPersonality, Process } from '@berth/spec';
 import { BerthError, type CompiledSeccomp, type PlanStep } from '@berth/sys';
 import { keyringStep, planProcess, SYNC_NS_READY, terminalStep } from './plan.js';
+import { parseIdList } from './security.js';
 
 export interface ExecPlanContext {
   /** The container's first process: its namespaces are the ones joined. */
@@ -17,6 +18,8 @@ export interface ExecPlanContext {
   seccomp?: CompiledSeccomp;
   /** The container's `linux.personality`. */
   personality?: LinuxPersonality;
+  /** The container's `linux.memoryPolicy`. */
+  memoryPolicy?: LinuxMemoryPolicy;
   /**
    * The process joins the container's cgroup itself (see PlanContext.cgroupJoin): the files
    * are opened before the container's namespaces are joined, the cgroup2 directory used by
@@ -73,18 +76,33 @@ export async function planExec(
       describe: `join the namespaces of the container's process ${ctx.pid}`,
     });
   }
+  // process.execCPUAffinity: `initial` before the move into the container's cgroup (the
+  // launcher's, inherited by its child), `final` once the process is in it
+  const affinity = proc.execCPUAffinity;
+  if (affinity?.initial) steps.push(affinityStep(affinity.initial, 'initial'));
   steps.push({ op: 'clone', flags: 0, detach: !ctx.foreground, pty: terminal && !ctx.consoleSocket });
   steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (cgroup)' });
   if (cgroupJoin?.v1.length)
     steps.push({ op: 'cgroupJoin', paths: [], describe: "join the container's cgroup" });
+  if (affinity?.final) steps.push(affinityStep(affinity.final, 'final'));
   steps.push(terminal ? terminalStep(proc, ctx.consoleSocket) : { op: 'setsid' });
   if (ctx.keyring !== undefined) steps.push(keyringStep(ctx.keyring));
   steps.push(
     ...planProcess(proc, ctx.preserveFds ?? 0, warnings, {
       seccomp: ctx.seccomp,
       personality: ctx.personality,
+      memoryPolicy: ctx.memoryPolicy,
     }),
   );
   steps.push({ op: 'exec', argv: proc.args, env: proc.env ?? [] });
   return { steps, warnings, cgroupJoined: cgroupJoin !== undefined };
+}
+
+/** A sched_setaffinity step for `process.execCPUAffinity.<which>` (a list like `0-3,7`). */
+function affinityStep(list: string, which: 'initial' | 'final'): PlanStep {
+  const field = `process.execCPUAffinity.${which}`;
+  const cpus = parseIdList(list, field, 8192);
+  if (!cpus.length)
+    throw new BerthError(`${field}: ${JSON.stringify(list)} names no CPU`, { code: 'EINVALIDSPEC' });
+  return { op: 'affinity', cpus, describe: `set the CPU affinity to ${list} (${field})` };
 }

@@ -98,6 +98,20 @@ export async function features(): Promise<Features> {
       selinux: { enabled: true },
       // applied where a resctrl filesystem is mounted; elsewhere an error naming the field
       intelRdt: { enabled: true, schemata: true, monitoring: true },
+      // moved at create into the container's network namespace, their permanent global addresses kept
+      netDevices: { enabled: true },
+      memoryPolicy: {
+        modes: [
+          'MPOL_BIND',
+          'MPOL_DEFAULT',
+          'MPOL_INTERLEAVE',
+          'MPOL_LOCAL',
+          'MPOL_PREFERRED',
+          'MPOL_PREFERRED_MANY',
+          'MPOL_WEIGHTED_INTERLEAVE',
+        ],
+        flags: ['MPOL_F_NUMA_BALANCING', 'MPOL_F_RELATIVE_NODES', 'MPOL_F_STATIC_NODES'],
+      },
       // idmapped mounts (mount_setattr, 5.12) under overlay's layers (5.19): `idmap`/`ridmap`, image snapshots
       mountExtensions: { idmap: { enabled: kernelAtLeast(5, 19) } },
     },

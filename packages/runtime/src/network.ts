@@ -1,5 +1,7 @@
-import { existsSync } from 'node:fs';
-import type { Attachment, AttachRequest, PortMapping } from '@berth/network';
+import { existsSync, statSync } from 'node:fs';
+import type { Attachment, AttachRequest, NetDeviceRequest, PortMapping } from '@berth/network';
+import type { Spec } from '@berth/spec';
+import { BerthError } from '@berth/sys';
 
 /**
  * What a container asks of `@berth/network` (`berth run --network bridge|NAME`):
@@ -162,4 +164,60 @@ export function attachedRecord(a: Attachment, o: ContainerNetworkOptions): Netwo
 /** The part of the record written before anything is made, so a delete after a crash still detaches. */
 export function networkRecordBase(o: ContainerNetworkOptions): NetworkRecord {
   return { network: o.network, ...(o.stateDir ? { stateDir: o.stateDir } : {}) };
+}
+
+/**
+ * `linux.netDevices`, checked before anything is made (runc's rules): a network namespace
+ * (new or joined) to move them into, root (a user without it cannot take a host device), and
+ * names the kernel takes. Returns the moves to make, in the config's order.
+ */
+export async function checkNetDevices(spec: Spec, rootless: boolean): Promise<NetDeviceRequest[]> {
+  const entries = Object.entries(spec.linux?.netDevices ?? {});
+  if (!entries.length) return [];
+  const invalid = (message: string) => new BerthError(message, { code: 'EINVALIDSPEC' });
+  if (!spec.linux?.namespaces?.some((n) => n.type === 'network'))
+    throw invalid(
+      "linux.netDevices: the container has no network namespace of its own (linux.namespaces): the devices would stay the host's",
+    );
+  if (rootless)
+    throw new BerthError('linux.netDevices: moving host network devices needs root', {
+      code: 'EUNSUPPORTED',
+    });
+  const { isValidDeviceName } = await import('@berth/network');
+  const out: NetDeviceRequest[] = [];
+  const names = new Set<string>();
+  for (const [device, d] of entries) {
+    const at = `linux.netDevices[${JSON.stringify(device)}]`;
+    if (!isValidDeviceName(device))
+      throw invalid(`${at}: not a network device name (1 to 15 bytes, no "/", ":" or whitespace)`);
+    const name = d?.name || undefined;
+    if (name !== undefined && !isValidDeviceName(name))
+      throw invalid(
+        `${at}.name: ${JSON.stringify(name)} is not a network device name (1 to 15 bytes, no "/", ":" or whitespace)`,
+      );
+    const inside = name ?? device;
+    if (!inside.includes('%') && names.has(inside))
+      throw invalid(`${at}: a second device named ${JSON.stringify(inside)} in the container`);
+    names.add(inside);
+    out.push({ device, ...(name !== undefined ? { name } : {}) });
+  }
+  return out;
+}
+
+/** Moves the `linux.netDevices` into the network namespace of the container's process `pid` (never the runtime's own). */
+export async function moveNetDevices(pid: number, devices: readonly NetDeviceRequest[]): Promise<void> {
+  if (statSync(`/proc/${pid}/ns/net`).ino === statSync('/proc/self/ns/net').ino)
+    throw new BerthError(
+      "linux.netDevices: the container's network namespace is the runtime's own: nothing to move the devices into",
+      { code: 'EINVALIDSPEC' },
+    );
+  const { moveDevices } = await import('@berth/network');
+  try {
+    await moveDevices(devices, { pid });
+  } catch (e) {
+    const err = e as BerthError;
+    throw new BerthError(`linux.netDevices[${JSON.stringify(err.path ?? '')}]: ${err.message}`, {
+      code: err.code ?? 'ENETLINK',
+    });
+  }
 }

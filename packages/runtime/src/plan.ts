@@ -218,6 +218,7 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
     ...planProcess(proc, ctx.preserveFds ?? 0, warnings, {
       seccomp: ctx.seccomp,
       personality: linux.personality,
+      memoryPolicy: linux.memoryPolicy,
       ...(ctx.lsms ? { lsms: ctx.lsms } : {}),
     }),
   );

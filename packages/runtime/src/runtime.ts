@@ -13,6 +13,7 @@ import {
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Cgroup } from '@berth/cgroups';
+import type { NetDeviceRequest } from '@berth/network';
 import { type Process, parseSpec, type Spec } from '@berth/spec';
 import {
   BerthError,
@@ -32,8 +33,10 @@ import { ContainerLock, withLock } from './lock.js';
 import {
   attachNetwork,
   type ContainerNetworkOptions,
+  checkNetDevices,
   checkNetworkOptions,
   detachNetwork,
+  moveNetDevices,
   networkRecordBase,
 } from './network.js';
 import { signalProcess } from './pidfd.js';
@@ -166,6 +169,8 @@ interface CreateProgress {
   pid: number;
   /** the container's process joins its cgroup itself (PlanContext.cgroupJoin) */
   selfJoin?: boolean;
+  /** `linux.netDevices`, checked: moved at the ns-ready sync */
+  netDevices?: NetDeviceRequest[];
 }
 
 /**
@@ -341,6 +346,7 @@ export class Runtime {
     // compiled before anything is made: a profile libseccomp refuses fails the create cleanly
     const seccomp = await compileProfile(spec.linux?.seccomp);
     if (options.network) await checkNetworkOptions(options.network);
+    made.netDevices = await checkNetDevices(spec, rootless);
     let cgroupAt: CgroupAt | undefined;
     if (cgroupsPath) cgroupAt = { cgroupsPath, ...(await locateCgroup(spec, cgroupsPath, this.systemd)) };
     else {
@@ -436,6 +442,7 @@ export class Runtime {
       if (stat) record.pidStartTime = stat.startTime;
     };
     if (options.network || spec.linux?.intelRdt) recordStartTime();
+    if (made.netDevices?.length) await moveNetDevices(pid, made.netDevices);
     if (options.network) {
       record.network = await attachNetwork(id, pid, options.network);
       this.store.write(record);
@@ -965,6 +972,7 @@ export class Runtime {
       ...(record.noNewKeyring ? {} : { keyring: sessionKeyring(record.id) }),
       ...(seccomp ? { seccomp } : {}),
       ...(linux?.personality ? { personality: linux.personality } : {}),
+      ...(linux?.memoryPolicy ? { memoryPolicy: linux.memoryPolicy } : {}),
       ...(options.consoleSocket ? { consoleSocket: resolve(options.consoleSocket) } : {}),
       ...(options.preserveFds ? { preserveFds: options.preserveFds } : {}),
       ...(selfJoin ? { cgroupJoin: selfJoinPaths(cgroup.paths) } : {}),

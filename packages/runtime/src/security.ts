@@ -26,7 +26,7 @@ import {
 } from 'node:fs';
 import { homedir, release } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { LinuxPersonality, LinuxSeccomp, Process, Spec } from '@berth/spec';
+import type { LinuxMemoryPolicy, LinuxPersonality, LinuxSeccomp, Process, Spec } from '@berth/spec';
 import { BerthError, type CompiledSeccomp, type PlanStep } from '@berth/sys';
 import { planIntelRdt, resctrlMount } from './intelrdt.js';
 
@@ -222,11 +222,80 @@ export interface ProcessSecurity {
   last: PlanStep[];
 }
 
+const MPOL_MODES: Record<string, number> = {
+  MPOL_DEFAULT: 0,
+  MPOL_PREFERRED: 1,
+  MPOL_BIND: 2,
+  MPOL_INTERLEAVE: 3,
+  MPOL_LOCAL: 4,
+  MPOL_PREFERRED_MANY: 5,
+  MPOL_WEIGHTED_INTERLEAVE: 6,
+};
+const MPOL_FLAGS: Record<string, number> = {
+  MPOL_F_NUMA_BALANCING: 1 << 13,
+  MPOL_F_RELATIVE_NODES: 1 << 14,
+  MPOL_F_STATIC_NODES: 1 << 15,
+};
+/** The launcher's node mask (MPOL_MAX_NODES in ioprio.h): as many nodes as the kernel's default MAX_NUMNODES. */
+const MPOL_MAX_NODES = 1024;
+
+/**
+ * A list like `0-3,7` (cpus or memory nodes: the kernel's list format), as numbers; `field`
+ * names it in the error. Every number is below `limit`.
+ */
+export function parseIdList(list: string, field: string, limit: number): number[] {
+  const out = new Set<number>();
+  for (const part of list.split(',')) {
+    const item = part.trim();
+    if (item === '') continue;
+    const m = /^(\d+)(?:-(\d+))?$/.exec(item);
+    const lo = m ? Number(m[1]) : Number.NaN;
+    const hi = m?.[2] !== undefined ? Number(m[2]) : lo;
+    if (!m || hi < lo) throw invalid(`${field}: ${JSON.stringify(item)} is not a number or a range like 0-3`);
+    if (hi >= limit) throw unsupported(`${field}: ${hi} is out of range (at most ${limit - 1})`);
+    for (let n = lo; n <= hi; n++) out.add(n);
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
+/** `linux.memoryPolicy` as the launcher's set_mempolicy(2) step (runc's rules for the node count). */
+export function memoryPolicyStep(mpol: LinuxMemoryPolicy): PlanStep {
+  const base = 'linux.memoryPolicy';
+  const mode = MPOL_MODES[mpol.mode];
+  if (mode === undefined)
+    throw invalid(`${base}.mode: ${JSON.stringify(mpol.mode)} is not a memory policy mode`);
+  let flags = 0;
+  for (const [i, f] of (mpol.flags ?? []).entries()) {
+    const v = MPOL_FLAGS[f];
+    if (v === undefined)
+      throw invalid(`${base}.flags[${i}]: ${JSON.stringify(f)} is not a memory policy flag`);
+    flags |= v;
+  }
+  const nodes = parseIdList(mpol.nodes ?? '', `${base}.nodes`, MPOL_MAX_NODES);
+  if ((mpol.mode === 'MPOL_DEFAULT' || mpol.mode === 'MPOL_LOCAL') && nodes.length)
+    throw invalid(`${base}.nodes: ${mpol.mode} takes no nodes`);
+  if (
+    mpol.mode !== 'MPOL_DEFAULT' &&
+    mpol.mode !== 'MPOL_LOCAL' &&
+    mpol.mode !== 'MPOL_PREFERRED' &&
+    !nodes.length
+  )
+    throw invalid(`${base}.nodes: ${mpol.mode} needs at least one node`);
+  return {
+    op: 'mempolicy',
+    mode: mode | flags,
+    nodes,
+    describe: `set the memory policy ${mpol.mode}${nodes.length ? ` on nodes ${mpol.nodes}` : ''} (linux.memoryPolicy)`,
+  };
+}
+
 export interface SecurityContext {
   /** The compiled `linux.seccomp` of the container. */
   seccomp?: CompiledSeccomp | undefined;
   /** `linux.personality` (the container's first process only, as runc). */
   personality?: LinuxPersonality | undefined;
+  /** `linux.memoryPolicy` (the container's process and those exec'd into it, as runc). */
+  memoryPolicy?: LinuxMemoryPolicy | undefined;
   /** The host's LSMs (default: read from the host). */
   lsms?: { apparmor: boolean; selinux: boolean };
 }
@@ -304,6 +373,7 @@ export function planProcessSecurity(proc: Process, ctx: SecurityContext): Proces
       describe: `set the personality to ${ctx.personality.domain} (linux.personality)`,
     });
   }
+  if (ctx.memoryPolicy) beforeCreds.push(memoryPolicyStep(ctx.memoryPolicy));
   if (proc.selinuxLabel) {
     if (!lsms?.selinux)
       throw unsupported('process.selinuxLabel: SELinux is disabled or not supported on this host');

@@ -77,6 +77,8 @@ function checkSpec(
       { code: 'EUNSUPPORTED' },
     );
   }
+  if (Object.keys(spec.linux?.netDevices ?? {}).length)
+    throw no('linux.netDevices (a host network device cannot be moved into a VM)');
   const network = options.network?.network;
   if (network?.startsWith('cni:'))
     throw no(`--network ${network}: CNI plugins attach a network namespace on the host`);

@@ -28,7 +28,7 @@ const dir = mkdtempSync(join(tmpdir(), 'berth-security-test-'));
 const root = join(dir, 'run');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const APPLETS = ['sh', 'sleep', 'echo', 'cat', 'grep', 'mkdir', 'uname', 'ionice', 'sync'];
+const APPLETS = ['sh', 'sleep', 'echo', 'cat', 'grep', 'mkdir', 'uname', 'ionice', 'sync', 'true'];
 let serial = 0;
 const used: string[] = [];
 const uid = (name: string) => {
@@ -274,6 +274,102 @@ describe('capabilities and the rest of process and linux', () => {
     expect(out).toMatch(/^policy 3$/m); // SCHED_BATCH
     expect(out).toMatch(/best-effort: prio 6/);
     if (process.arch === 'x64') expect(out).toMatch(/^i686$/m);
+  });
+
+  it('applies linux.memoryPolicy to the container and to processes exec’d into it; execCPUAffinity to exec', async () => {
+    // the host's own first memory node and last cpu (any host has node 0 and cpu 0; read, not assumed)
+    const node = readFileSync('/sys/devices/system/node/online', 'utf8').trim().split(/[,-]/)[0]!;
+    const online = readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
+    const last = online.split(/[,-]/).pop()!;
+    const rt = new Runtime({ root, warn: () => {} });
+    const id = uid('mpol');
+    const b = bundle('grep -m1 -o "bind:[0-9,-]*" /proc/self/numa_maps; sleep 30', (s) => {
+      s.linux!.memoryPolicy = { mode: 'MPOL_BIND', nodes: node };
+    });
+    const file = join(b, 'out.txt');
+    const fd = openSync(file, 'w');
+    await rt.create(id, b, { stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    try {
+      await rt.start(id);
+      const efd = openSync(join(b, 'exec.txt'), 'w');
+      try {
+        const status = await rt.exec(
+          id,
+          {
+            cwd: '/',
+            args: [
+              'sh',
+              '-c',
+              'grep -m1 -o "bind:[0-9,-]*" /proc/self/numa_maps; grep Cpus_allowed_list /proc/self/status',
+            ],
+            env: ['PATH=/bin'],
+            execCPUAffinity: { initial: '0', final: last },
+          },
+          { stdio: ['ignore', efd, efd] },
+        );
+        expect(status).toBe(0);
+      } finally {
+        closeSync(efd);
+      }
+      const exec = readFileSync(join(b, 'exec.txt'), 'utf8');
+      expect(exec).toMatch(new RegExp(`^bind:${node}$`, 'm'));
+      expect(exec).toMatch(new RegExp(`^Cpus_allowed_list:\\s+${last}$`, 'm'));
+      for (let i = 0; i < 50 && !readFileSync(file, 'utf8'); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(readFileSync(file, 'utf8')).toMatch(new RegExp(`^bind:${node}$`, 'm'));
+    } finally {
+      await rt.delete(id, { force: true });
+    }
+  });
+
+  it('a memory policy or CPU list the kernel cannot take is an error naming the field, and leaves nothing', async () => {
+    const rt = new Runtime({ root, warn: () => {} });
+    const cases: Array<[(s: Spec) => void, RegExp]> = [
+      [
+        (s) => (s.linux!.memoryPolicy = { mode: 'MPOL_BIND' }),
+        /^linux\.memoryPolicy\.nodes: MPOL_BIND needs at least one node/,
+      ],
+      [
+        (s) => (s.linux!.memoryPolicy = { mode: 'MPOL_LOCAL', nodes: '0' }),
+        /^linux\.memoryPolicy\.nodes: MPOL_LOCAL takes no nodes/,
+      ],
+      [(s) => (s.linux!.memoryPolicy = { mode: 'MPOL_BIND', nodes: '1023' }), /set_mempolicy: EINVAL/],
+      [
+        (s) => (s.linux!.memoryPolicy = { mode: 'MPOL_BIND', nodes: '4096' }),
+        /^linux\.memoryPolicy\.nodes: 4096 is out of range/,
+      ],
+    ];
+    for (const [edit, error] of cases) {
+      const id = uid('mpol-bad');
+      await expect(
+        rt.create(id, bundle('true', edit), { stdio: ['ignore', 'ignore', 'ignore'] }),
+      ).rejects.toThrow(error);
+    }
+    const id = uid('aff-bad');
+    await rt.create(id, bundle('sleep 30'), { stdio: ['ignore', 'ignore', 'ignore'] });
+    try {
+      await rt.start(id);
+      const proc = { cwd: '/', args: ['true'], env: ['PATH=/bin'] };
+      await expect(
+        rt.exec(
+          id,
+          { ...proc, execCPUAffinity: { final: '3-1' } },
+          { stdio: ['ignore', 'ignore', 'ignore'] },
+        ),
+      ).rejects.toThrow(/^process\.execCPUAffinity\.final: "3-1" is not a number or a range/);
+      await expect(
+        rt.exec(
+          id,
+          { ...proc, execCPUAffinity: { initial: '8191' } },
+          { stdio: ['ignore', 'ignore', 'ignore'] },
+        ),
+      ).rejects.toThrow(/sched_setaffinity: EINVAL/);
+    } finally {
+      await rt.delete(id, { force: true });
+    }
+    expect(
+      (await rt.list()).filter((c) => c.id.startsWith('sec-mpol-bad') || c.id.startsWith('sec-aff-bad')),
+    ).toEqual([]);
   });
 
   it('a new time namespace gets linux.timeOffsets', async () => {

@@ -45,6 +45,8 @@ export const Op = {
   sched: 42,
   ioprio: 43,
   personality: 43,
+  mempolicy: 43,
+  affinity: 43,
   lsm: 44,
   idmap: 45,
   usernsRoot: 46,
@@ -151,6 +153,10 @@ export type Step =
   | { op: 'ioprio'; value: number }
   /** personality(persona). */
   | { op: 'personality'; persona: number }
+  /** set_mempolicy(mode, the nodes' mask): `mode` with its MPOL_F_* flags; nodes below 1024. */
+  | { op: 'mempolicy'; mode: number; nodes: number[] }
+  /** sched_setaffinity(0, the cpus' mask): cpus below 8192. */
+  | { op: 'affinity'; cpus: number[] }
   /**
    * keyctl(KEYCTL_JOIN_SESSION_KEYRING, name), then KEYCTL_SETPERM to (perm & mask) | set.
    * Kernels without keyrings (ENOSYS) are let through, as runc does.
@@ -307,6 +313,10 @@ function args(step: Step): Arg[] {
       return [0, step.value];
     case 'personality':
       return [1, step.persona];
+    case 'mempolicy':
+      return [2, step.mode, ...step.nodes];
+    case 'affinity':
+      return [3, 0, ...step.cpus];
     case 'lsm':
       return [step.attr, step.value];
     case 'keyring':
@@ -444,6 +454,10 @@ export function describeStep(step: PlanStep): string {
       return 'set the I/O priority (process.ioPriority)';
     case 'personality':
       return 'set the personality (linux.personality)';
+    case 'mempolicy':
+      return 'set the memory policy (linux.memoryPolicy)';
+    case 'affinity':
+      return 'set the CPU affinity (process.execCPUAffinity)';
     case 'lsm':
       return step.inRoot
         ? `set the SELinux label of ${step.attr} to ${JSON.stringify(step.value)}`
