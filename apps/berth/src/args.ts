@@ -10,6 +10,8 @@ export interface OptionSpec {
   help: string;
   /** runc accepts it; berth ignores it (say so in help). */
   ignored?: boolean;
+  /** Accepted but not listed in --help (another spelling of a listed option). */
+  hidden?: boolean;
 }
 
 export interface Parsed {
@@ -101,10 +103,12 @@ export function parseArgs(
 
 /** Formats options for --help, aligned. */
 export function formatOptions(specs: readonly OptionSpec[]): string {
-  const rows = specs.map((s) => {
-    const left = `${s.short ? `-${s.short}, ` : '    '}--${s.name}${s.value ? ` ${s.value}` : ''}`;
-    return [left, s.ignored ? `${s.help} (accepted for runc compatibility; no effect)` : s.help] as const;
-  });
+  const rows = specs
+    .filter((s) => !s.hidden)
+    .map((s) => {
+      const left = `${s.short ? `-${s.short}, ` : '    '}--${s.name}${s.value ? ` ${s.value}` : ''}`;
+      return [left, s.ignored ? `${s.help} (accepted for runc compatibility; no effect)` : s.help] as const;
+    });
   const width = Math.max(...rows.map(([l]) => l.length), 0) + 3;
   return rows.map(([l, r]) => `  ${l.padEnd(width)}${r}`).join('\n');
 }

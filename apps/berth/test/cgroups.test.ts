@@ -43,6 +43,18 @@ describe('container cgroups', () => {
       stderr: '',
     });
     expect(await limits(cg)).toEqual({ memory: 64 * 1024 * 1024, pids: 30 });
+    // runc's flag is --cpu-share (--cpu-shares is accepted too): 512 shares, or cgroup2's weight for them
+    for (const [flag, shares] of [
+      ['--cpu-share', 512],
+      ['--cpu-shares', 256],
+    ] as const) {
+      expect(sb.berth(['update', flag, String(shares), id])).toMatchObject({ status: 0, stderr: '' });
+      if (cg.paths['cpu']) expect((await cg.read('cpu', 'cpu.shares')).trim()).toBe(String(shares));
+      else
+        expect(Number(await cg.read('unified', 'cpu.weight'))).toBe(
+          1 + Math.floor(((shares - 2) * 9999) / 262142),
+        );
+    }
     // a bad value is refused whole: nothing is half-applied
     const bad = sb.berth(['update', '--memory', '32M', '--pids-limit', '-5', id]);
     expect(bad.status).toBe(1);

@@ -421,6 +421,31 @@ exit "$2"
     expect(read('poststop')).toEqual({ ...base, status: 'stopped' });
   }, 60_000);
 
+  it("a host hook runs in the bundle directory, with the runtime's environment unless it has an env of its own", () => {
+    const out = mkdtempSync(join(sb.dir, 'hook-env-'));
+    const script = (name: string) => ['sh', '-c', `{ pwd; env; } > ${out}/${name}`];
+    const bundle = sb.bundle((c) => {
+      c.process.args = ['true'];
+      c.hooks = {
+        prestart: [{ path: '/bin/sh', args: script('inherit') }],
+        poststop: [{ path: '/bin/sh', args: script('own'), env: ['ONLY=this'] }],
+      };
+    });
+    process.env['BERTH_HOOK_TEST'] = 'from-the-runtime';
+    try {
+      expect(sb.berth(['run', '-b', bundle, sb.id('hook-env')])).toMatchObject({ status: 0, stderr: '' });
+    } finally {
+      delete process.env['BERTH_HOOK_TEST'];
+    }
+    const inherit = readFileSync(join(out, 'inherit'), 'utf8').split('\n');
+    expect(inherit[0]).toBe(bundle);
+    expect(inherit).toContain('BERTH_HOOK_TEST=from-the-runtime');
+    const own = readFileSync(join(out, 'own'), 'utf8').split('\n');
+    expect(own[0]).toBe(bundle);
+    expect(own).toContain('ONLY=this');
+    expect(own.some((l) => l.startsWith('BERTH_HOOK_TEST='))).toBe(false);
+  });
+
   it('a failing poststop hook is a warning; the lifecycle goes on', async () => {
     const { path, out } = hookScript();
     const bundle = sb.bundle((c) => {

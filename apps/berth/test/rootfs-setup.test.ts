@@ -1,6 +1,6 @@
 // Integration: root filesystem setup that real clients ask for (podman's tmpcopyup and
 // --privileged devices, every rootfsPropagation value), through the CLI (runs as root).
-import { chownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Sandbox } from './helpers.js';
@@ -50,6 +50,60 @@ describe('root filesystem setup', () => {
     expect(r.status).toBe(0);
     // root.readonly is true in this config: /etc is writable because it is the tmpfs
     expect(r.stdout).toBe('1\nhello from the image\n640 12:34\n710 0:0\n/etc/greeting\nnew\n');
+  });
+
+  it("what runc gives every container: lo up, HOME from /etc/passwd, the working directory made, /dev's devices", () => {
+    const b = sb.bundle((c) => {
+      c.root.readonly = true; // the working directory is made before / is read-only
+      c.process.cwd = '/made/for/you';
+      c.process.env = c.process.env.filter((e: string) => !e.startsWith('HOME='));
+      c.process.user = { uid: 65534, gid: 65534 };
+      c.mounts = c.mounts.filter((m: { destination: string }) => m.destination !== '/dev'); // the image's own /dev
+      c.process.args = [
+        'sh',
+        '-c',
+        'ip -o link show lo | grep -o "<[^>]*>"; echo "HOME=$HOME"; pwd; stat -c "%n %t:%T" /dev/null /dev/zero /dev/urandom /dev/tty; readlink /dev/fd',
+      ];
+    });
+    const home = readFileSync(join(b, 'rootfs/etc/passwd'), 'utf8')
+      .split('\n')
+      .map((l) => l.split(':'))
+      .find((f) => f[2] === '65534')?.[5];
+    const r = sb.berth(['run', '-b', b, sb.id('runc-defaults')]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.split('\n')).toEqual([
+      expect.stringMatching(/^<LOOPBACK,UP,LOWER_UP>$/),
+      `HOME=${home ?? '/'}`,
+      '/made/for/you',
+      '/dev/null 1:3',
+      '/dev/zero 1:5',
+      '/dev/urandom 1:9',
+      '/dev/tty 5:0',
+      '/proc/self/fd',
+      '',
+    ]);
+  });
+
+  it('HOME: "/" for a uid /etc/passwd lacks, and never through a magic link; an env HOME is kept', () => {
+    const run = (edit: NonNullable<Parameters<Sandbox['bundle']>[0]>) => {
+      const b = sb.bundle((c) => {
+        c.process.env = c.process.env.filter((e: string) => !e.startsWith('HOME='));
+        c.process.args = ['sh', '-c', 'echo "$HOME"'];
+        edit(c);
+      });
+      return { b, r: sb.berth(['run', '-b', b, sb.id('home')]) };
+    };
+    expect(run((c) => (c.process.user = { uid: 4242, gid: 4242 })).r.stdout).toBe('/\n');
+    expect(run((c) => c.process.env.push('HOME=/mine')).r.stdout).toBe('/mine\n');
+    // /etc/passwd through /proc/self/root: a magic link, not followed (it could lead out)
+    const b = sb.bundle((c) => {
+      c.process.env = c.process.env.filter((e: string) => !e.startsWith('HOME='));
+      c.process.args = ['sh', '-c', 'echo "$HOME"'];
+    });
+    writeFileSync(join(b, 'rootfs/etc/real-passwd'), 'root:x:0:0:root:/via-magic-link:/bin/sh\n');
+    rmSync(join(b, 'rootfs/etc/passwd'));
+    symlinkSync('/proc/self/root/etc/real-passwd', join(b, 'rootfs/etc/passwd'));
+    expect(sb.berth(['run', '-b', b, sb.id('home-link')]).stdout).toBe('/\n');
   });
 
   it('makes the parent directories of a device node (podman --privileged: /dev/cpu/0/cpuid)', () => {

@@ -17,6 +17,16 @@ describe('validateIdMappings', () => {
     expect(validateIdMappings(ok, 'linux.uidMappings')).toEqual(ok);
     expect(validateIdMappings([], 'linux.uidMappings')).toEqual([]);
   });
+  it('takes the full range (0 0 4294967295, as the kernel and runc do), and no more', () => {
+    const full = [{ containerID: 0, hostID: 0, size: 4294967295 }];
+    expect(validateIdMappings(full, 'linux.uidMappings')).toEqual(full);
+    expect(() =>
+      validateIdMappings([{ containerID: 1, hostID: 0, size: 4294967295 }], 'linux.uidMappings'),
+    ).toThrow('linux.uidMappings[0]: container ids 1+4294967295 go past 4294967294');
+    expect(() =>
+      validateIdMappings([{ containerID: 0, hostID: 0, size: 4294967296 }], 'linux.uidMappings'),
+    ).toThrow('linux.uidMappings[0].size: 4294967296 is not a count of ids');
+  });
   it('names the JSON path of what is wrong', () => {
     expect(() => validateIdMappings({}, 'linux.uidMappings')).toThrow('linux.uidMappings: must be an array');
     expect(() => validateIdMappings([{ containerID: 0, hostID: -1, size: 1 }], 'linux.gidMappings')).toThrow(

@@ -53,11 +53,17 @@ export function validateIdMappings(mappings: unknown, path: string): IdMapping[]
     if (typeof m !== 'object' || m === null)
       throw invalid(`${at}: must be an object {containerID, hostID, size}`);
     const r = m as Record<string, unknown>;
-    for (const k of ['containerID', 'hostID', 'size'] as const) {
+    for (const k of ['containerID', 'hostID'] as const) {
       const v = r[k];
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= ID_LIMIT) {
         throw invalid(`${at}.${k}: ${JSON.stringify(v)} is not an id (an integer from 0 to ${ID_LIMIT - 1})`);
       }
+    }
+    // a count, not an id: 0 with 4294967295 maps every id but the invalid one (-1), as the kernel takes
+    if (typeof r.size !== 'number' || !Number.isInteger(r.size) || r.size < 0 || r.size > ID_LIMIT) {
+      throw invalid(
+        `${at}.size: ${JSON.stringify(r.size)} is not a count of ids (an integer from 1 to ${ID_LIMIT})`,
+      );
     }
     const e = { containerID: r.containerID as number, hostID: r.hostID as number, size: r.size as number };
     if (e.size < 1) throw invalid(`${at}.size: must be at least 1`);

@@ -47,6 +47,31 @@ describe('planRootfs', () => {
     expect(steps.at(-1)).toMatchObject({ op: 'mount', target: '/', flags: MS.BIND | MS.REMOUNT | MS.RDONLY });
   });
 
+  it("makes the default devices and /dev links unless /dev is a bind mount (runc's rule)", () => {
+    const devices = (mounts: typeof base.mounts) =>
+      planRootfs({ ...base, mounts })
+        .filter((s) => s.op === 'mknod' || s.op === 'symlink')
+        .map((s) => (s as { path: string }).path);
+    const all = [
+      '/dev/null',
+      '/dev/zero',
+      '/dev/full',
+      '/dev/random',
+      '/dev/urandom',
+      '/dev/tty',
+      '/dev/fd',
+      '/dev/ptmx',
+    ];
+    // a tmpfs on /dev, and the image's own /dev (no mount there)
+    expect(devices(base.mounts)).toEqual(expect.arrayContaining(all));
+    expect(devices(base.mounts.filter((m) => m.destination !== '/dev'))).toEqual(expect.arrayContaining(all));
+    const bound = [
+      ...base.mounts.filter((m) => m.destination !== '/dev'),
+      { destination: '/dev', type: 'bind', source: '/dev', options: ['rbind'] },
+    ];
+    expect(devices(bound)).toEqual([]);
+  });
+
   it('mounts a filesystem with its flags and data at the path inside the rootfs', () => {
     const dev = planRootfs(base).find((s) => s.op === 'mount' && s.fstype === 'tmpfs');
     expect(dev).toMatchObject({

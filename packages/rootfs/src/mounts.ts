@@ -126,15 +126,18 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
   });
   steps.push({ op: 'root', path: root });
 
-  let devIsTmpfs = false;
+  // The default devices and /dev links are made unless /dev is a bind mount (runc's rule): in
+  // a tmpfs mounted there, or in the image's own /dev when nothing is
+  let devIsBind = false;
   (config.mounts ?? []).forEach((m, i) => {
     // a relative destination is relative to / (deprecated, still valid: config.md)
     const dest = posix.normalize(`/${m.destination}`);
-    if (dest === '/dev' && (m.type ?? '') === 'tmpfs') devIsTmpfs = true;
+    if (dest === '/dev')
+      devIsBind = m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind');
     steps.push(...planMount(m, i, dest, config));
   });
 
-  if (devIsTmpfs) {
+  if (!devIsBind) {
     for (const dev of [...DEFAULT_DEVICES, ...(config.devices ?? [])]) steps.push(deviceStep(dev));
     for (const [target, path] of DEV_SYMLINKS) steps.push({ op: 'symlink', target, path, inRoot: true });
   } else {

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { isolatedKinds, JOIN_ORDER, NAMESPACES, namespacePath } from '@berth/namespaces';
 import type { Hook } from '@berth/spec';
 import { BerthError, launch, type PlanStep } from '@berth/sys';
@@ -36,11 +37,14 @@ export async function runHooks(
 
 async function runHook(kind: string, i: number, hook: Hook, state: HookState): Promise<void> {
   const [argv0, ...rest] = hook.args?.length ? hook.args : [hook.path];
+  // As runc: a hook without `env` gets the runtime's environment, and every host hook runs in
+  // the bundle directory (runc changes to it before anything else)
   const child = spawn(hook.path, rest, {
     argv0: argv0 ?? hook.path,
-    env: Object.fromEntries(
-      (hook.env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
-    ),
+    env: hook.env
+      ? Object.fromEntries(hook.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]))
+      : process.env,
+    ...(state.bundle && existsSync(state.bundle) ? { cwd: state.bundle } : {}),
     stdio: ['pipe', 'inherit', 'pipe'],
   });
   let stderr = '';

@@ -1,11 +1,12 @@
 import { statSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, posix, resolve } from 'node:path';
 import { planNamespaces } from '@berth/namespaces';
 import { planRootfs } from '@berth/rootfs';
 import { type Process, RLIMITS, type Spec } from '@berth/spec';
 import {
   BerthError,
   CLONE_NEWCGROUP,
+  CLONE_NEWNET,
   CLONE_NEWNS,
   CLONE_NEWTIME,
   CLONE_NEWUTS,
@@ -149,6 +150,8 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   });
   if (userns) steps.push(...userns.afterClone);
   steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (namespaces ready)' });
+  // a new network namespace has lo down: up, as runc and crun do (a joined one is its owner's)
+  if ((ns.cloneFlags & CLONE_NEWNET) !== 0) steps.push({ op: 'loopback', describe: 'set up lo' });
   if (ctx.cgroupJoin?.v1.length)
     steps.push({ op: 'cgroupJoin', paths: ctx.cgroupJoin.v1, describe: "join the container's cgroup" });
   if (newCgroupNs)
@@ -192,8 +195,23 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
     ...(ctx.cgroupPaths ? { cgroupPaths: ctx.cgroupPaths } : {}),
     // The terminal first, with /dev/console bound to it (the runtime spec's default device, as
     // runc and crun do: before paths are made read-only or masked and / read-only), then the
-    // sysctls, before /proc/sys becomes read-only (readonlyPaths)
-    afterPivot: terminal ? [terminalStep(proc, ctx.consoleSocket, true), ...sysctls] : sysctls,
+    // sysctls go in before /proc/sys becomes read-only (readonlyPaths). Last, the working
+    // directory is made if the image lacks it (runc's MkdirAll in the new root).
+    afterPivot: [
+      ...(terminal ? [terminalStep(proc, ctx.consoleSocket, true)] : []),
+      ...sysctls,
+      ...(proc.cwd && posix.normalize(proc.cwd) !== '/'
+        ? [
+            {
+              op: 'mkdir' as const,
+              path: proc.cwd,
+              mode: 0o755,
+              inRoot: true,
+              describe: `create working directory ${proc.cwd}`,
+            },
+          ]
+        : []),
+    ],
     cgroupNamespace: linux.namespaces?.some((n) => n.type === 'cgroup' && !n.path) ?? false,
     // only a new IPC namespace's mqueue is the container's own to label (linux.mountLabel)
     ipcNamespace: linux.namespaces?.some((n) => n.type === 'ipc' && !n.path) ?? false,
@@ -303,6 +321,9 @@ export function planProcess(
   const env = proc.env ?? [];
   const pathVar = env.findLast((e) => e.startsWith('PATH='))?.slice(5);
   steps.push({ op: 'lookup', name: args[0] ?? '', ...(pathVar !== undefined ? { path: pathVar } : {}) });
+  // no HOME in the env: the user's home from the container's /etc/passwd, else "/" (runc's)
+  if (!env.some((e) => e.startsWith('HOME=')))
+    steps.push({ op: 'home', describe: 'find HOME in /etc/passwd' });
   steps.push(...confine.last);
   return steps;
 }

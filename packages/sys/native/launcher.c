@@ -372,6 +372,7 @@ static void foreground(pid_t pid, int with_pty) {
 #include "keyring.h"
 #include "userns.h"
 #include "cgroup.h"
+#include "procenv.h"
 
 /* ---- steps: one function each; a step returns 0, or -1 with errno set and `what` naming the call ---- */
 
@@ -983,10 +984,15 @@ static int step_exec(struct step *s, int i) {
   if (argc + 2 > s->nargs) die(i, "exec: bad plan", EINVAL);
   uint32_t envc = s->nargs - 2 - argc;
   char **argv = calloc(argc + 1, sizeof *argv);
-  char **envp = calloc(envc + 1, sizeof *envp);
+  char **envp = calloc(envc + 2, sizeof *envp);
   if (!argv || !envp) die(i, "exec", ENOMEM);
   for (uint32_t a = 0; a < argc; a++) argv[a] = s->args[2 + a].s;
-  for (uint32_t a = 0; a < envc; a++) envp[a] = s->args[2 + argc + a].s;
+  int has_home = 0;
+  for (uint32_t a = 0; a < envc; a++) {
+    envp[a] = s->args[2 + argc + a].s;
+    if (strncmp(envp[a], "HOME=", 5) == 0) has_home = 1;
+  }
+  if (home_env[0] && !has_home) envp[envc] = home_env; /* OP_HOME */
   /* nothing of the runtime's stays reachable through /proc/self/fd while the path is looked up */
   if (proc_fd >= 0) close(proc_fd);
   proc_fd = -1;
@@ -1060,6 +1066,8 @@ static void run_steps(struct step *steps, uint32_t n, uint32_t start) {
       case OP_ROOT_REBIND: r = step_root_rebind(&what); break;
       case OP_CGROUP_JOIN: r = step_cgroup_join(s, &what); break;
       case OP_CGROUP_OPEN: r = step_cgroup_open(s, &what); break;
+      case OP_LOOPBACK: r = step_loopback(&what); break;
+      case OP_HOME: r = step_home(&what); break;
       default: die((int)i, "unknown step", EINVAL);
     }
     if (r < 0) {

@@ -55,6 +55,8 @@ export const Op = {
   rootRebind: 49,
   cgroupJoin: 50,
   cgroupOpen: 51,
+  loopback: 52,
+  home: 53,
 } as const;
 
 export type Step =
@@ -155,6 +157,10 @@ export type Step =
   | { op: 'personality'; persona: number }
   /** set_mempolicy(mode, the nodes' mask): `mode` with its MPOL_F_* flags; nodes below 1024. */
   | { op: 'mempolicy'; mode: number; nodes: number[] }
+  /** Sets `lo` up (a new network namespace's, as runc and crun do). */
+  | { op: 'loopback' }
+  /** HOME for the exec, when its env has none: the container's /etc/passwd entry for the process's uid, else "/". */
+  | { op: 'home' }
   /** sched_setaffinity(0, the cpus' mask): cpus below 8192. */
   | { op: 'affinity'; cpus: number[] }
   /**
@@ -241,6 +247,8 @@ function args(step: Step): Arg[] {
     case 'ready':
     case 'noNewPrivs':
     case 'setsid':
+    case 'loopback':
+    case 'home':
     case 'fifoWait':
       return [];
     case 'mount':

@@ -21,8 +21,13 @@ const FIELDS: Array<{ name: string; help: string; set: (r: Resources, v: string)
     set: (r, v) => (obj(r, 'memory').swap = bytes(v, 'memory-swap')),
   },
   {
+    name: 'cpu-share',
+    help: 'relative CPU weight (also --cpu-shares)',
+    set: (r, v) => (obj(r, 'cpu').shares = num(v, 'cpu-share')),
+  },
+  {
     name: 'cpu-shares',
-    help: 'relative CPU weight',
+    help: '',
     set: (r, v) => (obj(r, 'cpu').shares = num(v, 'cpu-shares')),
   },
   {
@@ -34,6 +39,26 @@ const FIELDS: Array<{ name: string; help: string; set: (r: Resources, v: string)
     name: 'cpu-period',
     help: 'CPU period in microseconds',
     set: (r, v) => (obj(r, 'cpu').period = num(v, 'cpu-period')),
+  },
+  {
+    name: 'cpu-burst',
+    help: 'CPU time in microseconds a period may borrow from idle ones (up to the quota)',
+    set: (r, v) => (obj(r, 'cpu').burst = num(v, 'cpu-burst')),
+  },
+  {
+    name: 'cpu-rt-period',
+    help: 'real-time period in microseconds (cgroup v1)',
+    set: (r, v) => (obj(r, 'cpu').realtimePeriod = num(v, 'cpu-rt-period')),
+  },
+  {
+    name: 'cpu-rt-runtime',
+    help: 'real-time CPU time in microseconds per real-time period (cgroup v1)',
+    set: (r, v) => (obj(r, 'cpu').realtimeRuntime = num(v, 'cpu-rt-runtime')),
+  },
+  {
+    name: 'cpu-idle',
+    help: '1: the cgroup runs as SCHED_IDLE, 0: the default (cgroup v2)',
+    set: (r, v) => (obj(r, 'cpu').idle = num(v, 'cpu-idle')),
   },
   { name: 'cpuset-cpus', help: 'CPUs to run on (0-3,5)', set: (r, v) => (obj(r, 'cpu').cpus = v) },
   { name: 'cpuset-mems', help: 'memory nodes to use', set: (r, v) => (obj(r, 'cpu').mems = v) },
@@ -83,7 +108,13 @@ update does. Limits are checked before anything is written.`,
       value: 'FILE',
       help: 'a JSON linux.resources document (- for standard input)',
     },
-    ...FIELDS.map((f) => ({ name: f.name, value: 'VALUE', help: f.help })),
+    // an empty help: an alias, accepted but not listed (--cpu-shares for runc's --cpu-share)
+    ...FIELDS.map((f) => ({
+      name: f.name,
+      value: 'VALUE',
+      help: f.help,
+      ...(f.help ? {} : { hidden: true }),
+    })),
   ],
   async run({ options, positionals: p }, globals) {
     if (p.length !== 1) throw new UsageError('berth update needs CONTAINER_ID (see berth update --help)');
