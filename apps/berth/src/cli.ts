@@ -3,7 +3,7 @@
 // this file imports nothing heavy; each command is loaded only when it runs.
 import { formatOptions, type OptionSpec, parseArgs, UsageError } from './args.js';
 import type { Command } from './command.js';
-import { globals, logLine, setGlobals, writeOut } from './log.js';
+import { globals, logLine, openLog, setGlobals, writeOut } from './log.js';
 import { VERSION, versionText } from './version.js';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
@@ -148,6 +148,8 @@ async function main(argv: string[]): Promise<number> {
   if (g['log-format'] !== undefined && g['log-format'] !== 'json' && g['log-format'] !== 'text') {
     throw new UsageError(`--log-format must be text or json, not ${JSON.stringify(g['log-format'])}`);
   }
+  // opened now, as runc does: a log that cannot be written is an error before anything is done
+  if (globals.log) openLog();
   if (g['version']) {
     writeOut(versionText());
     return 0;

@@ -1,5 +1,5 @@
-import { appendFileSync, writeSync } from 'node:fs';
-import { isoTime } from '@berth/sys';
+import { openSync, writeSync } from 'node:fs';
+import { BerthError, isoTime } from '@berth/sys';
 import type { GlobalOptions } from './command.js';
 
 /** The global options of this invocation (set once by the CLI's main). */
@@ -13,6 +13,22 @@ export function setGlobals(g: GlobalOptions): void {
   globals = g;
 }
 
+let logFd: number | undefined;
+
+/** Opens --log for appending (made 0644 if missing); an error naming the file if it cannot be. */
+export function openLog(): void {
+  if (!globals.log || logFd !== undefined) return;
+  try {
+    logFd = openSync(globals.log, 'a', 0o644);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new BerthError(`--log ${globals.log}: cannot open it: ${err.code ?? err.message}`, {
+      code: 'ELOG',
+      path: globals.log,
+    });
+  }
+}
+
 /** Appends a runc-style log line to --log (logrus text, or JSON with --log-format json). */
 export function logLine(level: 'error' | 'warning', msg: string, fields: Record<string, unknown> = {}): void {
   if (!globals.log) return;
@@ -22,7 +38,8 @@ export function logLine(level: 'error' | 'warning', msg: string, fields: Record<
       ? JSON.stringify({ level, msg, ...fields, time })
       : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;
   try {
-    appendFileSync(globals.log, `${line}\n`);
+    openLog();
+    if (logFd !== undefined) writeSync(logFd, `${line}\n`);
   } catch {
     // a log we cannot write must not hide the error itself
   }

@@ -83,12 +83,13 @@ describe('bad input', () => {
       ['create', '-b', c, sb.id()],
       'find executable "/bin/not-there" in the container: ENOENT (no such file or directory)',
     );
+    // a missing working directory is made (runc's rule); a file in the way is the error
     const d = sb.bundle((c) => {
-      c.process.cwd = '/no/such/dir';
+      c.process.cwd = '/etc/passwd/dir';
     });
     fails(
       ['run', '-b', d, sb.id()],
-      'change to working directory /no/such/dir: ENOENT (no such file or directory)',
+      'create working directory /etc/passwd/dir: ENOTDIR (not a directory)',
     );
   });
 
@@ -126,10 +127,21 @@ describe('bad input', () => {
     expect(readFileSync(text, 'utf8')).toMatch(
       /^time="[^"]+" level=error msg="container ghost does not exist"\n$/,
     );
+    // opened first, as runc does: a log that cannot be written stops the command before it acts
+    const id = sb.id('nolog');
+    fails(
+      ['--log', join(sb.dir, 'no/such/dir/berth.log'), 'run', '-d', '--name', id, 'busybox', 'true'],
+      /^berth: --log .*no\/such\/dir\/berth\.log: cannot open it: ENOENT\n$/,
+    );
+    expect(sb.states()).not.toContain(id);
   });
 
   it('leaves no image snapshot behind when an image run fails', () => {
-    fails(['run', '--rm', '-w', '/nope', 'busybox', 'true'], /change to working directory \/nope: ENOENT/);
+    // a missing working directory is made (runc's rule): a file there is an error
+    fails(
+      ['run', '--rm', '-w', '/etc/passwd', 'busybox', 'true'],
+      /create working directory \/etc\/passwd: ENOTDIR/,
+    );
     const containers = join(sb.store, 'containers');
     expect(existsSync(containers) ? readdirSync(containers) : []).toEqual([]);
   });

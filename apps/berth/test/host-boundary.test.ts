@@ -111,7 +111,8 @@ describe('a rootfs cannot send berth to host paths', () => {
       if (link.startsWith('/proc/')) {
         // a magic link is never followed: the create fails and says where
         expect(r.status).toBe(1);
-        expect(r.stderr).toMatch(/^berth: create device \/dev\/evil: .*(ELOOP|EXDEV)/);
+        // (the default devices come first: /dev/null is the first made)
+        expect(r.stderr).toMatch(/^berth: create device \/dev\/(null|evil): .*(ELOOP|EXDEV)/);
       } else {
         ok(r);
         expect(statSync(join(b, 'rootfs', outside.path, 'evil')).isCharacterDevice()).toBe(true);
@@ -165,7 +166,7 @@ describe('a rootfs cannot send berth to host paths', () => {
       const r = sb.berth(['run', '-b', b, sb.id()]);
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(
-        /^berth: change to working directory \/proc\/self\/fd\/\d: (ELOOP|ENOENT|ENOTDIR|EXDEV)/,
+        /^berth: (change to|create) working directory \/proc\/self\/fd\/\d: (ELOOP|ENOENT|ENOTDIR|EXDEV|EPERM|EACCES)/,
       );
     }
   });
