@@ -84,6 +84,20 @@ describe('container cgroups', () => {
     expect(alive(pid)).toBe(false);
   });
 
+  it('a device node in linux.devices is not a device allowed: a deny in resources.devices holds', () => {
+    const bundle = sb.bundle((c) => {
+      c.linux.devices = [{ path: '/dev/kmsg', type: 'c', major: 1, minor: 11, fileMode: 0o600 }];
+      c.linux.resources = { devices: [{ allow: false, access: 'rwm' }] };
+      c.process.capabilities.bounding.push('CAP_SYSLOG');
+      c.process.capabilities.effective.push('CAP_SYSLOG');
+      c.process.capabilities.permitted.push('CAP_SYSLOG');
+      c.process.args = ['sh', '-c', 'test -c /dev/kmsg && echo made; head -c 1 /dev/kmsg >/dev/null && echo READ; true'];
+    });
+    const r = sb.berth(['run', '-b', bundle, sb.id('devdeny')]);
+    expect(r.stdout).toBe('made\n');
+    expect(r.stderr).toMatch(/Operation not permitted/);
+  });
+
   it('enforces the pids limit inside the container', () => {
     // each started sleep's pid goes to a host directory: a container that never ran leaves no file
     const out = mkdtempSync(join(sb.dir, 'pids-'));

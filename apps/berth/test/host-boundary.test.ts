@@ -157,6 +157,30 @@ describe('a rootfs cannot send berth to host paths', () => {
     }
   });
 
+  it('/proc or /sys that is a symlink in the image is refused, never followed (CVE-2019-19921, CVE-2023-27561)', () => {
+    for (const [dir, target] of [
+      ['proc', '/elsewhere'],
+      ['sys', '/elsewhere'],
+      ['proc', '/tmp'],
+    ] as const) {
+      const b = sb.bundle((c) => {
+        c.process.args = ['true'];
+      });
+      rmSync(join(b, 'rootfs', dir), { recursive: true, force: true });
+      mkdirSync(join(b, 'rootfs', target), { recursive: true });
+      symlinkSync(target, join(b, 'rootfs', dir));
+      const id = sb.id();
+      const r = sb.berth(['run', '-b', b, id]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^berth: mount ${dir === 'proc' ? 'proc' : 'sysfs'} on /${dir}: must be mounted on an ordinary directory: ELOOP`,
+        ),
+      );
+      expect(sb.states()).not.toContain(id);
+    }
+  });
+
   it('a working directory through /proc/self/fd/N (leaked fds, CVE-2024-21626) is refused', () => {
     for (const fd of [3, 4, 5, 6, 7, 8]) {
       const b = sb.bundle((c) => {

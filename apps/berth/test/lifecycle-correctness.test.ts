@@ -446,6 +446,28 @@ exit "$2"
     expect(own.some((l) => l.startsWith('BERTH_HOOK_TEST='))).toBe(false);
   });
 
+  it("a startContainer hook gets the process's env under its own, and no fd of the runtime's", () => {
+    const bundle = sb.bundle((c) => {
+      c.root.readonly = false;
+      c.process.args = ['true'];
+      c.process.env = [...c.process.env, 'ONE=two', 'FOO=process'];
+      c.hooks = {
+        startContainer: [
+          {
+            path: '/bin/sh',
+            args: ['sh', '-c', 'echo "$ONE $FOO" > /tmp/hook.out; ls /proc/self/fd >> /tmp/hook.out'],
+            env: ['FOO=hook', 'PATH=/bin'],
+          },
+        ],
+      };
+    });
+    expect(sb.berth(['run', '-b', bundle, sb.id('hook-fds')])).toMatchObject({ status: 0, stderr: '' });
+    const [env, ...fds] = readFileSync(join(bundle, 'rootfs/tmp/hook.out'), 'utf8').trim().split('\n');
+    expect(env).toBe('two hook');
+    // stdin, stdout, stderr, and the directory ls reads
+    expect(fds.map(Number).filter((fd) => fd > 3)).toEqual([]);
+  });
+
   it('a failing poststop hook is a warning; the lifecycle goes on', async () => {
     const { path, out } = hookScript();
     const bundle = sb.bundle((c) => {

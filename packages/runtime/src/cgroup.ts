@@ -26,19 +26,15 @@ export function defaultCgroupsPath(id: string, systemd: boolean): string {
   return systemd ? `system.slice:berth:${id}` : `/berth/${id}`;
 }
 
-/** linux.resources as applied: the config's rules, then runc's defaults, then one rule per linux.devices node (fifos need none). */
+/**
+ * linux.resources as applied: the config's device rules, then runc's defaults. A
+ * `linux.devices` node gets no rule of its own (as in runc): making a node never grants
+ * access to it, which is the config's `linux.resources.devices` to give (containerd and
+ * podman add an allow rule for each device they pass), and a deny there holds.
+ */
 export function effectiveResources(spec: Spec): LinuxResources {
   const resources = (spec.linux?.resources ?? {}) as LinuxResources;
-  // a fifo (type p) is no device: the device controller has nothing to allow for it
-  const devices = (spec.linux?.devices ?? []).filter((d) => d.type !== 'p');
-  const nodes: LinuxDeviceCgroup[] = devices.map((d) => ({
-    allow: true,
-    type: d.type === 'b' ? 'b' : 'c', // c, or u (unbuffered character device)
-    ...(d.major !== undefined ? { major: d.major } : {}),
-    ...(d.minor !== undefined ? { minor: d.minor } : {}),
-    access: 'rwm',
-  }));
-  return { ...resources, devices: [...(resources.devices ?? []), ...DEFAULT_DEVICE_RULES, ...nodes] };
+  return { ...resources, devices: [...(resources.devices ?? []), ...DEFAULT_DEVICE_RULES] };
 }
 
 /** Loads the cgroups package only when a command needs a cgroup. */

@@ -82,6 +82,15 @@ export interface ContainerHookContext {
   pid: number;
   /** Puts the hook's process into the container's cgroup before it runs. */
   addToCgroup?: (pid: number) => Promise<void>;
+  /** The container process's env: a startContainer hook's, under its own `env` (as runc). */
+  env?: readonly string[];
+}
+
+/** `base` with `over`'s entries replacing those of the same name (KEY=VALUE lists). */
+function mergeEnv(base: readonly string[], over: readonly string[]): string[] {
+  const key = (e: string) => e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('='));
+  const names = new Set(over.map(key));
+  return [...base.filter((e) => !names.has(key(e))), ...over];
 }
 
 /**
@@ -114,7 +123,15 @@ export async function runContainerHooks(
       ...joins,
       { op: 'clone', flags: 0, detach: false },
       { op: 'sync', id: 1, describe: 'wait for the runtime (cgroup)' },
-      { op: 'exec', path: hook.path, argv, env: hook.env ?? [], describe: `exec hook ${hook.path}` },
+      // nothing of the launcher's (its pipes) reaches the hook, which runs in the container
+      { op: 'closeFds', from: 3 },
+      {
+        op: 'exec',
+        path: hook.path,
+        argv,
+        env: kind === 'startContainer' ? mergeEnv(ctx.env ?? [], hook.env ?? []) : (hook.env ?? []),
+        describe: `exec hook ${hook.path}`,
+      },
     ];
     const where = `hooks.${kind}[${i}] ${hook.path}`;
     const launched = launch(steps, { stdio: ['pipe', 'inherit', 'pipe'] });

@@ -185,15 +185,17 @@ describe('hooks', () => {
   });
 });
 
-describe('fifo devices', () => {
-  it('need no device-cgroup rule', () => {
+describe('linux.devices and the device cgroup', () => {
+  it("a node made is not a node allowed: only the config's rules and runc's defaults (a deny holds)", () => {
     const s = spec();
     s.linux!.devices = [
       { type: 'p', path: '/dev/myfifo', fileMode: 0o600 },
-      { type: 'c', path: '/dev/fuse', major: 10, minor: 229 },
+      { type: 'c', path: '/dev/kmsg', major: 1, minor: 11 },
     ];
+    s.linux!.resources = { devices: [{ allow: false, access: 'rwm' }] };
     const rules = effectiveResources(s).devices!;
     expect(rules.some((r) => (r.type as string) === 'p')).toBe(false);
-    expect(rules).toContainEqual({ allow: true, type: 'c', major: 10, minor: 229, access: 'rwm' });
+    expect(rules.some((r) => r.major === 1 && r.minor === 11)).toBe(false);
+    expect(rules[0]).toEqual({ allow: false, access: 'rwm' });
   });
 });

@@ -644,7 +644,11 @@ export class Runtime {
       'startContainer',
       hooks,
       { ...this.hookState(record), status: 'created' },
-      { pid: record.pid, ...(cgroup ? { addToCgroup: (p: number) => cgroup.addProcess(p) } : {}) },
+      {
+        pid: record.pid,
+        env: this.recordSpec(record).process?.env ?? [],
+        ...(cgroup ? { addToCgroup: (p: number) => cgroup.addProcess(p) } : {}),
+      },
     );
   }
 

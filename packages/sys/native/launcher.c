@@ -547,9 +547,21 @@ static int step_mount(struct step *s) {
   const char *src = S(s, 0), *dst = Sx(s, 1), *type = S(s, 2), *data = S(s, 4);
   unsigned long flags = (unsigned long)I(s, 3);
   unsigned long prop = flags & (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE);
+  /* procfs and sysfs only on an ordinary directory: a symlink there (or a file) is refused,
+   * never followed (CVE-2019-19921, CVE-2023-27561: an image choosing where /proc lands) */
+  int kernfs = type && !(flags & (MS_BIND | MS_REMOUNT)) && (strcmp(type, "proc") == 0 || strcmp(type, "sysfs") == 0);
   what = "open mount target";
-  int tfd = open_target(s, dst, 0);
+  int tfd = open_target(s, dst, kernfs ? O_NOFOLLOW : 0);
   if (tfd < 0) return -1;
+  if (kernfs) {
+    struct stat st = {0};
+    if (fstat(tfd, &st) < 0 || !S_ISDIR(st.st_mode)) {
+      close(tfd);
+      what = "must be mounted on an ordinary directory";
+      errno = S_ISLNK(st.st_mode) ? ELOOP : ENOTDIR;
+      return -1;
+    }
+  }
   int r, copy_from = -1;
   what = "mount";
   if ((flags & MS_REMOUNT) || (prop && !(flags & MS_BIND))) {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { writeOut } from '../log.js';
@@ -131,28 +132,36 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
     const id = str(o['name']) ?? randomId();
     validateId(id); // --name becomes a directory name: checked before anything uses it
     const net = await networkChoice(o, rt, str(o['hostname']) ?? id, backendFlag === 'vm');
-    const made = await makeImageBundle(store, id, image, {
-      args,
-      ...(entrypoint !== undefined ? { entrypoint: entrypoint === '' ? [] : [entrypoint] } : {}),
-      env: (o['env'] as string[] | undefined) ?? [],
-      ...(str(o['workdir']) ? { cwd: str(o['workdir'])! } : {}),
-      ...(str(o['user']) ? { user: str(o['user'])! } : {}),
-      terminal: o['tty'] === true,
-      ...(str(o['hostname']) ? { hostname: str(o['hostname'])! } : {}),
-      readonly: o['read-only'] === true,
-      network: net.bundle,
-      volumes: (o['volume'] as string[] | undefined) ?? [],
-      ...(memory !== undefined ? { memory } : {}),
-      ...(cpus !== undefined ? { cpus } : {}),
-      ...(pidsLimit !== undefined ? { pidsLimit } : {}),
-      ...security,
-      ...(userns ? { userns } : {}),
-      // like podman: a missing image is pulled, its progress on stderr
-      pull: {
-        onProgress: renderPullProgress({ quiet: o['quiet'] === true }),
-        ...(platform !== undefined ? { platform } : {}),
-      },
-    });
+    let made: Awaited<ReturnType<typeof makeImageBundle>>;
+    try {
+      made = await makeImageBundle(store, id, image, {
+        args,
+        ...(entrypoint !== undefined ? { entrypoint: entrypoint === '' ? [] : [entrypoint] } : {}),
+        env: (o['env'] as string[] | undefined) ?? [],
+        ...(str(o['workdir']) ? { cwd: str(o['workdir'])! } : {}),
+        ...(str(o['user']) ? { user: str(o['user'])! } : {}),
+        terminal: o['tty'] === true,
+        ...(str(o['hostname']) ? { hostname: str(o['hostname'])! } : {}),
+        readonly: o['read-only'] === true,
+        network: net.bundle,
+        volumes: (o['volume'] as string[] | undefined) ?? [],
+        ...(memory !== undefined ? { memory } : {}),
+        ...(cpus !== undefined ? { cpus } : {}),
+        ...(pidsLimit !== undefined ? { pidsLimit } : {}),
+        ...security,
+        ...(userns ? { userns } : {}),
+        // like podman: a missing image is pulled, its progress on stderr
+        pull: {
+          onProgress: renderPullProgress({ quiet: o['quiet'] === true }),
+          ...(platform !== undefined ? { platform } : {}),
+        },
+      });
+    } catch (e) {
+      // runc's `run ID` in a bundle directory: berth reads the positional as an image; say how
+      if (!args.length && !str(o['name']) && existsSync('config.json') && e instanceof Error)
+        e.message += ` (this directory holds a bundle: run it with berth run -b . ${image})`;
+      throw e;
+    }
     const detach = o['detach'] === true;
     const code = await rt
       .run(id, made.bundle, {
