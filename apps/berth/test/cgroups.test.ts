@@ -91,7 +91,11 @@ describe('container cgroups', () => {
       c.process.capabilities.bounding.push('CAP_SYSLOG');
       c.process.capabilities.effective.push('CAP_SYSLOG');
       c.process.capabilities.permitted.push('CAP_SYSLOG');
-      c.process.args = ['sh', '-c', 'test -c /dev/kmsg && echo made; head -c 1 /dev/kmsg >/dev/null && echo READ; true'];
+      c.process.args = [
+        'sh',
+        '-c',
+        'test -c /dev/kmsg && echo made; head -c 1 /dev/kmsg >/dev/null && echo READ; true',
+      ];
     });
     const r = sb.berth(['run', '-b', bundle, sb.id('devdeny')]);
     expect(r.stdout).toBe('made\n');

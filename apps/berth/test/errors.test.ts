@@ -87,10 +87,7 @@ describe('bad input', () => {
     const d = sb.bundle((c) => {
       c.process.cwd = '/etc/passwd/dir';
     });
-    fails(
-      ['run', '-b', d, sb.id()],
-      'create working directory /etc/passwd/dir: ENOTDIR (not a directory)',
-    );
+    fails(['run', '-b', d, sb.id()], 'create working directory /etc/passwd/dir: ENOTDIR (not a directory)');
   });
 
   it('unsupported features are refused plainly, not ignored', () => {
