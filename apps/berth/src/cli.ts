@@ -203,6 +203,8 @@ main(process.argv.slice(2)).then(
       unknown
     >;
     logLine('error', msg, fields);
-    process.exitCode = 1;
+    // 1, or what the command asks for its own failures (exec: 255, as runc)
+    process.exitCode =
+      typeof (e as { exitCode?: unknown })?.exitCode === 'number' ? (e as { exitCode: number }).exitCode : 1;
   },
 );

@@ -102,6 +102,30 @@ describe('container cgroups', () => {
     expect(r.stderr).toMatch(/Operation not permitted/);
   });
 
+  it('refuses a cgroupsPath whose cgroup exists and is frozen (it would hang the create), and leaves it as it was', async () => {
+    const { Cgroup } = await import('@berth/cgroups');
+    const path = `/berth-test-frozen-${process.pid}-${Date.now()}`;
+    const cg = await Cgroup.create(path);
+    try {
+      await cg.freeze();
+      const bundle = sb.bundle((c) => {
+        c.linux.cgroupsPath = path;
+        c.process.args = ['true'];
+      });
+      const id = sb.id('frozen');
+      const r = sb.detached(['create', '-b', bundle, id]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(
+        `berth: linux.cgroupsPath: the cgroup ${path} exists and is frozen: thaw it, or give another\n`,
+      );
+      expect(sb.states()).not.toContain(id);
+      expect(await cg.isFrozen()).toBe(true);
+    } finally {
+      await cg.thaw();
+      await cg.delete();
+    }
+  });
+
   it('enforces the pids limit inside the container', () => {
     // each started sleep's pid goes to a host directory: a container that never ran leaves no file
     const out = mkdtempSync(join(sb.dir, 'pids-'));

@@ -124,15 +124,25 @@ describe('berth exec', () => {
     expect(alive(execPid)).toBe(false);
   });
 
-  it('refuses a container that is not running', () => {
+  it('runs in a created container (as runc); a stopped one is refused with exit status 255', async () => {
     const bundle = sb.bundle((c) => {
       c.process.args = ['true'];
     });
     const id = sb.id('created');
     expect(sb.detached(['create', '-b', bundle, id])).toMatchObject({ status: 0, stderr: '' });
-    expect(sb.berth(['exec', id, 'true']).stderr).toBe(
-      `berth: cannot exec in container ${id}: it is created\n`,
-    );
+    expect(sb.berth(['exec', id, 'sh', '-c', 'echo in-created; exit 3'])).toMatchObject({
+      status: 3,
+      stdout: 'in-created\n',
+    });
+    expect(JSON.parse(sb.berth(['state', id]).stdout).status).toBe('created');
+    expect(sb.berth(['start', id]).status).toBe(0);
+    for (let i = 0; i < 100 && JSON.parse(sb.berth(['state', id]).stdout).status !== 'stopped'; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    // runc's exit status for exec's own failure: never one the process could have returned
+    expect(sb.berth(['exec', id, 'true'])).toMatchObject({
+      status: 255,
+      stderr: `berth: cannot exec in container ${id}: it is stopped\n`,
+    });
     expect(sb.berth(['delete', id]).status).toBe(0);
   });
 });

@@ -468,6 +468,30 @@ exit "$2"
     expect(fds.map(Number).filter((fd) => fd > 3)).toEqual([]);
   });
 
+  it('kill 0 tells whether the process exists; KILL without a pid namespace of its own kills every process', async () => {
+    const bundle = sb.bundle((c) => {
+      c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== 'pid');
+      c.process.args = ['sleep', '60'];
+    });
+    const id = sb.id('hostpid');
+    expect(sb.detached(['run', '-d', '-b', bundle, id])).toMatchObject({ status: 0, stderr: '' });
+    const pidFile = join(sb.dir, `${id}.exec.pid`);
+    expect(sb.detached(['exec', '-d', '--pid-file', pidFile, id, 'sleep', '60'])).toMatchObject({
+      status: 0,
+    });
+    const execPid = Number(readFileSync(pidFile, 'utf8'));
+    const pid = JSON.parse(sb.berth(['state', id]).stdout).pid as number;
+    expect(sb.berth(['kill', id, '0'])).toMatchObject({ status: 0, stderr: '' });
+    expect(alive(pid)).toBe(true);
+    expect(sb.berth(['kill', id, 'KILL'])).toMatchObject({ status: 0, stderr: '' });
+    for (let i = 0; i < 100 && (alive(pid) || alive(execPid)); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(alive(pid)).toBe(false);
+    expect(alive(execPid)).toBe(false); // in the host's pid namespace: not ended with the first one
+    expect(sb.berth(['kill', id, '0']).status).toBe(1);
+    expect(sb.berth(['delete', id]).status).toBe(0);
+  });
+
   it('a failing poststop hook is a warning; the lifecycle goes on', async () => {
     const { path, out } = hookScript();
     const bundle = sb.bundle((c) => {

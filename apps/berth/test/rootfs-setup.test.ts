@@ -1,6 +1,15 @@
 // Integration: root filesystem setup that real clients ask for (podman's tmpcopyup and
 // --privileged devices, every rootfsPropagation value), through the CLI (runs as root).
-import { chownSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Sandbox } from './helpers.js';
@@ -84,6 +93,34 @@ describe('root filesystem setup', () => {
     ]);
   });
 
+  it('a working directory only root may enter (entered before the user changes, as runc); an executable only root may run, with CAP_DAC_OVERRIDE', () => {
+    const prepare = (b: string) => {
+      mkdirSync(join(b, 'rootfs/rootonly'));
+      chmodSync(join(b, 'rootfs/rootonly'), 0o700);
+      // a busybox only its owner (root) may execute: CAP_DAC_OVERRIDE lets another user run it (execve's rule)
+      copyFileSync(join(b, 'rootfs/bin/busybox'), join(b, 'rootfs/rootonly/pwd'));
+      chmodSync(join(b, 'rootfs/rootonly/pwd'), 0o700);
+    };
+    const cwd = sb.bundle((c) => {
+      c.process.user = { uid: 1000, gid: 1000 };
+      c.process.cwd = '/rootonly';
+      c.process.args = ['pwd'];
+    });
+    prepare(cwd);
+    expect(sb.berth(['run', '-b', cwd, sb.id('rootonly-cwd')])).toMatchObject({
+      stdout: '/rootonly\n',
+      stderr: '',
+    });
+    const exe = sb.bundle((c) => {
+      c.process.user = { uid: 1000, gid: 1000 };
+      for (const set of ['bounding', 'effective', 'permitted'])
+        c.process.capabilities[set].push('CAP_DAC_OVERRIDE');
+      c.process.args = ['/rootonly/pwd'];
+    });
+    prepare(exe);
+    expect(sb.berth(['run', '-b', exe, sb.id('rootonly-exe')])).toMatchObject({ stdout: '/\n', stderr: '' });
+  });
+
   it('HOME: "/" for a uid /etc/passwd lacks, and never through a magic link; an env HOME is kept', () => {
     const run = (edit: NonNullable<Parameters<Sandbox['bundle']>[0]>) => {
       const b = sb.bundle((c) => {
@@ -95,6 +132,7 @@ describe('root filesystem setup', () => {
     };
     expect(run((c) => (c.process.user = { uid: 4242, gid: 4242 })).r.stdout).toBe('/\n');
     expect(run((c) => c.process.env.push('HOME=/mine')).r.stdout).toBe('/mine\n');
+    expect(run((c) => c.process.env.push('HOME=')).r.stdout).toBe('/root\n'); // empty is none (runc)
     // /etc/passwd through /proc/self/root: a magic link, not followed (it could lead out)
     const b = sb.bundle((c) => {
       c.process.env = c.process.env.filter((e: string) => !e.startsWith('HOME='));

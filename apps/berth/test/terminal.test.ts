@@ -79,7 +79,8 @@ sys.stdout.write(out.decode())
     const r = python(script, [sock, sb.root, CLI, bundle, id]);
     expect(r.stderr).toBe('');
     expect(readFileSync(`${sock}.log`, 'utf8')).toBe('');
-    expect(r.stdout).toMatch(/^on \/dev\/pts\/\d+/);
+    expect(r.stdout).toMatch(/^on \/dev\/pts\/\d+\n/);
+    expect(r.stdout).not.toContain('\r'); // ONLCR off, as runc and crun: output as the container wrote it
     expect(sb.berth(['delete', '--force', id]).status).toBe(0);
   });
 

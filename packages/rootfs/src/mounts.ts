@@ -146,11 +146,12 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
 
   steps.push({ op: 'pivotRoot', root, describe: `pivot_root to ${root}` });
   steps.push(...(config.afterPivot ?? []));
-  for (const p of config.readonlyPaths ?? [])
+  // each path once (a second mount over the same path would hide the first for nothing)
+  for (const p of new Set(config.readonlyPaths ?? []))
     steps.push({ op: 'readonly', path: p, optional: true, inRoot: true });
   // a masked directory's tmpfs carries linux.mountLabel too (runc's maskPath)
   const maskData = withMountLabel(undefined, 'tmpfs', config.mountLabel);
-  for (const p of config.maskedPaths ?? [])
+  for (const p of new Set(config.maskedPaths ?? []))
     steps.push({
       op: 'mask',
       path: p,

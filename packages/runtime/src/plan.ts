@@ -300,6 +300,20 @@ export function planProcess(
     );
   }
   steps.push(...confine.beforeCreds);
+  // the working directory as root first (it stays the process's after the user changes),
+  // again after for a directory only the user may enter: runc's order
+  const cwd = proc.cwd || '/';
+  if (!isAbsolute(cwd))
+    throw new BerthError(`process.cwd: ${JSON.stringify(cwd)} must be an absolute path`, {
+      code: 'EINVALIDSPEC',
+    });
+  steps.push({
+    op: 'chdir',
+    path: cwd,
+    first: true,
+    describe: `change to working directory ${cwd}`,
+    inRoot: true,
+  });
   // no process.capabilities means empty sets, as runc: the process gets no capability at all
   steps.push({
     op: 'creds',
@@ -309,11 +323,6 @@ export function planProcess(
     caps: sets,
   });
   if (proc.noNewPrivileges) steps.push({ op: 'noNewPrivs' });
-  const cwd = proc.cwd || '/';
-  if (!isAbsolute(cwd))
-    throw new BerthError(`process.cwd: ${JSON.stringify(cwd)} must be an absolute path`, {
-      code: 'EINVALIDSPEC',
-    });
   // nothing of the runtime's stays open past exec, and the working directory is found in the root
   steps.push({ op: 'closeFds', from: 3 + preserveFds });
   steps.push({ op: 'chdir', path: cwd, describe: `change to working directory ${cwd}`, inRoot: true });
@@ -321,8 +330,8 @@ export function planProcess(
   const env = proc.env ?? [];
   const pathVar = env.findLast((e) => e.startsWith('PATH='))?.slice(5);
   steps.push({ op: 'lookup', name: args[0] ?? '', ...(pathVar !== undefined ? { path: pathVar } : {}) });
-  // no HOME in the env: the user's home from the container's /etc/passwd, else "/" (runc's)
-  if (!env.some((e) => e.startsWith('HOME=')))
+  // no HOME in the env, or an empty one: the user's home from the container's /etc/passwd, else "/" (runc's)
+  if (!env.some((e) => e.startsWith('HOME=') && e.length > 5))
     steps.push({ op: 'home', describe: 'find HOME in /etc/passwd' });
   steps.push(...confine.last);
   return steps;

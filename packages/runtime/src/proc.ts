@@ -83,11 +83,14 @@ const SIGNALS: Record<string, number> = {
   SYS: 31,
 };
 
-/** Parses a signal as runc does: `KILL`, `SIGKILL`, `kill` or `9`; undefined when it is not one. */
+/**
+ * Parses a signal as runc does: `KILL`, `SIGKILL`, `kill` or `9`, and `0` (no signal: whether
+ * the container's process still exists); undefined when it is not one.
+ */
 export function parseSignal(value: string): number | undefined {
   if (/^\d+$/.test(value)) {
     const n = Number(value);
-    return n >= 1 && n <= 64 ? n : undefined;
+    return n >= 0 && n <= 64 ? n : undefined;
   }
   const name = value.toUpperCase().replace(/^SIG/, '');
   const rt = /^RTMIN(?:\+(\d+))?$/.exec(name);

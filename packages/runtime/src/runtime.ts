@@ -14,7 +14,7 @@ import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Cgroup } from '@berth/cgroups';
 import type { NetDeviceRequest } from '@berth/network';
-import { type Process, parseSpec, type Spec } from '@berth/spec';
+import { normalizeSpec, type Process, parseSpec, type Spec } from '@berth/spec';
 import {
   BerthError,
   type CompiledSeccomp,
@@ -339,9 +339,17 @@ export class Runtime {
       ...(cgroupsPath ? { cgroupsPath } : {}),
       ...(this.systemd ? { systemdCgroup: true } : {}),
     };
-    // a cgroup that exists already is not the container's to empty or remove on delete
-    if (cgroupsPath && (await loadCgroup(cgroupsPath, this.systemd)))
+    // a cgroup that exists already is not the container's to empty or remove on delete; a
+    // frozen one would stop the container at its first step, and the create with it (runc refuses it too)
+    const existing = cgroupsPath ? await loadCgroup(cgroupsPath, this.systemd) : undefined;
+    if (existing) {
+      if (await existing.isFrozen())
+        throw new BerthError(
+          `linux.cgroupsPath: the cgroup ${cgroupsPath} exists and is frozen: thaw it, or give another`,
+          { code: 'ECGROUP', path: cgroupsPath },
+        );
       record.cgroupShared = made.cgroupShared = true;
+    }
     this.store.write(record);
     // compiled before anything is made: a profile libseccomp refuses fails the create cleanly
     const seccomp = await compileProfile(spec.linux?.seccomp);
@@ -756,7 +764,11 @@ export class Runtime {
           path: id,
         });
       if (record.vm) return killVm(record, signal, options.all === true);
-      if (!options.all) {
+      // Without a pid namespace of its own, the container's other processes outlive its first
+      // one: SIGKILL goes to every process of its cgroup (runc 1.2's rule)
+      const ns = this.recordSpec(record).linux?.namespaces ?? [];
+      const ownPidNs = ns.some((n) => n.type === 'pid' && !n.path);
+      if (!options.all && !(signal === 9 && !ownPidNs)) {
         // through a pidfd of the container's process: a reused pid is never signalled
         if (!(await signalProcess(record.pid, record.pidStartTime, signal)))
           throw new BerthError(`cannot signal container ${id}: container not running`, {
@@ -949,7 +961,8 @@ export class Runtime {
   ): Promise<number> {
     const record = this.store.read(id);
     const status = this.liveStatus(record);
-    if (status !== 'running') {
+    // a created container's process exists, waiting for start: runc execs into it too
+    if (status !== 'running' && status !== 'created') {
       throw new BerthError(`cannot exec in container ${id}: it is ${status}`, { code: 'ESTATE', path: id });
     }
     if (record.vm) {
@@ -1305,7 +1318,8 @@ const VALID_TEXTS_KEPT = 16;
 
 /** parseSpec, but a text validated before is only parsed (each call gets its own objects). */
 function parseValidated(text: string, file: string): Spec {
-  if (validTexts.has(text)) return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) as Spec;
+  if (validTexts.has(text))
+    return normalizeSpec(JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)) as Spec;
   const spec = parseSpec(text, file);
   if (validTexts.size >= VALID_TEXTS_KEPT) validTexts.delete(validTexts.values().next().value as string);
   validTexts.add(text);

@@ -19,7 +19,7 @@ export { type DefaultSpecOptions, defaultSpec } from './defaults.js';
 export { formatProblems, SpecError } from './errors.js';
 export { formatSpec } from './format.js';
 export { findJsonSyntaxError, type JsonSyntaxError } from './json-syntax.js';
-export { parseSpec } from './parse.js';
+export { normalizeProcess, normalizeSpec, parseSpec } from './parse.js';
 export type * from './types.js';
 export { validateSpec } from './validate.js';
 export { validateResources } from './validate-resources.js';

@@ -16,6 +16,20 @@ function thrown(fn: () => unknown): SpecError {
 }
 
 describe('parseSpec', () => {
+  it('reads a config as runc does: null is absent, an empty namespace path is none, gid and I/O priority default to 0', () => {
+    // biome-ignore lint/suspicious/noExplicitAny: a config as any JSON is, with nulls and gaps
+    const spec = defaultSpec() as unknown as Record<string, any>;
+    spec['linux'].timeOffsets = null;
+    spec['linux'].namespaces[0].path = '';
+    spec['process'].user = { uid: 0 };
+    spec['process'].ioPriority = { class: 'IOPRIO_CLASS_IDLE' };
+    const parsed = parseSpec(JSON.stringify(spec));
+    expect('timeOffsets' in parsed.linux!).toBe(false);
+    expect(parsed.linux!.namespaces![0]).toEqual({ type: spec['linux'].namespaces[0].type });
+    expect(parsed.process!.user).toEqual({ uid: 0, gid: 0 });
+    expect(parsed.process!.ioPriority).toEqual({ class: 'IOPRIO_CLASS_IDLE', priority: 0 });
+  });
+
   it('returns the document when it is valid', () => {
     const spec = parseSpec(formatSpec(defaultSpec()), 'config.json');
     expect(spec).toEqual(defaultSpec());

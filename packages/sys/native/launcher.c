@@ -460,6 +460,12 @@ static void step_pty(struct step *s, int i) {
   if (ptsname_r(master, name, sizeof name) != 0) die(i, "ptsname", errno);
   int slave = open(name, O_RDWR | O_NOCTTY);
   if (slave < 0) die(i, "open pty slave", errno);
+  /* no \n -> \r\n on output, as runc and crun set it: what the container writes is relayed as written */
+  struct termios tio;
+  if (tcgetattr(slave, &tio) == 0) {
+    tio.c_oflag &= ~(tcflag_t)ONLCR;
+    tcsetattr(slave, TCSANOW, &tio);
+  }
   int rows = (int)I(s, 1), cols = (int)I(s, 2);
   if (rows > 0 && cols > 0) {
     struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
@@ -874,15 +880,32 @@ static int step_creds(struct step *s) {
 }
 
 /* The process's working directory, resolved in the container's root: no magic link, no fd, leads out. */
+/*
+ * args: path, first. The process's working directory is tried first while still root (args
+ * first = 1: a directory the user cannot enter but root can, as runc does); EACCES or EPERM
+ * there leaves it to the chdir after the user change (a directory only the user may enter).
+ */
+static int chdir_done = 0;
 static int step_chdir(struct step *s) {
   what = "chdir";
-  if (!in_root(s)) return chdir(Sx(s, 0));
-  int fd = open_in_root(Sx(s, 0), O_DIRECTORY);
-  if (fd < 0) return -1;
-  int r = fchdir(fd);
-  int e = errno;
-  close(fd);
-  errno = e;
+  if (chdir_done) return 0;
+  int first = (int)I(s, 1);
+  int r;
+  if (!in_root(s)) {
+    r = chdir(Sx(s, 0));
+  } else {
+    int fd = open_in_root(Sx(s, 0), O_DIRECTORY);
+    if (fd < 0) {
+      r = -1;
+    } else {
+      r = fchdir(fd);
+      int e = errno;
+      close(fd);
+      errno = e;
+    }
+  }
+  if (r == 0) chdir_done = first;
+  else if (first && (errno == EACCES || errno == EPERM)) r = 0;
   return r;
 }
 
@@ -968,7 +991,7 @@ static int step_lookup(struct step *s) {
   what = "exec";
   if (strchr(name, '/')) {
     snprintf(resolved, sizeof resolved, "%s", name);
-    return access(resolved, X_OK);
+    return faccessat(AT_FDCWD, resolved, X_OK, AT_EACCESS); /* effective ids and caps (CAP_DAC_OVERRIDE), as execve */
   }
   const char *pathv = S(s, 1) ? S(s, 1) : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   int last_err = ENOENT;
@@ -979,7 +1002,7 @@ static int step_lookup(struct step *s) {
     snprintf(resolved, sizeof resolved, "%.*s/%s", (int)len, len ? p : ".", name);
     struct stat st;
     if (stat(resolved, &st) == 0 && S_ISREG(st.st_mode)) {
-      if (access(resolved, X_OK) == 0) return 0;
+      if (faccessat(AT_FDCWD, resolved, X_OK, AT_EACCESS) == 0) return 0;
       last_err = errno;
     }
     if (!e) break;
@@ -1002,7 +1025,10 @@ static int step_exec(struct step *s, int i) {
   int has_home = 0;
   for (uint32_t a = 0; a < envc; a++) {
     envp[a] = s->args[2 + argc + a].s;
-    if (strncmp(envp[a], "HOME=", 5) == 0) has_home = 1;
+    if (strncmp(envp[a], "HOME=", 5) == 0) {
+      if (!envp[a][5] && home_env[0]) envp[a] = home_env; /* an empty HOME is none (runc) */
+      has_home = 1;
+    }
   }
   if (home_env[0] && !has_home) envp[envc] = home_env; /* OP_HOME */
   /* nothing of the runtime's stays reachable through /proc/self/fd while the path is looked up */

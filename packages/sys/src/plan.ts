@@ -108,7 +108,8 @@ export type Step =
       /** Capability sets as bit masks (bit n = capability number n); absent: keep the current sets. */
       caps?: { bounding: bigint; effective: bigint; permitted: bigint; inheritable: bigint; ambient: bigint };
     }
-  | { op: 'chdir'; path: string }
+  /** chdir; `first`: a try before the user changes, whose EACCES/EPERM leaves it to the chdir after (runc's order). */
+  | { op: 'chdir'; path: string; first?: boolean }
   | { op: 'umask'; mask: number }
   /**
    * Write to a file under procfs (`path` relative to /proc, e.g. `sys/net/ipv4/ip_forward`),
@@ -289,7 +290,7 @@ function args(step: Step): Arg[] {
       ];
     }
     case 'chdir':
-      return [step.path];
+      return [step.path, step.first ? 1 : 0];
     case 'umask':
       return [step.mask];
     case 'procWrite':

@@ -55,7 +55,8 @@ pass). The exit status is the process's own, 128+N when signal N ended it.`,
       } catch (e) {
         throw new UsageError(`--process ${file}: ${(e as Error).message}`);
       }
-      const { validateSpec } = await import('@berth/spec');
+      const { normalizeProcess, validateSpec } = await import('@berth/spec');
+      normalizeProcess(value);
       const problems = validateSpec({ ociVersion: '1.2.0', process: value }).filter((q) =>
         q.path.startsWith('process'),
       );
@@ -106,12 +107,18 @@ pass). The exit status is the process's own, 128+N when signal N ended it.`,
     const consoleSocket = str(o['console-socket']);
     const pidFile = str(o['pid-file']);
     const preserveFds = int(o['preserve-fds'], 'preserve-fds');
-    return rt.exec(id, proc, {
-      detach: o['detach'] === true,
-      ...(consoleSocket ? { consoleSocket } : {}),
-      ...(pidFile ? { pidFile } : {}),
-      ...(preserveFds ? { preserveFds } : {}),
-      forwardSignals: true,
-    });
+    try {
+      return await rt.exec(id, proc, {
+        detach: o['detach'] === true,
+        ...(consoleSocket ? { consoleSocket } : {}),
+        ...(pidFile ? { pidFile } : {}),
+        ...(preserveFds ? { preserveFds } : {}),
+        forwardSignals: true,
+      });
+    } catch (e) {
+      // as runc: exec's own failure exits 255, never a status the process could have had
+      if (e instanceof Error) (e as Error & { exitCode?: number }).exitCode = 255;
+      throw e;
+    }
   },
 };
