@@ -55,6 +55,9 @@ describe('container cgroups', () => {
           1 + Math.floor(((shares - 2) * 9999) / 262142),
         );
     }
+    // a swap limit alone: checked against the memory limit the container has (runc merges too)
+    const swap = sb.berth(['update', '--memory-swap', '128M', id]);
+    expect(swap).toMatchObject({ status: 0, stderr: '' });
     // a bad value is refused whole: nothing is half-applied
     const bad = sb.berth(['update', '--memory', '32M', '--pids-limit', '-5', id]);
     expect(bad.status).toBe(1);

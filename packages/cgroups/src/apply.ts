@@ -110,6 +110,7 @@ async function executeTarget(
   try {
     files.write(t.dir, t.file, t.value);
   } catch (err) {
+    if (t.write.retriedLater && err instanceof CgroupError && err.errno === 'EINVAL') return;
     files.close();
     const rollbackErrors: string[] = [];
     for (const u of undos.reverse()) {

@@ -4,6 +4,7 @@ import { executeTargets, resolveTargets } from './apply.js';
 import { type CgroupHierarchy, DEFAULT_CGROUP_ROOT, discoverHierarchy, V1_CONTROLLERS } from './detect.js';
 import { CgroupError, type CgroupProblem, errnoOf, invalid } from './errors.js';
 import {
+  descendantCgroups,
   parseUint,
   readCgroupFile,
   readOptional,
@@ -348,12 +349,14 @@ export class Cgroup {
     return true;
   }
 
-  /** Process ids in this cgroup, across all its hierarchies. */
+  /** Process ids in this cgroup and the cgroups below it, across all its hierarchies. */
   async pids(): Promise<number[]> {
     const all = new Set<number>();
-    for (const dir of new Set(Object.values(this.paths))) {
-      const text = await readOptional(dir, 'cgroup.procs');
-      for (const line of (text ?? '').split('\n')) if (line.trim() !== '') all.add(Number(line));
+    for (const top of new Set(Object.values(this.paths))) {
+      for (const dir of [top, ...descendantCgroups(top)]) {
+        const text = await readOptional(dir, 'cgroup.procs');
+        for (const line of (text ?? '').split('\n')) if (line.trim() !== '') all.add(Number(line));
+      }
     }
     return [...all].sort((a, b) => a - b);
   }

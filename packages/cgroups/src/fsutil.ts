@@ -2,7 +2,9 @@ import {
   accessSync,
   closeSync,
   constants,
+  type Dirent,
   openSync,
+  readdirSync,
   readFileSync,
   rmdirSync,
   write,
@@ -158,10 +160,32 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /**
+ * The cgroups below `dir` (directories a process in the container made: a cgroup namespace
+ * with a writable cgroupfs allows it), deepest first; not `dir` itself. Missing: none.
+ */
+export function descendantCgroups(dir: string): string[] {
+  const out: string[] = [];
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    const sub = `${dir}/${e.name}`;
+    out.push(...descendantCgroups(sub), sub);
+  }
+  return out;
+}
+
+/**
  * rmdir on a cgroup returns EBUSY while the kernel still tears down exited
- * tasks, so retry with backoff instead of failing on the first attempt.
+ * tasks, so retry with backoff instead of failing on the first attempt. Child
+ * cgroups go first, deepest first (as runc's RemovePath).
  */
 export async function removeCgroupDir(path: string, timeoutMs = 5000): Promise<void> {
+  for (const sub of descendantCgroups(path)) await removeCgroupDir(sub, timeoutMs);
   const deadline = Date.now() + timeoutMs;
   let delay = 5;
   for (;;) {

@@ -16,6 +16,8 @@ export interface Write {
   alternatives?: { file: string; value: string }[];
   /** deprecated knobs the kernel may have dropped: skip quietly when absent */
   optional?: boolean;
+  /** an EINVAL is not an error: the same value is written again later in the plan (v1's period before and after the quota) */
+  retriedLater?: boolean;
 }
 
 export interface Plan {

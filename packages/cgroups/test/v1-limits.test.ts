@@ -224,6 +224,26 @@ describe(`this host (${host.layout}): real limits through the API`, () => {
     expect(await Cgroup.find(name)).toBeUndefined();
   });
 
+  itV1('cpu')(
+    'a shorter period with a quota under a parent with a quota: the period again after the quota (runc)',
+    async () => {
+      const parentName = uniqueName();
+      const parent = await Cgroup.create(parentName);
+      const child = await Cgroup.create(`${parentName}/c`);
+      try {
+        await parent.apply({ cpu: { period: 100000, quota: 50000 } });
+        await child.apply({ cpu: { period: 100000, quota: 50000 } });
+        // 10000 first, with the old quota 50000: 5 cpus' worth, over the parent's half: EINVAL
+        await child.apply({ cpu: { period: 10000, quota: 3000 } }, { update: true });
+        expect((await child.read('cpu', 'cpu.cfs_period_us')).trim()).toBe('10000');
+        expect((await child.read('cpu', 'cpu.cfs_quota_us')).trim()).toBe('3000');
+      } finally {
+        await destroy(child);
+        await destroy(parent);
+      }
+    },
+  );
+
   itV1('devices')('device rules deny and allow /dev/null for real', async () => {
     const cg = await fresh();
     await cg.apply({

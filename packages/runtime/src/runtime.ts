@@ -1107,12 +1107,35 @@ export class Runtime {
       if (this.liveStatus(record) === 'stopped')
         throw new BerthError(`container ${id} is not running`, { code: 'ESTATE', path: id });
       const { validateResources } = await import('@berth/cgroups');
-      const problems = validateResources(resources);
+      // checked with what the container has (a swap limit alone needs the memory limit it
+      // already has), as runc merges an update into the container's config
+      const current = (record.resources ?? this.recordSpec(record).linux?.resources ?? {}) as Record<
+        string,
+        unknown
+      >;
+      const merged: Record<string, unknown> = { ...current };
+      for (const [k, v] of Object.entries(resources)) {
+        const was = current[k];
+        merged[k] =
+          v &&
+          typeof v === 'object' &&
+          !Array.isArray(v) &&
+          was &&
+          typeof was === 'object' &&
+          !Array.isArray(was)
+            ? { ...was, ...v }
+            : v;
+      }
+      const problems = validateResources(merged as typeof resources).filter((p) =>
+        Object.keys(resources).some((k) => p.path.startsWith(`linux.resources.${k}`)),
+      );
       if (problems.length) {
         throw new BerthError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), { code: 'EINVALID' });
       }
       if (record.vm) return updateVm(record, resources); // the balloon (memory.limit only)
       await (await this.requireCgroup(id, record)).apply(resources, { update: true, validated: true });
+      record.resources = merged as typeof resources;
+      this.store.write(record);
     });
   }
 

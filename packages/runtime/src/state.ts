@@ -18,6 +18,8 @@ export interface ContainerRecord {
   created: string;
   owner: string;
   annotations?: Record<string, string>;
+  /** linux.resources as `update` last left them (absent: config.json's). */
+  resources?: import('@berth/cgroups').LinuxResources;
   /** The config.json hooks to run later (poststart, poststop). */
   hooks?: import('@berth/spec').Hooks;
   /**

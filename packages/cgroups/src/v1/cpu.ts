@@ -5,15 +5,28 @@ import type { LinuxCPU } from '../types.js';
 
 const F = 'linux.resources.cpu';
 
-/** Period before quota and burst after it, the order the kernel's consistency checks accept (runc). */
+/**
+ * Period before quota and burst after it, the order the kernel's consistency checks accept
+ * (runc). A new period with the old quota can exceed a parent's quota (EINVAL): with a quota
+ * to write too, the period is written again after it, as runc does.
+ */
 export function planCpuV1(cpu: LinuxCPU | undefined): Plan {
   const plan = emptyPlan();
   if (!cpu) return plan;
-  const w = (file: string, value: number, field: string) =>
-    plan.writes.push({ controller: 'cpu', file, value: String(value), field: `${F}.${field}` });
+  const w = (file: string, value: number, field: string, retriedLater = false) =>
+    plan.writes.push({
+      controller: 'cpu',
+      file,
+      value: String(value),
+      field: `${F}.${field}`,
+      ...(retriedLater ? { retriedLater } : {}),
+    });
   if (cpu.shares !== undefined && cpu.shares !== 0) w('cpu.shares', cpu.shares, 'shares');
-  if (cpu.period !== undefined && cpu.period !== 0) w('cpu.cfs_period_us', cpu.period, 'period');
-  if (cpu.quota !== undefined && cpu.quota !== 0) w('cpu.cfs_quota_us', cpu.quota, 'quota');
+  const period = cpu.period !== undefined && cpu.period !== 0 ? cpu.period : undefined;
+  const quota = cpu.quota !== undefined && cpu.quota !== 0 ? cpu.quota : undefined;
+  if (period !== undefined) w('cpu.cfs_period_us', period, 'period', quota !== undefined);
+  if (quota !== undefined) w('cpu.cfs_quota_us', quota, 'quota');
+  if (period !== undefined && quota !== undefined) w('cpu.cfs_period_us', period, 'period');
   if (cpu.burst !== undefined) w('cpu.cfs_burst_us', cpu.burst, 'burst');
   if (cpu.realtimePeriod !== undefined && cpu.realtimePeriod !== 0) {
     w('cpu.rt_period_us', cpu.realtimePeriod, 'realtimePeriod');
