@@ -144,6 +144,25 @@ describe('root filesystem setup', () => {
     expect(sb.berth(['run', '-b', b, sb.id('home-link')]).stdout).toBe('/\n');
   });
 
+  it('a tmpfs without mode= takes the mode of the directory it covers; a read-only /dev is filled, then made read-only', () => {
+    const b = sb.bundle((c) => {
+      c.mounts.push({ destination: '/data', type: 'tmpfs', source: 'tmpfs', options: ['nosuid'] });
+      for (const m of c.mounts) if (m.destination === '/dev') m.options.push('ro');
+      c.process.args = [
+        'sh',
+        '-c',
+        'stat -c "%a" /data; test -c /dev/null && test -d /dev/pts && echo filled; touch /dev/x 2>/dev/null || echo dev-ro',
+      ];
+    });
+    mkdirSync(join(b, 'rootfs/data'));
+    chmodSync(join(b, 'rootfs/data'), 0o3775);
+    expect(sb.berth(['run', '-b', b, sb.id('tmpfs-mode')])).toMatchObject({
+      status: 0,
+      stdout: '3775\nfilled\ndev-ro\n',
+      stderr: '',
+    });
+  });
+
   it('makes the parent directories of a device node (podman --privileged: /dev/cpu/0/cpuid)', () => {
     const b = sb.bundle((c) => {
       c.linux.devices = [{ path: '/dev/cpu/0/fake', type: 'c', major: 1, minor: 3, fileMode: 0o600 }];

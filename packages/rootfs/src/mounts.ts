@@ -144,8 +144,24 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
     for (const dev of config.devices ?? []) steps.push(deviceStep(dev));
   }
 
+  // A read-only /dev tmpfs is mounted writable, filled (pts, shm, devices, links), and made
+  // read-only after pivot_root, as runc does (finalizeRootfs)
+  const devRo = steps.find(
+    (x): x is Extract<PlanStep, { op: 'mount' }> =>
+      x.op === 'mount' && x.target === '/dev' && x.fstype !== undefined && (x.flags & MS.RDONLY) !== 0,
+  );
+  if (devRo) devRo.flags &= ~MS.RDONLY;
+
   steps.push({ op: 'pivotRoot', root, describe: `pivot_root to ${root}` });
   steps.push(...(config.afterPivot ?? []));
+  if (devRo)
+    steps.push({
+      op: 'mount',
+      target: '/dev',
+      flags: MS.BIND | MS.REMOUNT | MS.RDONLY | (devRo.flags & (MS.NOSUID | MS.NODEV | MS.NOEXEC)),
+      inRoot: true,
+      describe: 'remount /dev read-only',
+    });
   // each path once (a second mount over the same path would hide the first for nothing)
   for (const p of new Set(config.readonlyPaths ?? []))
     steps.push({ op: 'readonly', path: p, optional: true, inRoot: true });

@@ -586,6 +586,15 @@ static int step_mount(struct step *s) {
       }
       what = "mount";
     }
+    /* a tmpfs without mode= takes the mode of the directory it covers (runc 1.1.10+), not 1777 */
+    char tmpfs_data[4096];
+    struct stat dst_st;
+    if (type && strcmp(type, "tmpfs") == 0 && !(data && (strncmp(data, "mode=", 5) == 0 || strstr(data, ",mode="))) &&
+        fstat(tfd, &dst_st) == 0 && S_ISDIR(dst_st.st_mode)) {
+      snprintf(tmpfs_data, sizeof tmpfs_data, "%s%smode=%o", data ? data : "", data && *data ? "," : "",
+               (unsigned)(dst_st.st_mode & 07777));
+      data = tmpfs_data;
+    }
     r = mount_on_fd(src, tfd, type, flags, data);
     if (r == 0 && copy_from >= 0) {
       what = "copy up (tmpcopyup)";
