@@ -100,6 +100,20 @@ describe('bad input', () => {
     );
   });
 
+  it('an unknown linux.resources field is a warning, not an error (the runtime-spec forbids failing on it)', () => {
+    const b = sb.bundle((c) => {
+      c.process.args = ['true'];
+      c.linux.resources = { ...c.linux.resources, CPU: { cpus: '0' }, memory: { limitt: 1 } };
+    });
+    const r = sb.berth(['run', '-b', b, sb.id()]);
+    expect(r.status).toBe(0);
+    expect(r.stderr.split('\n').sort()).toEqual([
+      '',
+      'berth: warning: linux.resources.CPU: not a field berth knows: ignored, as the runtime-spec asks (nothing applies it)',
+      'berth: warning: linux.resources.memory.limitt: not a field berth knows: ignored, as the runtime-spec asks (nothing applies it)',
+    ]);
+  });
+
   it('usage errors say what is wrong', () => {
     fails(['frobnicate'], 'unknown command "frobnicate" (see berth --help)');
     fails(['create'], 'berth create needs CONTAINER_ID (see berth create --help)');

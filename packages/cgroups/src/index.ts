@@ -27,4 +27,4 @@ export type * from './types.js';
 export { planV1, type V1PlanInput } from './v1/plan.js';
 export { assembleDeviceProgram, type BpfInsn, encodeProgram, runDeviceProgram } from './v2/device-program.js';
 export { planV2 } from './v2/plan.js';
-export { validateResources } from './validate.js';
+export { unknownResourceFields, validateResources } from './validate.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateResources } from './validate.js';
+import { unknownResourceFields, validateResources } from './validate.js';
 
 const paths = (r: unknown) => validateResources(r).map((p) => p.path);
 
@@ -53,8 +53,7 @@ describe('validateResources', () => {
       },
       { path: 'linux.resources.hugepageLimits[0].limit', message: 'must be a non-negative integer' },
       { path: 'linux.resources.unified["memory.max"]', message: 'must be a string' },
-      // what the cgroup files accept, checked here
-      { path: 'linux.resources.bogus', message: 'unknown field' },
+      // what the cgroup files accept, checked here (an unknown field is not a problem: see below)
       {
         path: 'linux.resources.memory.swap',
         message: 'must be >= memory.limit (100): it is memory+swap, not swap alone',
@@ -83,6 +82,12 @@ describe('validateResources', () => {
       'linux.resources.memory.limit',
       'linux.resources.pids.limit',
     ]);
+  });
+
+  it('unknown fields are not problems (the runtime-spec forbids failing on them), but are listed for a warning', () => {
+    const r = { CPU: { cpus: '0' }, memory: { limitt: 5 }, pids: { limit: 10 } };
+    expect(validateResources(r)).toEqual([]);
+    expect(unknownResourceFields(r).sort()).toEqual(['linux.resources.CPU', 'linux.resources.memory.limitt']);
   });
 
   it('rejects swap without a memory limit and burst above quota', () => {

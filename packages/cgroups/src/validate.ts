@@ -72,10 +72,12 @@ class Rules {
     this.problems.push({ path, message });
   }
 
-  /** A limit the cgroup interface would silently not apply is an error, not a no-op. */
+  /** Fields no version of the runtime-spec has: collected for a warning (the spec forbids an error for them). */
+  readonly unknown: string[] = [];
+
   known(path: string, value: unknown, keys: readonly string[]): value is Obj {
     if (!isObject(value)) return false;
-    for (const k of Object.keys(value)) if (!keys.includes(k)) this.add(`${path}.${k}`, 'unknown field');
+    for (const k of Object.keys(value)) if (!keys.includes(k)) this.unknown.push(`${path}.${k}`);
     return true;
   }
 
@@ -232,4 +234,17 @@ export function validateResources(resources: LinuxResources | unknown): CgroupPr
   const r = new Rules();
   kernelRules(r, resources);
   return [...shape, ...r.problems];
+}
+
+/**
+ * The fields of `resources` that berth does not know (JSON paths, e.g.
+ * `linux.resources.memory.limitt`): the runtime-spec says a runtime MUST NOT fail on an
+ * unknown property, so they are not problems, but nothing applies them: worth a warning,
+ * since a misspelt limit is a limit that does not hold.
+ */
+export function unknownResourceFields(resources: LinuxResources | unknown): string[] {
+  if (!isObject(resources)) return [];
+  const r = new Rules();
+  kernelRules(r, resources);
+  return r.unknown;
 }

@@ -51,8 +51,13 @@ export async function locateCgroup(
   spec: Spec,
   cgroupsPath: string,
   systemd: boolean,
+  /** told of each linux.resources field berth does not know (not an error: the runtime-spec's rule) */
+  warn?: (message: string) => void,
 ): Promise<{ layout: Cgroup['layout']; paths: Record<string, string> }> {
   const cg = await cgroups();
+  if (warn && spec.linux?.resources)
+    for (const path of cg.unknownResourceFields(spec.linux.resources))
+      warn(`${path}: not a field berth knows: ignored, as the runtime-spec asks (nothing applies it)`);
   const problems = cg.validateResources(effectiveResources(spec));
   if (problems.length) {
     throw new BerthError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), { code: 'EINVALIDSPEC' });

@@ -356,7 +356,8 @@ export class Runtime {
     if (options.network) await checkNetworkOptions(options.network);
     made.netDevices = await checkNetDevices(spec, rootless);
     let cgroupAt: CgroupAt | undefined;
-    if (cgroupsPath) cgroupAt = { cgroupsPath, ...(await locateCgroup(spec, cgroupsPath, this.systemd)) };
+    if (cgroupsPath)
+      cgroupAt = { cgroupsPath, ...(await locateCgroup(spec, cgroupsPath, this.systemd, this.warn)) };
     else {
       // rootless: a cgroup in the subtree delegated to the user, or none (see rootless.ts)
       const rootlessCgroup = await createRootlessCgroup(spec, id, this.warn);
