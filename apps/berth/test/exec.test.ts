@@ -1,5 +1,5 @@
 // Integration: berth exec joins a running container (runs as root).
-import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { alive, containerCgroup, Sandbox } from './helpers.js';
@@ -122,6 +122,28 @@ describe('berth exec', () => {
     expect(sb.berth(['exec', id, 'cat', '/proc/self/cgroup']).stdout).toMatch(/:\/\n/);
     expect(sb.berth(['delete', '--force', id]).status).toBe(0);
     expect(alive(execPid)).toBe(false);
+  });
+
+  it('--cgroup runs in a sub-cgroup of the container (never out of it)', async () => {
+    const id = sb.id('subcg');
+    expect(sb.detached(['run', '-d', '--name', id, 'busybox', 'sleep', '60'])).toMatchObject({ status: 0 });
+    const cg = (await containerCgroup(id))!;
+    for (const dir of new Set(Object.values(cg.paths))) {
+      mkdirSync(join(dir, 'sub'));
+      // a v1 cpuset starts empty: a process can join it only once it has cpus and mems
+      for (const f of ['cpuset.cpus', 'cpuset.mems'])
+        if (existsSync(join(dir, f)))
+          writeFileSync(join(dir, 'sub', f), readFileSync(join(dir, f), 'utf8').trim() || '0');
+    }
+    const r = sb.berth(['exec', '--cgroup', 'sub', id, 'cat', '/proc/self/cgroup']);
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.length).toBeGreaterThan(0);
+    // every hierarchy berth manages (a named one like name=systemd is not the container's)
+    for (const l of lines.filter((x) => !x.includes(':name='))) expect(l).toMatch(/\/sub$/);
+    for (const bad of ['../x', '/abs', 'missing'])
+      expect(sb.berth(['exec', '--cgroup', bad, id, 'true'])).toMatchObject({ status: 255 });
+    expect(sb.berth(['delete', '--force', id]).status).toBe(0);
   });
 
   it('runs in a created container (as runc); a stopped one is refused with exit status 255', async () => {

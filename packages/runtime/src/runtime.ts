@@ -9,6 +9,7 @@ import {
   rmSync,
   statSync,
   unlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -141,6 +142,11 @@ export interface ExecOptions {
   stdio?: [Stdio, Stdio, Stdio];
   /** Forward this process's signals to the exec'd process while it runs. */
   forwardSignals?: boolean;
+  /**
+   * Sub-cgroups of the container's cgroup to run in (runc exec --cgroup): `PATH` for every
+   * hierarchy, `CONTROLLER[,CONTROLLER]:PATH` for some; each must exist.
+   */
+  cgroup?: string[];
 }
 
 export interface RunOptions extends CreateOptions {
@@ -981,8 +987,10 @@ export class Runtime {
     const linux = this.recordSpec(record).linux;
     const seccomp = await compileProfile(linux?.seccomp);
     const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot);
+    const subCgroups = options.cgroup?.length ? subCgroupDirs(cgroup, options.cgroup) : undefined;
     // the process joins the cgroup itself, as a container's first process does (selfJoinable)
-    const selfJoin = cgroup && !record.cgroupRoot && !isRootless() && selfJoinable(this.recordSpec(record));
+    const selfJoin =
+      cgroup && !subCgroups && !record.cgroupRoot && !isRootless() && selfJoinable(this.recordSpec(record));
     const { steps, warnings, cgroupJoined } = await planExec(proc, {
       pid: record.pid,
       ...(record.pidStartTime !== undefined ? { pidStartTime: record.pidStartTime } : {}),
@@ -1015,7 +1023,8 @@ export class Runtime {
     try {
       pid = (await launched.expect('pid')).pid;
       await launched.expect('sync');
-      if (!cgroupJoined) await cgroup?.addProcess(pid);
+      if (subCgroups) for (const dir of subCgroups) writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+      else if (!cgroupJoined) await cgroup?.addProcess(pid);
       if (record.intelRdt) joinIntelRdt(record.intelRdt, pid);
       launched.release();
       await launched.expect('eof'); // exec'd, or a step failed (then this throws)
@@ -1472,4 +1481,36 @@ function newRecord(id: string, bundle: string, spec: Spec, options: CreateOption
     ...(options.ownedDirs ? { ownedDirs: options.ownedDirs } : {}),
     ...(options.image ? { image: options.image } : {}),
   };
+}
+
+/**
+ * The directories of `exec --cgroup` entries (`PATH`, or `CONTROLLER[,CONTROLLER]:PATH`) below
+ * the container's cgroup, one per hierarchy: a path leading out of the cgroup (`..`, absolute)
+ * or a sub-cgroup that does not exist is an error.
+ */
+function subCgroupDirs(cgroup: Cgroup | undefined, entries: readonly string[]): string[] {
+  const fail = (message: string) => new BerthError(`exec --cgroup: ${message}`, { code: 'EINVALIDARGS' });
+  if (!cgroup) throw fail('the container has no cgroup');
+  let all: string | undefined;
+  const byController = new Map<string, string>();
+  for (const e of entries) {
+    const colon = e.indexOf(':');
+    const path = colon < 0 ? e : e.slice(colon + 1);
+    if (!path || path.startsWith('/') || path.split('/').some((c) => c === '..' || c === '.'))
+      throw fail(`${JSON.stringify(e)}: the path is relative to the container's cgroup, without "." or ".."`);
+    if (colon < 0) all = path;
+    else for (const c of e.slice(0, colon).split(',')) byController.set(c === '' ? 'unified' : c, path);
+  }
+  for (const c of byController.keys())
+    if (cgroup.paths[c] === undefined) throw fail(`the container's cgroup has no ${c} controller`);
+  const dirs: string[] = [];
+  for (const [controller, dir] of Object.entries(cgroup.paths)) {
+    const sub = byController.get(controller) ?? all;
+    if (sub === undefined) continue;
+    const target = join(dir, sub);
+    if (!existsSync(join(target, 'cgroup.procs')))
+      throw fail(`${sub} is not a cgroup below the container's (${target})`);
+    dirs.push(target);
+  }
+  return [...new Set(dirs)];
 }

@@ -28,6 +28,12 @@ pass). The exit status is the process's own, 128+N when signal N ended it.`,
     { name: 'no-new-privs', help: 'set no_new_privs for the process' },
     { name: 'preserve-fds', value: 'N', help: 'pass N more file descriptors (3, 4, …)' },
     {
+      name: 'cgroup',
+      value: '[CONTROLLER[,CONTROLLER]:]PATH',
+      repeat: true,
+      help: "run in this existing sub-cgroup of the container's (for every hierarchy, or those named)",
+    },
+    {
       name: 'process-label',
       value: 'LABEL',
       help: "SELinux label for the process (default: the container's)",
@@ -113,6 +119,7 @@ pass). The exit status is the process's own, 128+N when signal N ended it.`,
         ...(consoleSocket ? { consoleSocket } : {}),
         ...(pidFile ? { pidFile } : {}),
         ...(preserveFds ? { preserveFds } : {}),
+        ...(o['cgroup'] ? { cgroup: o['cgroup'] as string[] } : {}),
         forwardSignals: true,
       });
     } catch (e) {
