@@ -46,9 +46,16 @@ describe('planContainer', () => {
     expect(ops.indexOf('sync')).toBeLessThan(ops.indexOf('mount'));
     expect(ops.indexOf('pivotRoot')).toBeLessThan(ops.indexOf('sethostname'));
     expect(ops.slice(-5)).toEqual(['chdir', 'lookup', 'ready', 'fifoWait', 'exec']);
-    // fds are marked close-on-exec before the working directory is entered (found in the root)
-    expect(ops.indexOf('closeFds')).toBeLessThan(ops.indexOf('chdir'));
-    expect(steps[ops.indexOf('chdir')]).toMatchObject({ inRoot: true });
+    // HOME (none in the env) is read before any LSM or seccomp step
+    expect(ops.indexOf('home')).toBeLessThan(ops.indexOf('creds'));
+    // the working directory is entered as root first (runc's order), then again, after the
+    // user changes and fds are marked close-on-exec; both found in the root
+    expect(ops.indexOf('chdir')).toBeLessThan(ops.indexOf('creds'));
+    expect(steps[ops.indexOf('chdir')]).toMatchObject({ inRoot: true, first: true });
+    expect(ops.indexOf('closeFds')).toBeLessThan(ops.lastIndexOf('chdir'));
+    expect(steps[ops.lastIndexOf('chdir')]).toMatchObject({ inRoot: true });
+    // a new network namespace gets lo up
+    expect(ops).toContain('loopback');
   });
 
   it('writes sysctls after pivot_root and before /proc/sys turns read-only', () => {

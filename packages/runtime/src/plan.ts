@@ -150,8 +150,6 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   });
   if (userns) steps.push(...userns.afterClone);
   steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (namespaces ready)' });
-  // a new network namespace has lo down: up, as runc and crun do (a joined one is its owner's)
-  if ((ns.cloneFlags & CLONE_NEWNET) !== 0) steps.push({ op: 'loopback', describe: 'set up lo' });
   if (ctx.cgroupJoin?.v1.length)
     steps.push({ op: 'cgroupJoin', paths: ctx.cgroupJoin.v1, describe: "join the container's cgroup" });
   if (newCgroupNs)
@@ -160,6 +158,8 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
       flags: CLONE_NEWCGROUP,
       describe: "create the cgroup namespace (in the container's cgroup)",
     });
+  // a new network namespace has lo down: up, as runc and crun do (a joined one is its owner's)
+  if ((ns.cloneFlags & CLONE_NEWNET) !== 0) steps.push({ op: 'loopback', describe: 'set up lo' });
   if (!terminal) steps.push({ op: 'setsid' });
   if (ctx.keyring !== undefined) steps.push(keyringStep(ctx.keyring));
   if (ctx.overlay && !userns?.overlayMounted) {
@@ -299,9 +299,9 @@ export function planProcess(
       `capability ${JSON.stringify(name)} is not a known capability: ignored, the container runs without it`,
     );
   }
-  steps.push(...confine.beforeCreds);
   // the working directory as root first (it stays the process's after the user changes),
-  // again after for a directory only the user may enter: runc's order
+  // again after for a directory only the user may enter: runc's order. Before the LSM,
+  // scheduler and (without no_new_privs) seccomp steps, so that a filter never sees it.
   const cwd = proc.cwd || '/';
   if (!isAbsolute(cwd))
     throw new BerthError(`process.cwd: ${JSON.stringify(cwd)} must be an absolute path`, {
@@ -314,6 +314,12 @@ export function planProcess(
     describe: `change to working directory ${cwd}`,
     inRoot: true,
   });
+  // no HOME in the env, or an empty one: the user's home from the container's /etc/passwd, else
+  // "/" (runc's); read here, before any LSM or seccomp step
+  const env = proc.env ?? [];
+  if (!env.some((e) => e.startsWith('HOME=') && e.length > 5))
+    steps.push({ op: 'home', uid: proc.user?.uid ?? 0, describe: 'find HOME in /etc/passwd' });
+  steps.push(...confine.beforeCreds);
   // no process.capabilities means empty sets, as runc: the process gets no capability at all
   steps.push({
     op: 'creds',
@@ -327,12 +333,8 @@ export function planProcess(
   steps.push({ op: 'closeFds', from: 3 + preserveFds });
   steps.push({ op: 'chdir', path: cwd, describe: `change to working directory ${cwd}`, inRoot: true });
   const args = proc.args ?? [];
-  const env = proc.env ?? [];
   const pathVar = env.findLast((e) => e.startsWith('PATH='))?.slice(5);
   steps.push({ op: 'lookup', name: args[0] ?? '', ...(pathVar !== undefined ? { path: pathVar } : {}) });
-  // no HOME in the env, or an empty one: the user's home from the container's /etc/passwd, else "/" (runc's)
-  if (!env.some((e) => e.startsWith('HOME=') && e.length > 5))
-    steps.push({ op: 'home', describe: 'find HOME in /etc/passwd' });
   steps.push(...confine.last);
   return steps;
 }

@@ -1114,7 +1114,7 @@ static void run_steps(struct step *steps, uint32_t n, uint32_t start) {
       case OP_CGROUP_JOIN: r = step_cgroup_join(s, &what); break;
       case OP_CGROUP_OPEN: r = step_cgroup_open(s, &what); break;
       case OP_LOOPBACK: r = step_loopback(&what); break;
-      case OP_HOME: r = step_home(&what); break;
+      case OP_HOME: r = step_home(s, &what); break;
       default: die((int)i, "unknown step", EINVAL);
     }
     if (r < 0) {

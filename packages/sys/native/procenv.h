@@ -1,7 +1,7 @@
 /*
  * OP_LOOPBACK (52): `lo` set up in the container's new network namespace (runc and crun do
- * so for every new one). OP_HOME (53): HOME for a process whose env has none, from the
- * container's /etc/passwd entry for the process's uid (after OP_CREDS), else "/", as runc.
+ * so for every new one). OP_HOME (53, args: i uid): HOME for a process whose env has none,
+ * from the container's /etc/passwd entry for that uid, else "/", as runc.
  * Included by launcher.c after paths.h; static functions only.
  */
 #include <net/if.h>
@@ -60,11 +60,11 @@ static ssize_t read_in_root(const char *path, char *buf, size_t cap) {
   return (ssize_t)n;
 }
 
-static int step_home(const char **what) {
+static int step_home(struct step *s, const char **what) {
   *what = "read /etc/passwd";
   const char *home = "/";
   static char passwd[1 << 20];
-  uid_t uid = geteuid();
+  uid_t uid = (uid_t)I(s, 0); /* the process's uid (OP_CREDS comes later) */
   if (read_in_root("/etc/passwd", passwd, sizeof passwd) >= 0) {
     /* name:password:uid:gid:gecos:home:shell, one a line */
     for (char *line = passwd; line && *line; ) {

@@ -160,8 +160,8 @@ export type Step =
   | { op: 'mempolicy'; mode: number; nodes: number[] }
   /** Sets `lo` up (a new network namespace's, as runc and crun do). */
   | { op: 'loopback' }
-  /** HOME for the exec, when its env has none: the container's /etc/passwd entry for the process's uid, else "/". */
-  | { op: 'home' }
+  /** HOME for the exec, when its env has none: the container's /etc/passwd entry for `uid`, else "/". */
+  | { op: 'home'; uid: number }
   /** sched_setaffinity(0, the cpus' mask): cpus below 8192. */
   | { op: 'affinity'; cpus: number[] }
   /**
@@ -249,7 +249,6 @@ function args(step: Step): Arg[] {
     case 'noNewPrivs':
     case 'setsid':
     case 'loopback':
-    case 'home':
     case 'fifoWait':
       return [];
     case 'mount':
@@ -291,6 +290,8 @@ function args(step: Step): Arg[] {
     }
     case 'chdir':
       return [step.path, step.first ? 1 : 0];
+    case 'home':
+      return [step.uid];
     case 'umask':
       return [step.mask];
     case 'procWrite':
