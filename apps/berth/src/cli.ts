@@ -204,7 +204,7 @@ main(process.argv.slice(2)).then(
     >;
     logLine('error', msg, fields);
     // 1, or what the command asks for its own failures (exec: 255, as runc)
-    process.exitCode =
-      typeof (e as { exitCode?: unknown })?.exitCode === 'number' ? (e as { exitCode: number }).exitCode : 1;
+    const asked = (err as { exitCode?: unknown } | undefined)?.exitCode;
+    process.exitCode = typeof asked === 'number' ? asked : 1;
   },
 );

@@ -60,6 +60,9 @@ describe('container cgroups', () => {
     const swap = sb.berth(['update', '--memory-swap', '128M', id]);
     if (existsSync(swapFile)) expect(swap).toMatchObject({ status: 0, stderr: '' });
     else expect(swap.stderr).not.toMatch(/without a memory limit/);
+    // --memory -1 alone: unlimited, swap with it (runc's rule)
+    expect(sb.berth(['update', '--memory', '-1', id])).toMatchObject({ status: 0, stderr: '' });
+    expect(sb.berth(['update', '--memory', '64M', id])).toMatchObject({ status: 0, stderr: '' });
     // a bad value is refused whole: nothing is half-applied
     const bad = sb.berth(['update', '--memory', '32M', '--pids-limit', '-5', id]);
     expect(bad.status).toBe(1);

@@ -489,6 +489,20 @@ exit "$2"
     expect(alive(pid)).toBe(false);
     expect(alive(execPid)).toBe(false); // in the host's pid namespace: not ended with the first one
     expect(sb.berth(['kill', id, '0']).status).toBe(1);
+    // and once the first process is gone, KILL still reaches what is left in its cgroup
+    const later = join(sb.dir, `${id}.later.pid`);
+    const c2 = sb.id('hostpid2');
+    expect(sb.detached(['run', '-d', '-b', bundle, c2])).toMatchObject({ status: 0 });
+    expect(sb.detached(['exec', '-d', '--pid-file', later, c2, 'sleep', '60'])).toMatchObject({ status: 0 });
+    const laterPid = Number(readFileSync(later, 'utf8'));
+    process.kill(JSON.parse(sb.berth(['state', c2]).stdout).pid as number, 'SIGKILL');
+    for (let i = 0; i < 100 && JSON.parse(sb.berth(['state', c2]).stdout).status !== 'stopped'; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(sb.berth(['kill', c2, 'KILL'])).toMatchObject({ status: 0, stderr: '' });
+    for (let i = 0; i < 100 && alive(laterPid); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(alive(laterPid)).toBe(false);
+    expect(sb.berth(['kill', c2, 'KILL']).status).toBe(1); // nothing left: not running
+    expect(sb.berth(['delete', c2]).status).toBe(0);
     expect(sb.berth(['delete', id]).status).toBe(0);
   });
 

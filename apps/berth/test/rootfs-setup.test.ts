@@ -147,18 +147,20 @@ describe('root filesystem setup', () => {
   it('a tmpfs without mode= takes the mode of the directory it covers; a read-only /dev is filled, then made read-only', () => {
     const b = sb.bundle((c) => {
       c.mounts.push({ destination: '/data', type: 'tmpfs', source: 'tmpfs', options: ['nosuid'] });
+      // a directory the image lacks, made for the mount: tmpfs's own 1777
+      c.mounts.push({ destination: '/fresh', type: 'tmpfs', source: 'tmpfs', options: ['nosuid'] });
       for (const m of c.mounts) if (m.destination === '/dev') m.options.push('ro');
       c.process.args = [
         'sh',
         '-c',
-        'stat -c "%a" /data; test -c /dev/null && test -d /dev/pts && echo filled; touch /dev/x 2>/dev/null || echo dev-ro',
+        'stat -c "%a" /data /fresh; test -c /dev/null && test -d /dev/pts && echo filled; touch /dev/x 2>/dev/null || echo dev-ro',
       ];
     });
     mkdirSync(join(b, 'rootfs/data'));
     chmodSync(join(b, 'rootfs/data'), 0o3775);
     expect(sb.berth(['run', '-b', b, sb.id('tmpfs-mode')])).toMatchObject({
       status: 0,
-      stdout: '3775\nfilled\ndev-ro\n',
+      stdout: '3775\n1777\nfilled\ndev-ro\n',
       stderr: '',
     });
   });

@@ -17,7 +17,7 @@ describe('a cgroup with cgroups below it', () => {
       for (const dir of dirs) {
         mkdirSync(join(dir, 'child', 'grandchild'), { recursive: true });
         // a v1 cpuset starts empty: a process can join it only once it has cpus and mems
-        if (existsSync(join(dir, 'cpuset.cpus')))
+        if (existsSync(join(dir, 'cpuset.cpus')) && !existsSync(join(dir, 'cgroup.controllers')))
           for (const sub of ['child', 'child/grandchild'])
             for (const f of ['cpuset.cpus', 'cpuset.mems'])
               writeFileSync(join(dir, sub, f), readFileSync(join(dir, f), 'utf8').trim() || '0');

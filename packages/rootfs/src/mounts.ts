@@ -236,7 +236,14 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
     if (!type) throw invalid(`${where}.type: must be set for a non-bind mount`);
     if (opts.tmpcopyup && type !== 'tmpfs')
       throw invalid(`${where}.options: tmpcopyup needs a tmpfs mount, not ${JSON.stringify(type)}`);
-    steps.push({ op: 'mkdir', path: dest, mode: 0o755, inRoot: true });
+    // a tmpfs on a directory made for it keeps tmpfs's 1777; on the image's own, that one's mode
+    steps.push({
+      op: 'mkdir',
+      path: dest,
+      mode: 0o755,
+      inRoot: true,
+      ...(type === 'tmpfs' ? { noteMade: true } : {}),
+    });
     const data = withMountLabel(opts.data, type, config.mountLabel);
     const labelled = data !== opts.data;
     steps.push({

@@ -1,7 +1,7 @@
 import { isolatedKinds, JOIN_ORDER, NAMESPACES, type NamespaceKind } from '@berth/namespaces';
 import type { LinuxMemoryPolicy, LinuxPersonality, Process } from '@berth/spec';
 import { BerthError, type CompiledSeccomp, type PlanStep } from '@berth/sys';
-import { keyringStep, planProcess, SYNC_NS_READY, terminalStep } from './plan.js';
+import { keyringStep, planProcess, processEnv, SYNC_NS_READY, terminalStep } from './plan.js';
 import { parseIdList } from './security.js';
 
 export interface ExecPlanContext {
@@ -94,7 +94,7 @@ export async function planExec(
       memoryPolicy: ctx.memoryPolicy,
     }),
   );
-  steps.push({ op: 'exec', argv: proc.args, env: proc.env ?? [] });
+  steps.push({ op: 'exec', argv: proc.args, env: processEnv(proc.env) });
   return { steps, warnings, cgroupJoined: cgroupJoin !== undefined };
 }
 

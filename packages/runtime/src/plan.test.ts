@@ -6,7 +6,7 @@ import { CLONE_NEWNS, CLONE_NEWPID } from '@berth/sys';
 import { afterAll, describe, expect, it } from 'vitest';
 import { capabilitySets } from './caps.js';
 import { effectiveResources } from './cgroup.js';
-import { planContainer } from './plan.js';
+import { planContainer, processEnv } from './plan.js';
 import { parseSignal } from './proc.js';
 import { validateId } from './state.js';
 
@@ -139,6 +139,21 @@ describe('capabilities', () => {
       ~0n,
     );
     expect(sets.ambient).toBe(1n << 5n);
+  });
+});
+
+describe('the process environment', () => {
+  it("one entry per name, its last value, where the name first appears (runc's)", () => {
+    expect(processEnv(['ONE=two', 'PATH=/bin', 'ONE=', 'HOME=/override', 'HOME='])).toEqual([
+      'ONE=',
+      'PATH=/bin',
+      'HOME=',
+    ]);
+    expect(processEnv(undefined)).toEqual([]);
+    // an empty HOME after dedup: HOME comes from /etc/passwd
+    const s = spec();
+    s.process!.env = ['HOME=/override', 'HOME='];
+    expect(planContainer(s, { bundle, foreground: true }).steps.some((x) => x.op === 'home')).toBe(true);
   });
 });
 

@@ -246,8 +246,21 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   } else {
     steps.push({ op: 'sync', id: SYNC_READY_TO_EXEC, describe: 'wait for the runtime (ready to exec)' });
   }
-  steps.push({ op: 'exec', argv: proc.args ?? [], env: proc.env ?? [] });
+  steps.push({ op: 'exec', argv: proc.args ?? [], env: processEnv(proc.env) });
   return { steps, rootfs, warnings };
+}
+
+/**
+ * The environment as runc gives it to the process: one entry per name, its last value, where
+ * the name first appears (Go's Setenv, one name after the other).
+ */
+export function processEnv(env: readonly string[] | undefined): string[] {
+  if (!env?.length) return [];
+  const name = (e: string) => (e.includes('=') ? e.slice(0, e.indexOf('=')) : e);
+  const last = new Map<string, string>();
+  for (const e of env) last.set(name(e), e);
+  // a Map keeps a name where it was first set
+  return last.size === env.length ? [...env] : [...last.values()];
 }
 
 /**
@@ -316,7 +329,7 @@ export function planProcess(
   });
   // no HOME in the env, or an empty one: the user's home from the container's /etc/passwd, else
   // "/" (runc's); read here, before any LSM or seccomp step
-  const env = proc.env ?? [];
+  const env = processEnv(proc.env);
   if (!env.some((e) => e.startsWith('HOME=') && e.length > 5))
     steps.push({ op: 'home', uid: proc.user?.uid ?? 0, describe: 'find HOME in /etc/passwd' });
   steps.push(...confine.beforeCreds);

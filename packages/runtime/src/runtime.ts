@@ -765,17 +765,42 @@ export class Runtime {
     await withLock(this.root, id, async () => {
       const record = this.store.read(id);
       const status = this.liveStatus(record);
-      if (status === 'stopped')
-        throw new BerthError(`cannot signal container ${id}: container not running`, {
-          code: 'ESTATE',
-          path: id,
-        });
-      if (record.vm) return killVm(record, signal, options.all === true);
       // Without a pid namespace of its own, the container's other processes outlive its first
-      // one: SIGKILL goes to every process of its cgroup (runc 1.2's rule)
+      // one: SIGKILL goes to every process of its cgroup (runc 1.2's rule), also once the first is gone
       const ns = this.recordSpec(record).linux?.namespaces ?? [];
       const ownPidNs = ns.some((n) => n.type === 'pid' && !n.path);
-      if (!options.all && !(signal === 9 && !ownPidNs)) {
+      if (status === 'stopped') {
+        const left =
+          !ownPidNs && !record.vm && (signal === 9 || options.all) ? await this.cgroupPids(record) : [];
+        const others = left.filter((p) => p !== record.pid);
+        if (!others.length)
+          throw new BerthError(`cannot signal container ${id}: container not running`, {
+            code: 'ESTATE',
+            path: id,
+          });
+        for (const pid of others) {
+          try {
+            process.kill(pid, signal);
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+          }
+        }
+        return;
+      }
+      if (record.vm) return killVm(record, signal, options.all === true);
+      if (!options.all && signal === 9 && !ownPidNs && !record.vm) {
+        // its cgroup's processes only: a namespace it shares is not all the container's
+        await signalProcess(record.pid, record.pidStartTime, signal);
+        for (const pid of await this.cgroupPids(record)) {
+          try {
+            process.kill(pid, signal);
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+          }
+        }
+        return;
+      }
+      if (!options.all) {
         // through a pidfd of the container's process: a reused pid is never signalled
         if (!(await signalProcess(record.pid, record.pidStartTime, signal)))
           throw new BerthError(`cannot signal container ${id}: container not running`, {
@@ -1054,6 +1079,12 @@ export class Runtime {
   }
 
   /** Every process of the container: its cgroup's, or those in its pid namespace. */
+  /** The processes of the container's cgroup (and those below it); none without a cgroup. */
+  private async cgroupPids(record: ContainerRecord): Promise<number[]> {
+    const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot);
+    return cgroup ? cgroup.pids() : [];
+  }
+
   private async processes(record: ContainerRecord): Promise<number[]> {
     if (record.vm) return [record.pid]; // the guest's processes are not the host's
     const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot);
@@ -1143,7 +1174,11 @@ export class Runtime {
         throw new BerthError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), { code: 'EINVALID' });
       }
       if (record.vm) return updateVm(record, resources); // the balloon (memory.limit only)
-      await (await this.requireCgroup(id, record)).apply(resources, { update: true, validated: true });
+      // memory goes whole (cgroup2's memory.swap.max is memory+swap less the limit: it needs both)
+      const delta = resources.memory
+        ? { ...resources, memory: merged['memory'] as typeof resources.memory }
+        : resources;
+      await (await this.requireCgroup(id, record)).apply(delta, { update: true, validated: true });
       record.resources = merged as typeof resources;
       this.store.write(record);
     });

@@ -30,7 +30,7 @@ import {
   detachNetwork,
   networkRecordBase,
 } from './network.js';
-import { planContainer, planProcess, SYNC_NS_READY, terminalStep } from './plan.js';
+import { planContainer, planProcess, processEnv, SYNC_NS_READY, terminalStep } from './plan.js';
 import type { Stdio } from './runtime.js';
 import { compileProfile } from './security.js';
 import type { ContainerRecord, StateStore, Status } from './state.js';
@@ -147,7 +147,7 @@ export function planVmExec(spec: Spec, proc: Process, guestPid: number, warnings
   steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the agent' });
   steps.push(terminal ? terminalStep(proc, undefined) : { op: 'setsid' });
   steps.push(...planProcess(proc, 0, warnings));
-  steps.push({ op: 'exec', argv: proc.args, env: proc.env ?? [] });
+  steps.push({ op: 'exec', argv: proc.args, env: processEnv(proc.env) });
   return steps;
 }
 

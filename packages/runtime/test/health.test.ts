@@ -1,5 +1,6 @@
 // Integration: lifecycle bugs with a test each (issue 13): run()'s cleanup, run -d when start
 // fails, exec's lock, the abstract-socket lock name (runs as root, real containers).
+import { spawnSync } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -57,16 +58,22 @@ describe('run', () => {
     const rt = new Runtime({ root, warn: (m) => warnings.push(m) });
     const id = unique('cleanup');
     const [first] = await cgroupDirs(id);
-    // a child cgroup made on the host inside the container's: removing the container's cgroup fails (EBUSY)
+    // a child cgroup made on the host inside the container's, with a mount on it: removing it
+    // (children go first) and so the container's cgroup fails (EBUSY)
     const stuck = join(first as string, 'stuck');
     const b = bundle(['sh', '-c', 'exit 7'], (s) => {
-      s.hooks = { createRuntime: [{ path: '/bin/mkdir', args: ['mkdir', stuck] }] };
+      s.hooks = {
+        createRuntime: [
+          { path: '/bin/sh', args: ['sh', '-c', `mkdir ${stuck} && mount -t tmpfs berth-test ${stuck}`] },
+        ],
+      };
     });
     try {
       expect(await rt.run(id, b, { stdio: ['ignore', 'ignore', 'inherit'] })).toBe(7);
       await rt.close(); // run returns at the exit; its teardown (and its warning) completes by close()
       expect(warnings.join('\n')).toMatch(/cleanup: .*still busy/);
     } finally {
+      spawnSync('umount', [stuck]);
       if (existsSync(stuck)) rmdirSync(stuck);
       await rt.delete(id, { force: true }).catch(() => undefined);
     }

@@ -43,6 +43,7 @@
 #define FLAG_IGNORE_ENOENT 1u /* a missing path (ENOENT) skips the step */
 #define FLAG_IN_ROOT 2u       /* the step's paths are inside the container's root (paths.h) */
 #define FLAG_TMPCOPYUP 4u     /* a new mount gets a copy of what the directory held */
+#define FLAG_NOTE_MADE 8u     /* a mkdir notes the directory it made (made_dir) */
 
 enum op {
   OP_SETNS = 1, OP_CLONE = 2, OP_SYNC = 3, OP_MOUNT = 4, OP_MKDIR = 5, OP_MKNOD = 6,
@@ -549,6 +550,16 @@ static int step_root(struct step *s) {
   return 0;
 }
 
+/* Directories a FLAG_NOTE_MADE mkdir made: a tmpfs mounted on one keeps its own mode (step_mount). */
+static struct { dev_t dev; ino_t ino; } made_dirs[32];
+static int n_made_dirs = 0;
+
+static int made_dir(const struct stat *st) {
+  for (int k = 0; k < n_made_dirs; k++)
+    if (made_dirs[k].dev == st->st_dev && made_dirs[k].ino == st->st_ino) return 1;
+  return 0;
+}
+
 static int step_mount(struct step *s) {
   const char *src = S(s, 0), *dst = Sx(s, 1), *type = S(s, 2), *data = S(s, 4);
   unsigned long flags = (unsigned long)I(s, 3);
@@ -586,11 +597,12 @@ static int step_mount(struct step *s) {
       }
       what = "mount";
     }
-    /* a tmpfs without mode= takes the mode of the directory it covers (runc 1.1.10+), not 1777 */
+    /* a tmpfs without mode= takes the mode of the directory it covers (runc 1.1.10+), not 1777;
+     * on a directory made for it (step_mkdir's FLAG_NOTE_MADE), tmpfs's own 1777 */
     char tmpfs_data[4096];
     struct stat dst_st;
     if (type && strcmp(type, "tmpfs") == 0 && !(data && (strncmp(data, "mode=", 5) == 0 || strstr(data, ",mode="))) &&
-        fstat(tfd, &dst_st) == 0 && S_ISDIR(dst_st.st_mode)) {
+        fstat(tfd, &dst_st) == 0 && S_ISDIR(dst_st.st_mode) && !made_dir(&dst_st)) {
       snprintf(tmpfs_data, sizeof tmpfs_data, "%s%smode=%o", data ? data : "", data && *data ? "," : "",
                (unsigned)(dst_st.st_mode & 07777));
       data = tmpfs_data;
@@ -683,8 +695,20 @@ static int step_mask(struct step *s) {
 static int step_mkdir(struct step *s) {
   what = "mkdir";
   if (!in_root(s)) return mkdir_p(Sx(s, 0), (mode_t)I(s, 1));
+  int existed = 1;
+  if (s->flags & FLAG_NOTE_MADE) {
+    int probe = open_in_root(Sx(s, 0), O_DIRECTORY);
+    if (probe >= 0) close(probe);
+    else existed = 0;
+  }
   int fd = mkdir_in_root(Sx(s, 0), (mode_t)I(s, 1));
   if (fd < 0) return -1;
+  struct stat st;
+  if (!existed && n_made_dirs < (int)(sizeof made_dirs / sizeof made_dirs[0]) && fstat(fd, &st) == 0) {
+    made_dirs[n_made_dirs].dev = st.st_dev;
+    made_dirs[n_made_dirs].ino = st.st_ino;
+    n_made_dirs++;
+  }
   close(fd);
   return 0;
 }

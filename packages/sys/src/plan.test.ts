@@ -59,7 +59,7 @@ describe('encodePlan', () => {
 
   it('writes a string’s UTF-8 length, past any ASCII', () => {
     const path = '/données/名前/😀';
-    const buf = encodePlan([{ op: 'chdir', path }]);
+    const buf = encodePlan([{ op: 'fifoOpen', path }]);
     expect(buf.readUInt32LE(21)).toBe(Buffer.byteLength(path));
     expect(buf.toString('utf8', 25)).toBe(path);
     expect(buf.length).toBe(25 + Buffer.byteLength(path));

@@ -224,6 +224,11 @@ export type PlanStep = Step & {
   inRoot?: boolean;
   /** A `mount` of a new filesystem gets a copy of what the directory held (the `tmpcopyup` option). */
   tmpcopyup?: boolean;
+  /**
+   * A `mkdir` notes whether it made the directory: a tmpfs mounted on one it made keeps
+   * tmpfs's own mode (1777), one on a directory the image had takes that directory's.
+   */
+  noteMade?: boolean;
 };
 
 const MAGIC = Buffer.from('BRTH');
@@ -371,7 +376,10 @@ export function encodePlan(steps: readonly Step[]): Buffer {
     room(8);
     buf.writeUInt16LE(Op[step.op], at);
     const p = step as PlanStep;
-    buf.writeUInt16LE((p.optional ? 1 : 0) | (p.inRoot ? 2 : 0) | (p.tmpcopyup ? 4 : 0), at + 2);
+    buf.writeUInt16LE(
+      (p.optional ? 1 : 0) | (p.inRoot ? 2 : 0) | (p.tmpcopyup ? 4 : 0) | (p.noteMade ? 8 : 0),
+      at + 2,
+    );
     buf.writeUInt32LE(list.length, at + 4);
     at += 8;
     // numbers are integer arguments; strings (and undefined, sent as "") are string arguments

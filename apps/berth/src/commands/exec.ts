@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
+import type { Parsed } from '../args.js';
 import { UsageError } from '../args.js';
-import type { Command } from '../command.js';
+import type { Command, GlobalOptions } from '../command.js';
 import { int, runtime, str } from './common.js';
 
 export const command: Command = {
@@ -44,88 +45,92 @@ pass). The exit status is the process's own, 128+N when signal N ended it.`,
       help: "AppArmor profile for the process (default: the container's)",
     },
   ],
-  async run({ options: o, positionals: p }, globals) {
-    const [id, ...args] = p;
-    if (!id)
-      throw new UsageError(
-        'berth exec needs CONTAINER_ID and a COMMAND or --process (see berth exec --help)',
-      );
-    const rt = await runtime(globals);
-    const file = str(o['process']);
-    let proc: import('@berth/spec').Process;
-    if (file) {
-      if (args.length) throw new UsageError('berth exec: give either --process FILE or a COMMAND, not both');
-      let value: unknown;
-      try {
-        value = JSON.parse(readFileSync(file, 'utf8'));
-      } catch (e) {
-        throw new UsageError(`--process ${file}: ${(e as Error).message}`);
-      }
-      const { normalizeProcess, validateSpec } = await import('@berth/spec');
-      normalizeProcess(value);
-      const problems = validateSpec({ ociVersion: '1.2.0', process: value }).filter((q) =>
-        q.path.startsWith('process'),
-      );
-      if (problems.length)
-        throw new UsageError(`${file}: ${problems.map((q) => `${q.path}: ${q.message}`).join('; ')}`);
-      proc = value as import('@berth/spec').Process;
-    } else {
-      if (!args.length)
-        throw new UsageError('berth exec needs a COMMAND or --process FILE (see berth exec --help)');
-      proc = rt.configProcess(id);
-      proc.args = args;
-      proc.terminal = o['tty'] === true;
-      delete proc.consoleSize;
-      const env = (o['env'] as string[] | undefined) ?? [];
-      if (env.length) {
-        const keys = new Set(env.map((e) => e.slice(0, e.indexOf('='))));
-        proc.env = [...(proc.env ?? []).filter((e) => !keys.has(e.slice(0, e.indexOf('=')))), ...env];
-      }
-      if (str(o['cwd'])) proc.cwd = str(o['cwd'])!;
-      const user = str(o['user']);
-      if (user) {
-        const m = /^(\d+)(?::(\d+))?$/.exec(user);
-        if (!m) throw new UsageError(`--user must be UID[:GID], not ${JSON.stringify(user)}`);
-        proc.user = { ...proc.user, uid: Number(m[1]), gid: m[2] !== undefined ? Number(m[2]) : 0 };
-      }
-      const gids = (o['additional-gids'] as string[] | undefined) ?? [];
-      if (gids.length)
-        proc.user = {
-          uid: 0,
-          gid: 0,
-          ...proc.user,
-          additionalGids: gids.map((g) => int(g, 'additional-gids')!),
-        };
-      const caps = (o['cap'] as string[] | undefined) ?? [];
-      if (caps.length) {
-        proc.capabilities ??= {};
-        const c = proc.capabilities;
-        for (const set of ['bounding', 'effective', 'permitted', 'ambient'] as const)
-          c[set] = [...new Set([...(c[set] ?? []), ...caps])];
-      }
-      if (o['no-new-privs']) proc.noNewPrivileges = true;
-    }
-    // applied like config.json's (an error where the LSM is not enabled), with --process too
-    const apparmor = str(o['apparmor']);
-    if (apparmor) proc.apparmorProfile = apparmor;
-    const label = str(o['process-label']);
-    if (label) proc.selinuxLabel = label;
-    const consoleSocket = str(o['console-socket']);
-    const pidFile = str(o['pid-file']);
-    const preserveFds = int(o['preserve-fds'], 'preserve-fds');
+  async run(args, globals) {
     try {
-      return await rt.exec(id, proc, {
-        detach: o['detach'] === true,
-        ...(consoleSocket ? { consoleSocket } : {}),
-        ...(pidFile ? { pidFile } : {}),
-        ...(preserveFds ? { preserveFds } : {}),
-        ...(o['cgroup'] ? { cgroup: o['cgroup'] as string[] } : {}),
-        forwardSignals: true,
-      });
+      return await execCommand(args, globals);
     } catch (e) {
-      // as runc: exec's own failure exits 255, never a status the process could have had
-      if (e instanceof Error) (e as Error & { exitCode?: number }).exitCode = 255;
+      // as runc: exec's own failure (no such container, a step that failed) exits 255, never
+      // a status the process could have had; a usage error stays 1
+      if (e instanceof Error && !(e instanceof UsageError))
+        (e as Error & { exitCode?: number }).exitCode = 255;
       throw e;
     }
   },
 };
+
+async function execCommand({ options: o, positionals: p }: Parsed, globals: GlobalOptions): Promise<number> {
+  const [id, ...args] = p;
+  if (!id)
+    throw new UsageError('berth exec needs CONTAINER_ID and a COMMAND or --process (see berth exec --help)');
+  const rt = await runtime(globals);
+  const file = str(o['process']);
+  let proc: import('@berth/spec').Process;
+  if (file) {
+    if (args.length) throw new UsageError('berth exec: give either --process FILE or a COMMAND, not both');
+    let value: unknown;
+    try {
+      value = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new UsageError(`--process ${file}: ${(e as Error).message}`);
+    }
+    const { normalizeProcess, validateSpec } = await import('@berth/spec');
+    normalizeProcess(value);
+    const problems = validateSpec({ ociVersion: '1.2.0', process: value }).filter((q) =>
+      q.path.startsWith('process'),
+    );
+    if (problems.length)
+      throw new UsageError(`${file}: ${problems.map((q) => `${q.path}: ${q.message}`).join('; ')}`);
+    proc = value as import('@berth/spec').Process;
+  } else {
+    if (!args.length)
+      throw new UsageError('berth exec needs a COMMAND or --process FILE (see berth exec --help)');
+    proc = rt.configProcess(id);
+    proc.args = args;
+    proc.terminal = o['tty'] === true;
+    delete proc.consoleSize;
+    const env = (o['env'] as string[] | undefined) ?? [];
+    if (env.length) {
+      const keys = new Set(env.map((e) => e.slice(0, e.indexOf('='))));
+      proc.env = [...(proc.env ?? []).filter((e) => !keys.has(e.slice(0, e.indexOf('=')))), ...env];
+    }
+    if (str(o['cwd'])) proc.cwd = str(o['cwd'])!;
+    const user = str(o['user']);
+    if (user) {
+      const m = /^(\d+)(?::(\d+))?$/.exec(user);
+      if (!m) throw new UsageError(`--user must be UID[:GID], not ${JSON.stringify(user)}`);
+      proc.user = { ...proc.user, uid: Number(m[1]), gid: m[2] !== undefined ? Number(m[2]) : 0 };
+    }
+    const gids = (o['additional-gids'] as string[] | undefined) ?? [];
+    if (gids.length)
+      proc.user = {
+        uid: 0,
+        gid: 0,
+        ...proc.user,
+        additionalGids: gids.map((g) => int(g, 'additional-gids')!),
+      };
+    const caps = (o['cap'] as string[] | undefined) ?? [];
+    if (caps.length) {
+      proc.capabilities ??= {};
+      const c = proc.capabilities;
+      for (const set of ['bounding', 'effective', 'permitted', 'ambient'] as const)
+        c[set] = [...new Set([...(c[set] ?? []), ...caps])];
+    }
+    if (o['no-new-privs']) proc.noNewPrivileges = true;
+  }
+  // applied like config.json's (an error where the LSM is not enabled), with --process too
+  const apparmor = str(o['apparmor']);
+  if (apparmor) proc.apparmorProfile = apparmor;
+  const label = str(o['process-label']);
+  if (label) proc.selinuxLabel = label;
+  const consoleSocket = str(o['console-socket']);
+  const pidFile = str(o['pid-file']);
+  const preserveFds = int(o['preserve-fds'], 'preserve-fds');
+  return await rt.exec(id, proc, {
+    detach: o['detach'] === true,
+    ...(consoleSocket ? { consoleSocket } : {}),
+    ...(pidFile ? { pidFile } : {}),
+    ...(preserveFds ? { preserveFds } : {}),
+    ...(o['cgroup'] ? { cgroup: o['cgroup'] as string[] } : {}),
+    forwardSignals: true,
+  });
+}

@@ -133,6 +133,9 @@ update does. Limits are checked before anything is written.`,
       const v = str(options[f.name]);
       if (v !== undefined) f.set(resources, v);
     }
+    // --memory -1 alone: swap unlimited too (runc's rule; memory+swap below memory is refused)
+    const mem = resources['memory'];
+    if (mem && mem['limit'] === -1 && mem['swap'] === undefined) mem['swap'] = -1;
     if (Object.keys(resources).length === 0)
       throw new UsageError('berth update: nothing to change (see berth update --help)');
     await (await runtime(globals)).update(p[0]!, resources);

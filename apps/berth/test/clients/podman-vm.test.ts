@@ -151,8 +151,9 @@ describe('podman --runtime berth --annotation org.berth.backend=vm', () => {
       'tty; test -t 1 && echo stdout-is-tty; exit 6',
     ]);
     expect(r.stderr).not.toMatch(/error/i);
-    expect(r.stdout).toMatch(/^\/dev\/pts\/\d+\r\n/);
-    expect(r.stdout).toContain('stdout-is-tty\r\n');
+    // ONLCR off in the container's pty (as runc and crun): lines as written
+    expect(r.stdout).toMatch(/^\/dev\/pts\/\d+\n/);
+    expect(r.stdout).toContain('stdout-is-tty\n');
     expect(r.status).toBe(6);
     expect(vms()).toEqual([]);
   });
