@@ -778,26 +778,14 @@ export class Runtime {
             code: 'ESTATE',
             path: id,
           });
-        for (const pid of others) {
-          try {
-            process.kill(pid, signal);
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
-          }
-        }
+        signalEach(others, signal);
         return;
       }
       if (record.vm) return killVm(record, signal, options.all === true);
       if (!options.all && signal === 9 && !ownPidNs && !record.vm) {
         // its cgroup's processes only: a namespace it shares is not all the container's
         await signalProcess(record.pid, record.pidStartTime, signal);
-        for (const pid of await this.cgroupPids(record)) {
-          try {
-            process.kill(pid, signal);
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
-          }
-        }
+        signalEach(await this.cgroupPids(record), signal);
         return;
       }
       if (!options.all) {
@@ -809,13 +797,7 @@ export class Runtime {
           });
         return;
       }
-      for (const pid of await this.processes(record)) {
-        try {
-          process.kill(pid, signal);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
-        }
-      }
+      signalEach(await this.processes(record), signal);
     });
   }
 
@@ -1548,4 +1530,15 @@ function subCgroupDirs(cgroup: Cgroup | undefined, entries: readonly string[]): 
     dirs.push(target);
   }
   return [...new Set(dirs)];
+}
+
+/** Sends `signal` to each pid; one that has exited meanwhile (ESRCH) is no error. */
+function signalEach(pids: readonly number[], signal: number): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+    }
+  }
 }
