@@ -170,4 +170,18 @@ describe('berth exec', () => {
     });
     expect(sb.berth(['delete', id]).status).toBe(0);
   });
+
+  it('refuses a paused container (it would hang), with exit status 255', () => {
+    const bundle = sb.bundle((c) => {
+      c.process.args = ['sleep', '60'];
+    });
+    const id = sb.id('paused');
+    expect(sb.detached(['run', '-d', '-b', bundle, id])).toMatchObject({ status: 0, stderr: '' });
+    expect(sb.berth(['pause', id]).status).toBe(0);
+    expect(sb.berth(['exec', id, 'true'])).toMatchObject({
+      status: 255,
+      stderr: `berth: cannot exec in a paused container: ${id} is paused; resume it first\n`,
+    });
+    expect(sb.berth(['delete', '--force', id]).status).toBe(0);
+  });
 });

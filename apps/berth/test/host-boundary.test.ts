@@ -157,6 +157,106 @@ describe('a rootfs cannot send berth to host paths', () => {
     }
   });
 
+  it('bind sources inside the rootfs are resolved in it: an image symlink never binds a host path', () => {
+    const secret = victim('bind-source-secret');
+    for (const idmap of [false, true]) {
+      const b = sb.bundle((c) => {
+        // the config binds a path of the image; the image made that path a link to the host's
+        c.mounts.push({
+          destination: '/seen',
+          type: 'bind',
+          source: 'rootfs/data',
+          options: ['rbind', 'rw'],
+          ...(idmap
+            ? {
+                uidMappings: [{ containerID: 0, hostID: 0, size: 65536 }],
+                gidMappings: [{ containerID: 0, hostID: 0, size: 65536 }],
+              }
+            : {}),
+        });
+        c.process.args = [
+          'sh',
+          '-c',
+          'cat /seen/bind-source-secret 2>&1; echo pwned > /seen/bind-source-secret',
+        ];
+      });
+      symlinkSync(hostDir, join(b, 'rootfs/data'));
+      // in the container's root the link leads to its own (empty) copy of that directory
+      mkdirSync(join(b, 'rootfs', hostDir), { recursive: true });
+      const r = sb.berth(['run', '-b', b, sb.id()]);
+      expect(r.stdout).not.toContain('host secret');
+      expect(r.status).toBe(0);
+      secret.unchanged();
+      expect(readFileSync(join(b, 'rootfs', hostDir, 'bind-source-secret'), 'utf8')).toBe('pwned\n');
+    }
+  });
+
+  it("a bind source inside the rootfs is the container's path, under the mounts before it (runc's mount order)", () => {
+    const src = mkdtempSync(join(sb.dir, 'order-'));
+    for (const d of ['a/x', 'b/y', 'c/z']) {
+      mkdirSync(join(src, d), { recursive: true });
+      writeFileSync(join(src, d, 'file'), `${d}\n`);
+    }
+    const b = sb.bundle((c) => {
+      c.process.args = ['cat', '/final/x/y/z/z/file', '/mnt/x/y/z/z/file', '/made/file'];
+    });
+    const rootfs = join(b, 'rootfs');
+    mkdirSync(join(rootfs, 'mnt'), { recursive: true });
+    const cfg = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+    const bind = (source: string, destination: string) =>
+      cfg.mounts.push({ source, destination, type: 'bind', options: ['rbind'] });
+    bind(join(src, 'a'), '/mnt');
+    bind(join(src, 'b'), '/mnt/x');
+    bind(join(src, 'c'), '/mnt/x/y');
+    // exists only in the container, under the three mounts above; the target is made to match
+    bind(join(rootfs, 'mnt/x/y'), '/mnt/x/y/z');
+    bind(join(rootfs, 'mnt'), '/final');
+    bind(join(rootfs, 'mnt/x/y/z/z/file'), '/made/file'); // a file: the target is made a file
+    writeFileSync(join(b, 'config.json'), JSON.stringify(cfg));
+    const r = sb.berth(['run', '-b', b, sb.id()]);
+    ok(r);
+    expect(r.stdout).toBe('c/z\nc/z\nc/z\n');
+    expect(existsSync(join(rootfs, 'mnt/x'))).toBe(false); // made in the mounts, not in the image
+  });
+
+  it('a mount target through a dangling link is made where the link leads in the rootfs, never on the host', () => {
+    const outside = emptyHostDir('dangling-outside');
+    for (const [jump, made] of [
+      // absolute: the host has that directory; the container gets its own
+      [outside.path, outside.path],
+      // relative, climbing: stops at the container's root
+      [`../../../../../../..${outside.path}`, outside.path],
+    ] as const) {
+      const b = sb.bundle((c) => {
+        c.mounts.push(
+          { destination: '/etc/hosts', type: 'bind', source: '/etc/hostname', options: ['bind', 'ro'] },
+          { destination: '/etc/dir', type: 'tmpfs', source: 'tmpfs' },
+        );
+        c.process.args = ['sh', '-c', `cat /etc/hosts; grep -c " ${made}/" /proc/self/mountinfo`];
+      });
+      const rootfs = join(b, 'rootfs');
+      rmSync(join(rootfs, 'etc/hosts'), { force: true });
+      symlinkSync(jump, join(rootfs, 'jump')); // dangling: nothing there in the image
+      symlinkSync('/jump/sub/hosts', join(rootfs, 'etc/hosts'));
+      symlinkSync('/jump/dir', join(rootfs, 'etc/dir'));
+      const r = sb.berth(['run', '-b', b, sb.id()]);
+      ok(r);
+      expect(r.stdout).toBe(`${readFileSync('/etc/hostname', 'utf8')}2\n`);
+      expect(statSync(join(rootfs, made, 'sub/hosts')).isFile()).toBe(true);
+      expect(statSync(join(rootfs, made, 'dir')).isDirectory()).toBe(true);
+      outside.empty();
+    }
+    // a loop of dangling links is an error, not a hang
+    const b = sb.bundle((c) => {
+      c.mounts.push({ destination: '/loop/x', type: 'tmpfs', source: 'tmpfs' });
+    });
+    symlinkSync('/loop2', join(b, 'rootfs/loop'));
+    symlinkSync('/loop', join(b, 'rootfs/loop2'));
+    const r = sb.berth(['run', '-b', b, sb.id()]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/create directory \/loop\/x: ELOOP/);
+  });
+
   it('/proc or /sys that is a symlink in the image is refused, never followed (CVE-2019-19921, CVE-2023-27561)', () => {
     for (const [dir, target] of [
       ['proc', '/elsewhere'],
@@ -174,7 +274,7 @@ describe('a rootfs cannot send berth to host paths', () => {
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(
         new RegExp(
-          `^berth: mount ${dir === 'proc' ? 'proc' : 'sysfs'} on /${dir}: must be mounted on an ordinary directory: ELOOP`,
+          `^berth: mount ${dir === 'proc' ? 'proc' : 'sysfs'} on /${dir}: must be mounted on ordinary directory: ELOOP`,
         ),
       );
       expect(sb.states()).not.toContain(id);
@@ -327,26 +427,46 @@ describe("delete touches only what is the container's own", () => {
     expect(alive(aPid)).toBe(false);
   });
 
-  it('never empties nor removes a cgroup that existed before the container', async () => {
+  it('never empties nor removes a cgroup that existed before the container, nor joins one in use', async () => {
     const { Cgroup } = await import('@berth/cgroups');
     const path = `/berth-test-shared-${process.pid}-${Date.now()}`;
     const shared = await Cgroup.create(path);
     const bystander = spawn('sleep', ['60'], { stdio: 'ignore' });
     try {
       await shared.addProcess(bystander.pid!);
-      const id = sb.id();
       const b = sb.bundle((c) => {
         c.linux.cgroupsPath = path;
         c.process.args = ['sleep', '60'];
       });
+      // a cgroup with processes in it is another's: refused (runc 1.2), nothing made
+      const refused = sb.id();
+      const r = sb.detached(['run', '-d', '-b', b, refused]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(
+        `berth: linux.cgroupsPath: the container's cgroup is not empty: ${path} has 1 process (${bystander.pid}); give a cgroup of its own\n`,
+      );
+      expect(sb.states()).not.toContain(refused);
+      expect(await shared.pids()).toEqual([bystander.pid!]);
+      // an empty one is used; a process that joins it later is not the container's to kill
+      bystander.kill('SIGKILL');
+      const deadline = Date.now() + 5000;
+      while ((await shared.pids()).length && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
+      const id = sb.id();
       ok(sb.detached(['run', '-d', '-b', b, id]));
       const pid = initPid(id);
-      expect((await shared.pids()).sort()).toEqual([bystander.pid!, pid].sort());
-      ok(sb.berth(['delete', '--force', id]));
-      expect(alive(pid)).toBe(false);
-      expect(alive(bystander.pid!)).toBe(true);
-      expect(await shared.pids()).toEqual([bystander.pid!]);
-      for (const dir of Object.values(shared.paths)) expect(existsSync(dir)).toBe(true);
+      const later = spawn('sleep', ['60'], { stdio: 'ignore' });
+      try {
+        await shared.addProcess(later.pid!);
+        expect((await shared.pids()).sort()).toEqual([later.pid!, pid].sort());
+        ok(sb.berth(['delete', '--force', id]));
+        expect(alive(pid)).toBe(false);
+        expect(alive(later.pid!)).toBe(true);
+        expect(await shared.pids()).toEqual([later.pid!]);
+        for (const dir of Object.values(shared.paths)) expect(existsSync(dir)).toBe(true);
+      } finally {
+        later.kill('SIGKILL');
+      }
     } finally {
       bystander.kill('SIGKILL');
       await new Promise((r) => setTimeout(r, 100));

@@ -5,6 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   openSync,
   readFileSync,
@@ -455,15 +456,18 @@ exit "$2"
         startContainer: [
           {
             path: '/bin/sh',
-            args: ['sh', '-c', 'echo "$ONE $FOO" > /tmp/hook.out; ls /proc/self/fd >> /tmp/hook.out'],
+            args: ['sh', '-c', 'echo "$ONE $FOO $HOME" > /tmp/hook.out; ls /proc/self/fd >> /tmp/hook.out'],
             env: ['FOO=hook', 'PATH=/bin'],
           },
         ],
       };
     });
+    mkdirSync(join(bundle, 'rootfs/etc'), { recursive: true });
+    writeFileSync(join(bundle, 'rootfs/etc/passwd'), 'root:x:0:0:root:/home/root-of-hook:/bin/sh\n');
     expect(sb.berth(['run', '-b', bundle, sb.id('hook-fds')])).toMatchObject({ status: 0, stderr: '' });
     const [env, ...fds] = readFileSync(join(bundle, 'rootfs/tmp/hook.out'), 'utf8').trim().split('\n');
-    expect(env).toBe('two hook');
+    // HOME as the process gets it (the user's in the container's /etc/passwd) when no env sets it
+    expect(env).toBe('two hook /home/root-of-hook');
     // stdin, stdout, stderr, and the directory ls reads
     expect(fds.map(Number).filter((fd) => fd > 3)).toEqual([]);
   });

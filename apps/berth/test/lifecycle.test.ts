@@ -104,6 +104,14 @@ describe('create → start → state → kill → delete', () => {
     expect(sb.berth(['kill', '--all', id, 'TERM']).status).toBe(0);
     for (let i = 0; i < 100 && children.some(alive); i++) await new Promise((r) => setTimeout(r, 20));
     expect(children.some(alive)).toBe(false);
+    for (let i = 0; i < 100 && state(id).status !== 'stopped'; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    // a stopped container: kill is an error, kill --all is not (runc's -a)
+    expect(sb.berth(['kill', id, '0'])).toMatchObject({
+      status: 1,
+      stderr: expect.stringMatching(/container not running/),
+    });
+    expect(sb.berth(['kill', '--all', id, '0'])).toMatchObject({ status: 0, stderr: '' });
     expect(sb.berth(['delete', '-f', id]).status).toBe(0);
   });
 

@@ -317,6 +317,152 @@ describe('bundles with a user namespace', () => {
     expect(statSync(join(data, 'new')).uid).toBe(0); // container root through the idmap: host 0
   });
 
+  it('idmapped bind mounts without a user namespace: mappings alone ask for one, a source may repeat', () => {
+    const host = range();
+    const data = join(sb.dir, `plain-${host}`);
+    mkdirSync(data, { recursive: true });
+    writeFileSync(join(data, 'f'), 'x');
+    spawnSync('chown', ['7:8', join(data, 'f')]);
+    const b = sb.bundle();
+    const cfg = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+    const maps = (on: number, seen: number) => ({
+      uidMappings: [{ containerID: on, hostID: seen, size: 10 }],
+      gidMappings: [{ containerID: on, hostID: seen, size: 10 }],
+    });
+    // no "idmap" option: mounts with their own maps are idmapped all the same (runc 1.2)
+    cfg.mounts.push(
+      { destination: '/one', type: 'bind', source: data, options: ['bind'], ...maps(0, host) },
+      { destination: '/two', type: 'bind', source: data, options: ['bind', 'ro'], ...maps(0, host + 1000) },
+    );
+    cfg.process.args = [
+      'sh',
+      '-c',
+      'stat -c "%u %g" /one/f /two/f; touch /two/new 2>/dev/null && echo two-writable; grep -c idmapped /proc/self/mountinfo',
+    ];
+    writeFileSync(join(b, 'config.json'), JSON.stringify(cfg));
+    const r = sb.berth(['run', '-b', b, sb.id('plainmap')]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(lines(r.stdout)).toEqual([`${host + 7} ${host + 8}`, `${host + 1007} ${host + 1008}`, '2']);
+    expect(existsSync(join(data, 'new'))).toBe(false);
+  });
+
+  it('an idmapped copy of a shared host mount is a slave: mounts below it never reach the host', () => {
+    // all in a private mount namespace of the test's own, where the source is made shared
+    const host = range();
+    const data = join(sb.dir, `shared-${host}`);
+    mkdirSync(join(data, 'sub'), { recursive: true });
+    const b = sb.bundle(userns(host));
+    spawnSync('chown', ['-R', `${host}:${host}`, join(b, 'rootfs')]);
+    const cfg = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+    cfg.mounts.push(
+      { destination: '/data', type: 'bind', source: data, options: ['rbind', 'idmap'] },
+      { destination: '/data/sub', type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] },
+    );
+    cfg.process.args = ['sh', '-c', 'grep -c " /data/sub " /proc/self/mountinfo'];
+    writeFileSync(join(b, 'config.json'), JSON.stringify(cfg));
+    for (const withUserns of [true, false]) {
+      if (!withUserns) {
+        cfg.linux.namespaces = cfg.linux.namespaces.filter((n: { type: string }) => n.type !== 'user');
+        delete cfg.linux.uidMappings;
+        delete cfg.linux.gidMappings;
+        cfg.mounts[cfg.mounts.length - 2].uidMappings = [{ containerID: 0, hostID: host, size: 65536 }];
+        cfg.mounts[cfg.mounts.length - 2].gidMappings = [{ containerID: 0, hostID: host, size: 65536 }];
+        writeFileSync(join(b, 'config.json'), JSON.stringify(cfg));
+      }
+      const script = [
+        `mount --bind ${data} ${data}`,
+        `mount --make-shared ${data}`,
+        `${process.execPath} ${CLI} --root ${sb.root} run -b ${b} ${sb.id('shared')} || exit 9`,
+        `grep -c " ${data}/sub " /proc/self/mountinfo`,
+        'true',
+      ].join('; ');
+      const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], {
+        encoding: 'utf8',
+        env: { ...process.env, BERTH_STORE: sb.store },
+      });
+      expect(r.stderr).toBe('');
+      // the container saw its tmpfs; the namespace the source is shared in did not get it
+      expect(lines(r.stdout)).toEqual(['1', '0']);
+    }
+  });
+
+  it('an idmapped bind source the container user namespace cannot reach: prepared by the launcher', () => {
+    const host = range();
+    const closed = join(sb.dir, `closed-${host}`);
+    mkdirSync(join(closed, 'dir'), { recursive: true });
+    writeFileSync(join(closed, 'dir', 'f'), 'secret-ish\n');
+    chmodSync(closed, 0o700); // host root's: the mapped root cannot search it
+    const b = sb.bundle(userns(host));
+    spawnSync('chown', ['-R', `${host}:${host}`, join(b, 'rootfs')]);
+    const cfg = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+    cfg.mounts.push({
+      destination: '/in',
+      type: 'bind',
+      source: join(closed, 'dir'),
+      options: ['bind', 'idmap'],
+    });
+    cfg.process.args = ['sh', '-c', 'cat /in/f; stat -c "%u" /in/f'];
+    writeFileSync(join(b, 'config.json'), JSON.stringify(cfg));
+    const r = sb.berth(['run', '-b', b, sb.id('closed')]);
+    expect(r.stderr).toBe('');
+    expect(lines(r.stdout)).toEqual(['secret-ish', '0']);
+  });
+
+  it('a bind source the mapped root cannot reach is bound all the same (staged by the launcher)', () => {
+    const host = range();
+    const closed = join(sb.dir, `closed-plain-${host}`);
+    mkdirSync(join(closed, 'dir'), { recursive: true });
+    writeFileSync(join(closed, 'dir', 'f'), 'through the stage\n');
+    writeFileSync(join(closed, 'file'), 'a file source\n');
+    chmodSync(closed, 0o700); // host root's: the mapped root cannot search it
+    const b = sb.bundle(userns(host));
+    spawnSync('chown', ['-R', `${host}:${host}`, join(b, 'rootfs')]);
+    const cfg = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+    cfg.mounts.push(
+      { destination: '/in', type: 'bind', source: join(closed, 'dir'), options: ['rbind', 'ro'] },
+      { destination: '/one', type: 'bind', source: join(closed, 'file'), options: ['bind'] },
+    );
+    cfg.process.args = ['sh', '-c', 'cat /in/f /one; touch /in/g 2>/dev/null || echo read-only'];
+    writeFileSync(join(b, 'config.json'), JSON.stringify(cfg));
+    const id = sb.id('stage');
+    const r = sb.berth(['run', '-b', b, id]);
+    expect(r.stderr).toBe('');
+    expect(lines(r.stdout)).toEqual(['through the stage', 'a file source', 'read-only']);
+    expect(existsSync(join(sb.root, id))).toBe(false); // the stage went with the container
+  });
+
+  it('a staged source on a read-only host mount stays read-only, even for a root with CAP_SYS_ADMIN', () => {
+    const host = range();
+    const data = join(sb.dir, `ro-host-${host}`);
+    mkdirSync(data, { recursive: true });
+    const b = sb.bundle(userns(host));
+    spawnSync('chown', ['-R', `${host}:${host}`, join(b, 'rootfs')]);
+    const cfg = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+    cfg.mounts.push({ destination: '/d', type: 'bind', source: data, options: ['bind', 'rw'] });
+    for (const set of ['bounding', 'effective', 'permitted'])
+      cfg.process.capabilities[set].push('CAP_SYS_ADMIN');
+    cfg.process.args = [
+      'sh',
+      '-c',
+      'mount -o remount,bind,rw /d 2>/dev/null; touch /d/x 2>/dev/null || echo read-only',
+    ];
+    writeFileSync(join(b, 'config.json'), JSON.stringify(cfg));
+    // the source is read-only where it is mounted (a namespace of the test's own)
+    const script = [
+      `mount --bind ${data} ${data}`,
+      `mount -o remount,bind,ro ${data}`,
+      `${process.execPath} ${CLI} --root ${sb.root} run -b ${b} ${sb.id('rohost')}`,
+    ].join(' && ');
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], {
+      encoding: 'utf8',
+      env: { ...process.env, BERTH_STORE: sb.store },
+    });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('read-only\n');
+    expect(existsSync(join(data, 'x'))).toBe(false);
+  });
+
   it('refuses maps that are wrong before anything is made, naming the JSON path', () => {
     const host = range();
     const bad: Array<[(c: Config) => void, RegExp]> = [
@@ -351,7 +497,7 @@ describe('bundles with a user namespace', () => {
           c.mounts.push({ destination: '/x', type: 'tmpfs', source: 'tmpfs', options: ['idmap'] });
           userns(host)(c);
         },
-        /mounts\[\d+\].options: "idmap" needs a bind mount/,
+        /mounts\[\d+\]: idmapped mounts are only supported for bind mounts/,
       ],
     ];
     for (const [edit, message] of bad) {

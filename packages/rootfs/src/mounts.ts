@@ -9,6 +9,9 @@ export interface MountEntry {
   type?: string;
   source?: string;
   options?: string[];
+  /** An idmapped bind mount's own maps (with them, the mount is idmapped even without "idmap"). */
+  uidMappings?: readonly unknown[];
+  gidMappings?: readonly unknown[];
 }
 
 /** An OCI device (`linux.devices[]`). */
@@ -54,6 +57,17 @@ export interface RootfsConfig {
   afterPivot?: readonly PlanStep[];
   /** The container's cgroup directories on the host, by controller (`unified` for cgroup2), to show under a `cgroup` mount. */
   cgroupPaths?: Readonly<Record<string, string>>;
+  /**
+   * Idmapped bind mounts, prepared before the clone (`idmapTree` steps, made by
+   * `@berth/runtime`): the index in `mounts` → the prepared tree. Each is attached with a
+   * `bindTree` step; an idmapped mount that is not here is refused, never bound plainly.
+   */
+  preparedBinds?: ReadonlyMap<number, number>;
+  /**
+   * Bind sources staged before the clone (`@berth/runtime`, user namespaces): the index in
+   * `mounts` → the host path the launcher copied the source onto; the bind is made from there.
+   */
+  stagedSources?: ReadonlyMap<number, string>;
 }
 
 /** The devices every container gets (runc's and the OCI spec's default set). */
@@ -130,8 +144,12 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
   // a tmpfs mounted there, or in the image's own /dev when nothing is
   let devIsBind = false;
   (config.mounts ?? []).forEach((m, i) => {
-    // a relative destination is relative to / (deprecated, still valid: config.md)
-    const dest = posix.normalize(`/${m.destination}`);
+    // a relative destination is relative to / (deprecated, still valid: config.md); one that
+    // names the rootfs's host path is taken inside it, as runc does (IsLexicallyInRoot)
+    let dest = posix.normalize(`/${m.destination}`);
+    const underRoot = posix.relative(config.rootfs, dest);
+    if (posix.isAbsolute(m.destination) && underRoot !== '..' && !underRoot.startsWith('../'))
+      dest = posix.normalize(`/${underRoot}`);
     if (dest === '/dev')
       devIsBind = m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind');
     steps.push(...planMount(m, i, dest, config));
@@ -206,6 +224,41 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
   if (isBind) {
     if (!m.source) throw invalid(`${where}.source: a bind mount needs a source`);
     const source = posix.resolve(config.bundle, m.source);
+    const inRootfs = posix.relative(config.rootfs, source);
+    if (
+      inRootfs !== '..' &&
+      !inRootfs.startsWith('../') &&
+      !posix.isAbsolute(inRootfs) &&
+      !config.preparedBinds?.has(i)
+    ) {
+      // A source inside the rootfs is the container's path: resolved in its root when the
+      // mount is made (it may be under an earlier mount), never by its host path, where a
+      // symlink in the image could lead anywhere on the host.
+      if (opts.idmap || m.uidMappings?.length || m.gidMappings?.length)
+        throw new BerthError(
+          `${where}: an idmapped mount is prepared before the clone (@berth/runtime); this plan has none for it`,
+          { code: 'EUNSUPPORTED' },
+        );
+      const rest = opts.flags & ~(MS.BIND | MS.REC | MS.REMOUNT);
+      steps.push({
+        op: 'mount',
+        source: `/${inRootfs}`,
+        target: dest,
+        flags: MS.BIND | (opts.flags & MS.REC) | rest,
+        describe: `bind ${m.source} (in the container) on ${m.destination}`,
+        inRoot: true,
+        sourceInRoot: true,
+      });
+      for (const p of opts.propagation)
+        steps.push({
+          op: 'mount',
+          target: dest,
+          flags: p,
+          describe: `set propagation of ${m.destination}`,
+          inRoot: true,
+        });
+      return steps;
+    }
     let isDir: boolean;
     try {
       isDir = statSync(source).isDirectory();
@@ -217,19 +270,36 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
         ? { op: 'mkdir', path: dest, mode: 0o755, inRoot: true }
         : { op: 'mkfile', path: dest, mode: 0o644, inRoot: true },
     );
-    // The launcher applies the flags to the new mount before attaching it (for
-    // rbind, to every submount too), so it is never visible writable.
-    const rest = opts.flags & ~(MS.BIND | MS.REC | MS.REMOUNT);
-    steps.push({
-      op: 'mount',
-      source,
-      target: dest,
-      flags: MS.BIND | (opts.flags & MS.REC) | rest,
-      describe: `bind ${source} on ${m.destination}`,
-      inRoot: true,
-    });
-  } else if (opts.idmap) {
-    throw invalid(`${where}.options: "${opts.idmap}" needs a bind mount`);
+    const tree = config.preparedBinds?.get(i);
+    if (tree !== undefined) {
+      // made (idmapped, with its flags) before the clone: attached here, in the mounts' order
+      steps.push({
+        op: 'bindTree',
+        tree,
+        target: dest,
+        describe: `bind ${source} on ${m.destination} (idmapped)`,
+        inRoot: true,
+      });
+    } else if (opts.idmap || m.uidMappings?.length || m.gidMappings?.length) {
+      throw new BerthError(
+        `${where}: an idmapped mount is prepared before the clone (@berth/runtime); this plan has none for it`,
+        { code: 'EUNSUPPORTED' },
+      );
+    } else {
+      // The launcher applies the flags to the new mount before attaching it (for
+      // rbind, to every submount too), so it is never visible writable.
+      const rest = opts.flags & ~(MS.BIND | MS.REC | MS.REMOUNT);
+      steps.push({
+        op: 'mount',
+        source: config.stagedSources?.get(i) ?? source,
+        target: dest,
+        flags: MS.BIND | (opts.flags & MS.REC) | rest,
+        describe: `bind ${source} on ${m.destination}`,
+        inRoot: true,
+      });
+    }
+  } else if (opts.idmap || m.uidMappings?.length || m.gidMappings?.length) {
+    throw invalid(`${where}: idmapped mounts are only supported for bind mounts`);
   } else if (type === 'cgroup' || type === 'cgroup2') {
     steps.push(...planCgroupMount(m, dest, opts.flags, config));
   } else {

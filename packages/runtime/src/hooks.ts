@@ -84,6 +84,11 @@ export interface ContainerHookContext {
   addToCgroup?: (pid: number) => Promise<void>;
   /** The container process's env: a startContainer hook's, under its own `env` (as runc). */
   env?: readonly string[];
+  /**
+   * The container process's uid: a startContainer hook whose env has no HOME (or an empty one)
+   * gets that user's, from the container's /etc/passwd, as the process does.
+   */
+  homeUid?: number;
 }
 
 /** `base` with `over`'s entries replacing those of the same name (KEY=VALUE lists). */
@@ -125,6 +130,9 @@ export async function runContainerHooks(
       { op: 'sync', id: 1, describe: 'wait for the runtime (cgroup)' },
       // nothing of the launcher's (its pipes) reaches the hook, which runs in the container
       { op: 'closeFds', from: 3 },
+      ...(kind === 'startContainer' && ctx.homeUid !== undefined
+        ? [{ op: 'home' as const, uid: ctx.homeUid, describe: "find HOME in the container's /etc/passwd" }]
+        : []),
       {
         op: 'exec',
         path: hook.path,

@@ -84,6 +84,8 @@ export {
   AUTO_RANGE_SIZE,
   adaptRootfsForUserns,
   allocateAutoRange,
+  type IdmappedMountsPlan,
+  planIdmappedMounts,
   planUserns,
   resolveUsernsRequest,
   type UsernsConfig,

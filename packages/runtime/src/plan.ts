@@ -25,7 +25,7 @@ import {
   type SecurityContext,
 } from './security.js';
 import { planSysctls } from './sysctl.js';
-import { adaptRootfsForUserns, planUserns } from './userns.js';
+import { adaptRootfsForUserns, planIdmappedMounts, planUserns } from './userns.js';
 
 /** Sync ids: where the container's first process stops for the runtime. */
 export const SYNC_NS_READY = 1;
@@ -41,6 +41,11 @@ export interface PlanContext {
   bundle: string;
   /** Foreground: the launcher stays, waits for the container and exits with its status. */
   foreground: boolean;
+  /**
+   * The container's own directory for staged bind sources (its state directory's `binds`):
+   * a user-namespace container's host bind sources are staged there (UsernsPlan.stagedSources).
+   */
+  stageDir?: string;
   /** Detached create: the exec fifo `start` opens. */
   fifo?: string;
   /** A console socket to hand the pty master to (runc --console-socket). */
@@ -76,6 +81,8 @@ export interface ContainerPlan {
   steps: PlanStep[];
   rootfs: string;
   warnings: string[];
+  /** Bind sources were staged in `PlanContext.stageDir`: remove it once the container is created. */
+  staged?: boolean;
 }
 
 /** Composes the launcher plan for a validated config: namespaces, rootfs, then the process. */
@@ -106,6 +113,7 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
     bundle: ctx.bundle,
     cloneFlags: ns.cloneFlags,
     ...(ctx.overlay ? { overlay: ctx.overlay } : {}),
+    ...(ctx.stageDir ? { stageDir: ctx.stageDir } : {}),
   });
   const terminal = proc.terminal === true;
   // The exec fifo and the console socket are the runtime's, on the host: made, opened and
@@ -136,7 +144,11 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
   steps.push(...ns.steps);
   // clone(2) cannot make a time namespace (0x80 is in its exit-signal bits): unshare it first
   steps.push(...planTimeNamespace(spec, (ns.cloneFlags & CLONE_NEWTIME) !== 0, CLONE_NEWTIME));
-  if (userns) steps.push(...userns.beforeClone);
+  // idmapped bind mounts: copies made before the clone, attached in the mounts' order
+  const idmapped = planIdmappedMounts(spec, ctx.bundle, userns?.config, rootfs);
+  const maps = userns?.beforeClone.at(-1);
+  if (maps?.op === 'idmap') steps.push(...userns!.beforeClone.slice(0, -1), ...idmapped.steps, maps);
+  else steps.push(...(userns?.beforeClone ?? []), ...idmapped.steps);
   // A new cgroup namespace is made after the sync, once the runtime has put the process in
   // its cgroup (runc's order): its root is then the container's cgroup, not the runtime's,
   // and a cgroup2 mounted in it shows the container's subtree only.
@@ -193,6 +205,8 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
     ...(mountLabel ? { mountLabel } : {}),
     ...(ctx.cgroupLayout ? { cgroupLayout: ctx.cgroupLayout } : {}),
     ...(ctx.cgroupPaths ? { cgroupPaths: ctx.cgroupPaths } : {}),
+    ...(idmapped.trees.size ? { preparedBinds: idmapped.trees } : {}),
+    ...(userns?.stagedSources.size ? { stagedSources: userns.stagedSources } : {}),
     // The terminal first, with /dev/console bound to it (the runtime spec's default device, as
     // runc and crun do: before paths are made read-only or masked and / read-only), then the
     // sysctls go in before /proc/sys becomes read-only (readonlyPaths). Last, the working
@@ -247,7 +261,7 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
     steps.push({ op: 'sync', id: SYNC_READY_TO_EXEC, describe: 'wait for the runtime (ready to exec)' });
   }
   steps.push({ op: 'exec', argv: proc.args ?? [], env: processEnv(proc.env) });
-  return { steps, rootfs, warnings };
+  return { steps, rootfs, warnings, ...(userns?.stagedSources.size ? { staged: true } : {}) };
 }
 
 /**

@@ -177,6 +177,8 @@ interface CreateProgress {
   selfJoin?: boolean;
   /** `linux.netDevices`, checked: moved at the ns-ready sync */
   netDevices?: NetDeviceRequest[];
+  /** bind sources staged here for a user namespace (PlanContext.stageDir): removed once created */
+  staged?: string | undefined;
 }
 
 /**
@@ -346,12 +348,20 @@ export class Runtime {
       ...(this.systemd ? { systemdCgroup: true } : {}),
     };
     // a cgroup that exists already is not the container's to empty or remove on delete; a
-    // frozen one would stop the container at its first step, and the create with it (runc refuses it too)
+    // frozen one would stop the container at its first step, and the create with it (runc refuses
+    // it too), and one with processes in it is another's
     const existing = cgroupsPath ? await loadCgroup(cgroupsPath, this.systemd) : undefined;
     if (existing) {
       if (await existing.isFrozen())
         throw new BerthError(
           `linux.cgroupsPath: the cgroup ${cgroupsPath} exists and is frozen: thaw it, or give another`,
+          { code: 'ECGROUP', path: cgroupsPath },
+        );
+      // processes there would share the container's limits, and its kill and delete (runc 1.2 refuses it)
+      const procs = await existing.pids();
+      if (procs.length)
+        throw new BerthError(
+          `linux.cgroupsPath: the container's cgroup is not empty: ${cgroupsPath} has ${procs.length} process${procs.length === 1 ? '' : 'es'} (${procs.slice(0, 5).join(', ')}${procs.length > 5 ? ', …' : ''}); give a cgroup of its own`,
           { code: 'ECGROUP', path: cgroupsPath },
         );
       record.cgroupShared = made.cgroupShared = true;
@@ -410,7 +420,9 @@ export class Runtime {
       ...(options.overlay ? { overlay: options.overlay } : {}),
       ...(options.noNewKeyring ? {} : { keyring: sessionKeyring(id) }),
       ...(cgroupJoin ? { cgroupJoin } : {}),
+      stageDir: join(dir, 'binds'),
     });
+    made.staged = plan.staged === true ? join(dir, 'binds') : undefined;
     for (const w of plan.warnings) this.warn(w);
     if (seccomp?.notify)
       launched.setSeccompListener(
@@ -547,6 +559,8 @@ export class Runtime {
     }
     if (options.pidFile) writeAtomic(resolve(options.pidFile), String(made.pid));
     if (!foreground) launched.detach();
+    // the container has its own copies of what was staged (mounts in the launcher's namespace only)
+    if (made.staged) rmSync(made.staged, { recursive: true, force: true });
   }
 
   /**
@@ -662,6 +676,7 @@ export class Runtime {
       {
         pid: record.pid,
         env: this.recordSpec(record).process?.env ?? [],
+        homeUid: this.recordSpec(record).process?.user?.uid ?? 0,
         ...(cgroup ? { addToCgroup: (p: number) => cgroup.addProcess(p) } : {}),
       },
     );
@@ -773,6 +788,8 @@ export class Runtime {
         const left =
           !ownPidNs && !record.vm && (signal === 9 || options.all) ? await this.cgroupPids(record) : [];
         const others = left.filter((p) => p !== record.pid);
+        // `--all` with nothing left to signal is no error (runc: -a makes kill of a stopped container succeed)
+        if (!others.length && options.all) return;
         if (!others.length)
           throw new BerthError(`cannot signal container ${id}: container not running`, {
             code: 'ESTATE',
@@ -977,7 +994,12 @@ export class Runtime {
     const status = this.liveStatus(record);
     // a created container's process exists, waiting for start: runc execs into it too
     if (status !== 'running' && status !== 'created') {
-      throw new BerthError(`cannot exec in container ${id}: it is ${status}`, { code: 'ESTATE', path: id });
+      throw new BerthError(
+        status === 'paused'
+          ? `cannot exec in a paused container: ${id} is paused; resume it first`
+          : `cannot exec in container ${id}: it is ${status}`,
+        { code: 'ESTATE', path: id },
+      );
     }
     if (record.vm) {
       if (options.detach || options.consoleSocket || options.preserveFds)

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultSpec, type Spec } from '@berth/spec';
@@ -9,6 +9,7 @@ import {
   AUTO_RANGE_BASE,
   adaptRootfsForUserns,
   allocateAutoRange,
+  planIdmappedMounts,
   planUserns,
   resolveUsernsRequest,
   usernsConfig,
@@ -107,8 +108,8 @@ describe('planUserns (as root)', () => {
     ).toThrow('annotations["org.berth.rootfs.idmap"]: "yes" is not "true" or "false"');
   });
 
-  it('idmap/ridmap bind sources are idmapped before the clone, with their own maps in their own slot', () => {
-    const p = planUserns(
+  it('idmapped bind mounts: a detached copy each, prepared before the clone, one slot per mapping', () => {
+    const idm = planIdmappedMounts(
       spec((s) => {
         s.mounts!.push(
           { destination: '/a', type: 'bind', source: '/srv/a', options: ['rbind', 'idmap'] },
@@ -116,29 +117,127 @@ describe('planUserns (as root)', () => {
             destination: '/b',
             type: 'bind',
             source: '/srv/b',
-            options: ['rbind', 'ridmap'],
+            options: ['rbind', 'ridmap', 'ro'],
+            uidMappings: [{ containerID: 0, hostID: 5000, size: 10 }],
+            gidMappings: [{ containerID: 0, hostID: 5000, size: 10 }],
+          },
+          // mappings without an option: "idmap" (runc 1.2); the same source again is fine
+          {
+            destination: '/c',
+            type: 'bind',
+            source: '/srv/b',
+            options: ['bind'],
             uidMappings: [{ containerID: 0, hostID: 5000, size: 10 }],
             gidMappings: [{ containerID: 0, hostID: 5000, size: 10 }],
           },
         );
       }),
-      { rootfs, bundle, cloneFlags: CLONE_NEWUSER },
-    )!;
-    const binds = p.beforeClone.filter((s) => s.op === 'idmapBind');
-    expect(binds).toEqual([
-      expect.objectContaining({ source: '/srv/a', target: '/srv/a', slot: 0, recursive: false }),
-      expect.objectContaining({ source: '/srv/b', target: '/srv/b', slot: 1, recursive: true }),
+      bundle,
+      usernsConfig(spec(() => {})),
+    );
+    const n = defaultSpec().mounts!.length;
+    expect(idm.trees).toEqual(
+      new Map([
+        [n, 0],
+        [n + 1, 1],
+        [n + 2, 2],
+      ]),
+    );
+    expect(idm.steps.filter((s) => s.op === 'idmapTree')).toEqual([
+      expect.objectContaining({ source: '/srv/a', slot: 1, tree: 0, recursive: true, idmapRecursive: false }),
+      expect.objectContaining({
+        source: '/srv/b',
+        slot: 2,
+        tree: 1,
+        recursive: true,
+        idmapRecursive: true,
+        flags: MS.RDONLY,
+      }),
+      expect.objectContaining({
+        source: '/srv/b',
+        slot: 2,
+        tree: 2,
+        recursive: false,
+        idmapRecursive: false,
+      }),
     ]);
-    expect(p.beforeClone.find((s) => s.op === 'idmapUserns' && s.slot === 1)).toMatchObject({
-      uidMap: '0 5000 10\n',
-    });
+    // the container's maps for the first, the mount's own for the other two: two namespaces
+    expect(idm.steps.filter((s) => s.op === 'idmapUserns')).toEqual([
+      expect.objectContaining({ slot: 1, uidMap: '0 100000 65536\n' }),
+      expect.objectContaining({ slot: 2, uidMap: '0 5000 10\n' }),
+    ]);
   });
 
-  it('refuses idmap options it cannot honour', () => {
-    const plan = (edit: (s: Spec) => void) => () => planUserns(spec(edit), { rootfs, bundle, cloneFlags: 0 });
+  it('stages plain host bind sources in the launcher namespace, where the stage is searchable by all', () => {
+    const src = join(dir, 'stage-src');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'file'), 'x');
+    const stageDir = join(dir, 'state', 'binds');
+    mkdirSync(join(dir, 'state'), { recursive: true, mode: 0o711 });
+    const s = spec((x) => {
+      x.mounts!.push(
+        { destination: '/d', type: 'bind', source: src, options: ['rbind'] },
+        { destination: '/f', type: 'bind', source: join(src, 'file'), options: ['bind', 'ro'] },
+        { destination: '/i', type: 'bind', source: src, options: ['bind', 'idmap'] }, // prepared elsewhere
+        { destination: '/r', type: 'bind', source: join(rootfs, 'etc'), options: ['bind'] }, // in the rootfs
+      );
+    });
+    const n = defaultSpec().mounts!.length;
+    chmodSync(dir, 0o711);
+    try {
+      const p = planUserns(s, { rootfs, bundle, cloneFlags: CLONE_NEWUSER, stageDir })!;
+      expect(p.stagedSources).toEqual(
+        new Map([
+          [n, join(stageDir, String(n))],
+          [n + 1, join(stageDir, String(n + 1))],
+        ]),
+      );
+      expect(p.beforeClone.filter((x) => x.op === 'idmapBind' && x.slot === -1)).toEqual([
+        expect.objectContaining({ source: src, target: join(stageDir, String(n)), recursive: true }),
+        expect.objectContaining({
+          source: join(src, 'file'),
+          target: join(stageDir, String(n + 1)),
+          recursive: false,
+        }),
+      ]);
+      expect(p.beforeClone.find((x) => x.op === 'mkfile')).toMatchObject({
+        path: join(stageDir, String(n + 1)),
+      });
+      // a stage others cannot search would be out of the mapped root's reach: nothing staged
+      chmodSync(dir, 0o700);
+      expect(planUserns(s, { rootfs, bundle, cloneFlags: CLONE_NEWUSER, stageDir })!.stagedSources.size).toBe(
+        0,
+      );
+    } finally {
+      chmodSync(dir, 0o700);
+    }
+  });
+
+  it('idmapped mounts without a user namespace take their own maps', () => {
+    const s = defaultSpec();
+    s.mounts!.push({
+      destination: '/t',
+      type: 'bind',
+      source: '/srv',
+      options: ['bind'],
+      uidMappings: map(7),
+      gidMappings: map(7),
+    });
+    const idm = planIdmappedMounts(s, bundle, undefined);
+    expect(idm.trees.size).toBe(1);
+    expect(idm.steps.map((x) => x.op)).toEqual(['idmapUserns', 'idmapTree']);
+  });
+
+  it('refuses idmapped mounts it cannot honour', () => {
+    const plan =
+      (edit: (s: Spec) => void, base = spec(() => {})) =>
+      () => {
+        edit(base);
+        return planIdmappedMounts(base, bundle, usernsConfig(base));
+      };
     expect(
       plan((s) => s.mounts!.push({ destination: '/t', type: 'tmpfs', source: 'tmpfs', options: ['idmap'] })),
-    ).toThrow(/mounts\[\d+\].options: "idmap" needs a bind mount/);
+    ).toThrow(/mounts\[\d+\]: idmapped mounts are only supported for bind mounts/);
     expect(
       plan((s) =>
         s.mounts!.push({
@@ -149,20 +248,14 @@ describe('planUserns (as root)', () => {
           uidMappings: map(7),
         }),
       ),
-    ).toThrow(/mounts\[\d+\].uidMappings: set without the "idmap" or "ridmap" option/);
+    ).toThrow(/mounts\[\d+\]: an idmapped mount needs both uidMappings and gidMappings/);
     expect(
-      plan((s) =>
-        s.mounts!.push(
-          { destination: '/t', type: 'bind', source: '/srv', options: ['bind', 'idmap'] },
-          { destination: '/u', type: 'bind', source: '/srv', options: ['bind'] },
-        ),
+      plan(
+        (s) =>
+          s.mounts!.push({ destination: '/t', type: 'bind', source: '/srv', options: ['bind', 'idmap'] }),
+        defaultSpec(),
       ),
-    ).toThrow(/is also the source of mounts\[\d+\]; an idmapped source must appear once/);
-    const noUserns = defaultSpec();
-    noUserns.mounts!.push({ destination: '/t', type: 'bind', source: '/srv', options: ['bind', 'idmap'] });
-    expect(() => planUserns(noUserns, { rootfs, bundle, cloneFlags: 0 })).toThrow(
-      /"idmap" needs a user namespace/,
-    );
+    ).toThrow(/"idmap" without uidMappings and gidMappings needs a user namespace/);
   });
 
   it('joining a user namespace by path: root inside, nothing written', () => {
@@ -181,6 +274,8 @@ describe('planUserns (as root)', () => {
       afterClone: [{ op: 'usernsRoot', setgroups: 0 }],
       overlayMounted: false,
       rootByCwd: false,
+      config: expect.objectContaining({ create: false, path: '/run/ns/u' }),
+      stagedSources: new Map(),
     });
   });
 });

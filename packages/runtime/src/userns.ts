@@ -1,8 +1,8 @@
 /**
  * User namespaces as the runtime composes them (issue #9): which maps are
  * written and by whom, what the launcher does before the clone (as root: a
- * private mount namespace with idmapped image layers, the overlay, idmapped
- * `idmap`/`ridmap` bind sources), and how the rootfs plan changes inside a user
+ * private mount namespace with idmapped image layers and the overlay; idmapped
+ * bind mounts, prepared as detached copies), and how the rootfs plan changes inside a user
  * namespace (/dev nodes bound from the host, /sys bound when there is no
  * network namespace of its own). The mechanism is the launcher's (userns.h).
  */
@@ -130,6 +130,12 @@ export interface UsernsPlanInput {
   /** The clone flags of the namespaces created (CLONE_NEWNET decides about /sys). */
   cloneFlags: number;
   overlay?: { lower: string[]; upper: string; work: string };
+  /**
+   * A directory of the container's own on the host (its state directory's `binds`; its parents
+   * searchable by all): as root, bind sources are staged there in the launcher's mount namespace
+   * (see `stagedSources`). Without it, the container opens its bind sources itself.
+   */
+  stageDir?: string;
 }
 
 export interface UsernsPlan {
@@ -145,58 +151,181 @@ export interface UsernsPlan {
    * container's root never needs to search the directories above the rootfs (a 0700 store).
    */
   rootByCwd: boolean;
+  /** The user namespace the plan is for (usernsConfig). */
+  config: UsernsConfig;
+  /**
+   * Host bind sources staged before the clone (index in `mounts` → the staging path): the
+   * launcher, as root with the host's view, copies each onto a directory of `stageDir` in its
+   * own mount namespace, so that a source the container's mapped root could not reach is
+   * still bound (as runc opens sources for it). The container's copy of that namespace has
+   * them locked as the host's mounts are (a read-only host mount stays read-only).
+   */
+  stagedSources: Map<number, string>;
 }
 
-interface IdmappedSource {
-  source: string;
-  recursive: boolean;
-  uid: IdMapping[];
-  gid: IdMapping[];
+/** What the launcher prepares before the clone for idmapped bind mounts (planIdmappedMounts). */
+export interface IdmappedMountsPlan {
+  /** `idmapUserns` (one per distinct mapping) and `idmapTree` steps: before the clone, as root. */
+  steps: PlanStep[];
+  /** The index in `mounts` → its prepared tree (RootfsConfig.preparedBinds). */
+  trees: Map<number, number>;
 }
 
-/** Bind sources with `idmap`/`ridmap`, with their maps (the mount's own, else the container's). */
 const isBind = (o: { type?: string; options?: string[] }) =>
   o.type === 'bind' || (o.options ?? []).some((x) => x === 'bind' || x === 'rbind');
 
-function idmappedSources(spec: Spec, bundle: string, u: UsernsConfig | undefined): IdmappedSource[] {
-  const out: IdmappedSource[] = [];
+/** The launcher's slots: user namespaces for mappings (slot 0 is planUserns's), prepared trees. */
+const IDMAP_SLOTS = 64;
+const TREE_SLOTS = 1024;
+
+/**
+ * Idmapped bind mounts (runc 1.2's rules): a mount is idmapped with the "idmap" option
+ * (submounts of an rbind keep their ids), "ridmap" (all of them), or with mount
+ * uidMappings/gidMappings and neither option (as "idmap"). The maps are the mount's own,
+ * else the container's new user namespace's; the container needs no user namespace when the
+ * mount has its own. Each source is copied before the clone by the launcher, as root and with
+ * the host's view of the path (a source the container's user namespace cannot reach is fine),
+ * idmapped and given its flags there, and attached in the container in the mounts' order. A
+ * source inside `rootfs` is resolved in it (as the image has it, before any mount).
+ */
+export function planIdmappedMounts(
+  spec: Spec,
+  bundle: string,
+  u: UsernsConfig | undefined,
+  rootfs?: string,
+): IdmappedMountsPlan {
+  const steps: PlanStep[] = [];
+  const trees = new Map<number, number>();
+  const slots = new Map<string, number>();
   (spec.mounts ?? []).forEach((m, i) => {
     const where = `mounts[${i}]`;
     const opts = parseMountOptions(m.options, `${where}.options`);
     const own = (m.uidMappings?.length ?? 0) > 0 || (m.gidMappings?.length ?? 0) > 0;
-    if (!opts.idmap) {
-      if (own) throw invalid(`${where}.uidMappings: set without the "idmap" or "ridmap" option`);
-      return;
-    }
-    if (!isBind(m)) throw invalid(`${where}.options: "${opts.idmap}" needs a bind mount`);
-    if (!u)
-      throw invalid(`${where}.options: "${opts.idmap}" needs a user namespace (linux.namespaces "user")`);
+    if (!opts.idmap && !own) return;
+    const mode = opts.idmap ?? 'idmap';
+    if (!isBind(m)) throw invalid(`${where}: idmapped mounts are only supported for bind mounts`);
     if (!m.source) throw invalid(`${where}.source: an idmapped bind mount needs a source`);
     if (isRootless())
-      throw new BerthError(`${where}.options: idmapped mounts need root (CAP_SYS_ADMIN on the host)`, {
+      throw new BerthError(`${where}: idmapped mounts need root (CAP_SYS_ADMIN on the host)`, {
         code: 'EROOTLESS',
       });
-    const uid = own ? validateIdMappings(m.uidMappings ?? [], `${where}.uidMappings`) : u.uidMappings;
-    const gid = own ? validateIdMappings(m.gidMappings ?? [], `${where}.gidMappings`) : u.gidMappings;
-    if (!uid.length || !gid.length) {
+    let uid: IdMapping[];
+    let gid: IdMapping[];
+    if (own) {
+      uid = validateIdMappings(m.uidMappings ?? [], `${where}.uidMappings`);
+      gid = validateIdMappings(m.gidMappings ?? [], `${where}.gidMappings`);
+      if (!uid.length || !gid.length)
+        throw invalid(`${where}: an idmapped mount needs both uidMappings and gidMappings`);
+    } else if (u?.create) {
+      uid = u.uidMappings;
+      gid = u.gidMappings;
+    } else {
       throw invalid(
-        `${where}: an idmapped mount needs uid and gid mappings (its own, or those of a new user namespace)`,
+        u
+          ? `${where}.options: "${mode}" without uidMappings and gidMappings takes a new user namespace's maps; the container joins one`
+          : `${where}.options: "${mode}" without uidMappings and gidMappings needs a user namespace (linux.namespaces "user")`,
       );
     }
+    const key = `${formatIdMap(uid)}|${formatIdMap(gid)}`;
+    let slot = slots.get(key);
+    if (slot === undefined) {
+      slot = slots.size + 1;
+      if (slot >= IDMAP_SLOTS)
+        throw new BerthError(
+          `${where}: more than ${IDMAP_SLOTS - 1} different mappings for idmapped mounts`,
+          {
+            code: 'EUNSUPPORTED',
+          },
+        );
+      slots.set(key, slot);
+      steps.push({
+        op: 'idmapUserns',
+        slot,
+        uidMap: formatIdMap(uid),
+        gidMap: formatIdMap(gid),
+        setgroups: 0,
+        writer: { mode: 0 },
+        describe: `create the user namespace for the idmapped mount ${where}`,
+      });
+    }
+    const tree = trees.size;
+    if (tree >= TREE_SLOTS)
+      throw new BerthError(`${where}: more than ${TREE_SLOTS} idmapped mounts`, { code: 'EUNSUPPORTED' });
+    trees.set(i, tree);
     const source = posix.resolve(bundle, m.source);
-    // the source is idmapped where it is (in the launcher's own mount namespace): one mapping per source
-    const again = (spec.mounts ?? []).findIndex(
-      (o, j) => j !== i && isBind(o) && o.source !== undefined && posix.resolve(bundle, o.source) === source,
-    );
-    if (again >= 0) {
-      throw new BerthError(
-        `${where}.source: ${source} is also the source of mounts[${again}]; an idmapped source must appear once`,
-        { code: 'EUNSUPPORTED' },
-      );
-    }
-    out.push({ source, recursive: opts.idmap === 'ridmap', uid, gid });
+    // a source inside the rootfs is resolved in it, never by its host path (an image's symlink)
+    const rel = rootfs === undefined ? '..' : posix.relative(rootfs, source);
+    const inRootfs = rel !== '..' && !rel.startsWith('../') && !posix.isAbsolute(rel);
+    steps.push({
+      op: 'idmapTree',
+      source: inRootfs ? `/${rel}` : source,
+      ...(inRootfs ? { root: rootfs } : {}),
+      slot,
+      recursive: (opts.flags & MS.REC) !== 0,
+      idmapRecursive: mode === 'ridmap',
+      flags: opts.flags & ~(MS.BIND | MS.REC | MS.REMOUNT),
+      tree,
+      describe: `prepare the idmapped mount of ${source} (${where})`,
+    });
   });
-  return out;
+  return { steps, trees };
+}
+
+/** Every directory from / down to `dir` lets others search it (the mapped root walks to what is staged there). */
+function searchableByAll(dir: string): boolean {
+  for (let d = dir; ; d = posix.dirname(d)) {
+    try {
+      if ((statSync(d).mode & 0o001) === 0) return false;
+    } catch {
+      return false;
+    }
+    if (d === '/') return true;
+  }
+}
+
+/** The plain host bind sources of `spec`, staged under `input.stageDir` (see UsernsPlan.stagedSources). */
+function stageBindSources(
+  spec: Spec,
+  input: UsernsPlanInput,
+  before: PlanStep[],
+  staged: Map<number, string>,
+): void {
+  (spec.mounts ?? []).forEach((m, i) => {
+    if (!isBind(m) || !m.source || m.uidMappings?.length || m.gidMappings?.length) return;
+    const opts = parseMountOptions(m.options, `mounts[${i}].options`);
+    if (opts.idmap) return; // prepared as a detached copy (planIdmappedMounts)
+    const source = posix.resolve(input.bundle, m.source);
+    const rel = posix.relative(input.rootfs, source);
+    if (rel !== '..' && !rel.startsWith('../')) return; // the container's own path, resolved in its root
+    let dir: boolean;
+    try {
+      dir = statSync(source).isDirectory();
+    } catch {
+      return; // the rootfs plan says it is missing
+    }
+    if (!staged.size)
+      before.push({
+        op: 'mkdir',
+        path: input.stageDir!,
+        mode: 0o711,
+        describe: 'create the bind staging directory',
+      });
+    const at = posix.join(input.stageDir!, String(i));
+    before.push(
+      dir
+        ? { op: 'mkdir', path: at, mode: 0o711, describe: `create the staging directory of mounts[${i}]` }
+        : { op: 'mkfile', path: at, mode: 0o600, describe: `create the staging file of mounts[${i}]` },
+      {
+        op: 'idmapBind',
+        source,
+        target: at,
+        slot: -1,
+        recursive: (opts.flags & MS.REC) !== 0,
+        describe: `stage the bind source ${source} (mounts[${i}])`,
+      },
+    );
+    staged.set(i, at);
+  });
 }
 
 /**
@@ -206,7 +335,6 @@ function idmappedSources(spec: Spec, bundle: string, u: UsernsConfig | undefined
  */
 export function planUserns(spec: Spec, input: UsernsPlanInput): UsernsPlan | undefined {
   const u = usernsConfig(spec);
-  const sources = idmappedSources(spec, input.bundle, u);
   if (!u) return undefined;
   const rootIdmap = spec.annotations?.[ANNOTATION_ROOTFS_IDMAP];
   if (rootIdmap !== undefined && rootIdmap !== 'true' && rootIdmap !== 'false') {
@@ -215,9 +343,9 @@ export function planUserns(spec: Spec, input: UsernsPlanInput): UsernsPlan | und
     );
   }
   if (!u.create) {
-    if (sources.length || rootIdmap === 'true') {
+    if (rootIdmap === 'true') {
       throw invalid(
-        'mounts: idmapped mounts need a new user namespace; the container joins one (linux.namespaces "user" with a path)',
+        `annotations["${ANNOTATION_ROOTFS_IDMAP}"]: an idmapped root needs a new user namespace; the container joins one (linux.namespaces "user" with a path)`,
       );
     }
     return {
@@ -225,6 +353,8 @@ export function planUserns(spec: Spec, input: UsernsPlanInput): UsernsPlan | und
       afterClone: [{ op: 'usernsRoot', setgroups: 0 }],
       overlayMounted: false,
       rootByCwd: false,
+      config: u,
+      stagedSources: new Map(),
     };
   }
   const rootless = isRootless();
@@ -237,6 +367,7 @@ export function planUserns(spec: Spec, input: UsernsPlanInput): UsernsPlan | und
   }
   const maps = planIdmap({ uidMappings: u.uidMappings, gidMappings: u.gidMappings, setgroups, writer });
   const before: PlanStep[] = [];
+  const stagedSources = new Map<number, string>();
   let overlayMounted = false;
   const wantRootIdmap = rootIdmap === 'true' && !input.overlay;
   let rootByCwd = false;
@@ -311,21 +442,8 @@ export function planUserns(spec: Spec, input: UsernsPlanInput): UsernsPlan | und
       describe: `change to the root filesystem ${input.rootfs}`,
     });
     rootByCwd = true;
-    for (const s of sources) {
-      const own = s.uid !== u.uidMappings || s.gid !== u.gidMappings;
-      const n = own ? 1 : 0;
-      if (own) before.push(slot(s.uid, s.gid, n));
-      // the source, idmapped where it is (in the launcher's namespace only): the container's
-      // bind of it (mounts[]) clones this mount, idmapping included
-      before.push({
-        op: 'idmapBind',
-        source: s.source,
-        target: s.source,
-        slot: n,
-        recursive: s.recursive,
-        describe: `idmapped mount of ${s.source}`,
-      });
-    }
+    if (input.stageDir && searchableByAll(posix.dirname(input.stageDir)))
+      stageBindSources(spec, input, before, stagedSources);
   } else if (wantRootIdmap) {
     throw new BerthError(`annotations["${ANNOTATION_ROOTFS_IDMAP}"]: idmapped mounts need root`, {
       code: 'EROOTLESS',
@@ -334,7 +452,7 @@ export function planUserns(spec: Spec, input: UsernsPlanInput): UsernsPlan | und
   before.push(maps.beforeClone);
   const after: PlanStep[] = [maps.afterClone];
   if (rootByCwd) after.push({ op: 'rootRebind' });
-  return { beforeClone: before, afterClone: after, overlayMounted, rootByCwd };
+  return { beforeClone: before, afterClone: after, overlayMounted, rootByCwd, config: u, stagedSources };
 }
 
 /**

@@ -44,6 +44,7 @@
 #define FLAG_IN_ROOT 2u       /* the step's paths are inside the container's root (paths.h) */
 #define FLAG_TMPCOPYUP 4u     /* a new mount gets a copy of what the directory held */
 #define FLAG_NOTE_MADE 8u     /* a mkdir notes the directory it made (made_dir) */
+#define FLAG_SOURCE_IN_ROOT 16u /* a bind mount's source is a path in the container's root */
 
 enum op {
   OP_SETNS = 1, OP_CLONE = 2, OP_SYNC = 3, OP_MOUNT = 4, OP_MKDIR = 5, OP_MKNOD = 6,
@@ -410,6 +411,7 @@ static void step_clone(struct step *steps, uint32_t n, uint32_t i) {
   child_pid = pid;
   send_msg(MSG_PID, (int)i, 0, pid, "clone");
   idmap_after_clone(pid, flags); /* userns.h: the maps, while the child still waits */
+  close_trees();                 /* userns.h: the child attaches its copies */
   if (write(order[1], "p", 1) != 1) die((int)i, "write", errno);
   close(order[1]);
   if (detach) _exit(0);
@@ -560,6 +562,32 @@ static int made_dir(const struct stat *st) {
   return 0;
 }
 
+/* A bind mount's target in the root, made to match its source: a directory, or an empty file. */
+static int make_bind_target(int src_fd, const char *dst) {
+  struct stat st;
+  what = "stat mount source";
+  if (fstat(src_fd, &st) < 0) return -1;
+  if (S_ISDIR(st.st_mode)) {
+    what = "create mount target directory";
+    int fd = mkdir_in_root(dst, 0755);
+    if (fd < 0) return -1;
+    close(fd);
+    return 0;
+  }
+  char base[256], path[4096];
+  what = "create parent directories";
+  if (expand_dangling(dst, path, sizeof path) < 0) return -1;
+  int dir = parent_in_root(path, base, sizeof base);
+  if (dir < 0) return -1;
+  what = "create mount target file";
+  int r = mknodat(dir, base, S_IFREG | 0644, 0);
+  if (r < 0 && errno == EEXIST) r = 0;
+  int e = errno;
+  close(dir);
+  errno = e;
+  return r;
+}
+
 static int step_mount(struct step *s) {
   const char *src = S(s, 0), *dst = Sx(s, 1), *type = S(s, 2), *data = S(s, 4);
   unsigned long flags = (unsigned long)I(s, 3);
@@ -567,14 +595,31 @@ static int step_mount(struct step *s) {
   /* procfs and sysfs only on an ordinary directory: a symlink there (or a file) is refused,
    * never followed (CVE-2019-19921, CVE-2023-27561: an image choosing where /proc lands) */
   int kernfs = type && !(flags & (MS_BIND | MS_REMOUNT)) && (strcmp(type, "proc") == 0 || strcmp(type, "sysfs") == 0);
+  int src_fd = -1;
+  if ((flags & MS_BIND) && !(flags & MS_REMOUNT) && (s->flags & FLAG_SOURCE_IN_ROOT)) {
+    /* a source in the rootfs: resolved in the root now (after the mounts before it), and the
+     * target made to match it, a directory or a file, as runc does */
+    what = "open mount source (in the root)";
+    src_fd = open_in_root(Sx(s, 0), 0);
+    if (src_fd < 0) return -1;
+    if (make_bind_target(src_fd, dst) < 0) {
+      int e = errno;
+      close(src_fd);
+      return errno = e, -1;
+    }
+  }
   what = "open mount target";
   int tfd = open_target(s, dst, kernfs ? O_NOFOLLOW : 0);
-  if (tfd < 0) return -1;
+  if (tfd < 0) {
+    int e = errno;
+    if (src_fd >= 0) close(src_fd);
+    return errno = e, -1;
+  }
   if (kernfs) {
     struct stat st = {0};
     if (fstat(tfd, &st) < 0 || !S_ISDIR(st.st_mode)) {
       close(tfd);
-      what = "must be mounted on an ordinary directory";
+      what = "must be mounted on ordinary directory"; /* runc's words */
       errno = S_ISLNK(st.st_mode) ? ELOOP : ENOTDIR;
       return -1;
     }
@@ -585,7 +630,7 @@ static int step_mount(struct step *s) {
     r = remount_fd(tfd, flags, data);
   } else if (flags & MS_BIND) {
     struct reopen_arg a = {s, dst};
-    r = bind_on_fd(src, -1, tfd, (flags & MS_REC) != 0, flags & ~(MS_BIND | MS_REC), reopen_target, &a);
+    r = bind_on_fd(src, src_fd, tfd, (flags & MS_REC) != 0, flags & ~(MS_BIND | MS_REC), reopen_target, &a);
   } else {
     if (s->flags & FLAG_TMPCOPYUP) {
       /* the directory as it is before the mount hides it ("." never crosses onto the new mount) */
@@ -621,6 +666,7 @@ static int step_mount(struct step *s) {
   }
   int e = errno;
   if (copy_from >= 0) close(copy_from);
+  if (src_fd >= 0) close(src_fd);
   close(tfd);
   errno = e;
   return r;
@@ -722,9 +768,11 @@ static int step_mkfile(struct step *s) {
     if (mknod(p, S_IFREG | mode, 0) < 0 && errno != EEXIST) return -1;
     return 0;
   }
-  char base[256];
+  char base[256], path[4096];
   what = "create parent directories";
-  int dir = parent_in_root(p, base, sizeof base);
+  /* a dangling link there (/etc/hosts -> /run/x/hosts): the file is made where it leads */
+  if (expand_dangling(p, path, sizeof path) < 0) return -1;
+  int dir = parent_in_root(path, base, sizeof base);
   if (dir < 0) return -1;
   what = "mknod";
   int r = mknodat(dir, base, S_IFREG | mode, 0);
@@ -1135,6 +1183,8 @@ static void run_steps(struct step *steps, uint32_t n, uint32_t start) {
       case OP_IDMAP_USERNS: r = step_idmap_userns(s, &what); break;
       case OP_IDMAP_BIND: r = step_idmap_bind(s, open_target, &what); break;
       case OP_ROOT_REBIND: r = step_root_rebind(&what); break;
+      case OP_IDMAP_TREE: r = step_idmap_tree(s, &what); break;
+      case OP_BIND_TREE: r = step_bind_tree(s, open_target, &what); break;
       case OP_CGROUP_JOIN: r = step_cgroup_join(s, &what); break;
       case OP_CGROUP_OPEN: r = step_cgroup_open(s, &what); break;
       case OP_LOOPBACK: r = step_loopback(&what); break;

@@ -193,11 +193,10 @@ fail:
 
 /*
  * Opens `path`, a path inside the container (absolute or not), relative to the
- * container's root. `oflags` are O_PATH (always added), O_DIRECTORY, O_NOFOLLOW.
+ * container's root (open_in_root) or the directory `rootfd` as if it were "/"
+ * (open_beneath). `oflags` are O_PATH (always added), O_DIRECTORY, O_NOFOLLOW.
  */
-static int open_in_root(const char *path, int oflags) {
-  int rootfd = current_root();
-  if (rootfd < 0) return -1;
+static int open_beneath(int rootfd, const char *path, int oflags) {
   while (*path == '/') path++;
   if (!*path) path = ".";
   oflags |= O_PATH;
@@ -209,15 +208,85 @@ static int open_in_root(const char *path, int oflags) {
   return walk_in_root(rootfd, path, oflags);
 }
 
+static int open_in_root(const char *path, int oflags) {
+  int rootfd = current_root();
+  if (rootfd < 0) return -1;
+  return open_beneath(rootfd, path, oflags);
+}
+
+/*
+ * A path to create in the root, with dangling symlinks on the way taken as their targets
+ * (runc's MkdirAllInRoot): "/etc/hosts" that links to "/run/x/hosts", where /run/x does not
+ * exist yet, becomes "/run/x/hosts". Each link is read from its own fd, opened in the root
+ * (O_PATH | O_NOFOLLOW); the new path is resolved in the root again, so no link leads out.
+ * `out` gets the path (unchanged when nothing dangles); -1 on a loop (ELOOP) or error.
+ */
+static int expand_dangling(const char *path, char *out, size_t out_len) {
+  char cur[4096], prefix[4096], link[4096];
+  if (strlen(path) >= sizeof cur) return errno = ENAMETOOLONG, -1;
+  strcpy(cur, path);
+  for (int links = 0; links <= 40; links++) {
+    int fd = open_in_root(cur, 0);
+    if (fd >= 0 || errno != ENOENT) {
+      if (fd >= 0) close(fd);
+      break; /* it exists (or fails for another reason: the caller says so) */
+    }
+    /* the first component that does not resolve: missing (made by the caller), or a link */
+    size_t n = strlen(cur), at = 0;
+    int expanded = 0;
+    while (at < n) {
+      while (at < n && cur[at] == '/') at++;
+      if (at >= n) break;
+      size_t end = at;
+      while (end < n && cur[end] != '/') end++;
+      memcpy(prefix, cur, end);
+      prefix[end] = 0;
+      int probe = open_in_root(prefix, 0);
+      if (probe >= 0) {
+        close(probe);
+        at = end;
+        continue;
+      }
+      if (errno != ENOENT) return -1;
+      int l = open_in_root(prefix, O_NOFOLLOW);
+      if (l < 0) break; /* missing: the rest is made from here */
+      struct stat st;
+      ssize_t k = -1;
+      if (fstat(l, &st) == 0 && S_ISLNK(st.st_mode)) k = readlinkat(l, "", link, sizeof link - 1);
+      close(l);
+      if (k <= 0) break;
+      link[k] = 0;
+      /* the link's target in place of the link: absolute from the root, else from its directory */
+      char next[4096];
+      size_t dir = at;
+      while (dir > 0 && cur[dir - 1] == '/') dir--;
+      int w = link[0] == '/' ? snprintf(next, sizeof next, "%s%s", link, cur + end)
+                             : snprintf(next, sizeof next, "%.*s/%s%s", (int)dir, cur, link, cur + end);
+      if (w < 0 || (size_t)w >= sizeof next) return errno = ENAMETOOLONG, -1;
+      strcpy(cur, next);
+      expanded = 1;
+      break;
+    }
+    if (!expanded) break;
+    if (links == 40) return errno = ELOOP, -1;
+  }
+  if (strlen(cur) >= out_len) return errno = ENAMETOOLONG, -1;
+  strcpy(out, cur);
+  return 0;
+}
+
 /*
  * mkdir -p inside the root: every missing component is made with mkdirat
  * relative to the fd of its parent (itself resolved in the root), then opened
- * with O_NOFOLLOW. Returns an O_PATH fd of the directory.
+ * with O_NOFOLLOW; a dangling link on the way is taken as its target
+ * (expand_dangling). Returns an O_PATH fd of the directory.
  */
 static int mkdir_in_root(const char *path, mode_t mode) {
   int fd = open_in_root(path, O_DIRECTORY);
   if (fd >= 0 || errno != ENOENT) return fd;
-  char buf[4096];
+  char buf[4096], expanded[4096];
+  if (expand_dangling(path, expanded, sizeof expanded) < 0) return -1;
+  path = expanded;
   while (*path == '/') path++;
   if (strlen(path) >= sizeof buf) return errno = ENAMETOOLONG, -1;
   strcpy(buf, path);

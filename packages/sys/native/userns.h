@@ -29,12 +29,28 @@
  * OP_IDMAP_USERNS (47), before the clone: a user namespace that only serves as the
  *   mapping of idmapped mounts (a helper process is cloned into it, its maps written
  *   as above, its /proc/PID/ns/user kept open, the helper reaped).
- *   args: i slot (0..7), then the six arguments of OP_IDMAP.
+ *   args: i slot (0..63), then the six arguments of OP_IDMAP.
  *
  * OP_IDMAP_BIND (48): an idmapped bind mount: open_tree(OPEN_TREE_CLONE) of the
  *   source, mount_setattr(MOUNT_ATTR_IDMAP, the slot's user namespace) on the
- *   detached clone, move_mount onto the target fd (resolved in the root with
- *   FLAG_IN_ROOT, else a host path).  args: s source, s target, i slot, i recursive.
+ *   detached clone (slot -1: none, a plain copy), slave propagation, move_mount onto
+ *   the target fd (resolved in the root with FLAG_IN_ROOT, else a host path).
+ *   args: s source, s target, i slot, i recursive.
+ *
+ * OP_IDMAP_TREE (54), before the clone: a detached copy of an idmapped bind mount's source
+ *   (open_tree OPEN_TREE_CLONE, by the launcher: the host's view of the path and the
+ *   launcher's rights, so a source the container's user namespace could not reach is fine),
+ *   with MOUNT_ATTR_IDMAP from the slot's user namespace, the bind's flags, and slave
+ *   propagation (a copy of a shared host mount would otherwise be a peer of it: what the
+ *   container mounts below it would reach the host) set on the copy before it is attached
+ *   anywhere. It is held by fd in tree slot k, unattached, until OP_BIND_TREE; the parent
+ *   closes its copies after the clone.
+ *   args: s source, i slot, i rec (rbind: with submounts), i idmap_rec (ridmap: the
+ *   submounts idmapped too), i flags (MS_RDONLY, MS_NOSUID, ...), i k, s root (when set:
+ *   the source is a path in this rootfs, resolved in it with RESOLVE_IN_ROOT).
+ *
+ * OP_BIND_TREE (55), in the child: tree k attached onto the target (move_mount), then closed.
+ *   args: i k, s target (FLAG_IN_ROOT: resolved in the container's root).
  *
  * OP_ROOT_REBIND (49), in the child: its root is its working directory (the launcher
  *   chdir'ed into the rootfs before the clone, and clone carries the cwd into the new
@@ -56,9 +72,13 @@
 #define CLONE_NEWUSER 0x10000000
 #endif
 
-enum { OP_IDMAP = 45, OP_USERNS_ROOT = 46, OP_IDMAP_USERNS = 47, OP_IDMAP_BIND = 48, OP_ROOT_REBIND = 49 };
+enum {
+  OP_IDMAP = 45, OP_USERNS_ROOT = 46, OP_IDMAP_USERNS = 47, OP_IDMAP_BIND = 48, OP_ROOT_REBIND = 49,
+  OP_IDMAP_TREE = 54, OP_BIND_TREE = 55
+};
 
-#define IDMAP_SLOTS 8
+#define IDMAP_SLOTS 64
+#define TREE_SLOTS 1024
 
 struct idmap_req {
   int writer;
@@ -69,7 +89,8 @@ struct idmap_req {
 static struct idmap_req pending_idmap;
 static int have_pending_idmap = 0;
 static int pending_idmap_step = -1;
-static int idmap_userns_fd[IDMAP_SLOTS] = {-1, -1, -1, -1, -1, -1, -1, -1};
+static int idmap_userns_fd[IDMAP_SLOTS]; /* fd + 1: 0 is an empty slot */
+static int tree_fd[TREE_SLOTS];          /* fd + 1: 0 is an empty slot */
 static int userns_setgroups_denied = 0; /* the child: setgroups(2) is refused in its namespace */
 static int idmap_unprivileged = 0;      /* the maps are written without root: see step_idmap */
 static int userns_dumpable = 0;         /* the child is still dumpable until its first sync returns */
@@ -306,9 +327,88 @@ static int step_idmap_userns(struct step *s, const char **what) {
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
   if (r0 < 0) return errno = e, -1;
-  if (idmap_userns_fd[slot] >= 0) close(idmap_userns_fd[slot]);
-  idmap_userns_fd[slot] = fd;
+  if (idmap_userns_fd[slot] > 0) close(idmap_userns_fd[slot] - 1);
+  idmap_userns_fd[slot] = fd + 1;
   return 0;
+}
+
+/* OP_IDMAP_TREE: an idmapped, detached copy of a bind source, held for OP_BIND_TREE. */
+static int step_idmap_tree(struct step *s, const char **what) {
+  const char *src = Sx(s, 0);
+  int slot = (int)I(s, 1), rec = (int)I(s, 2), idmap_rec = (int)I(s, 3);
+  unsigned long flags = (unsigned long)I(s, 4);
+  int k = (int)I(s, 5);
+  *what = "idmapped mount: bad slot";
+  if (slot < 0 || slot >= IDMAP_SLOTS || idmap_userns_fd[slot] <= 0 || k < 0 || k >= TREE_SLOTS || tree_fd[k])
+    return errno = EINVAL, -1;
+  const char *root = S(s, 6);
+  int src_fd = -1;
+  if (root) {
+    /* a source in the rootfs: resolved in it (RESOLVE_IN_ROOT), never by its host path */
+    *what = "open the rootfs (idmapped mount source)";
+    int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rfd < 0) return -1;
+    *what = "open idmapped mount source (in the root)";
+    src_fd = open_beneath(rfd, src, 0);
+    int e = errno;
+    close(rfd);
+    if (src_fd < 0) return errno = e, -1;
+  }
+  *what = "open_tree (idmapped mount source)";
+  int tree = (int)syscall(SYS_open_tree, src_fd >= 0 ? src_fd : AT_FDCWD, src_fd >= 0 ? "" : src,
+                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (rec ? AT_RECURSIVE : 0) | (src_fd >= 0 ? AT_EMPTY_PATH : 0));
+  if (src_fd >= 0) {
+    int e = errno;
+    close(src_fd);
+    errno = e;
+  }
+  if (tree < 0) return -1;
+  struct berth_mount_attr attr = {0};
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = (uint64_t)(idmap_userns_fd[slot] - 1);
+  *what = "mount_setattr MOUNT_ATTR_IDMAP";
+  int r = (int)syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (idmap_rec ? AT_RECURSIVE : 0), &attr, sizeof attr);
+  if (r == 0) {
+    *what = "mount_setattr (idmapped mount flags)";
+    r = setattr_fd(tree, flags, rec, MS_SLAVE);
+  }
+  if (r < 0) {
+    int e = errno;
+    close(tree);
+    return errno = e, -1;
+  }
+  tree_fd[k] = tree + 1;
+  return 0;
+}
+
+/* The parent's copies of the trees: the child attaches its own. */
+static void close_trees(void) {
+  for (int k = 0; k < TREE_SLOTS; k++)
+    if (tree_fd[k]) {
+      close(tree_fd[k] - 1);
+      tree_fd[k] = 0;
+    }
+}
+
+/* OP_BIND_TREE: attach tree k onto the target. */
+static int step_bind_tree(struct step *s, int (*open_tgt)(struct step *, const char *, int), const char **what) {
+  int k = (int)I(s, 0);
+  *what = "bind a prepared mount: no mount in that slot";
+  if (k < 0 || k >= TREE_SLOTS || !tree_fd[k]) return errno = EINVAL, -1;
+  int tree = tree_fd[k] - 1;
+  tree_fd[k] = 0;
+  *what = "open mount target";
+  int tfd = open_tgt(s, Sx(s, 1), 0);
+  int r = -1;
+  if (tfd >= 0) {
+    *what = "move_mount (idmapped mount)";
+    r = (int)syscall(SYS_move_mount, tree, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  }
+  int e = errno;
+  if (tfd >= 0) close(tfd);
+  close(tree);
+  errno = e;
+  return r;
 }
 
 /* OP_IDMAP_BIND: an idmapped bind mount of a host source onto a target. */
@@ -316,16 +416,24 @@ static int step_idmap_bind(struct step *s, int (*open_tgt)(struct step *, const 
   const char *src = Sx(s, 0), *dst = Sx(s, 1);
   int slot = (int)I(s, 2), rec = (int)I(s, 3);
   *what = "idmapped mount: no user namespace in that slot";
-  if (slot < 0 || slot >= IDMAP_SLOTS || idmap_userns_fd[slot] < 0) return errno = EINVAL, -1;
-  *what = "open_tree (idmapped mount source)";
+  if (slot != -1 && (slot < 0 || slot >= IDMAP_SLOTS || idmap_userns_fd[slot] <= 0)) return errno = EINVAL, -1;
+  *what = slot == -1 ? "open_tree (bind mount source)" : "open_tree (idmapped mount source)";
   int tree = (int)syscall(SYS_open_tree, AT_FDCWD, src,
                           OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (rec ? AT_RECURSIVE : 0));
   if (tree < 0) return -1;
-  struct berth_mount_attr attr = {0};
-  attr.attr_set = MOUNT_ATTR_IDMAP;
-  attr.userns_fd = (uint64_t)idmap_userns_fd[slot];
-  *what = "mount_setattr MOUNT_ATTR_IDMAP";
-  int r = (int)syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (rec ? AT_RECURSIVE : 0), &attr, sizeof attr);
+  int r = 0;
+  if (slot != -1) {
+    struct berth_mount_attr attr = {0};
+    attr.attr_set = MOUNT_ATTR_IDMAP;
+    attr.userns_fd = (uint64_t)(idmap_userns_fd[slot] - 1);
+    *what = "mount_setattr MOUNT_ATTR_IDMAP";
+    r = (int)syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (rec ? AT_RECURSIVE : 0), &attr, sizeof attr);
+  }
+  if (r == 0) {
+    /* a copy of a shared host mount would be its peer */
+    *what = "mount_setattr (slave propagation)";
+    r = setattr_fd(tree, 0, rec, MS_SLAVE);
+  }
   if (r == 0) {
     *what = "open idmapped mount target";
     int tfd = open_tgt(s, dst, 0);

@@ -57,6 +57,8 @@ export const Op = {
   cgroupOpen: 51,
   loopback: 52,
   home: 53,
+  idmapTree: 54,
+  bindTree: 55,
 } as const;
 
 export type Step =
@@ -185,7 +187,7 @@ export type Step =
   | { op: 'idmap'; uidMap: string; gidMap: string; setgroups: 0 | 1 | 2; writer: IdmapWriterStep }
   /** In the new user namespace: setresgid/setresuid 0 (and setgroups(0) unless `setgroups` is 1, "deny"). */
   | { op: 'usernsRoot'; setgroups: 0 | 1 | 2 }
-  /** Before the clone: a user namespace with these maps, held by fd in `slot` (0..7), for idmapped mounts. */
+  /** Before the clone: a user namespace with these maps, held by fd in `slot` (0..63), for idmapped mounts. */
   | {
       op: 'idmapUserns';
       slot: number;
@@ -194,8 +196,30 @@ export type Step =
       setgroups: 0 | 1 | 2;
       writer: IdmapWriterStep;
     }
-  /** An idmapped bind mount (MOUNT_ATTR_IDMAP with the user namespace of `slot`) of host `source` onto `target`. */
+  /**
+   * An idmapped bind mount (MOUNT_ATTR_IDMAP with the user namespace of `slot`; -1: none, a
+   * plain copy) of host `source` onto `target`, made a slave of a shared source.
+   */
   | { op: 'idmapBind'; source: string; target: string; slot: number; recursive: boolean }
+  /**
+   * Before the clone: a detached copy of bind source `source` (open_tree, with the launcher's
+   * view and rights), idmapped with the user namespace of `slot` (`idmapRecursive`: its
+   * submounts too), with the bind's `flags` (MS_RDONLY, ...) and slave propagation set, held
+   * in `tree` (0..1023) for a `bindTree`. `recursive`: the copy includes submounts (rbind).
+   */
+  | {
+      op: 'idmapTree';
+      source: string;
+      slot: number;
+      recursive: boolean;
+      idmapRecursive: boolean;
+      flags: number;
+      tree: number;
+      /** The source is a path in this rootfs (a host path), resolved in it (RESOLVE_IN_ROOT). */
+      root?: string;
+    }
+  /** Attaches the copy an `idmapTree` made onto `target` (move_mount). */
+  | { op: 'bindTree'; tree: number; target: string }
   /**
    * In a new user namespace: the root is the working directory (the launcher changed into the
    * rootfs before the clone), bound onto itself so that pivot_root takes it (copied mounts are locked).
@@ -229,6 +253,12 @@ export type PlanStep = Step & {
    * tmpfs's own mode (1777), one on a directory the image had takes that directory's.
    */
   noteMade?: boolean;
+  /**
+   * A bind `mount`'s source is a path in the container's root (a bind source inside the
+   * rootfs): resolved there when the mount is made, after the mounts before it, and the
+   * target made to match it (a directory or a file).
+   */
+  sourceInRoot?: boolean;
 };
 
 const MAGIC = Buffer.from('BRTH');
@@ -351,6 +381,18 @@ function args(step: Step): Arg[] {
       ];
     case 'idmapBind':
       return [step.source, step.target, step.slot, step.recursive ? 1 : 0];
+    case 'idmapTree':
+      return [
+        step.source,
+        step.slot,
+        step.recursive ? 1 : 0,
+        step.idmapRecursive ? 1 : 0,
+        step.flags,
+        step.tree,
+        step.root ?? '',
+      ];
+    case 'bindTree':
+      return [step.tree, step.target];
     case 'rootRebind':
       return [];
   }
@@ -377,7 +419,11 @@ export function encodePlan(steps: readonly Step[]): Buffer {
     buf.writeUInt16LE(Op[step.op], at);
     const p = step as PlanStep;
     buf.writeUInt16LE(
-      (p.optional ? 1 : 0) | (p.inRoot ? 2 : 0) | (p.tmpcopyup ? 4 : 0) | (p.noteMade ? 8 : 0),
+      (p.optional ? 1 : 0) |
+        (p.inRoot ? 2 : 0) |
+        (p.tmpcopyup ? 4 : 0) |
+        (p.noteMade ? 8 : 0) |
+        (p.sourceInRoot ? 16 : 0),
       at + 2,
     );
     buf.writeUInt32LE(list.length, at + 4);
@@ -488,6 +534,10 @@ export function describeStep(step: PlanStep): string {
       return 'create the user namespace for idmapped mounts';
     case 'idmapBind':
       return `idmapped bind mount ${step.source} on ${step.target}`;
+    case 'idmapTree':
+      return `prepare the idmapped mount of ${step.source}`;
+    case 'bindTree':
+      return `bind the idmapped mount on ${step.target}`;
     case 'rootRebind':
       return 'bind the root filesystem onto itself (in the user namespace)';
     default:
