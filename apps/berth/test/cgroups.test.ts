@@ -124,7 +124,7 @@ describe('container cgroups', () => {
       const r = sb.detached(['create', '-b', bundle, id]);
       expect(r.status).toBe(1);
       expect(r.stderr).toBe(
-        `berth: linux.cgroupsPath: the cgroup ${path} exists and is frozen: thaw it, or give another\n`,
+        `berth: linux.cgroupsPath: container's cgroup unexpectedly frozen: ${path} exists and is frozen; thaw it, or give another\n`,
       );
       expect(sb.states()).not.toContain(id);
       expect(await cg.isFrozen()).toBe(true);

@@ -1,8 +1,9 @@
 // Integration: berth exec joins a running container (runs as root).
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { alive, containerCgroup, Sandbox } from './helpers.js';
+import { alive, CLI, containerCgroup, Sandbox } from './helpers.js';
 
 const sb = new Sandbox();
 afterEach(() => {
@@ -169,6 +170,47 @@ describe('berth exec', () => {
       stderr: `berth: cannot exec in container ${id}: it is stopped\n`,
     });
     expect(sb.berth(['delete', id]).status).toBe(0);
+  });
+
+  it("run and exec get the cgroup's CPUs, not the affinity berth was started with (taskset)", () => {
+    const mine = readFileSync('/proc/self/status', 'utf8').match(/Cpus_allowed_list:\s*(\S+)/)![1]!;
+    const first = mine.split(/[-,]/)[0]!;
+    const bundle = sb.bundle((c) => {
+      c.process.args = ['sh', '-c', 'grep Cpus_allowed_list: /proc/self/status; sleep 60'];
+    });
+    const pinned = (args: string[]) =>
+      spawnSync('taskset', ['-c', first, process.execPath, CLI, '--root', sb.root, ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, BERTH_STORE: sb.store },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        timeout: 60_000,
+      });
+    const id = sb.id('affinity');
+    const out = join(sb.dir, `${id}.out`);
+    const r = spawnSync(
+      'sh',
+      [
+        '-c',
+        `taskset -c ${first} "$0" "$@" > ${out} 2>&1`,
+        process.execPath,
+        CLI,
+        '--root',
+        sb.root,
+        'run',
+        '-d',
+        '-b',
+        bundle,
+        id,
+      ],
+      { encoding: 'utf8', env: { ...process.env, BERTH_STORE: sb.store }, timeout: 60_000 },
+    );
+    expect(r.status).toBe(0);
+    for (let i = 0; i < 100 && !readFileSync(out, 'utf8').includes('Cpus'); i++) spawnSync('sleep', ['0.05']);
+    expect(readFileSync(out, 'utf8').trim()).toBe(`Cpus_allowed_list:\t${mine}`);
+    const e = pinned(['exec', id, 'grep', 'Cpus_allowed_list:', '/proc/self/status']);
+    expect(e.stderr).toBe('');
+    expect(e.stdout.trim()).toBe(`Cpus_allowed_list:\t${mine}`);
+    expect(sb.berth(['delete', '--force', id]).status).toBe(0);
   });
 
   it('refuses a paused container (it would hang), with exit status 255', () => {

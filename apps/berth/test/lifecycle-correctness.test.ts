@@ -525,7 +525,9 @@ exit "$2"
     expect(state(id).status).toBe('running');
     const deleted = sb.berth(['delete', '--force', id]);
     expect(deleted.status).toBe(0);
-    expect(deleted.stderr).toMatch(/warning: hooks\.poststop\[0\] .*exit status 4/);
+    expect(deleted.stderr).toMatch(
+      /warning: error running poststop hook #0: hooks\.poststop\[0\] .*exit status 4/,
+    );
     // the remaining hooks run too
     expect(existsSync(join(out, 'poststop2.json'))).toBe(true);
     expect(sb.states()).toEqual([]);

@@ -3,7 +3,11 @@ import { emptyPlan, type Plan } from './plan.js';
 import type { CgroupStats } from './stats.js';
 import type { LinuxPids } from './types.js';
 
-/** Shared by v1 and v2: the pids files are the same in both. 0 leaves the limit alone (runc). */
+/**
+ * Shared by v1 and v2: the pids files are the same in both. 0 leaves the limit alone, as runc
+ * before 1.4 and crun do: podman before 5.4.1 sends 0 for `--pids-limit -1` (runc 1.4 reads
+ * it as a limit of 1, which would leave such a container unable to fork).
+ */
 export function planPids(pids: LinuxPids | undefined): Plan {
   const plan = emptyPlan();
   const limit = pids?.limit;

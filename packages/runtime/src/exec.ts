@@ -84,7 +84,10 @@ export async function planExec(
   steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (cgroup)' });
   if (cgroupJoin?.v1.length)
     steps.push({ op: 'cgroupJoin', paths: [], describe: "join the container's cgroup" });
-  if (affinity?.final) steps.push(affinityStep(affinity.final, 'final'));
+  // without a `final`: the cgroup's CPUs, not the runtime's affinity (runc 1.2; see planContainer)
+  steps.push(
+    affinity?.final ? affinityStep(affinity.final, 'final') : { op: 'affinity', cpus: [], reset: true },
+  );
   steps.push(terminal ? terminalStep(proc, ctx.consoleSocket) : { op: 'setsid' });
   if (ctx.keyring !== undefined) steps.push(keyringStep(ctx.keyring));
   steps.push(

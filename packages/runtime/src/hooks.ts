@@ -68,7 +68,7 @@ async function runHook(kind: string, i: number, hook: Hook, state: HookState): P
         ? `killed by ${result.signal}${hook.timeout ? ` (timeout ${hook.timeout}s)` : ''}`
         : `exit status ${result.code}`;
     throw new BerthError(
-      `hooks.${kind}[${i}] ${hook.path}: ${why}${stderr.trim() ? `: ${stderr.trim()}` : ''}`,
+      `error running ${kind} hook #${i}: hooks.${kind}[${i}] ${hook.path}: ${why}${stderr.trim() ? `: ${stderr.trim()}` : ''}`,
       {
         code: 'EHOOK',
         path: hook.path,
@@ -141,7 +141,8 @@ export async function runContainerHooks(
         describe: `exec hook ${hook.path}`,
       },
     ];
-    const where = `hooks.${kind}[${i}] ${hook.path}`;
+    // runc's words first (what tools grep for), then the JSON path
+    const where = `error running ${kind} hook #${i}: hooks.${kind}[${i}] ${hook.path}`;
     const launched = launch(steps, { stdio: ['pipe', 'inherit', 'pipe'] });
     let stderr = '';
     launched.process.stderr?.on('data', (d: Buffer) => {

@@ -170,6 +170,10 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
       flags: CLONE_NEWCGROUP,
       describe: "create the cgroup namespace (in the container's cgroup)",
     });
+  // its cgroup's CPUs, not those of the runtime that started it (`taskset -c 0 berth run`: runc
+  // 1.2). Every CPU, which the kernel narrows to the cpuset's; a join into a cpuset made after
+  // this (by the runtime, meanwhile) sets the cpuset's CPUs itself, so the order does not matter.
+  steps.push({ op: 'affinity', cpus: [], reset: true });
   // a new network namespace has lo down: up, as runc and crun do (a joined one is its owner's)
   if ((ns.cloneFlags & CLONE_NEWNET) !== 0) steps.push({ op: 'loopback', describe: 'set up lo' });
   if (!terminal) steps.push({ op: 'setsid' });

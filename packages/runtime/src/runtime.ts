@@ -354,7 +354,7 @@ export class Runtime {
     if (existing) {
       if (await existing.isFrozen())
         throw new BerthError(
-          `linux.cgroupsPath: the cgroup ${cgroupsPath} exists and is frozen: thaw it, or give another`,
+          `linux.cgroupsPath: container's cgroup unexpectedly frozen: ${cgroupsPath} exists and is frozen; thaw it, or give another`,
           { code: 'ECGROUP', path: cgroupsPath },
         );
       // processes there would share the container's limits, and its kill and delete (runc 1.2 refuses it)

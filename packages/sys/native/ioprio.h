@@ -3,7 +3,8 @@
  * Included by launcher.c; static functions only.
  * args: i which (0: ioprio_set(IOPRIO_WHO_PROCESS, 0, value); 1: personality(value);
  * 2: set_mempolicy(value, the nodes that follow as ints, each < MPOL_MAX_NODES);
- * 3: sched_setaffinity(0, the cpus that follow as ints, each < AFFINITY_MAX_CPUS)), i value.
+ * 3: sched_setaffinity(0, the cpus that follow as ints, each < AFFINITY_MAX_CPUS); value 1:
+ * every CPU, narrowed by the kernel to the cpuset's, a refusal let through), i value.
  * Sets *what to the syscall for the error report.
  */
 #include <sys/personality.h>
@@ -23,6 +24,13 @@ static int step_ioprio(struct step *s, const char **what) {
   if (I(s, 0) == 3) {
     *what = "sched_setaffinity";
     unsigned long mask[AFFINITY_MAX_CPUS / (8 * sizeof(unsigned long))] = {0};
+    if (I(s, 1) == 1) {
+      /* reset: every CPU, which the kernel narrows to the cpuset's; a refusal is let through */
+      memset(mask, 0xff, sizeof mask);
+      int e = errno;
+      if (syscall(SYS_sched_setaffinity, 0, sizeof mask, mask) < 0) errno = e;
+      return 0;
+    }
     for (uint32_t a = 2; a < s->nargs; a++) {
       int64_t cpu = I(s, a);
       if (cpu < 0 || cpu >= AFFINITY_MAX_CPUS) return errno = EINVAL, -1;

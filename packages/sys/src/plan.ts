@@ -165,7 +165,16 @@ export type Step =
   /** HOME for the exec, when its env has none: the container's /etc/passwd entry for `uid`, else "/". */
   | { op: 'home'; uid: number }
   /** sched_setaffinity(0, the cpus' mask): cpus below 8192. */
-  | { op: 'affinity'; cpus: number[] }
+  | {
+      op: 'affinity';
+      cpus: number[];
+      /**
+       * Every CPU instead (`cpus` empty): the kernel keeps those of the process's cpuset, so the
+       * process gets its cgroup's CPUs, not the runtime's affinity (runc 1.2). Best effort: a
+       * refusal (a seccomp filter already loaded) leaves the affinity as it was.
+       */
+      reset?: boolean;
+    }
   /**
    * keyctl(KEYCTL_JOIN_SESSION_KEYRING, name), then KEYCTL_SETPERM to (perm & mask) | set.
    * Kernels without keyrings (ENOSYS) are let through, as runc does.
@@ -361,7 +370,7 @@ function args(step: Step): Arg[] {
     case 'mempolicy':
       return [2, step.mode, ...step.nodes];
     case 'affinity':
-      return [3, 0, ...step.cpus];
+      return [3, step.reset ? 1 : 0, ...step.cpus];
     case 'lsm':
       return [step.attr, step.value];
     case 'keyring':
@@ -521,7 +530,9 @@ export function describeStep(step: PlanStep): string {
     case 'mempolicy':
       return 'set the memory policy (linux.memoryPolicy)';
     case 'affinity':
-      return 'set the CPU affinity (process.execCPUAffinity)';
+      return step.reset
+        ? "reset the CPU affinity to the cgroup's CPUs"
+        : 'set the CPU affinity (process.execCPUAffinity)';
     case 'lsm':
       return step.inRoot
         ? `set the SELinux label of ${step.attr} to ${JSON.stringify(step.value)}`
