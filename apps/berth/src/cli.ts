@@ -88,7 +88,7 @@ const GLOBAL_OPTIONS: OptionSpec[] = [
     name: 'systemd-cgroup',
     help: 'treat cgroupsPath as slice:prefix:name (systemd driver: not implemented yet, create fails)',
   },
-  { name: 'debug', help: 'print debug details on errors' },
+  { name: 'debug', help: 'log each step (level=debug, to --log or stderr) and stack traces of errors' },
   { name: 'help', short: 'h', help: 'show help' },
   { name: 'version', short: 'v', help: 'print the version' },
 ];

@@ -30,7 +30,11 @@ export function openLog(): void {
 }
 
 /** Appends a runc-style log line to --log (logrus text, or JSON with --log-format json). */
-export function logLine(level: 'error' | 'warning', msg: string, fields: Record<string, unknown> = {}): void {
+export function logLine(
+  level: 'error' | 'warning' | 'debug',
+  msg: string,
+  fields: Record<string, unknown> = {},
+): void {
   if (!globals.log) return;
   const time = isoTime();
   const line =
@@ -43,6 +47,12 @@ export function logLine(level: 'error' | 'warning', msg: string, fields: Record<
   } catch {
     // a log we cannot write must not hide the error itself
   }
+}
+
+/** `--debug`: what the runtime does, to --log if given, else to stderr (as runc's logrus lines). */
+export function debug(msg: string): void {
+  if (globals.log) logLine('debug', msg);
+  else process.stderr.write(`time="${isoTime()}" level=debug msg=${JSON.stringify(msg)}\n`);
 }
 
 /** A warning for the user: on stderr, and in the log. */

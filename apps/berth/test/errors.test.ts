@@ -147,6 +147,31 @@ describe('bad input', () => {
     expect(sb.states()).not.toContain(id);
   });
 
+  it('--debug logs what berth does: to stderr, or to --log (text or JSON) and not stderr', () => {
+    const b = sb.bundle((c) => {
+      c.process.args = ['true'];
+    });
+    const r = sb.berth(['--debug', 'run', '-b', b, sb.id('debug')]);
+    expect(r.status).toBe(0);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.every((l) => /^time="[^"]+" level=debug msg=".*"$/.test(l))).toBe(true);
+    expect(r.stderr).toMatch(/msg="[^"]*: plan\[0\] /); // the launcher's plan, step by step
+    expect(r.stderr).toMatch(/msg="[^"]*: container process \d+/);
+    expect(r.stderr).toMatch(/msg="delete [^"]*: cgroup, network and state removed"/);
+    const log = join(sb.dir, 'debug.json');
+    const j = sb.berth(['--log', log, '--log-format', 'json', '--debug', 'run', '-b', b, sb.id('debug')]);
+    expect(j).toMatchObject({ status: 0, stderr: '' });
+    const entries = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(entries.length).toBeGreaterThan(10);
+    expect(entries.every((e) => e.level === 'debug' && typeof e.msg === 'string' && e.time)).toBe(true);
+    // without --debug: nothing
+    const quiet = sb.berth(['run', '-b', b, sb.id('debug')]);
+    expect(quiet).toMatchObject({ status: 0, stderr: '' });
+  });
+
   it('leaves no image snapshot behind when an image run fails', () => {
     // a missing working directory is made (runc's rule): a file there is an error
     fails(

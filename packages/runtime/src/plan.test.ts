@@ -81,6 +81,17 @@ describe('planContainer', () => {
     expect(() => plan({ 'net.ipv4.ip_forward': '1' }, ['network'])).toThrow(/host's network namespace/);
     expect(() => plan({ 'kernel.shmmax': '1' }, ['ipc'])).toThrow(/host's IPC namespace/);
     expect(() => plan({ 'kernel.hostname': 'x' })).toThrow(/conflicts with the "hostname" field/);
+    // kernel.domainname with the domainname field: one value, or an error (crun's rule)
+    const both = (value: string) => {
+      const d = spec();
+      d.domainname = 'example.org';
+      d.linux!.sysctl = { 'kernel.domainname': value };
+      return () => planContainer(d, { bundle, foreground: true });
+    };
+    expect(both('other.org')).toThrow(
+      /linux\.sysctl\.kernel\.domainname: "other\.org" conflicts with the "domainname" field \("example\.org"\): set one/,
+    );
+    expect(both('example.org')).not.toThrow();
     expect(() => plan({ 'net.ipv4.../../../kernel/core_pattern': 'x' })).toThrow(/is not a sysctl name/);
     const s = spec();
     s.linux!.namespaces!.push({ type: 'network', path: '/proc/self/ns/net' });

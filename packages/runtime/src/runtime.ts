@@ -19,6 +19,7 @@ import { normalizeSpec, type Process, parseSpec, type Spec } from '@berth/spec';
 import {
   BerthError,
   type CompiledSeccomp,
+  describeStep,
   isoTime,
   type Launch,
   launch,
@@ -93,6 +94,11 @@ export interface RuntimeOptions {
   root?: string;
   /** Receives warnings (e.g. a capability the host cannot grant). Default: stderr. */
   warn?: (message: string) => void;
+  /**
+   * Receives what the runtime does, step by step (runc's `--debug`): the plan the launcher
+   * gets, its pid, the syncs, the cgroup, hooks, state changes. Default: nothing (no cost).
+   */
+  debug?: (message: string) => void;
   /** cgroupsPath is systemd's `slice:prefix:name` (runc --systemd-cgroup). */
   systemdCgroup?: boolean;
   /**
@@ -189,6 +195,7 @@ export class Runtime {
   readonly root: string;
   readonly store: StateStore;
   private readonly warn: (message: string) => void;
+  private readonly debug: ((message: string) => void) | undefined;
   private readonly systemd: boolean;
   private readonly spawnMode: 'posix_spawn' | 'fork';
   /** Teardowns `run` left under way (id: its delete): awaited before the id is used again, and by close(). */
@@ -210,6 +217,7 @@ export class Runtime {
     this.systemd = options.systemdCgroup === true;
     this.spawnMode = options.spawn ?? 'posix_spawn';
     this.warn = options.warn ?? ((m) => process.stderr.write(`berth: warning: ${m}\n`));
+    this.debug = options.debug;
   }
 
   /** Reads and validates `<bundle>/config.json`. */
@@ -281,6 +289,7 @@ export class Runtime {
   ): Promise<{ record: ContainerRecord; launched: Launch }> {
     const dir = this.store.claim(id);
     const made: CreateProgress = { cgroupShared: false, pid: 0 };
+    this.debug?.(`${foreground ? 'run' : 'create'} ${id}: bundle ${bundle}, state ${dir}`);
     try {
       // The launcher first: it execs while this process plans, then waits for its plan. Should
       // anything below fail first, its plan is closed unsent and it exits having made nothing.
@@ -428,6 +437,10 @@ export class Runtime {
       launched.setSeccompListener(
         seccompListener(spec.linux?.seccomp, () => ({ ...this.hookState(record) })),
       );
+    if (this.debug) {
+      this.debug(`${id}: the launcher's plan, ${plan.steps.length} steps`);
+      plan.steps.forEach((st, i) => this.debug!(`${id}: plan[${i}] ${st.op}: ${describeStep(st)}`));
+    }
     launched.sendPlan(plan.steps);
     // Otherwise the cgroup is made while the launcher starts: the container is in its
     // namespaces and joins the cgroup only after its first sync, and nothing of the cgroup is
@@ -436,6 +449,7 @@ export class Runtime {
       made.cgroup = await createCgroup(spec, cgroupAt.cgroupsPath, this.systemd, true, made.cgroupShared);
     const pid = (await launched.expect('pid')).pid;
     made.pid = record.pid = pid;
+    this.debug?.(`${id}: container process ${pid}${made.cgroup ? `, cgroup ${record.cgroupsPath}` : ''}`);
     // recorded later (setUpAtSync, finishCreate), with its start time (read there, off the
     // path the container waits on). Until then a death of this process ends the container
     // too: the launcher's child reads end-of-file at its sync and exits.
@@ -458,6 +472,7 @@ export class Runtime {
   ): Promise<void> {
     const pid = made.pid;
     await launched.expect('sync'); // namespaces exist: the place for cgroups, network, uid maps
+    this.debug?.(`${id}: namespaces ready (sync 1): network, cgroup join, prestart and createRuntime hooks`);
     // before any mount: the namespaces it really is in, not the paths config.json named
     checkNotRuntimeNamespaces(pid, spec);
     // Its start time, which tells this pid from a later process's, goes into the record with
@@ -557,6 +572,7 @@ export class Runtime {
       record.status = 'created';
       this.store.write(record);
     }
+    this.debug?.(`${record.id}: ${foreground ? 'ready to exec' : 'created'}`);
     if (options.pidFile) writeAtomic(resolve(options.pidFile), String(made.pid));
     if (!foreground) launched.detach();
     // the container has its own copies of what was staged (mounts in the launcher's namespace only)
@@ -643,6 +659,7 @@ export class Runtime {
       }
       if (record.vm) await startVm(record);
       else await this.openFifo(record);
+      this.debug?.(`${id}: started (exec fifo released)`);
       record.status = 'running';
       this.store.write(record);
       return { record, failed: undefined };
@@ -905,6 +922,7 @@ export class Runtime {
         throw e;
       }
       const status = this.liveStatus(record);
+      this.debug?.(`delete ${id}: ${status}${options.force ? ', --force' : ''}`);
       if (status === 'running' || status === 'paused') {
         if (!options.force) {
           throw new BerthError(`cannot delete container ${id} that is not stopped: ${status}`, {
@@ -923,6 +941,7 @@ export class Runtime {
       // reading who is in it; one still busy gets the freeze-and-kill round, then delete below
       const removed = status === 'stopped' && cgroup ? await cgroup.deleteIfEmpty() : false;
       if (cgroup && !removed && (await cgroup.pids()).length > 0) {
+        this.debug?.(`delete ${id}: killing what is left in its cgroup`);
         if (await cgroup.isFrozen()) await cgroup.thaw();
         await cgroup.killAll('SIGKILL');
       }
@@ -944,6 +963,7 @@ export class Runtime {
       removeIntelRdt(record.intelRdt);
       for (const d of record.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
       this.store.remove(id);
+      this.debug?.(`delete ${id}: cgroup, network and state removed`);
       await runHooks(
         'poststop',
         record.hooks?.poststop,
@@ -1033,6 +1053,10 @@ export class Runtime {
       ...(selfJoin ? { cgroupJoin: selfJoinPaths(cgroup.paths) } : {}),
     });
     for (const w of warnings) this.warn(w);
+    if (this.debug) {
+      this.debug(`exec ${id}: the launcher's plan, ${steps.length} steps`);
+      steps.forEach((st, i) => this.debug!(`exec ${id}: plan[${i}] ${st.op}: ${describeStep(st)}`));
+    }
     const preserved = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
     const spawner = await this.spawner();
     const launched = launch(steps, {
@@ -1052,6 +1076,7 @@ export class Runtime {
     try {
       pid = (await launched.expect('pid')).pid;
       await launched.expect('sync');
+      this.debug?.(`exec ${id}: process ${pid}, joining the container's cgroup`);
       if (subCgroups) for (const dir of subCgroups) writeFileSync(join(dir, 'cgroup.procs'), String(pid));
       else if (!cgroupJoined) await cgroup?.addProcess(pid);
       if (record.intelRdt) joinIntelRdt(record.intelRdt, pid);

@@ -36,8 +36,9 @@ function sameNamespaceAsOurs(path: string, kind: string): boolean {
  * Only sysctls that a namespace of the container's own isolates are accepted,
  * with runc's rules: IPC ones (`kernel.msg*`, `kernel.sem`, `kernel.shm*`,
  * `fs.mqueue.*`) with an IPC namespace, `net.*` with a network namespace that
- * is not the runtime's, `kernel.domainname` with a UTS namespace
- * (`kernel.hostname` conflicts with the `hostname` field). Anything else would
+ * is not the runtime's, `kernel.domainname` with a UTS namespace (and the
+ * `domainname` field's value, if it has one: crun's rule; `kernel.hostname`
+ * conflicts with the `hostname` field). Anything else would
  * change the host, and is refused with its key named.
  */
 export function planSysctls(spec: Spec): PlanStep[] {
@@ -62,6 +63,12 @@ export function planSysctls(spec: Spec): PlanStep[] {
       const uts = ns('uts');
       if (!uts || (uts.path && sameNamespaceAsOurs(uts.path, 'uts')))
         throw refuse(raw, "is not allowed in the host's UTS namespace (add a uts namespace)");
+      // two values for one name: which wins would be an accident of order (crun refuses it too)
+      if (spec.domainname !== undefined && spec.domainname !== value)
+        throw refuse(
+          raw,
+          `${JSON.stringify(value)} conflicts with the "domainname" field (${JSON.stringify(spec.domainname)}): set one`,
+        );
     } else if (key === 'kernel.hostname') {
       throw refuse(raw, 'is not allowed: it conflicts with the "hostname" field, use that');
     } else {

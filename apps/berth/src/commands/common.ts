@@ -1,13 +1,14 @@
 import type { Runtime } from '@berth/runtime';
 import { UsageError } from '../args.js';
 import type { GlobalOptions } from '../command.js';
-import { warn } from '../log.js';
+import { debug, warn } from '../log.js';
 
 export async function runtime(globals: GlobalOptions): Promise<Runtime> {
   const { Runtime } = await import('@berth/runtime');
   return new Runtime({
     ...(globals.root ? { root: globals.root } : {}),
     warn,
+    ...(globals.debug ? { debug } : {}),
     systemdCgroup: globals.systemdCgroup,
     // one container per command: forking costs less than loading koffi for posix_spawn
     spawn: 'fork',
