@@ -574,4 +574,39 @@ describe('bundles with a user namespace', () => {
     );
     sb.berth(['delete', '--force', a]);
   });
+
+  it("joins every namespace of a container with a user and a time namespace (runc's join test)", () => {
+    const host = range();
+    const a = sb.id('timeowner');
+    const ba = sb.bundle(userns(host));
+    spawnSync('chown', ['-R', `${host}:${host}`, join(ba, 'rootfs')]);
+    chmodSync(ba, 0o711);
+    const ca = JSON.parse(readFileSync(join(ba, 'config.json'), 'utf8'));
+    ca.linux.namespaces.push({ type: 'time' });
+    ca.linux.timeOffsets = { boottime: { secs: 86400 * 365, nanosecs: 0 } };
+    ca.process.args = ['sleep', '300'];
+    writeFileSync(join(ba, 'config.json'), JSON.stringify(ca));
+    expect(sb.detached(['run', '-d', '-b', ba, a])).toMatchObject({ status: 0, stderr: '' });
+    const pid = (JSON.parse(sb.berth(['state', a]).stdout) as { pid: number }).pid;
+    const proc: Record<string, string> = { network: 'net', mount: 'mnt' };
+    const bb = sb.bundle((c) => {
+      c.linux.namespaces = [...ca.linux.namespaces].map((n: { type: string }) =>
+        n.type === 'mount'
+          ? { type: 'mount' }
+          : { type: n.type, path: `/proc/${pid}/ns/${proc[n.type] ?? n.type}` },
+      );
+      c.process.args = ['sh', '-c', 'readlink /proc/self/ns/time; cat /proc/uptime'];
+    });
+    spawnSync('chown', ['-R', `${host}:${host}`, join(bb, 'rootfs')]);
+    chmodSync(bb, 0o711);
+    const r = sb.berth(['run', '-b', bb, sb.id('timejoiner')]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const [ns, uptime] = lines(r.stdout);
+    expect(ns).toBe(spawnSync('readlink', [`/proc/${pid}/ns/time`], { encoding: 'utf8' }).stdout.trim());
+    // the joined time namespace's boottime offset: a year more than the host's uptime
+    const hostUptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    expect(Number(uptime!.split(' ')[0]) - hostUptime).toBeGreaterThan(86400 * 365 - 60);
+    sb.berth(['delete', '--force', a]);
+  });
 });

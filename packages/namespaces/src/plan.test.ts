@@ -28,6 +28,20 @@ describe('planNamespaces', () => {
     });
   });
 
+  it('as root, a time namespace before the user namespace (it belongs to the host user namespace)', () => {
+    const requests = [
+      { type: 'user', path: '/proc/9/ns/user' },
+      { type: 'time', path: '/proc/9/ns/time' },
+      { type: 'network', path: '/proc/9/ns/net' },
+    ];
+    expect(planNamespaces(requests, { privileged: true }).join.map((j) => j.kind)).toEqual([
+      'time',
+      'user',
+      'network',
+    ]);
+    expect(planNamespaces(requests).join.map((j) => j.kind)).toEqual(['user', 'network', 'time']);
+  });
+
   it('rejects an unknown type and a type listed twice, naming the entry', () => {
     expect(() => planNamespaces([{ type: 'pid' }, { type: 'foo' }])).toThrow(
       'linux.namespaces[1].type: "foo" is not a namespace type',

@@ -21,8 +21,17 @@ export interface NamespacePlan {
  * Plans `linux.namespaces`: which to create (clone flags) and which to join
  * (setns before clone, in a safe order). A namespace absent from the list is
  * shared with the runtime, as the OCI spec says.
+ *
+ * `privileged` (the runtime has CAP_SYS_ADMIN on the host): a time namespace is joined
+ * before the user namespace. A time namespace is made before the clone that makes the user
+ * namespace (clone cannot make one), so it belongs to the host's user namespace: from inside
+ * the joined user namespace, setns to it is refused (EPERM). Without privilege the user
+ * namespace comes first, where its capabilities are the only ones there are.
  */
-export function planNamespaces(requests: readonly NamespaceRequest[] = []): NamespacePlan {
+export function planNamespaces(
+  requests: readonly NamespaceRequest[] = [],
+  options: { privileged?: boolean } = {},
+): NamespacePlan {
   const seen = new Set<string>();
   const create: NamespaceKind[] = [];
   const join: Array<{ kind: NamespaceKind; path: string }> = [];
@@ -44,7 +53,8 @@ export function planNamespaces(requests: readonly NamespaceRequest[] = []): Name
     if (ns.path) join.push({ kind: ns.type, path: ns.path });
     else create.push(ns.type);
   });
-  join.sort((a, b) => JOIN_ORDER.indexOf(a.kind) - JOIN_ORDER.indexOf(b.kind));
+  const rank = (k: NamespaceKind) => (options.privileged && k === 'time' ? -1 : JOIN_ORDER.indexOf(k));
+  join.sort((a, b) => rank(a.kind) - rank(b.kind));
   const cloneFlags = create.reduce((flags, kind) => flags | NAMESPACES[kind].flag, 0);
   const steps: PlanStep[] = join.map(({ kind, path }) => ({
     op: 'setns',

@@ -16,6 +16,7 @@ import {
 } from '@berth/sys';
 import { capabilitySets } from './caps.js';
 import { canRaiseLimits, clampRlimit, hostHardLimits, UNLIMITED } from './rlimits.js';
+import { isRootless } from './rootless.js';
 import {
   checkLinuxSupport,
   checkSelinuxContext,
@@ -105,7 +106,7 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
 
   const rootfs = resolve(ctx.bundle, spec.root.path);
   const sysctls = planSysctls(spec);
-  const ns = planNamespaces(linux.namespaces ?? []);
+  const ns = planNamespaces(linux.namespaces ?? [], { privileged: !isRootless() });
   checkJoinedNamespaces(spec, ns.cloneFlags, ns.join, ctx.ownNamespaces);
   // a user namespace: maps written by the launcher for its child, idmapped mounts (userns.ts)
   const userns = planUserns(spec, {
