@@ -1,7 +1,9 @@
 // Integration (root): `berth features`, and seccomp for `berth run IMAGE`
 // (the default profile, --security-opt seccomp=unconfined|FILE).
-import { existsSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Sandbox } from './helpers.js';
 
@@ -70,6 +72,39 @@ describe('seccomp for berth run IMAGE', () => {
     // swapoff is in no allow rule: the default action's EPERM
     expect(r.stdout).toMatch(/^swapoff 1$/m);
     expect(r.stderr).toMatch(/swapoff: \/nothing: Operation not permitted/);
+  });
+
+  it("a syscall newer than every one the profile names gets ENOSYS, not the default's EPERM (runc's stub)", () => {
+    // what glibc falls back on (fchmodat2 → fchmodat, clone3 → clone): an EPERM would break it
+    const src = join(sb.dir, 'nosys.c');
+    writeFileSync(
+      src,
+      [
+        '#include <errno.h>',
+        '#include <stdio.h>',
+        '#include <unistd.h>',
+        '#include <sys/syscall.h>',
+        'int main(void) {',
+        '  long r = syscall(1000, 0, 0, 0);',
+        '  printf("new %ld %d\\n", r, errno);',
+        '  errno = 0;',
+        '  r = syscall(SYS_swapoff, "/nothing");',
+        '  printf("swapoff %ld %d\\n", r, errno);',
+        '  return 0;',
+        '}',
+      ].join('\n'),
+    );
+    const b = sb.bundle((c) => {
+      c.process.args = ['/nosys'];
+      c.linux.seccomp = JSON.parse(
+        readFileSync(fileURLToPath(new URL('../src/data/seccomp-default.json', import.meta.url)), 'utf8'),
+      );
+    });
+    execFileSync('gcc', ['-static', '-O1', '-o', join(b, 'rootfs', 'nosys'), src]);
+    const r = sb.berth(['run', '-b', b, sb.id('nosys')]);
+    expect(r.stderr).toBe('');
+    // ENOSYS (38) for the unknown number; a syscall the profile knows and does not allow: EPERM (1)
+    expect(r.stdout).toBe('new -1 38\nswapoff -1 1\n');
   });
 
   it('--security-opt seccomp=unconfined runs without a filter', () => {

@@ -210,6 +210,50 @@ export async function seccompArchSupported(arch: string): Promise<boolean> {
 // means skipping a rule could let through what the rule would have stopped.
 const PERMISSIVE = new Set(['SCMP_ACT_ALLOW', 'SCMP_ACT_LOG']);
 
+// Defaults that let an unknown syscall through (TRACE: a tracer handles new syscalls itself):
+// no ENOSYS stub for them (runc's isAllowAction).
+const ALLOW_LIKE = new Set(['SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_TRACE']);
+
+/** AUDIT_ARCH_* of the architectures the stub knows, by Node's process.arch. */
+const AUDIT_ARCH: Record<string, number> = { x64: 0xc000003e, arm64: 0xc00000b7 };
+const BPF_MAXINSNS = 4096;
+const SECCOMP_RET_ERRNO = 0x00050000;
+const ENOSYS = 38;
+
+/**
+ * runc's ENOSYS stub: a syscall numbered above every syscall the profile names (one newer
+ * than the profile) gets ENOSYS instead of the default action, so that the C library's
+ * fallback for a syscall the kernel lacks works (glibc's fchmodat2 → fchmodat, clone3 → clone,
+ * which an EPERM breaks). Prepended to libseccomp's program for the native architecture
+ * (x86-64: not for x32 numbers); other architectures and numbers go to the filter unchanged.
+ */
+export function withEnosysStub(bpf: Buffer, lastNr: number, arch: string = process.arch): Buffer {
+  const audit = AUDIT_ARCH[arch];
+  if (audit === undefined || lastNr <= 0) return bpf;
+  const x86 = arch === 'x64';
+  // ld [4] (arch); jeq ARCH else → filter; ld [0] (nr); [x86-64: jset x32 bit → filter];
+  // jgt LAST → ENOSYS else → filter; ret ERRNO(ENOSYS); then the filter
+  const n = x86 ? 6 : 5;
+  if (bpf.length / 8 + n > BPF_MAXINSNS) return bpf;
+  const stub = Buffer.alloc(n * 8);
+  let at = 0;
+  const insn = (code: number, jt: number, jf: number, k: number) => {
+    stub.writeUInt16LE(code, at);
+    stub.writeUInt8(jt, at + 2);
+    stub.writeUInt8(jf, at + 3);
+    stub.writeUInt32LE(k >>> 0, at + 4);
+    at += 8;
+  };
+  const toFilter = (i: number) => n - i - 1;
+  insn(0x20, 0, 0, 4); // BPF_LD|BPF_W|BPF_ABS seccomp_data.arch
+  insn(0x15, 0, toFilter(1), audit); // BPF_JMP|BPF_JEQ|BPF_K
+  insn(0x20, 0, 0, 0); // seccomp_data.nr
+  if (x86) insn(0x45, toFilter(3), 0, 0x40000000); // BPF_JMP|BPF_JSET|BPF_K: an x32 syscall
+  insn(0x25, 0, toFilter(n - 2), lastNr); // BPF_JMP|BPF_JGT|BPF_K
+  insn(0x06, 0, 0, SECCOMP_RET_ERRNO | ENOSYS); // BPF_RET|BPF_K
+  return Buffer.concat([stub, bpf]);
+}
+
 /**
  * Compiles an OCI seccomp profile into BPF. `path` is the profile's JSON path
  * for error messages (`linux.seccomp`).
@@ -264,6 +308,13 @@ export async function compileSeccomp(
     l.attrSet(ctx, ATTR_CTL_NNP, 0);
     if ((profile.syscalls?.length ?? 0) > 8) l.attrSet(ctx, ATTR_CTL_OPTIMIZE, 2);
     const defaultPermissive = PERMISSIVE.has(profile.defaultAction);
+    // the largest syscall number the profile names (native), for the ENOSYS stub below
+    let lastNr = -1;
+    for (const rule of profile.syscalls ?? [])
+      for (const name of rule.names) {
+        const nr = l.syscallResolve(name);
+        if (nr !== NR_SCMP_ERROR && nr > lastNr) lastNr = nr;
+      }
     for (const [i, rule] of (profile.syscalls ?? []).entries()) {
       const rulePath = `${path}.syscalls[${i}]`;
       const action = seccompAction(rule.action, rule.errnoRet, `${rulePath}.action`);
@@ -348,6 +399,7 @@ export async function compileSeccomp(
       throw new BerthError(`${path}: libseccomp produced a malformed program (${bpf.length} bytes)`, {
         code: 'EIO',
       });
+    if (!ALLOW_LIKE.has(profile.defaultAction)) bpf = withEnosysStub(bpf, lastNr);
     if (notify) flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
     if (flags & SECCOMP_FILTER_FLAGS['SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV']! && !notify)
       throw new BerthError(

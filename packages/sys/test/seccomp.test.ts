@@ -108,6 +108,37 @@ describe('compileSeccomp', () => {
     expect(c.flags).toBe(32 | 8); // WAIT_KILLABLE_RECV | NEW_LISTENER
   });
 
+  it("prepends runc's ENOSYS stub where the default refuses, after the largest syscall the profile names", async () => {
+    const insns = (b: Buffer) =>
+      Array.from({ length: b.length / 8 }, (_, i) => ({
+        code: b.readUInt16LE(i * 8),
+        jt: b[i * 8 + 2],
+        jf: b[i * 8 + 3],
+        k: b.readUInt32LE(i * 8 + 4),
+      }));
+    const strict = await compileSeccomp({
+      defaultAction: 'SCMP_ACT_ERRNO',
+      syscalls: [{ names: ['read', 'write', 'exit_group'], action: 'SCMP_ACT_ALLOW' }],
+    });
+    const p = insns(strict.bpf);
+    if (process.arch === 'x64') {
+      expect(p.slice(0, 6)).toEqual([
+        { code: 0x20, jt: 0, jf: 0, k: 4 }, // the architecture
+        { code: 0x15, jt: 0, jf: 4, k: 0xc000003e }, // x86-64, else the filter
+        { code: 0x20, jt: 0, jf: 0, k: 0 }, // the syscall number
+        { code: 0x45, jt: 2, jf: 0, k: 0x40000000 }, // x32: the filter
+        { code: 0x25, jt: 0, jf: 1, k: 231 }, // above exit_group (231): ENOSYS
+        { code: 0x06, jt: 0, jf: 0, k: 0x00050000 | 38 },
+      ]);
+    }
+    // a default that lets calls through gets no stub (runc's rule): the program is libseccomp's
+    const open = await compileSeccomp({
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO' }],
+    });
+    expect(insns(open.bpf).some((x) => x.code === 0x06 && x.k === (0x00050000 | 38))).toBe(false);
+  });
+
   it('names the field libseccomp cannot honour', async () => {
     await expect(
       compileSeccomp({
