@@ -115,6 +115,7 @@ export {
   seccompArchSupported,
   sendFdToSocket,
   takeProcessFd,
+  withEnosysStub,
 } from './seccomp.js';
 export { sha256Hex } from './sha256.js';
 export { loadSpawner, type SpawnExit, type SpawnedProcess, Spawner, spawnerIfLoaded } from './spawn.js';
