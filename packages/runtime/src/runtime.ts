@@ -438,6 +438,10 @@ export class Runtime {
         seccompListener(spec.linux?.seccomp, () => ({ ...this.hookState(record) })),
       );
     if (this.debug) {
+      if (seccomp)
+        this.debug(
+          `${id}: seccomp filter flags: ${seccomp.flags} (${seccomp.bpf.length / 8} BPF instructions${seccomp.skipped.length ? `; syscalls this libseccomp does not know, left out: ${seccomp.skipped.join(' ')}` : ''})`,
+        );
       this.debug(`${id}: the launcher's plan, ${plan.steps.length} steps`);
       plan.steps.forEach((st, i) => this.debug!(`${id}: plan[${i}] ${st.op}: ${describeStep(st)}`));
     }

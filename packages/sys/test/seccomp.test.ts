@@ -67,6 +67,13 @@ describe('compileSeccomp', () => {
     expect(c.bpf.length).toBeGreaterThan(8 * 5);
     expect(c.flags).toBe(2 | 4); // LOG | SPEC_ALLOW; TSYNC means nothing to a single thread
     expect(c.notify).toBe(false);
+    // no flags at all: SPEC_ALLOW, as runc and Docker; an empty list is no flag
+    const base = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO' }],
+    };
+    expect((await compileSeccomp(base)).flags).toBe(4);
+    expect((await compileSeccomp({ ...base, flags: [] })).flags).toBe(0);
   });
 
   it('accepts every action, operator and the NOTIFY listener flag', async () => {
