@@ -575,6 +575,46 @@ describe('bundles with a user namespace', () => {
     sb.berth(['delete', '--force', a]);
   });
 
+  it('joins a user namespace and a network namespace that user namespace does not own', () => {
+    const host = range();
+    const a = sb.id('nsowner');
+    const ba = sb.bundle(userns(host));
+    spawnSync('chown', ['-R', `${host}:${host}`, join(ba, 'rootfs')]);
+    chmodSync(ba, 0o711);
+    const ca = JSON.parse(readFileSync(join(ba, 'config.json'), 'utf8'));
+    ca.process.args = ['sleep', '300'];
+    writeFileSync(join(ba, 'config.json'), JSON.stringify(ca));
+    expect(sb.detached(['run', '-d', '-b', ba, a])).toMatchObject({ status: 0, stderr: '' });
+    const pid = (JSON.parse(sb.berth(['state', a]).stdout) as { pid: number }).pid;
+    // a network namespace of the host's user namespace, held by a bind mount (as `ip netns add`)
+    const netns = join(sb.dir, `netns-${host}`);
+    writeFileSync(netns, '');
+    expect(spawnSync('unshare', ['-n', 'mount', '--bind', '/proc/self/ns/net', netns]).status).toBe(0);
+    try {
+      const bb = sb.bundle((c) => {
+        c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
+          n.type === 'network' ? { type: 'network', path: netns } : n,
+        );
+        c.linux.namespaces.push({ type: 'user', path: `/proc/${pid}/ns/user` });
+        // no sysfs of its own there (the network namespace is not the user namespace's): the host's
+        c.mounts = c.mounts.map((m: { type?: string; destination: string }) =>
+          m.type === 'sysfs'
+            ? { type: 'bind', source: '/sys', destination: m.destination, options: ['rbind'] }
+            : m,
+        );
+        c.process.args = ['readlink', '/proc/self/ns/net'];
+      });
+      spawnSync('chown', ['-R', `${host}:${host}`, join(bb, 'rootfs')]);
+      chmodSync(bb, 0o711);
+      const r = sb.berth(['run', '-b', bb, sb.id('netjoiner')]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe(`net:[${statSync(netns).ino}]`);
+    } finally {
+      spawnSync('umount', [netns]);
+      sb.berth(['delete', '--force', a]);
+    }
+  });
+
   it("joins every namespace of a container with a user and a time namespace (runc's join test)", () => {
     const host = range();
     const a = sb.id('timeowner');

@@ -28,18 +28,20 @@ describe('planNamespaces', () => {
     });
   });
 
-  it('as root, a time namespace before the user namespace (it belongs to the host user namespace)', () => {
+  it('as root, the user namespace after the others, the mount namespace still last', () => {
     const requests = [
+      { type: 'mount', path: '/proc/9/ns/mnt' },
       { type: 'user', path: '/proc/9/ns/user' },
       { type: 'time', path: '/proc/9/ns/time' },
       { type: 'network', path: '/proc/9/ns/net' },
     ];
     expect(planNamespaces(requests, { privileged: true }).join.map((j) => j.kind)).toEqual([
+      'network',
       'time',
       'user',
-      'network',
+      'mount',
     ]);
-    expect(planNamespaces(requests).join.map((j) => j.kind)).toEqual(['user', 'network', 'time']);
+    expect(planNamespaces(requests).join.map((j) => j.kind)).toEqual(['user', 'network', 'time', 'mount']);
   });
 
   it('rejects an unknown type and a type listed twice, naming the entry', () => {

@@ -22,11 +22,13 @@ export interface NamespacePlan {
  * (setns before clone, in a safe order). A namespace absent from the list is
  * shared with the runtime, as the OCI spec says.
  *
- * `privileged` (the runtime has CAP_SYS_ADMIN on the host): a time namespace is joined
- * before the user namespace. A time namespace is made before the clone that makes the user
- * namespace (clone cannot make one), so it belongs to the host's user namespace: from inside
- * the joined user namespace, setns to it is refused (EPERM). Without privilege the user
- * namespace comes first, where its capabilities are the only ones there are.
+ * `privileged` (the runtime has CAP_SYS_ADMIN on the host, and so in every user namespace):
+ * the user namespace is joined after the others (the mount namespace still last), as runc
+ * does when it can. A namespace the joined user namespace does not own is then joined with
+ * the host's rights: a time namespace (made before the clone that makes the user namespace,
+ * so the host's user namespace owns it), or a network namespace made apart from it. From
+ * inside the joined user namespace, setns to those is refused (EPERM). Without privilege the
+ * user namespace comes first, where its capabilities are the only ones there are.
  */
 export function planNamespaces(
   requests: readonly NamespaceRequest[] = [],
@@ -53,7 +55,8 @@ export function planNamespaces(
     if (ns.path) join.push({ kind: ns.type, path: ns.path });
     else create.push(ns.type);
   });
-  const rank = (k: NamespaceKind) => (options.privileged && k === 'time' ? -1 : JOIN_ORDER.indexOf(k));
+  const rank = (k: NamespaceKind) =>
+    options.privileged && k === 'user' ? JOIN_ORDER.indexOf('mount') - 0.5 : JOIN_ORDER.indexOf(k);
   join.sort((a, b) => rank(a.kind) - rank(b.kind));
   const cloneFlags = create.reduce((flags, kind) => flags | NAMESPACES[kind].flag, 0);
   const steps: PlanStep[] = join.map(({ kind, path }) => ({
