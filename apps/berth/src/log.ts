@@ -52,7 +52,14 @@ export function logLine(
 /** `--debug`: what the runtime does, to --log if given, else to stderr (as runc's logrus lines). */
 export function debug(msg: string): void {
   if (globals.log) logLine('debug', msg);
-  else process.stderr.write(`time="${isoTime()}" level=debug msg=${JSON.stringify(msg)}\n`);
+  else {
+    try {
+      // write(2) itself: a reader that went away (`| head`) must not end a create half-way
+      writeSync(2, `time="${isoTime()}" level=debug msg=${JSON.stringify(msg)}\n`);
+    } catch {
+      // EPIPE, EAGAIN: the line is lost, the command goes on
+    }
+  }
 }
 
 /** A warning for the user: on stderr, and in the log. */
