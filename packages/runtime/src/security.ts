@@ -143,16 +143,20 @@ export async function compileProfile(
 ): Promise<CompiledSeccomp | undefined> {
   if (!seccomp) return undefined;
   const lib = cacheDir ? libseccompIdentity() : undefined;
+  const { compileSeccomp, SECCOMP_COMPILER_VERSION } = await import('@berth/sys');
+  // the compiler's version too: a berth that compiles a profile differently never reads an
+  // older berth's filter for it
   const key = lib
     ? createHash('sha256')
-        .update(JSON.stringify([CACHE_FORMAT, lib, release(), process.arch, seccomp]))
+        .update(
+          JSON.stringify([CACHE_FORMAT, SECCOMP_COMPILER_VERSION, lib, release(), process.arch, seccomp]),
+        )
         .digest('hex')
     : undefined;
   if (key) {
     const hit = readCached(join(cacheDir!, `${key}.json`));
     if (hit) return hit;
   }
-  const { compileSeccomp } = await import('@berth/sys');
   const compiled = await compileSeccomp(seccomp, 'linux.seccomp');
   if (key) {
     writeCached(cacheDir!, `${key}.json`, compiled);

@@ -106,6 +106,7 @@ export {
   compileSeccomp,
   libseccompVersion,
   nativeSeccompArch,
+  SECCOMP_COMPILER_VERSION,
   SECCOMP_FILTER_FLAG_NEW_LISTENER,
   SECCOMP_FILTER_FLAGS,
   SECCOMP_OPERATOR_VALUES,

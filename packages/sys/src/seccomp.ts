@@ -218,6 +218,13 @@ function kernelAtLeast(major: number, minor: number): boolean {
   return a > major || (a === major && b >= minor);
 }
 
+/**
+ * The version of what compileSeccomp makes of a profile: a cache of compiled filters keys on
+ * it (@berth/runtime). Bumped whenever the same profile compiles to something else.
+ * 2: runc's ENOSYS stub, SPEC_ALLOW without `flags`.
+ */
+export const SECCOMP_COMPILER_VERSION = 2;
+
 // Defaults that let an unknown syscall through (TRACE: a tracer handles new syscalls itself):
 // no ENOSYS stub for them (runc's isAllowAction).
 const ALLOW_LIKE = new Set(['SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_TRACE']);
