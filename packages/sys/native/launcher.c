@@ -562,6 +562,37 @@ static int made_dir(const struct stat *st) {
   return 0;
 }
 
+/*
+ * An empty file to bind onto, made relative to its parent's fd (never opened: it could be a
+ * fifo). One already there is fine; a dangling link there (/etc/hosts -> /run/x/hosts) has the
+ * file made where it leads, in the root (expand_dangling), as runc's MkdirAllInRoot does.
+ */
+static int make_file_in_root(const char *p, mode_t mode) {
+  char base[256], path[4096];
+  for (int round = 0;; round++) {
+    what = "create parent directories";
+    int dir = parent_in_root(p, base, sizeof base);
+    if (dir < 0) return -1;
+    what = "mknod";
+    int r = mknodat(dir, base, S_IFREG | (mode & 07777), 0);
+    int dangling = 0;
+    if (r < 0 && errno == EEXIST) {
+      r = 0;
+      struct stat st;
+      if (round == 0 && fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+        int probe = open_in_root(p, 0);
+        if (probe >= 0) close(probe);
+        else if (errno == ENOENT) dangling = 1;
+      }
+    }
+    int e = errno;
+    close(dir);
+    if (!dangling) return errno = e, r;
+    if (expand_dangling(p, path, sizeof path) < 0) return -1;
+    p = path;
+  }
+}
+
 /* A bind mount's target in the root, made to match its source: a directory, or an empty file. */
 static int make_bind_target(int src_fd, const char *dst) {
   struct stat st;
@@ -574,18 +605,7 @@ static int make_bind_target(int src_fd, const char *dst) {
     close(fd);
     return 0;
   }
-  char base[256], path[4096];
-  what = "create parent directories";
-  if (expand_dangling(dst, path, sizeof path) < 0) return -1;
-  int dir = parent_in_root(path, base, sizeof base);
-  if (dir < 0) return -1;
-  what = "create mount target file";
-  int r = mknodat(dir, base, S_IFREG | 0644, 0);
-  if (r < 0 && errno == EEXIST) r = 0;
-  int e = errno;
-  close(dir);
-  errno = e;
-  return r;
+  return make_file_in_root(dst, 0644);
 }
 
 static int step_mount(struct step *s) {
@@ -768,19 +788,7 @@ static int step_mkfile(struct step *s) {
     if (mknod(p, S_IFREG | mode, 0) < 0 && errno != EEXIST) return -1;
     return 0;
   }
-  char base[256], path[4096];
-  what = "create parent directories";
-  /* a dangling link there (/etc/hosts -> /run/x/hosts): the file is made where it leads */
-  if (expand_dangling(p, path, sizeof path) < 0) return -1;
-  int dir = parent_in_root(path, base, sizeof base);
-  if (dir < 0) return -1;
-  what = "mknod";
-  int r = mknodat(dir, base, S_IFREG | mode, 0);
-  if (r < 0 && errno == EEXIST) r = 0;
-  int e = errno;
-  close(dir);
-  errno = e;
-  return r;
+  return make_file_in_root(p, mode);
 }
 
 /*

@@ -281,12 +281,10 @@ static int expand_dangling(const char *path, char *out, size_t out_len) {
  * with O_NOFOLLOW; a dangling link on the way is taken as its target
  * (expand_dangling). Returns an O_PATH fd of the directory.
  */
-static int mkdir_in_root(const char *path, mode_t mode) {
+static int mkdir_in_root_once(const char *path, mode_t mode, int *dangling) {
   int fd = open_in_root(path, O_DIRECTORY);
   if (fd >= 0 || errno != ENOENT) return fd;
-  char buf[4096], expanded[4096];
-  if (expand_dangling(path, expanded, sizeof expanded) < 0) return -1;
-  path = expanded;
+  char buf[4096];
   while (*path == '/') path++;
   if (strlen(path) >= sizeof buf) return errno = ENAMETOOLONG, -1;
   strcpy(buf, path);
@@ -300,12 +298,21 @@ static int mkdir_in_root(const char *path, mode_t mode) {
     if (slash) *slash = 0;
     fd = open_in_root(buf, O_DIRECTORY);
     if (fd < 0 && errno == ENOENT && strcmp(p, "..") != 0 && strcmp(p, ".") != 0) {
-      if (mkdirat(parent, p, mode) < 0 && errno != EEXIST) {
-        int e = errno;
-        close(parent);
-        return errno = e, -1;
+      int existed = 0;
+      if (mkdirat(parent, p, mode) < 0) {
+        if (errno != EEXIST) {
+          int e = errno;
+          close(parent);
+          return errno = e, -1;
+        }
+        existed = 1;
       }
       fd = openat(parent, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      /* there, but no directory to open: a link that leads nowhere yet (expand_dangling) */
+      if (fd < 0 && existed && (errno == ELOOP || errno == ENOTDIR)) {
+        struct stat st;
+        if (fstatat(parent, p, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) *dangling = 1;
+      }
     }
     int e = errno;
     close(parent);
@@ -315,6 +322,18 @@ static int mkdir_in_root(const char *path, mode_t mode) {
     *slash = '/';
     p = slash + 1;
   }
+}
+
+static int mkdir_in_root(const char *path, mode_t mode) {
+  int dangling = 0;
+  int fd = mkdir_in_root_once(path, mode, &dangling);
+  if (fd >= 0 || !dangling) return fd;
+  /* a dangling link on the way: made where it leads, in the root (the rare path) */
+  char expanded[4096];
+  if (expand_dangling(path, expanded, sizeof expanded) < 0) return -1;
+  dangling = 0;
+  fd = mkdir_in_root_once(expanded, mode, &dangling);
+  return fd;
 }
 
 /* The last component of a path, and an fd of its parent directory made inside the root. */
