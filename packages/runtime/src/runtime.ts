@@ -443,7 +443,8 @@ export class Runtime {
           `${id}: seccomp filter flags: ${seccomp.flags} (${seccomp.bpf.length / 8} BPF instructions${seccomp.skipped.length ? `; syscalls this libseccomp does not know, left out: ${seccomp.skipped.join(' ')}` : ''})`,
         );
       this.debug(`${id}: the launcher's plan, ${plan.steps.length} steps`);
-      plan.steps.forEach((st, i) => this.debug!(`${id}: plan[${i}] ${st.op}: ${describeStep(st)}`));
+      for (const [i, st] of plan.steps.entries())
+        this.debug(`${id}: plan[${i}] ${st.op}: ${describeStep(st)}`);
     }
     launched.sendPlan(plan.steps);
     // Otherwise the cgroup is made while the launcher starts: the container is in its
@@ -1059,7 +1060,8 @@ export class Runtime {
     for (const w of warnings) this.warn(w);
     if (this.debug) {
       this.debug(`exec ${id}: the launcher's plan, ${steps.length} steps`);
-      steps.forEach((st, i) => this.debug!(`exec ${id}: plan[${i}] ${st.op}: ${describeStep(st)}`));
+      for (const [i, st] of steps.entries())
+        this.debug(`exec ${id}: plan[${i}] ${st.op}: ${describeStep(st)}`);
     }
     const preserved = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
     const spawner = await this.spawner();
