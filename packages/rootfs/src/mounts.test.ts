@@ -137,6 +137,43 @@ describe('planRootfs', () => {
     expect(steps.some((s) => s.op === 'mount' && s.flags & MS.REMOUNT && s.target === '/data')).toBe(false);
   });
 
+  it("a bind source inside the rootfs is the container's path, resolved in the root when mounted", () => {
+    const steps = planRootfs({
+      ...base,
+      mounts: [
+        { destination: '/a', type: 'bind', source: join(rootfs, 'made/later'), options: ['rbind'] },
+        { destination: `${rootfs}/b`, type: 'bind', source: 'rootfs', options: ['bind', 'ro'] },
+      ],
+    });
+    const binds = steps.filter((x) => x.op === 'mount' && x.sourceInRoot);
+    expect(binds).toEqual([
+      expect.objectContaining({ source: '/made/later', target: '/a', flags: MS.BIND | MS.REC, inRoot: true }),
+      // a destination naming the rootfs's host path is taken inside it (runc)
+      expect.objectContaining({ source: '/', target: '/b', flags: MS.BIND | MS.RDONLY, inRoot: true }),
+    ]);
+    // no mkdir or mkfile is planned for them: the launcher makes the target like the source
+    expect(
+      steps.some((x) => (x.op === 'mkdir' || x.op === 'mkfile') && (x.path === '/a' || x.path === '/b')),
+    ).toBe(false);
+  });
+
+  it('refuses an idmapped bind it has no prepared copy for, never binding it plainly', () => {
+    const mount = (extra: object) => () =>
+      planRootfs({ ...base, mounts: [{ destination: '/i', type: 'bind', source: 'file.txt', ...extra }] });
+    expect(mount({ options: ['bind', 'idmap'] })).toThrow(
+      /mounts\[0\]: an idmapped mount is prepared before the clone/,
+    );
+    expect(mount({ options: ['bind'], uidMappings: [{ containerID: 0, hostID: 1, size: 1 }] })).toThrow(
+      /an idmapped mount is prepared before the clone/,
+    );
+    const prepared = planRootfs({
+      ...base,
+      mounts: [{ destination: '/i', type: 'bind', source: 'file.txt', options: ['bind', 'idmap'] }],
+      preparedBinds: new Map([[0, 7]]),
+    });
+    expect(prepared.find((x) => x.op === 'bindTree')).toMatchObject({ tree: 7, target: '/i', inRoot: true });
+  });
+
   it('turns tmpcopyup into a flag of the tmpfs mount, and refuses it elsewhere', () => {
     const steps = planRootfs({
       ...base,

@@ -225,20 +225,21 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
     if (!m.source) throw invalid(`${where}.source: a bind mount needs a source`);
     const source = posix.resolve(config.bundle, m.source);
     const inRootfs = posix.relative(config.rootfs, source);
+    const tree = config.preparedBinds?.get(i);
+    if (tree === undefined && (opts.idmap || m.uidMappings?.length || m.gidMappings?.length))
+      throw new BerthError(
+        `${where}: an idmapped mount is prepared before the clone (@berth/runtime); this plan has none for it`,
+        { code: 'EUNSUPPORTED' },
+      );
     if (
       inRootfs !== '..' &&
       !inRootfs.startsWith('../') &&
       !posix.isAbsolute(inRootfs) &&
-      !config.preparedBinds?.has(i)
+      tree === undefined
     ) {
       // A source inside the rootfs is the container's path: resolved in its root when the
       // mount is made (it may be under an earlier mount), never by its host path, where a
       // symlink in the image could lead anywhere on the host.
-      if (opts.idmap || m.uidMappings?.length || m.gidMappings?.length)
-        throw new BerthError(
-          `${where}: an idmapped mount is prepared before the clone (@berth/runtime); this plan has none for it`,
-          { code: 'EUNSUPPORTED' },
-        );
       const rest = opts.flags & ~(MS.BIND | MS.REC | MS.REMOUNT);
       steps.push({
         op: 'mount',
@@ -249,54 +250,40 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
         inRoot: true,
         sourceInRoot: true,
       });
-      for (const p of opts.propagation)
+    } else {
+      let isDir: boolean;
+      try {
+        isDir = statSync(source).isDirectory();
+      } catch {
+        throw new BerthError(`${where}.source: ${source} does not exist`, { code: 'ENOENT', path: source });
+      }
+      steps.push(
+        isDir
+          ? { op: 'mkdir', path: dest, mode: 0o755, inRoot: true }
+          : { op: 'mkfile', path: dest, mode: 0o644, inRoot: true },
+      );
+      if (tree !== undefined) {
+        // made (idmapped, with its flags) before the clone: attached here, in the mounts' order
         steps.push({
-          op: 'mount',
+          op: 'bindTree',
+          tree,
           target: dest,
-          flags: p,
-          describe: `set propagation of ${m.destination}`,
+          describe: `bind ${source} on ${m.destination} (idmapped)`,
           inRoot: true,
         });
-      return steps;
-    }
-    let isDir: boolean;
-    try {
-      isDir = statSync(source).isDirectory();
-    } catch {
-      throw new BerthError(`${where}.source: ${source} does not exist`, { code: 'ENOENT', path: source });
-    }
-    steps.push(
-      isDir
-        ? { op: 'mkdir', path: dest, mode: 0o755, inRoot: true }
-        : { op: 'mkfile', path: dest, mode: 0o644, inRoot: true },
-    );
-    const tree = config.preparedBinds?.get(i);
-    if (tree !== undefined) {
-      // made (idmapped, with its flags) before the clone: attached here, in the mounts' order
-      steps.push({
-        op: 'bindTree',
-        tree,
-        target: dest,
-        describe: `bind ${source} on ${m.destination} (idmapped)`,
-        inRoot: true,
-      });
-    } else if (opts.idmap || m.uidMappings?.length || m.gidMappings?.length) {
-      throw new BerthError(
-        `${where}: an idmapped mount is prepared before the clone (@berth/runtime); this plan has none for it`,
-        { code: 'EUNSUPPORTED' },
-      );
-    } else {
-      // The launcher applies the flags to the new mount before attaching it (for
-      // rbind, to every submount too), so it is never visible writable.
-      const rest = opts.flags & ~(MS.BIND | MS.REC | MS.REMOUNT);
-      steps.push({
-        op: 'mount',
-        source: config.stagedSources?.get(i) ?? source,
-        target: dest,
-        flags: MS.BIND | (opts.flags & MS.REC) | rest,
-        describe: `bind ${source} on ${m.destination}`,
-        inRoot: true,
-      });
+      } else {
+        // The launcher applies the flags to the new mount before attaching it (for
+        // rbind, to every submount too), so it is never visible writable.
+        const rest = opts.flags & ~(MS.BIND | MS.REC | MS.REMOUNT);
+        steps.push({
+          op: 'mount',
+          source: config.stagedSources?.get(i) ?? source,
+          target: dest,
+          flags: MS.BIND | (opts.flags & MS.REC) | rest,
+          describe: `bind ${source} on ${m.destination}`,
+          inRoot: true,
+        });
+      }
     }
   } else if (opts.idmap || m.uidMappings?.length || m.gidMappings?.length) {
     throw invalid(`${where}: idmapped mounts are only supported for bind mounts`);
