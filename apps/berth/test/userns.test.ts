@@ -251,6 +251,29 @@ describe('bundles with a user namespace', () => {
       Object.assign(c, extra);
     };
 
+  /** A bundle whose rootfs the mapped root owns, reachable by it (as runc needs for a joined user namespace). */
+  const mappedBundle = (host: number, edit: (c: Config) => void) => {
+    const b = sb.bundle(edit);
+    spawnSync('chown', ['-R', `${host}:${host}`, join(b, 'rootfs')]);
+    chmodSync(b, 0o711);
+    return b;
+  };
+
+  /** A detached container with a user namespace of `host`'s range (`sleep 300`): the namespaces others join. */
+  const startOwner = (host: number, name: string, edit: (c: Config) => void = () => {}) => {
+    const id = sb.id(name);
+    let config!: Config;
+    const b = mappedBundle(host, (c) => {
+      userns(host)(c);
+      c.process.args = ['sleep', '300'];
+      edit(c);
+      config = c;
+    });
+    expect(sb.detached(['run', '-d', '-b', b, id])).toMatchObject({ status: 0, stderr: '' });
+    const pid = (JSON.parse(sb.berth(['state', id]).stdout) as { pid: number }).pid;
+    return { id, pid, config };
+  };
+
   it('a rootfs owned by the mapped range is writable by container root', () => {
     const host = range();
     const b = sb.bundle(userns(host));
@@ -535,17 +558,9 @@ describe('bundles with a user namespace', () => {
 
   it('joins the user namespace of another container by /proc/PID/ns/user', () => {
     const host = range();
-    const a = sb.id('owner');
-    const ba = sb.bundle(userns(host));
-    spawnSync('chown', ['-R', `${host}:${host}`, join(ba, 'rootfs')]);
-    chmodSync(ba, 0o711);
-    const ca = JSON.parse(readFileSync(join(ba, 'config.json'), 'utf8'));
-    ca.process.args = ['sleep', '300'];
-    writeFileSync(join(ba, 'config.json'), JSON.stringify(ca));
-    expect(sb.detached(['run', '-d', '-b', ba, a]).status).toBe(0);
-    const pid = (JSON.parse(sb.berth(['state', a]).stdout) as { pid: number }).pid;
+    const { id: a, pid } = startOwner(host, 'owner');
 
-    const bb = sb.bundle((c) => {
+    const bb = mappedBundle(host, (c) => {
       c.root.readonly = false;
       c.linux.namespaces.push({ type: 'user', path: `/proc/${pid}/ns/user` });
       c.process.args = [
@@ -554,8 +569,6 @@ describe('bundles with a user namespace', () => {
         'readlink /proc/self/ns/user; cat /proc/self/uid_map; id -u; touch /joined',
       ];
     });
-    spawnSync('chown', ['-R', `${host}:${host}`, join(bb, 'rootfs')]);
-    chmodSync(bb, 0o711); // a joined user namespace: its root searches the path to the rootfs, as with runc
     const r = sb.berth(['run', '-b', bb, sb.id('joiner')]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -577,21 +590,13 @@ describe('bundles with a user namespace', () => {
 
   it('joins a user namespace and a network namespace that user namespace does not own', () => {
     const host = range();
-    const a = sb.id('nsowner');
-    const ba = sb.bundle(userns(host));
-    spawnSync('chown', ['-R', `${host}:${host}`, join(ba, 'rootfs')]);
-    chmodSync(ba, 0o711);
-    const ca = JSON.parse(readFileSync(join(ba, 'config.json'), 'utf8'));
-    ca.process.args = ['sleep', '300'];
-    writeFileSync(join(ba, 'config.json'), JSON.stringify(ca));
-    expect(sb.detached(['run', '-d', '-b', ba, a])).toMatchObject({ status: 0, stderr: '' });
-    const pid = (JSON.parse(sb.berth(['state', a]).stdout) as { pid: number }).pid;
+    const { id: a, pid } = startOwner(host, 'nsowner');
     // a network namespace of the host's user namespace, held by a bind mount (as `ip netns add`)
     const netns = join(sb.dir, `netns-${host}`);
     writeFileSync(netns, '');
     expect(spawnSync('unshare', ['-n', 'mount', '--bind', '/proc/self/ns/net', netns]).status).toBe(0);
     try {
-      const bb = sb.bundle((c) => {
+      const bb = mappedBundle(host, (c) => {
         c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
           n.type === 'network' ? { type: 'network', path: netns } : n,
         );
@@ -604,8 +609,6 @@ describe('bundles with a user namespace', () => {
         );
         c.process.args = ['readlink', '/proc/self/ns/net'];
       });
-      spawnSync('chown', ['-R', `${host}:${host}`, join(bb, 'rootfs')]);
-      chmodSync(bb, 0o711);
       const r = sb.berth(['run', '-b', bb, sb.id('netjoiner')]);
       expect(r.stderr).toBe('');
       expect(r.stdout.trim()).toBe(`net:[${statSync(netns).ino}]`);
@@ -617,19 +620,16 @@ describe('bundles with a user namespace', () => {
 
   it("joins every namespace of a container with a user and a time namespace (runc's join test)", () => {
     const host = range();
-    const a = sb.id('timeowner');
-    const ba = sb.bundle(userns(host));
-    spawnSync('chown', ['-R', `${host}:${host}`, join(ba, 'rootfs')]);
-    chmodSync(ba, 0o711);
-    const ca = JSON.parse(readFileSync(join(ba, 'config.json'), 'utf8'));
-    ca.linux.namespaces.push({ type: 'time' });
-    ca.linux.timeOffsets = { boottime: { secs: 86400 * 365, nanosecs: 0 } };
-    ca.process.args = ['sleep', '300'];
-    writeFileSync(join(ba, 'config.json'), JSON.stringify(ca));
-    expect(sb.detached(['run', '-d', '-b', ba, a])).toMatchObject({ status: 0, stderr: '' });
-    const pid = (JSON.parse(sb.berth(['state', a]).stdout) as { pid: number }).pid;
+    const {
+      id: a,
+      pid,
+      config: ca,
+    } = startOwner(host, 'timeowner', (c) => {
+      c.linux.namespaces.push({ type: 'time' });
+      c.linux.timeOffsets = { boottime: { secs: 86400 * 365, nanosecs: 0 } };
+    });
     const proc: Record<string, string> = { network: 'net', mount: 'mnt' };
-    const bb = sb.bundle((c) => {
+    const bb = mappedBundle(host, (c) => {
       c.linux.namespaces = [...ca.linux.namespaces].map((n: { type: string }) =>
         n.type === 'mount'
           ? { type: 'mount' }
@@ -637,8 +637,6 @@ describe('bundles with a user namespace', () => {
       );
       c.process.args = ['sh', '-c', 'readlink /proc/self/ns/time; cat /proc/uptime'];
     });
-    spawnSync('chown', ['-R', `${host}:${host}`, join(bb, 'rootfs')]);
-    chmodSync(bb, 0o711);
     const r = sb.berth(['run', '-b', bb, sb.id('timejoiner')]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
