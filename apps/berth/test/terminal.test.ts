@@ -182,4 +182,34 @@ describe('berth spec', () => {
     expect(ours).toEqual(theirs);
     expect(sb.berth(['spec', '-b', a]).stderr).toMatch(/config\.json already exists/);
   });
+
+  it('adds a cgroup namespace where the host has only cgroup v2, as runc spec does', () => {
+    // both in a mount namespace where /sys/fs/cgroup is a cgroup2 mount, whatever this host's layout
+    const a = join(sb.dir, 'spec-v2-a');
+    const b = join(sb.dir, 'spec-v2-b');
+    const script = [
+      'mount -t cgroup2 cgroup2 /sys/fs/cgroup',
+      `mkdir ${a} ${b}`,
+      `${process.execPath} ${CLI} spec -b ${a}`,
+      `runc spec -b ${b}`,
+    ].join(' && ');
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], {
+      encoding: 'utf8',
+    });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const ours = JSON.parse(readFileSync(join(a, 'config.json'), 'utf8'));
+    const theirs = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8'));
+    expect(ours.linux.namespaces.map((n: { type: string }) => n.type)).toEqual([
+      'pid',
+      'network',
+      'ipc',
+      'uts',
+      'mount',
+      'cgroup',
+    ]);
+    delete ours.ociVersion;
+    delete theirs.ociVersion;
+    expect(ours).toEqual(theirs);
+  });
 });

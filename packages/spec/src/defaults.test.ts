@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statfsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,18 +22,28 @@ afterEach(async () => {
   }
 });
 
-/** What the real runc writes, parsed; runc refuses to overwrite, so each call gets a fresh dir. */
-async function runcSpec(args: string[]): Promise<Record<string, unknown>> {
+/**
+ * What the real runc writes, parsed; runc refuses to overwrite, so each call gets a fresh dir.
+ * `cgroup2`: as on a host whose cgroups are v2 only (runc in a mount namespace of its own where
+ * /sys/fs/cgroup is a cgroup2 mount), whatever this host's layout is.
+ */
+async function runcSpec(args: string[], cgroup2 = false): Promise<Record<string, unknown>> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-spec-runc-'));
   dirs.push(dir);
-  await run(RUNC, ['spec', ...args], { cwd: dir });
+  if (cgroup2) {
+    const script = 'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$0" spec "$@"';
+    await run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, RUNC, ...args], { cwd: dir });
+  } else await run(RUNC, ['spec', ...args], { cwd: dir });
   return JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
 }
+
+/** This host's layout, as runc reads it: is /sys/fs/cgroup cgroup2 (then runc adds a cgroup namespace)? */
+const hostV2 = statfsSync('/sys/fs/cgroup').type === 0x63677270;
 
 describe('defaultSpec matches runc spec', () => {
   it('matches `runc spec` field by field, ociVersion aside', async () => {
     const runc = await runcSpec([]);
-    const ours = defaultSpec() as unknown as Record<string, unknown>;
+    const ours = defaultSpec({ cgroupNamespace: hostV2 }) as unknown as Record<string, unknown>;
     expect(typeof runc['ociVersion']).toBe('string');
     expect(ours['ociVersion']).toBe(OCI_VERSION);
     expect({ ...ours, ociVersion: 'x' }).toStrictEqual({ ...runc, ociVersion: 'x' });
@@ -43,8 +53,22 @@ describe('defaultSpec matches runc spec', () => {
 
   it('matches `runc spec --rootless` field by field, ociVersion aside', async () => {
     const runc = await runcSpec(['--rootless']);
-    const ours = defaultSpec({ rootless: true }) as unknown as Record<string, unknown>;
+    const ours = defaultSpec({ rootless: true, cgroupNamespace: hostV2 }) as unknown as Record<
+      string,
+      unknown
+    >;
     expect({ ...ours, ociVersion: 'x' }).toStrictEqual({ ...runc, ociVersion: 'x' });
+  });
+
+  it('matches what runc writes on a host whose cgroups are v2 only: a cgroup namespace too', async () => {
+    for (const rootless of [false, true]) {
+      const runc = await runcSpec(rootless ? ['--rootless'] : [], true);
+      const ours = defaultSpec({ rootless, cgroupNamespace: true }) as unknown as Record<string, unknown>;
+      expect({ ...ours, ociVersion: 'x' }).toStrictEqual({ ...runc, ociVersion: 'x' });
+      expect(
+        defaultSpec({ rootless, cgroupNamespace: true }).linux?.namespaces?.map((n) => n.type),
+      ).toContain('cgroup');
+    }
   });
 
   it('maps the given host ids in a rootless spec', () => {

@@ -8,6 +8,11 @@ export interface DefaultSpecOptions {
   hostUid?: number;
   /** host gid mapped to root in a rootless spec; defaults to the effective gid of this process */
   hostGid?: number;
+  /**
+   * A cgroup namespace: what `runc spec` adds where the host's cgroups are v2 only
+   * (`/sys/fs/cgroup` is cgroup2), so the container sees its own cgroup as the root.
+   */
+  cgroupNamespace?: boolean;
 }
 
 // the three capabilities runc grants by default, in runc's order
@@ -92,6 +97,7 @@ export function defaultSpec(opts: DefaultSpecOptions = {}): Spec {
       { type: 'ipc' },
       { type: 'uts' },
       { type: 'mount' },
+      ...(opts.cgroupNamespace ? [{ type: 'cgroup' as const }] : []),
       { type: 'user' },
     ];
   } else {
@@ -102,6 +108,7 @@ export function defaultSpec(opts: DefaultSpecOptions = {}): Spec {
       { type: 'ipc' },
       { type: 'uts' },
       { type: 'mount' },
+      ...(opts.cgroupNamespace ? [{ type: 'cgroup' as const }] : []),
     ];
   }
   linux.maskedPaths = [

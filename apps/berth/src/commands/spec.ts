@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, statfsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from '../command.js';
 import { str } from './common.js';
@@ -9,7 +9,8 @@ export const command: Command = {
   usage: '[options]',
   description: `
 Writes the same config.json as "runc spec": args ["sh"], a terminal, the default
-mounts, capabilities and masked paths. Edit it, put a root filesystem in rootfs/
+mounts, capabilities and masked paths, and (as runc) a cgroup namespace where the
+host's cgroups are v2 only. Edit it, put a root filesystem in rootfs/
 and run it with "berth run -b DIR ID".`,
   options: [
     {
@@ -24,7 +25,21 @@ and run it with "berth run -b DIR ID".`,
     const { defaultSpec, formatSpec } = await import('@berth/spec');
     const file = join(resolve(str(options['bundle']) ?? '.'), 'config.json');
     if (existsSync(file)) throw new Error(`${file} already exists: remove it first`);
-    writeFileSync(file, formatSpec(defaultSpec({ rootless: options['rootless'] === true })));
+    writeFileSync(
+      file,
+      formatSpec(defaultSpec({ rootless: options['rootless'] === true, cgroupNamespace: cgroup2Only() })),
+    );
     return 0;
   },
 };
+
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+/** Whether /sys/fs/cgroup is a cgroup2 mount (runc's IsCgroup2UnifiedMode): no v1 hierarchies. */
+function cgroup2Only(): boolean {
+  try {
+    return statfsSync('/sys/fs/cgroup').type === CGROUP2_SUPER_MAGIC;
+  } catch {
+    return false;
+  }
+}
