@@ -27,7 +27,7 @@ import { readHugetlbStatsV1 } from './v1/hugetlb.js';
 import { readMemoryStatsV1 } from './v1/memory.js';
 import { planV1 } from './v1/plan.js';
 import { readCpuStatsV2 } from './v2/cpu.js';
-import { enableControllersV2 } from './v2/enable.js';
+import { enableAvailableV2, enableControllersV2 } from './v2/enable.js';
 import { freezeV2, isFrozenV2, thawV2 } from './v2/freezer.js';
 import { planHugetlbV2, readHugetlbStatsV2 } from './v2/hugetlb.js';
 import { readIoStatsV2 } from './v2/io.js';
@@ -162,6 +162,10 @@ export class Cgroup {
               await writeCgroupFile(d, 'cgroup.clone_children', '1');
         }
       }
+      // a cgroup2-only host: every controller the levels above offer, as runc and crun give it
+      const unified = paths[UNIFIED];
+      if (hierarchy.layout === 'v2' && hierarchy.unified !== undefined && unified !== undefined)
+        await enableAvailableV2(hierarchy.unified, unified);
     } catch (err) {
       // undo only what this call created, deepest first
       for (const top of created.reverse()) {

@@ -88,6 +88,8 @@ const MAY_BE_ABSENT: Record<string, string> = {
   'a v1 controller missing from the host': 'hosts may mount every v1 controller',
   'the hugetlb controller on cgroup2': 'bound to v1 on v1 hosts; absent where cgroup2 lists no controllers',
   'hybrid layout': 'only hybrid hosts route controllers between v1 and cgroup2',
+  'a controller on cgroup2': 'hybrid hosts may bind every controller to v1',
+  'a cgroup2-only host': 'v1 and hybrid hosts (the development VM) have v1 hierarchies',
 };
 
 /**

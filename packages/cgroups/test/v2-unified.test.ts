@@ -1,8 +1,9 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
 import { Cgroup, type CgroupError, type LinuxResources } from '../src/index.js';
 import { attachedDevicePrograms } from '../src/v2/devices.js';
+import { enableAvailableV2 } from '../src/v2/enable.js';
 import { destroy, runInside, uniqueName, waitFor } from './helpers.js';
 import { host, itIf } from './host.js';
 
@@ -195,4 +196,36 @@ describe('v2 driver on the real cgroup2 mount', () => {
       'linux.resources.network',
     ]);
   });
+
+  itIf('a controller on cgroup2', host.v2Controllers.size > 0)(
+    'gives a cgroup every controller the levels above it offer, nothing asked for (as runc and crun)',
+    async () => {
+      const parent = join(UNIFIED, uniqueName());
+      const child = join(parent, 'inner');
+      mkdirSync(child, { recursive: true });
+      try {
+        await enableAvailableV2(UNIFIED, child);
+        const offered = words(readFileSync(join(UNIFIED, 'cgroup.controllers'), 'utf8')).sort();
+        expect(words(readFileSync(join(child, 'cgroup.controllers'), 'utf8')).sort()).toEqual(offered);
+        // the child itself is a leaf: it gives nothing further down
+        expect(readFileSync(join(child, 'cgroup.subtree_control'), 'utf8').trim()).toBe('');
+      } finally {
+        rmdirSync(child);
+        rmdirSync(parent);
+      }
+    },
+  );
+
+  itIf('a cgroup2-only host', host.layout === 'v2')(
+    'a container cgroup without limits still has memory.current and cpu.stat (what stats read)',
+    async () => {
+      const cg = await Cgroup.create(uniqueName());
+      live.push(cg);
+      const dir = cg.paths['unified'] as string;
+      const offered = words(readFileSync(join(host.unified as string, 'cgroup.controllers'), 'utf8'));
+      expect(words(readFileSync(join(dir, 'cgroup.controllers'), 'utf8')).sort()).toEqual(offered.sort());
+      if (offered.includes('memory')) expect(existsSync(join(dir, 'memory.current'))).toBe(true);
+      expect(existsSync(join(dir, 'cpu.stat'))).toBe(true);
+    },
+  );
 });

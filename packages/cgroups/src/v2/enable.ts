@@ -6,8 +6,9 @@ const words = (s: string | undefined) => (s ?? '').trim().split(/\s+/).filter(Bo
 
 /**
  * A v2 controller's files appear in a cgroup only once every ancestor lists it
- * in cgroup.subtree_control. Enables just the controllers asked for (not all,
- * as runc does) to disturb the host's tree as little as possible.
+ * in cgroup.subtree_control. Enables the controllers asked for, and says which
+ * the host does not have (see also enableAvailableV2, which creating a cgroup
+ * does on a cgroup2-only host).
  */
 export async function enableControllersV2(
   mount: string,
@@ -32,16 +33,44 @@ export async function enableControllersV2(
     }
   }
   if (problems.length > 0 || missing.length === 0) return problems;
-  const chain: string[] = [];
-  for (let d = dirname(dir); ; d = dirname(d)) {
-    chain.unshift(d);
-    if (d === mount || relative(mount, d).startsWith('..') || d === '/') break;
-  }
-  for (const level of chain) {
+  for (const level of levelsAbove(mount, dir)) {
     const enabled = new Set(words(await readCgroupFile(level, 'cgroup.subtree_control')));
     const add = missing.filter((c) => !enabled.has(c));
     if (add.length > 0)
       await writeCgroupFile(level, 'cgroup.subtree_control', add.map((c) => `+${c}`).join(' '));
   }
   return problems;
+}
+
+/** The levels from `mount` down to the parent of `dir`, top first (none when `dir` is not under `mount`). */
+function levelsAbove(mount: string, dir: string): string[] {
+  if (relative(mount, dir).startsWith('..') || dir === mount) return [];
+  const chain: string[] = [];
+  for (let d = dirname(dir); ; d = dirname(d)) {
+    chain.unshift(d);
+    if (d === mount || d === '/') break;
+  }
+  return chain;
+}
+
+/**
+ * Makes every controller each level above `dir` has available to it available to `dir` too, as
+ * runc and crun do on a cgroup2-only host: a container without a memory limit still has
+ * memory.current and memory.stat (what containerd, the kubelet and `berth events --stats`
+ * read), and sees its controllers in its cgroup namespace. Best effort, one controller at a
+ * time where the whole list is refused (a level with processes of its own cannot give domain
+ * controllers to its children): what is asked for is checked by enableControllersV2.
+ */
+export async function enableAvailableV2(mount: string, dir: string): Promise<void> {
+  for (const level of levelsAbove(mount, dir)) {
+    const offered = words(await readOptional(level, 'cgroup.controllers'));
+    const enabled = new Set(words(await readOptional(level, 'cgroup.subtree_control')));
+    const add = offered.filter((c) => !enabled.has(c));
+    if (add.length === 0) continue;
+    try {
+      await writeCgroupFile(level, 'cgroup.subtree_control', add.map((c) => `+${c}`).join(' '));
+    } catch {
+      for (const c of add) await writeCgroupFile(level, 'cgroup.subtree_control', `+${c}`).catch(() => {});
+    }
+  }
 }
