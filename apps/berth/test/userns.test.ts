@@ -106,6 +106,46 @@ describe('berth run IMAGE with a user namespace', () => {
     expect(storeContainers()).not.toContain(name);
   });
 
+  it("--uidmap with the copy snapshotter (no overlay): the private copy is the mapped root's", () => {
+    const host = range();
+    const name = sb.id('copy');
+    const run = (args: string[]) =>
+      spawnSync(process.execPath, [CLI, '--root', sb.root, ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, BERTH_STORE: sb.store, BERTH_SNAPSHOTTER: 'copy' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    const r = run([
+      'run',
+      '--name',
+      name,
+      '--network',
+      'none',
+      '--uidmap',
+      `0:${host}:65536`,
+      '--gidmap',
+      `0:${host + 70000}:65536`,
+      'busybox',
+      'sh',
+      '-c',
+      'echo hi > /made-by-root && mkdir -p /tmp && touch /tmp/t && stat -c "%u %g" / /bin/busybox',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    // inside: the image's root-owned files are root's
+    expect(lines(r.stdout)).toEqual(['0 0', '0 0']);
+    const copy = join(sb.store, 'containers', name, 'rootfs');
+    expect(existsSync(join(sb.store, 'containers', name, 'upper'))).toBe(false); // no overlay
+    const made = statSync(join(copy, 'made-by-root'));
+    expect([made.uid, made.gid]).toEqual([host, host + 70000]);
+    const bin = statSync(join(copy, 'bin'));
+    expect([bin.uid, bin.gid]).toEqual([host, host + 70000]);
+    // the shared layers are untouched: still host root's
+    expect(statSync(join(sb.image(), 'bin')).uid).toBe(0);
+    expect(run(['delete', '--force', name]).status).toBe(0);
+    expect(storeContainers()).not.toContain(name);
+  });
+
   it('--userns=auto gives each container its own free range and frees it at delete', () => {
     const a = sb.id('auto');
     const b = sb.id('auto');

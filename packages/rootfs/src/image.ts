@@ -28,7 +28,7 @@ export {
   xattrPolicy,
 } from './layers/unpack.js';
 export { type ResolvedUser, resolveImageUser } from './layers/user.js';
-export { mergeLayers } from './snapshot/copy.js';
+export { capsForUserns, mergeLayers, type OwnerShift, shiftOwners } from './snapshot/copy.js';
 export { isMounted, mountOverlay, type OverlayDirs, overlayOptions, unmount } from './snapshot/mount.js';
 export {
   deleteSnapshot,

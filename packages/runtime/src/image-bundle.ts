@@ -8,8 +8,10 @@ import {
   statfsSync,
   writeFileSync,
 } from 'node:fs';
+import { release } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ImageRecord, ImageStore, PullOptions } from '@berth/image';
+import { toHostId } from '@berth/namespaces';
 import type { BundleSpec, BundleSpecMount } from '@berth/rootfs';
 import { defaultSpec, formatSpec, type Spec } from '@berth/spec';
 import { BerthError } from '@berth/sys';
@@ -88,8 +90,40 @@ function overlayUsable(dir: string): boolean {
   } catch {
     return false;
   }
-  const fs = readFileSync('/proc/filesystems', 'utf8');
-  return /\toverlay$/m.test(fs) || existsSync('/sys/module/overlay');
+  return overlayInKernel(hostKernel);
+}
+
+/** What overlayInKernel looks at: files it reads, and paths it checks. */
+export interface KernelFiles {
+  /** A file's text: an absolute path, or a name in this kernel's /lib/modules directory. */
+  read(name: string): string | undefined;
+  exists(path: string): boolean;
+}
+
+const hostKernel: KernelFiles = {
+  read(name) {
+    try {
+      return readFileSync(name.startsWith('/') ? name : `/lib/modules/${release()}/${name}`, 'latin1');
+    } catch {
+      return undefined;
+    }
+  },
+  exists: existsSync,
+};
+
+/**
+ * Whether this kernel has overlayfs, or loads it at its first mount: a fresh Debian 12 host has it
+ * as a module nobody has loaded yet (in modules.dep, not yet in /proc/filesystems), and the kernel
+ * loads a file system's module when it is first mounted (`fs-overlay`), unless module loading is
+ * switched off or there is no modprobe to do it.
+ */
+export function overlayInKernel(k: KernelFiles): boolean {
+  if (/\toverlay$/m.test(k.read('/proc/filesystems') ?? '') || k.exists('/sys/module/overlay')) return true;
+  const module = /(^|\/)overlay\.ko(\.[a-z]+)?:?( |$)/m;
+  if (module.test(k.read('modules.builtin') ?? '')) return true;
+  if (!module.test(k.read('modules.dep') ?? '')) return false;
+  const modprobe = k.read('/proc/sys/kernel/modprobe')?.trim();
+  return k.read('/proc/sys/kernel/modules_disabled')?.trim() === '0' && !!modprobe && k.exists(modprobe);
 }
 
 /** `busybox` means docker.io/library/busybox when the store has it, else the built-in image (made on demand). */
@@ -246,7 +280,16 @@ export async function makeImageBundle(
     const networkFilesDir = networkSetup(spec as Spec, o.network, dir);
     if (o.userns) {
       const maps = await resolveUsernsRequest(o.userns, storeRoot, id);
-      if (maps) withUserns(spec as Spec, maps, o.user !== undefined);
+      if (maps) {
+        withUserns(spec as Spec, maps, o.user !== undefined);
+        // The overlay's layers are idmapped for the container (userns.ts); a private copy is the
+        // container's own, and is given to its range instead (its files carry the image's ids)
+        if (!useOverlay && !isRootless())
+          await rootfs.shiftOwners(rootDir, {
+            uid: (i) => toHostId(maps.uidMappings, i),
+            gid: (i) => toHostId(maps.gidMappings, i),
+          });
+      }
     }
     // without root: a user namespace that maps the user to container root (see rootless.ts)
     if (isRootless()) Object.assign(spec, toRootlessSpec(spec as Spec, rootlessIds()));
