@@ -12,11 +12,12 @@ import {
   readFileSync,
   realpathSync,
   renameSync,
+  statfsSync,
   statSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
-import { homedir, constants as osConstants, userInfo } from 'node:os';
+import { homedir, constants as osConstants, release, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -77,7 +78,7 @@ export class LaunchError extends BerthError {
     const what = step ? describeStep(step) : `launcher step ${stepIndex}`;
     // name the syscall only when it adds something to the description
     const detail = !step || PRIMARY_SYSCALL[step.op] === syscall ? '' : `${syscall}: `;
-    super(`${what}: ${detail}${name} (${strerror(errno)})`, {
+    super(`${what}: ${detail}${name} (${strerror(errno)})${idmapHint(step, syscall, name)}`, {
       code: 'ELAUNCH',
       op: syscall,
       ...(step && 'path' in step ? { path: String(step.path) } : {}),
@@ -88,6 +89,39 @@ export class LaunchError extends BerthError {
     this.stepIndex = stepIndex;
     this.syscall = syscall;
   }
+}
+
+/** File systems by statfs type, for idmapHint. */
+const FS_NAMES: Record<number, string> = {
+  16914836: 'tmpfs',
+  61267: 'ext4',
+  1481003842: 'xfs',
+  2435016766: 'btrfs',
+  2035054128: 'overlayfs',
+  26985: 'nfs',
+  16914839: '9p',
+  1702057286: 'fuse',
+  801189825: 'zfs',
+  1936814952: 'squashfs',
+};
+
+/**
+ * Why the kernel would not idmap a mount (EINVAL from MOUNT_ATTR_IDMAP): mostly because the
+ * source's file system cannot be idmapped by this kernel (tmpfs from Linux 6.3 only, network
+ * and FUSE file systems not at all). Names the file system and the kernel.
+ */
+function idmapHint(step: PlanStep | undefined, syscall: string, errno: string): string {
+  if (errno !== 'EINVAL' || !syscall.includes('MOUNT_ATTR_IDMAP') || !step || !('source' in step)) return '';
+  const source = String(step.source);
+  let fs: string;
+  try {
+    const type = statfsSync(source).type;
+    fs = FS_NAMES[type] ?? `file system type 0x${type.toString(16)}`;
+  } catch {
+    return '';
+  }
+  const since = fs === 'tmpfs' ? ' (tmpfs can be idmapped from Linux 6.3)' : '';
+  return `: Linux ${release()} cannot idmap a mount of ${source} (${fs})${since}`;
 }
 
 export type LaunchEvent =
