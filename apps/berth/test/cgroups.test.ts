@@ -92,6 +92,30 @@ describe('container cgroups', () => {
     expect(alive(pid)).toBe(false);
   });
 
+  it('an update of the CPU period alone keeps the quota, and of the quota alone the period (runc)', async () => {
+    const bundle = sb.bundle((c) => {
+      c.process.args = ['sleep', '300'];
+      c.linux.resources = { ...c.linux.resources, cpu: { quota: 50000, period: 100000 } };
+    });
+    const id = sb.id('cpu');
+    expect(sb.detached(['run', '-d', '-b', bundle, id])).toMatchObject({ status: 0, stderr: '' });
+    const cg = await cgroupOf(id);
+    // [quota, period] from cgroup2's cpu.max or v1's two files
+    const cpu = async () =>
+      cg.paths['cpu']
+        ? [
+            (await cg.read('cpu', 'cpu.cfs_quota_us')).trim(),
+            (await cg.read('cpu', 'cpu.cfs_period_us')).trim(),
+          ]
+        : (await cg.read('unified', 'cpu.max')).trim().split(' ');
+    expect(await cpu()).toEqual(['50000', '100000']);
+    expect(sb.berth(['update', '--cpu-period', '200000', id])).toMatchObject({ status: 0, stderr: '' });
+    expect(await cpu()).toEqual(['50000', '200000']);
+    expect(sb.berth(['update', '--cpu-quota', '30000', id])).toMatchObject({ status: 0, stderr: '' });
+    expect(await cpu()).toEqual(['30000', '200000']);
+    expect(sb.berth(['delete', '--force', id]).status).toBe(0);
+  });
+
   it('a device node in linux.devices is not a device allowed: a deny in resources.devices holds', () => {
     const bundle = sb.bundle((c) => {
       c.linux.devices = [{ path: '/dev/kmsg', type: 'c', major: 1, minor: 11, fileMode: 0o600 }];

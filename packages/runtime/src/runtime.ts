@@ -1209,10 +1209,19 @@ export class Runtime {
         throw new BerthError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), { code: 'EINVALID' });
       }
       if (record.vm) return updateVm(record, resources); // the balloon (memory.limit only)
-      // memory goes whole (cgroup2's memory.swap.max is memory+swap less the limit: it needs both)
-      const delta = resources.memory
-        ? { ...resources, memory: merged['memory'] as typeof resources.memory }
-        : resources;
+      // memory goes whole (cgroup2's memory.swap.max is memory+swap less the limit: it needs both),
+      // and so do the CPU quota and period (cgroup2's cpu.max holds both: a new period alone
+      // keeps the quota the container has, as runc's update does)
+      const delta = { ...resources };
+      if (resources.memory) delta.memory = merged['memory'] as typeof resources.memory;
+      if (resources.cpu && (resources.cpu.quota !== undefined || resources.cpu.period !== undefined)) {
+        const cpu = merged['cpu'] as NonNullable<typeof resources.cpu>;
+        delta.cpu = {
+          ...resources.cpu,
+          ...(cpu.quota !== undefined ? { quota: cpu.quota } : {}),
+          ...(cpu.period !== undefined ? { period: cpu.period } : {}),
+        };
+      }
       await (await this.requireCgroup(id, record)).apply(delta, { update: true, validated: true });
       record.resources = merged as typeof resources;
       this.store.write(record);
