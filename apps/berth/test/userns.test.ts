@@ -44,26 +44,38 @@ function storeContainers(): string[] {
   return existsSync(d) ? readdirSync(d) : [];
 }
 
+/** `run FLAGS` of busybox as NAME, without a network, with uids from HOST and gids from HOST+70000. */
+function mappedRun(name: string, host: number, script: string, flags: string[] = []): string[] {
+  return [
+    'run',
+    ...flags,
+    '--name',
+    name,
+    '--network',
+    'none',
+    '--uidmap',
+    `0:${host}:65536`,
+    '--gidmap',
+    `0:${host + 70000}:65536`,
+    'busybox',
+    'sh',
+    '-c',
+    script,
+  ];
+}
+
 describe('berth run IMAGE with a user namespace', () => {
   it('--uidmap/--gidmap: the maps read right inside, files land as the mapped ids outside', () => {
     const host = range();
     const name = sb.id('map');
-    const r = sb.detached([
-      'run',
-      '-d',
-      '--name',
-      name,
-      '--network',
-      'none',
-      '--uidmap',
-      `0:${host}:65536`,
-      '--gidmap',
-      `0:${host + 70000}:65536`,
-      'busybox',
-      'sh',
-      '-c',
-      'cat /proc/self/uid_map /proc/self/gid_map > /maps; id -u > /ids; echo hi > /made-by-root; sleep 300',
-    ]);
+    const r = sb.detached(
+      mappedRun(
+        name,
+        host,
+        'cat /proc/self/uid_map /proc/self/gid_map > /maps; id -u > /ids; echo hi > /made-by-root; sleep 300',
+        ['-d'],
+      ),
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const upper = join(sb.store, 'containers', name, 'upper');
@@ -77,23 +89,7 @@ describe('berth run IMAGE with a user namespace', () => {
     expect([made.uid, made.gid]).toEqual([host, host + 70000]);
     // another user of the container: its own mapped ids
     const user = sb.id('map');
-    const u = sb.berth([
-      'run',
-      '--name',
-      user,
-      '--network',
-      'none',
-      '-u',
-      '1000:1000',
-      '--uidmap',
-      `0:${host}:65536`,
-      '--gidmap',
-      `0:${host + 70000}:65536`,
-      'busybox',
-      'sh',
-      '-c',
-      'touch /tmp/by-1000; id -u',
-    ]);
+    const u = sb.berth(mappedRun(user, host, 'touch /tmp/by-1000; id -u', ['-u', '1000:1000']));
     expect(u.stderr).toBe('');
     expect(u.stdout).toBe('1000\n');
     const by1000 = statSync(join(sb.store, 'containers', user, 'upper', 'tmp', 'by-1000'));
@@ -115,21 +111,13 @@ describe('berth run IMAGE with a user namespace', () => {
         env: { ...process.env, BERTH_STORE: sb.store, BERTH_SNAPSHOTTER: 'copy' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
-    const r = run([
-      'run',
-      '--name',
-      name,
-      '--network',
-      'none',
-      '--uidmap',
-      `0:${host}:65536`,
-      '--gidmap',
-      `0:${host + 70000}:65536`,
-      'busybox',
-      'sh',
-      '-c',
-      'echo hi > /made-by-root && mkdir -p /tmp && touch /tmp/t && stat -c "%u %g" / /bin/busybox',
-    ]);
+    const r = run(
+      mappedRun(
+        name,
+        host,
+        'echo hi > /made-by-root && mkdir -p /tmp && touch /tmp/t && stat -c "%u %g" / /bin/busybox',
+      ),
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     // inside: the image's root-owned files are root's
