@@ -295,11 +295,11 @@ export class Cgroup {
     const dir = this.isV2 ? this.paths[UNIFIED] : this.paths['memory'];
     if (dir === undefined) return;
     const usage = parseUint(await readOptional(dir, this.isV2 ? 'memory.current' : 'memory.usage_in_bytes'));
-    if (limit < usage) {
+    if (limit <= usage) {
       throw invalid('apply', [
         {
           path: 'linux.resources.memory.limit',
-          message: `${limit} is below the current usage ${usage} (checkBeforeUpdate)`,
+          message: `rejecting memory limit ${limit} <= usage ${usage} (checkBeforeUpdate)`,
         },
       ]);
     }

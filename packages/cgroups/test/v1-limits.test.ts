@@ -403,6 +403,6 @@ describe('bad input: nothing half-applied', () => {
       .apply({ memory: { limit: 4 << 20, checkBeforeUpdate: true } }, { update: true })
       .catch((e: unknown) => e)) as CgroupError;
     expect(err.problems[0]?.path).toBe('linux.resources.memory.limit');
-    expect(err.message).toContain('below the current usage');
+    expect(err.message).toMatch(/rejecting memory limit 4194304 <= usage \d+ \(checkBeforeUpdate\)/);
   });
 });
