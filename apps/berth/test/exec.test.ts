@@ -146,7 +146,10 @@ describe('berth exec', () => {
     // every hierarchy berth manages (a named one like name=systemd is not the container's)
     for (const l of lines.filter((x) => !x.includes(':name='))) expect(l).toMatch(/\/sub$/);
     for (const bad of ['../x', '/abs', 'missing'])
-      expect(sb.berth(['exec', '--cgroup', bad, id, 'true'])).toMatchObject({ status: 255 });
+      expect(sb.berth(['exec', '--cgroup', bad, id, 'true'])).toMatchObject({
+        status: 255,
+        stderr: expect.stringMatching(/^berth: exec --cgroup: bad sub cgroup path: /), // runc's words
+      });
     expect(sb.berth(['delete', '--force', id]).status).toBe(0);
   });
 

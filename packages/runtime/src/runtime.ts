@@ -1576,7 +1576,9 @@ function subCgroupDirs(cgroup: Cgroup | undefined, entries: readonly string[]): 
     const colon = e.indexOf(':');
     const path = colon < 0 ? e : e.slice(colon + 1);
     if (!path || path.startsWith('/') || path.split('/').some((c) => c === '..' || c === '.'))
-      throw fail(`${JSON.stringify(e)}: the path is relative to the container's cgroup, without "." or ".."`);
+      throw fail(
+        `bad sub cgroup path: ${JSON.stringify(e)}: the path is relative to the container's cgroup, without "." or ".."`,
+      );
     if (colon < 0) all = path;
     else for (const c of e.slice(0, colon).split(',')) byController.set(c === '' ? 'unified' : c, path);
   }
@@ -1588,7 +1590,7 @@ function subCgroupDirs(cgroup: Cgroup | undefined, entries: readonly string[]): 
     if (sub === undefined) continue;
     const target = join(dir, sub);
     if (!existsSync(join(target, 'cgroup.procs')))
-      throw fail(`${sub} is not a cgroup below the container's (${target})`);
+      throw fail(`bad sub cgroup path: ${sub} is not a cgroup below the container's (${target})`);
     dirs.push(target);
   }
   return [...new Set(dirs)];
