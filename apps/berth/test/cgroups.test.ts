@@ -116,6 +116,36 @@ describe('container cgroups', () => {
     expect(sb.berth(['delete', '--force', id]).status).toBe(0);
   });
 
+  it('events reports an OOM kill in the container as {"type":"oom"}, as runc does', async () => {
+    const bundle = sb.bundle((c) => {
+      c.process.args = ['sleep', '300'];
+      c.linux.resources = { ...c.linux.resources, memory: { limit: 32 * 1024 * 1024 } };
+    });
+    const id = sb.id('oom');
+    expect(sb.detached(['run', '-d', '-b', bundle, id])).toMatchObject({ status: 0, stderr: '' });
+    const events = sb.spawn(['events', '--interval', '30s', id]);
+    let out = '';
+    events.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const until = async (what: () => boolean, ms: number) => {
+      for (const end = Date.now() + ms; !what() && Date.now() < end; )
+        await new Promise((r) => setTimeout(r, 50));
+      return what();
+    };
+    try {
+      expect(await until(() => out.includes('"type":"stats"'), 15_000)).toBe(true);
+      expect(out).not.toContain('"type":"oom"');
+      // 64 MiB read into one buffer in a 32 MiB cgroup: the OOM killer ends dd
+      const hog = sb.berth(['exec', id, 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1']);
+      expect(hog.status).not.toBe(0);
+      expect(await until(() => out.includes(`{"type":"oom","id":"${id}"}`), 15_000)).toBe(true);
+    } finally {
+      events.kill();
+    }
+    expect(sb.berth(['delete', '--force', id]).status).toBe(0);
+  });
+
   it('a device node in linux.devices is not a device allowed: a deny in resources.devices holds', () => {
     const bundle = sb.bundle((c) => {
       c.linux.devices = [{ path: '/dev/kmsg', type: 'c', major: 1, minor: 11, fileMode: 0o600 }];

@@ -5,6 +5,7 @@ import { type CgroupHierarchy, DEFAULT_CGROUP_ROOT, discoverHierarchy, V1_CONTRO
 import { CgroupError, type CgroupProblem, errnoOf, invalid } from './errors.js';
 import {
   descendantCgroups,
+  parseKeyValues,
   parseUint,
   readCgroupFile,
   readOptional,
@@ -499,6 +500,20 @@ export class Cgroup {
     if (p['hugetlb']) await readHugetlbStatsV1(p['hugetlb'], sizes, out);
     else if (u !== undefined && this.usesUnifiedFor('hugetlb')) await readHugetlbStatsV2(u, sizes, out);
     return out;
+  }
+
+  /**
+   * How many times the kernel's OOM killer has killed a process of this cgroup: cgroup2's
+   * memory.events `oom_kill`, v1's memory.oom_control `oom_kill` (Linux 4.13 and later); 0
+   * where there is no memory controller. Two small reads at most: for watchers that poll it
+   * (`berth events` reports each increase as an `oom` event, as runc does).
+   */
+  async oomKills(): Promise<number> {
+    const v2 = this.isV2 || this.paths['memory'] === undefined;
+    const dir = v2 ? this.paths[UNIFIED] : this.paths['memory'];
+    if (dir === undefined) return 0;
+    const text = await readOptional(dir, v2 ? 'memory.events' : 'memory.oom_control');
+    return parseKeyValues(text)['oom_kill'] ?? 0;
   }
 
   /** Current value of a raw cgroup file, for diagnostics (`controller` is a v1 name or `unified`). */

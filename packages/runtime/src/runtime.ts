@@ -1228,6 +1228,17 @@ export class Runtime {
     });
   }
 
+  /**
+   * How many of the container's processes the kernel's OOM killer has killed so far (see
+   * Cgroup.oomKills): what `berth events` watches for its `oom` events.
+   */
+  async oomKills(id: string): Promise<number> {
+    const record = this.store.read(id);
+    if (this.liveStatus(record) === 'stopped')
+      throw new BerthError(`container ${id} is not running`, { code: 'ESTATE', path: id });
+    return (await this.requireCgroup(id, record)).oomKills();
+  }
+
   /** Resource usage of a container, in runc's `events --stats` shape. */
   async stats(id: string): Promise<Record<string, unknown>> {
     const record = this.store.read(id);
