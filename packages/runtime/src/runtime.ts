@@ -1042,9 +1042,15 @@ export class Runtime {
     const seccomp = await compileProfile(linux?.seccomp);
     const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot);
     const subCgroups = options.cgroup?.length ? subCgroupDirs(cgroup, options.cgroup) : undefined;
+    const initCgroup = subCgroups ? undefined : initCgroupFallback(cgroup, record.pid);
     // the process joins the cgroup itself, as a container's first process does (selfJoinable)
     const selfJoin =
-      cgroup && !subCgroups && !record.cgroupRoot && !isRootless() && selfJoinable(this.recordSpec(record));
+      cgroup &&
+      !subCgroups &&
+      !initCgroup &&
+      !record.cgroupRoot &&
+      !isRootless() &&
+      selfJoinable(this.recordSpec(record));
     const { steps, warnings, cgroupJoined } = await planExec(proc, {
       pid: record.pid,
       ...(record.pidStartTime !== undefined ? { pidStartTime: record.pidStartTime } : {}),
@@ -1084,7 +1090,15 @@ export class Runtime {
       await launched.expect('sync');
       this.debug?.(`exec ${id}: process ${pid}, joining the container's cgroup`);
       if (subCgroups) for (const dir of subCgroups) writeFileSync(join(dir, 'cgroup.procs'), String(pid));
-      else if (!cgroupJoined) await cgroup?.addProcess(pid);
+      else if (!cgroupJoined) {
+        try {
+          await cgroup?.addProcess(pid);
+        } catch (e) {
+          if (!initCgroup || (e as { errno?: string }).errno !== 'EBUSY') throw e;
+          this.debug?.(`exec ${id}: the container's cgroup takes no process (EBUSY): joining ${initCgroup}`);
+          writeFileSync(join(initCgroup, 'cgroup.procs'), String(pid));
+        }
+      }
       if (record.intelRdt) joinIntelRdt(record.intelRdt, pid);
       launched.release();
       await launched.expect('eof'); // exec'd, or a step failed (then this throws)
@@ -1571,6 +1585,31 @@ function newRecord(id: string, bundle: string, spec: Spec, options: CreateOption
     ...(options.ownedDirs ? { ownedDirs: options.ownedDirs } : {}),
     ...(options.image ? { image: options.image } : {}),
   };
+}
+
+/**
+ * cgroup v2's "no internal processes" rule: once a container has given controllers to cgroups
+ * of its own (a nested runtime, systemd inside), its own cgroup may take no process, and an
+ * exec'd process joins the cgroup of the container's first process instead, as runc does. The
+ * directory of that cgroup, where the container's cgroup gives any controller to its children
+ * and the first process is in it or below it (never elsewhere); undefined otherwise.
+ */
+function initCgroupFallback(cgroup: Cgroup | undefined, initPid: number): string | undefined {
+  const dir = cgroup?.layout === 'v2' ? cgroup.paths['unified'] : undefined;
+  if (cgroup === undefined || dir === undefined) return undefined;
+  try {
+    if (readFileSync(join(dir, 'cgroup.subtree_control'), 'latin1').trim() === '') return undefined;
+    const own = readFileSync(`/proc/${initPid}/cgroup`, 'latin1')
+      .split('\n')
+      .find((l) => l.startsWith('0::'))
+      ?.slice(3);
+    const base = cgroup.path === '/' ? '' : cgroup.path;
+    if (own === undefined || (own !== base && !own.startsWith(`${base}/`))) return undefined;
+    if (own.split('/').some((c) => c === '..' || c === '.')) return undefined;
+    return dir + own.slice(base.length);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
