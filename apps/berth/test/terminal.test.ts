@@ -188,7 +188,7 @@ describe('berth spec', () => {
     const a = join(sb.dir, 'spec-v2-a');
     const b = join(sb.dir, 'spec-v2-b');
     const script = [
-      'mount -t cgroup2 cgroup2 /sys/fs/cgroup',
+      '{ [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] || mount -t cgroup2 cgroup2 /sys/fs/cgroup; }',
       `mkdir ${a} ${b}`,
       `${process.execPath} ${CLI} spec -b ${a}`,
       `runc spec -b ${b}`,

@@ -34,6 +34,28 @@ describe('planContainer', () => {
     expect(devData(false)).not.toMatch(/context=/);
   });
 
+  it('cgroup v2: a new cgroup namespace gets cgroup2 mounted, unless the container joins a user namespace', () => {
+    const cgroupMount = (s: ReturnType<typeof spec>) =>
+      planContainer(s, {
+        bundle,
+        foreground: true,
+        cgroupLayout: 'v2',
+        cgroupPaths: { unified: '/sys/fs/cgroup/berth/x' },
+      }).steps.find(
+        (x) => x.op === 'mount' && (x.fstype === 'cgroup2' || x.source === '/sys/fs/cgroup/berth/x'),
+      );
+    const own = spec();
+    own.linux!.namespaces!.push({ type: 'cgroup' });
+    expect(cgroupMount(own)).toMatchObject({ fstype: 'cgroup2' });
+    // a new cgroup namespace beside a joined user namespace is not that namespace's: the kernel
+    // would refuse cgroup2 there (EPERM, EBUSY), and the container's cgroup is bound instead
+    const joiner = spec();
+    joiner.linux!.namespaces!.push({ type: 'cgroup' }, { type: 'user', path: '/proc/1/ns/user' });
+    joiner.linux!.uidMappings = undefined;
+    expect(cgroupMount(joiner)).toMatchObject({ source: '/sys/fs/cgroup/berth/x' });
+    expect(cgroupMount(joiner)).not.toHaveProperty('fstype');
+  });
+
   it('creates the namespaces, waits for the runtime, mounts, then runs the process steps', () => {
     const { steps, rootfs } = planContainer(spec(), { bundle, foreground: false, fifo: '/run/x/exec.fifo' });
     expect(rootfs).toBe(join(bundle, 'rootfs'));

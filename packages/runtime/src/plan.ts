@@ -231,7 +231,13 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
           ]
         : []),
     ],
-    cgroupNamespace: linux.namespaces?.some((n) => n.type === 'cgroup' && !n.path) ?? false,
+    // A new cgroup namespace, where cgroup2 can be mounted in it: not where the container joins a
+    // user namespace (the new cgroup namespace is then not that user namespace's, and the kernel
+    // refuses the mount with EPERM or EBUSY); /sys/fs/cgroup is then the container's cgroup
+    // bound, the same view (runc falls back to that bind on those errors)
+    cgroupNamespace:
+      (linux.namespaces?.some((n) => n.type === 'cgroup' && !n.path) ?? false) &&
+      !linux.namespaces?.some((n) => n.type === 'user' && n.path),
     // only a new IPC namespace's mqueue is the container's own to label (linux.mountLabel)
     ipcNamespace: linux.namespaces?.some((n) => n.type === 'ipc' && !n.path) ?? false,
   });

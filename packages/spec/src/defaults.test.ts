@@ -31,7 +31,8 @@ async function runcSpec(args: string[], cgroup2 = false): Promise<Record<string,
   const dir = await mkdtemp(join(tmpdir(), 'berth-spec-runc-'));
   dirs.push(dir);
   if (cgroup2) {
-    const script = 'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$0" spec "$@"';
+    const script =
+      '{ [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] || mount -t cgroup2 cgroup2 /sys/fs/cgroup; } && exec "$0" spec "$@"';
     await run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, RUNC, ...args], { cwd: dir });
   } else await run(RUNC, ['spec', ...args], { cwd: dir });
   return JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
