@@ -150,6 +150,8 @@ describe('container cgroups', () => {
   it("cgroup v2: exec joins the first process's cgroup when the container's own takes no process (runc)", async () => {
     const bundle = sb.bundle((c) => {
       c.process.args = ['sleep', '300'];
+      // no cgroup namespace: /proc/self/cgroup then shows the whole path
+      c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== 'cgroup');
     });
     const id = sb.id('busy');
     expect(sb.detached(['run', '-d', '-b', bundle, id])).toMatchObject({ status: 0, stderr: '' });
