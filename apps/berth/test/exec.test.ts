@@ -149,11 +149,18 @@ describe('berth exec', () => {
     expect(lines.length).toBeGreaterThan(0);
     // every hierarchy berth manages (a named one like name=systemd is not the container's)
     for (const l of lines.filter((x) => !x.includes(':name='))) expect(l).toMatch(/\/sub$/);
-    for (const bad of ['../x', '/abs', 'missing'])
+    // runc's words: a path that cannot be a sub-cgroup, and one that is not there
+    for (const bad of ['../x', '/abs'])
       expect(sb.berth(['exec', '--cgroup', bad, id, 'true'])).toMatchObject({
         status: 255,
-        stderr: expect.stringMatching(/^berth: exec --cgroup: bad sub cgroup path: /), // runc's words
+        stderr: expect.stringMatching(/^berth: exec --cgroup: bad sub cgroup path: /),
       });
+    expect(sb.berth(['exec', '--cgroup', 'missing', id, 'true'])).toMatchObject({
+      status: 255,
+      stderr: expect.stringMatching(
+        /^berth: exec --cgroup: sub cgroup missing does not exist: .*: no such file or directory\n$/,
+      ),
+    });
     expect(sb.berth(['delete', '--force', id]).status).toBe(0);
   });
 

@@ -1640,7 +1640,7 @@ function subCgroupDirs(cgroup: Cgroup | undefined, entries: readonly string[]): 
     if (sub === undefined) continue;
     const target = join(dir, sub);
     if (!existsSync(join(target, 'cgroup.procs')))
-      throw fail(`bad sub cgroup path: ${sub} is not a cgroup below the container's (${target})`);
+      throw fail(`sub cgroup ${sub} does not exist: ${target}: no such file or directory`);
     dirs.push(target);
   }
   return [...new Set(dirs)];
