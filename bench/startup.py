@@ -5,8 +5,13 @@ Run by bench/run.sh inside a private mount namespace (see there). Each command i
 started with posix_spawn and reaped with wait4, which gives its wall time and its
 peak RSS (the largest of the process and the children it waited for).
 
+The `run` rows also give each command's minor page faults and CPU time (from the same wait4),
+and the machine's cost of one page fault is measured: on some VMs a fault traps to the
+hypervisor and costs 10-20 µs instead of well under one, and a Node process takes thousands.
+
 usage: startup.py WORK BUNDLE SLEEP_BUNDLE RUNS OUT.json
 """
+import mmap
 import json
 import os
 import shutil
@@ -37,20 +42,37 @@ def spawn(argv):
 
 
 def reap(pid, argv):
+    """Waits for the command; its rusage (with the children it waited for)."""
     _, status, ru = os.wait4(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         sys.exit(f'bench: {" ".join(argv)} exited with {code}')
-    return ru.ru_maxrss
+    return ru
 
 
 def timed(*argvs):
-    """Runs the commands one after another; wall seconds and the largest peak RSS (KiB)."""
+    """Runs the commands one after another: wall seconds, the largest peak RSS (KiB), and the
+    minor page faults and CPU seconds of them all."""
     t0 = time.perf_counter()
-    rss = 0
+    rss, faults, cpu = 0, 0, 0.0
     for argv in argvs:
-        rss = max(rss, reap(spawn(argv), argv))
-    return time.perf_counter() - t0, rss
+        ru = reap(spawn(argv), argv)
+        rss, faults, cpu = max(rss, ru.ru_maxrss), faults + ru.ru_minflt, cpu + ru.ru_utime + ru.ru_stime
+    return time.perf_counter() - t0, rss, faults, cpu
+
+
+def fault_cost_us(pages=4096):
+    """What one minor page fault costs here: fresh anonymous pages touched one by one."""
+    best = None
+    for _ in range(3):
+        m = mmap.mmap(-1, pages * 4096)
+        t0 = time.perf_counter()
+        for i in range(0, pages * 4096, 4096):
+            m[i] = 1
+        t = (time.perf_counter() - t0) / pages * 1e6
+        m.close()
+        best = t if best is None else min(best, t)
+    return best
 
 
 def cmd(name, *args):
@@ -86,13 +108,18 @@ def interleaved(label, fn, names, n, warmup=2):
             fn(name)
     times = {name: [] for name in names}
     rss = {name: [] for name in names}
+    faults = {name: [] for name in names}
+    cpu = {name: [] for name in names}
     for i in range(n):
         order = names[i % len(names):] + names[:i % len(names)]
         for name in order:
-            t, r = fn(name)
+            t, r, f, c = fn(name)
             times[name].append(t)
             rss[name].append(r)
-    results[label] = {name: {'time': row_of(times[name]), 'rssKiB': row_of(rss[name])} for name in names}
+            faults[name].append(f)
+            cpu[name].append(c)
+    results[label] = {name: {'time': row_of(times[name]), 'rssKiB': row_of(rss[name]),
+                             'faults': row_of(faults[name]), 'cpu': row_of(cpu[name])} for name in names}
 
 
 names = ['berth', 'runc', 'crun']
@@ -106,7 +133,7 @@ def fifty(name):
     t0 = time.perf_counter()
     for _ in range(50):
         reap(spawn(c := cmd(name, 'run', '-b', bundle, 'ID')), c)
-    return time.perf_counter() - t0, 0
+    return time.perf_counter() - t0, 0, 0, 0.0
 
 
 interleaved('50 in a row', fifty, names, 3, warmup=0)
@@ -118,7 +145,7 @@ def four(name):
     pids = [(spawn(c := cmd(name, 'run', '-b', bundle, 'ID')), c) for _ in range(4)]
     for pid, c in pids:
         reap(pid, c)
-    return time.perf_counter() - t0, 0
+    return time.perf_counter() - t0, 0, 0, 0.0
 
 
 interleaved('4 at a time', four, names, max(5, runs // 3))
@@ -185,6 +212,12 @@ rate_row(f'{library["parallel"]} at a time', library['nAtATime'], cli_rate4, lib
 for name in ['berth', 'runc', 'crun', 'node -e 0']:
     r = R['run'][name]['rssKiB']
     lines.append(f'| peak RSS of `run` (MiB) | {name} | {r["median"] / 1024:.1f} | {r["min"] / 1024:.1f} | {r["max"] / 1024:.1f} | | |')
+for name in ['berth', 'runc', 'crun', 'node -e 0']:
+    r = R['run'][name]['faults']
+    lines.append(f'| page faults of `run` | {name} | {r["median"]:.0f} | {r["min"]:.0f} | {r["max"]:.0f} | | |')
+for name in ['berth', 'runc', 'crun', 'node -e 0']:
+    r = R['run'][name]['cpu']
+    lines.append(f'| CPU time of `run` (ms) | {name} | {ms(r["median"])} | {ms(r["min"])} | {ms(r["max"])} | | |')
 mem = library['memory']
 lines.append(f'| library: PSS per live container (MiB) | berth library | {mem["perContainerKiB"] / 1024:.2f} | | | | |')
 
@@ -212,6 +245,13 @@ goals = [
     f'{R["run"]["node -e 0"]["rssKiB"]["median"] / 1024:.1f} MiB '
     f'({"met" if R["run"]["berth"]["rssKiB"]["median"] - R["run"]["node -e 0"]["rssKiB"]["median"] <= 8192 else "not met"}: goal ≤ +8 MiB)',
 ]
+# the page faults berth's `run` takes beyond node's, at what one costs on this machine
+fault_us = fault_cost_us()
+results['faultCostUs'] = fault_us
+extra = R['run']['berth']['faults']['median'] - R['run']['node -e 0']['faults']['median']
+goals.append(f'- one page fault costs {fault_us:.2f} µs here; `berth run` takes {extra:.0f} more than `node -e 0` '
+             f'(≈ {extra * fault_us / 1000:.1f} ms), `crun run` {R["run"]["crun"]["faults"]["median"]:.0f} in all '
+             f'(≈ {R["run"]["crun"]["faults"]["median"] * fault_us / 1000:.1f} ms)')
 # where the state roots were: tmpfs (as /run on a standard host) or the work directory's disk
 with open('/proc/self/mounts') as m:
     fstype = next((l.split()[2] for l in m if l.split()[1] == os.path.abspath(work)), 'disk')
