@@ -65,10 +65,16 @@ describe('shiftOwners', () => {
     linkSync(join(tree, 'home/user/file'), join(tree, 'home/link')); // the same inode twice
     writeFileSync(join(tree, 'big-id'), 'x\n');
     chownSync(join(tree, 'big-id'), 70000, 70000); // outside the maps
-    // a link to a file outside the tree: its target is never touched
+    // links out of the tree, as an image can hold: to a host file, and to a host directory
+    // (never descended); their targets are never touched
     const outside = join(dir, 'outside');
     writeFileSync(outside, 'host\n');
     symlinkSync(outside, join(tree, 'escape'));
+    const outsideDir = join(dir, 'outside-dir');
+    mkdirSync(outsideDir);
+    writeFileSync(join(outsideDir, 'secret'), 'host\n');
+    chmodSync(join(outsideDir, 'secret'), 0o4755);
+    symlinkSync(outsideDir, join(tree, 'escape-dir'));
 
     // a map whose host range overlaps its container range: shifting twice would show
     await shiftOwners(tree, { uid: range(base, 65536), gid: range(base + 100000, 65536) });
@@ -86,6 +92,10 @@ describe('shiftOwners', () => {
     expect(owner('big-id')).toEqual([70000, 70000]);
     expect(owner('escape')).toEqual([base, base + 100000]);
     expect([lstatSync(outside).uid, lstatSync(outside).gid]).toEqual([0, 0]);
+    expect(owner('escape-dir')).toEqual([base, base + 100000]);
+    for (const p of [outsideDir, join(outsideDir, 'secret')])
+      expect([lstatSync(p).uid, lstatSync(p).gid]).toEqual([0, 0]);
+    expect(lstatSync(join(outsideDir, 'secret')).mode & 0o7777).toBe(0o4755);
     // ping's capability set survives the chown, for the namespace's root
     const caps = lgetxattr(join(tree, 'bin/ping'), 'security.capability');
     expect(caps?.readUInt32LE(0)).toBe(0x03000001);
