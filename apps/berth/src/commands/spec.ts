@@ -1,4 +1,4 @@
-import { existsSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from '../command.js';
 import { str } from './common.js';
@@ -22,24 +22,15 @@ and run it with "berth run -b DIR ID".`,
     { name: 'rootless', help: 'a config for a container started by an unprivileged user' },
   ],
   async run({ options }) {
-    const { defaultSpec, formatSpec } = await import('@berth/spec');
+    const [{ defaultSpec, formatSpec }, { detectCgroupLayout }] = await Promise.all([
+      import('@berth/spec'),
+      import('@berth/cgroups'),
+    ]);
+    // runc's IsCgroup2UnifiedMode: /sys/fs/cgroup is cgroup2, no v1 hierarchies
+    const cgroupNamespace = (await detectCgroupLayout().catch(() => undefined)) === 'v2';
     const file = join(resolve(str(options['bundle']) ?? '.'), 'config.json');
     if (existsSync(file)) throw new Error(`${file} already exists: remove it first`);
-    writeFileSync(
-      file,
-      formatSpec(defaultSpec({ rootless: options['rootless'] === true, cgroupNamespace: cgroup2Only() })),
-    );
+    writeFileSync(file, formatSpec(defaultSpec({ rootless: options['rootless'] === true, cgroupNamespace })));
     return 0;
   },
 };
-
-const CGROUP2_SUPER_MAGIC = 0x63677270;
-
-/** Whether /sys/fs/cgroup is a cgroup2 mount (runc's IsCgroup2UnifiedMode): no v1 hierarchies. */
-function cgroup2Only(): boolean {
-  try {
-    return statfsSync('/sys/fs/cgroup').type === CGROUP2_SUPER_MAGIC;
-  } catch {
-    return false;
-  }
-}
