@@ -28,7 +28,7 @@ const dir = mkdtempSync(join(tmpdir(), 'berth-security-test-'));
 const root = join(dir, 'run');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const APPLETS = ['sh', 'sleep', 'echo', 'cat', 'grep', 'mkdir', 'uname', 'ionice', 'sync', 'true'];
+const APPLETS = ['sh', 'sleep', 'echo', 'cat', 'grep', 'mkdir', 'uname', 'ionice', 'sync', 'true', 'ls'];
 let serial = 0;
 const used: string[] = [];
 const uid = (name: string) => {
@@ -136,6 +136,30 @@ describe('seccomp in a container', () => {
       expect(out).toMatch(/Invalid cross-device link/);
     } finally {
       await rt.delete(id, { force: true });
+    }
+  });
+
+  it("a profile that refuses the launcher's newer syscalls (EPERM) still runs, and no runtime fd passes exec", async () => {
+    // as runtime-tools' default profile: an allow list that names landlock (444-446), so the
+    // ENOSYS stub does not apply, but not close_range, openat2 or faccessat2 (436, 437, 439);
+    // without no_new_privs the filter is in force before the credentials change, as in runc
+    for (const nnp of [false, true]) {
+      const b = bundle('ls /proc/self/fd; echo done', (s) => {
+        s.process!.noNewPrivileges = nnp;
+        s.process!.user = { uid: 1000, gid: 1000 };
+        s.linux!.seccomp = {
+          defaultAction: 'SCMP_ACT_ALLOW',
+          syscalls: [
+            { names: ['close_range', 'openat2', 'faccessat2'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
+            { names: ['landlock_create_ruleset'], action: 'SCMP_ACT_ALLOW' },
+          ],
+        };
+      });
+      const { status, out } = await run(b);
+      expect(out).toMatch(/^done$/m);
+      expect(status).toBe(0);
+      // 0-2 are the container's stdio, 3 is ls's own directory: nothing of the launcher's
+      expect(out.trim().split('\n').slice(0, -1)).toEqual(['0', '1', '2', '3']);
     }
   });
 

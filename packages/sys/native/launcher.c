@@ -1044,8 +1044,9 @@ static int step_close_fds(struct step *s) {
   what = "close_range";
   unsigned first = (unsigned)I(s, 0);
   if (syscall(SYS_close_range, first, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) == 0) return 0;
-  if (errno != ENOSYS && errno != EINVAL) return -1;
-  /* no close_range: list the open fds instead of guessing a limit */
+  /* no close_range (ENOSYS, EINVAL before Linux 5.11), or a seccomp filter already in force
+   * that refuses it (EPERM: a profile without close_range, applied before the credentials
+   * change as runc does): list the open fds instead of guessing a limit */
   int dfd = proc_fd >= 0 ? openat(proc_fd, "self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   if (dfd < 0) return -1;
   DIR *d = fdopendir(dfd);
@@ -1074,13 +1075,28 @@ static int step_pty_connect(struct step *s) {
   return console_fd < 0 ? -1 : connect(console_fd, (struct sockaddr *)&sa, sizeof sa);
 }
 
+/*
+ * May the process execute `path`, by its effective ids and capabilities (CAP_DAC_OVERRIDE),
+ * as execve decides? faccessat2(AT_EACCESS); where it is missing (before Linux 5.8) or a
+ * seccomp profile already in force refuses it (EPERM, which access never returns for X_OK),
+ * the old faccessat: this runs after the credentials change, so real and effective ids agree.
+ */
+#ifndef SYS_faccessat2
+#define SYS_faccessat2 439
+#endif
+static int may_exec(const char *path) {
+  if (syscall(SYS_faccessat2, AT_FDCWD, path, X_OK, AT_EACCESS) == 0) return 0;
+  if (errno != ENOSYS && errno != EPERM) return -1;
+  return (int)syscall(SYS_faccessat, AT_FDCWD, path, X_OK);
+}
+
 /* args: name, PATH value. Resolve before waiting so a missing binary fails at create time. */
 static int step_lookup(struct step *s) {
   const char *name = Sx(s, 0);
   what = "exec";
   if (strchr(name, '/')) {
     snprintf(resolved, sizeof resolved, "%s", name);
-    return faccessat(AT_FDCWD, resolved, X_OK, AT_EACCESS); /* effective ids and caps (CAP_DAC_OVERRIDE), as execve */
+    return may_exec(resolved);
   }
   const char *pathv = S(s, 1) ? S(s, 1) : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   int last_err = ENOENT;
@@ -1091,7 +1107,7 @@ static int step_lookup(struct step *s) {
     snprintf(resolved, sizeof resolved, "%.*s/%s", (int)len, len ? p : ".", name);
     struct stat st;
     if (stat(resolved, &st) == 0 && S_ISREG(st.st_mode)) {
-      if (faccessat(AT_FDCWD, resolved, X_OK, AT_EACCESS) == 0) return 0;
+      if (may_exec(resolved) == 0) return 0;
       last_err = errno;
     }
     if (!e) break;

@@ -202,8 +202,10 @@ static int open_beneath(int rootfd, const char *path, int oflags) {
   oflags |= O_PATH;
   if (have_openat2 && !force_walk) {
     int fd = openat2_retry(rootfd, path, (uint64_t)oflags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
-    if (fd >= 0 || (errno != ENOSYS && errno != E2BIG)) return fd;
-    have_openat2 = 0;
+    /* EPERM: a seccomp profile in force (applied before the credentials change, as runc does)
+     * that does not name openat2; the walk below has the same semantics */
+    if (fd >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EPERM)) return fd;
+    if (errno != EPERM) have_openat2 = 0;
   }
   return walk_in_root(rootfd, path, oflags);
 }
@@ -384,11 +386,13 @@ static int proc_write(const char *rel, const char *value) {
   if (proc_fd < 0) return errno = ENOENT, -1;
   while (*rel == '/') rel++;
   int fd = -1;
+  int refused = 0; /* openat2 refused by a seccomp profile in force (EPERM) */
   if (have_openat2) {
     fd = openat2_retry(proc_fd, rel, O_WRONLY | O_NOCTTY, RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH);
     if (fd < 0 && (errno == ENOSYS || errno == E2BIG)) have_openat2 = 0;
+    refused = fd < 0 && errno == EPERM;
   }
-  if (!have_openat2) {
+  if (!have_openat2 || refused) {
     /* no openat2: at least refuse anything that is not a procfs file after opening */
     fd = openat(proc_fd, rel, O_WRONLY | O_NOCTTY | O_CLOEXEC | O_NOFOLLOW);
   }
