@@ -86,7 +86,7 @@ const GLOBAL_OPTIONS: OptionSpec[] = [
   { name: 'log-format', value: 'text|json', help: 'format of --log lines (default text)' },
   {
     name: 'systemd-cgroup',
-    help: 'treat cgroupsPath as slice:prefix:name (systemd driver: not implemented yet, create fails)',
+    help: 'the systemd cgroup driver: cgroupsPath is slice:prefix:name, a transient scope made over D-Bus (cgroup v2)',
   },
   { name: 'debug', help: 'log each step (level=debug, to --log or stderr) and stack traces of errors' },
   { name: 'help', short: 'h', help: 'show help' },

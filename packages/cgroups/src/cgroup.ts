@@ -14,7 +14,7 @@ import {
   writeCgroupFile,
 } from './fsutil.js';
 import { ownCgroups } from './own.js';
-import { type ResolvePathOptions, resolveCgroupsPath } from './path.js';
+import { isSystemdRunning, type ResolvePathOptions, resolveCgroupsPath } from './path.js';
 import { readPidsStats } from './pids.js';
 import { hugepageSizeName, type Plan, type Write } from './plan.js';
 import { type CgroupStats, emptyStats } from './stats.js';
@@ -46,6 +46,11 @@ export interface CgroupOptions {
   root?: string;
   /** skip detection (with a non-default `root`, a plain directory tree can stand in for a hierarchy) */
   layout?: CgroupLayout;
+  /**
+   * `create` with driver `systemd` where systemd runs: the transient scope's first process
+   * (systemd makes no scope without one) and the limits it is told of (./systemd/scope.ts)
+   */
+  scope?: { pid: number; resources?: LinuxResources; description?: string };
 }
 
 export interface ApplyOptions {
@@ -90,17 +95,31 @@ export class Cgroup {
   readonly path: string;
   private readonly hierarchy: CgroupHierarchy;
 
-  private constructor(hierarchy: CgroupHierarchy, path: string, paths: Record<string, string>) {
+  /** The `slice:prefix:name` of a cgroup systemd's manager holds as a unit (the systemd driver, systemd running). */
+  readonly systemdUnit: string | undefined;
+
+  private constructor(
+    hierarchy: CgroupHierarchy,
+    path: string,
+    paths: Record<string, string>,
+    systemdUnit?: string,
+  ) {
     this.hierarchy = hierarchy;
     this.layout = hierarchy.layout;
     this.path = path;
     this.paths = paths;
+    this.systemdUnit = systemdUnit;
   }
 
   private static async locate(
     cgroupsPath: string,
     opts: CgroupOptions,
-  ): Promise<{ hierarchy: CgroupHierarchy; path: string; paths: Record<string, string> }> {
+  ): Promise<{
+    hierarchy: CgroupHierarchy;
+    path: string;
+    paths: Record<string, string>;
+    systemdUnit?: string;
+  }> {
     const resolveOpts: ResolvePathOptions = {};
     if (opts.driver !== undefined) resolveOpts.driver = opts.driver;
     if (opts.fallbackToCgroupfs !== undefined) resolveOpts.fallbackToCgroupfs = opts.fallbackToCgroupfs;
@@ -119,7 +138,9 @@ export class Cgroup {
     }
     if (hierarchy.unified !== undefined)
       paths[UNIFIED] = under(hierarchy.unified, resolved.relative ? dirname(own[UNIFIED] ?? '/') : '/');
-    return { hierarchy, path: resolved.path, paths };
+    // systemd's own unit where its manager runs; the cgroupfs fallback (asked for) where it does not
+    const systemdUnit = resolved.systemd && isSystemdRunning() ? cgroupsPath : undefined;
+    return { hierarchy, path: resolved.path, paths, ...(systemdUnit ? { systemdUnit } : {}) };
   }
 
   /**
@@ -136,8 +157,27 @@ export class Cgroup {
 
   /** Creates the directories (idempotent: existing ones are joined, not an error). */
   static async create(cgroupsPath: string, opts: CgroupOptions = {}): Promise<Cgroup> {
-    const { hierarchy, path, paths } = await Cgroup.locate(cgroupsPath, opts);
+    const { hierarchy, path, paths, systemdUnit } = await Cgroup.locate(cgroupsPath, opts);
     const created: string[] = [];
+    let scope: typeof import('./systemd/scope.js') | undefined;
+    if (systemdUnit) {
+      // systemd makes the scope, its directory and the process in it; the rest is as with cgroupfs
+      if (!opts.scope)
+        throw new CgroupError({
+          code: 'ESYSTEMD',
+          op: 'create',
+          path: cgroupsPath,
+          message: `${cgroupsPath}: a systemd scope is made with its first process: create needs scope.pid`,
+        });
+      scope = await import('./systemd/scope.js');
+      await scope.startScope({
+        cgroupsPath,
+        pid: opts.scope.pid,
+        layout: hierarchy.layout,
+        ...(opts.scope.resources ? { resources: opts.scope.resources } : {}),
+        ...(opts.scope.description ? { description: opts.scope.description } : {}),
+      });
+    }
     try {
       for (const [ctrl, dir] of Object.entries(paths)) {
         let first: string | undefined;
@@ -168,6 +208,7 @@ export class Cgroup {
       if (hierarchy.layout === 'v2' && hierarchy.unified !== undefined && unified !== undefined)
         await enableAvailableV2(hierarchy.unified, unified);
     } catch (err) {
+      if (scope) await scope.stopScope(cgroupsPath).catch(() => undefined);
       // undo only what this call created, deepest first
       for (const top of created.reverse()) {
         for (const dir of Object.values(paths).filter((d) => d === top || d.startsWith(`${top}/`))) {
@@ -177,7 +218,7 @@ export class Cgroup {
       }
       throw err;
     }
-    return new Cgroup(hierarchy, path, paths);
+    return new Cgroup(hierarchy, path, paths, systemdUnit);
   }
 
   /** Joins an existing cgroup; fails with ENOTFOUND when none of its directories exist. */
@@ -198,7 +239,7 @@ export class Cgroup {
    * without building an exception.
    */
   static async find(cgroupsPath: string, opts: CgroupOptions = {}): Promise<Cgroup | undefined> {
-    const { hierarchy, path, paths } = await Cgroup.locate(cgroupsPath, opts);
+    const { hierarchy, path, paths, systemdUnit } = await Cgroup.locate(cgroupsPath, opts);
     const present: Record<string, string> = {};
     let any = false;
     for (const [ctrl, dir] of Object.entries(paths))
@@ -206,7 +247,7 @@ export class Cgroup {
         present[ctrl] = dir;
         any = true;
       }
-    return any ? new Cgroup(hierarchy, path, present) : undefined;
+    return any ? new Cgroup(hierarchy, path, present, systemdUnit) : undefined;
   }
 
   private get isV2(): boolean {
@@ -256,6 +297,10 @@ export class Cgroup {
     if (problems.length > 0) throw invalid(op, problems);
     const { v1, v2 } = await this.plan(resources);
     const hostProblems: CgroupProblem[] = [...v1.problems, ...v2.problems];
+    // an update of a systemd scope: its unit's properties too, or systemd would put the old
+    // values back at its next reload (at create they went with the scope)
+    if (opts.update && this.systemdUnit && hostProblems.length === 0)
+      await (await import('./systemd/scope.js')).setScopeResources(this.systemdUnit, resources);
     const bound: { write: Write; dir: string }[] = [];
     for (const write of v1.writes) {
       const dir = this.paths[write.controller];
@@ -334,6 +379,11 @@ export class Cgroup {
    * cgroups remain): then empty it (killAll) and `delete`.
    */
   async deleteIfEmpty(): Promise<boolean> {
+    if (this.systemdUnit) {
+      // an empty scope: systemd has stopped it or stops it now; one with processes is left as it is
+      if ((await this.pids()).length > 0) return false;
+      await (await import('./systemd/scope.js')).stopScope(this.systemdUnit);
+    }
     for (const dir of new Set(Object.values(this.paths))) {
       try {
         rmdirSync(dir);
@@ -375,6 +425,24 @@ export class Cgroup {
   }
 
   /** Resolves once every task is frozen, not merely asked to freeze. */
+  /**
+   * Moves `pid` out of this cgroup into the calling process's own cgroup2 (the launcher that
+   * a systemd scope was made with, once the container's process is in it): false where the
+   * kernel refuses (no cgroup2, or a cgroup of ours that takes no process).
+   */
+  async releaseProcess(pid: number): Promise<boolean> {
+    const unified = this.hierarchy.unified;
+    if (unified === undefined) return false;
+    const own = (await ownCgroups())[UNIFIED];
+    if (own === undefined) return false;
+    try {
+      await writeCgroupFile(join(unified, own), 'cgroup.procs', String(pid));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async freeze(): Promise<void> {
     const { dir, v2 } = this.freezerDir();
     await (v2 ? freezeV2(dir) : freezeV1(dir));
@@ -454,6 +522,11 @@ export class Cgroup {
   async delete(): Promise<void> {
     const dirs = [...new Set(Object.values(this.paths))];
     const errors: CgroupError[] = [];
+    if (this.systemdUnit)
+      await (await import('./systemd/scope.js')).stopScope(this.systemdUnit).catch((err: unknown) => {
+        if (err instanceof CgroupError) errors.push(err);
+        else throw err;
+      });
     for (const dir of dirs) {
       try {
         await removeCgroupDir(dir);

@@ -23,6 +23,17 @@ export {
 } from './path.js';
 export type { Plan, Write } from './plan.js';
 export { type CgroupStats, type IoEntry, type MemoryEntry, toRuncStats } from './stats.js';
+export {
+  cpuMask,
+  type StartScopeOptions,
+  scopeOf,
+  scopeResourceProperties,
+  scopeState,
+  setScopeResources,
+  startScope,
+  stopScope,
+  systemdSocket,
+} from './systemd/scope.js';
 export type * from './types.js';
 export { planV1, type V1PlanInput } from './v1/plan.js';
 export { assembleDeviceProgram, type BpfInsn, encodeProgram, runDeviceProgram } from './v2/device-program.js';

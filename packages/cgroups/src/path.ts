@@ -4,7 +4,7 @@ import type { CgroupDriver } from './types.js';
 
 export interface ResolvePathOptions {
   driver?: CgroupDriver;
-  /** with driver `systemd` on a host without systemd, map `slice:prefix:name` onto cgroupfs as runc does */
+  /** with driver `systemd` on a host without systemd, map `slice:prefix:name` onto cgroupfs anyway (a test, a rescue) */
   fallbackToCgroupfs?: boolean;
   /** injectable for tests; defaults to checking /run/systemd/system like sd_booted(3) */
   systemdRunning?: boolean;
@@ -101,16 +101,6 @@ export function resolveCgroupsPath(cgroupsPath: string, opts: ResolvePathOptions
       path: cgroupsPath,
       message:
         `systemd is not running (no /run/systemd/system): cannot use the systemd cgroup driver for ${JSON.stringify(cgroupsPath)}; ` +
-        'use the cgroupfs driver, or ask for the cgroupfs fallback explicitly',
-    });
-  }
-  if (running && !opts.fallbackToCgroupfs) {
-    throw new CgroupError({
-      code: 'ESYSTEMD',
-      op: 'resolve',
-      path: cgroupsPath,
-      message:
-        `the systemd cgroup driver (transient units over D-Bus) is not implemented yet: cannot create ${unit}; ` +
         'use the cgroupfs driver, or ask for the cgroupfs fallback explicitly',
     });
   }

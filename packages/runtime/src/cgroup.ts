@@ -74,6 +74,8 @@ export async function createCgroup(
   validated = false,
   /** the cgroup existed before the container: a failure leaves it, as it was, where it was */
   shared = false,
+  /** with the systemd driver: the process systemd makes the container's scope with */
+  scopePid?: number,
 ): Promise<Cgroup> {
   const cg = await cgroups();
   const resources = effectiveResources(spec);
@@ -81,7 +83,17 @@ export async function createCgroup(
   if (problems.length) {
     throw new BerthError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), { code: 'EINVALIDSPEC' });
   }
-  const cgroup = await cg.Cgroup.create(cgroupsPath, { driver: systemd ? 'systemd' : 'cgroupfs' });
+  const cgroup = await cg.Cgroup.create(cgroupsPath, {
+    driver: systemd ? 'systemd' : 'cgroupfs',
+    ...(scopePid !== undefined
+      ? {
+          scope: {
+            pid: scopePid,
+            ...(spec.linux?.resources ? { resources: spec.linux.resources as LinuxResources } : {}),
+          },
+        }
+      : {}),
+  });
   try {
     // checked above, before anything was made: once is enough
     await cgroup.apply(resources, { validated: true });

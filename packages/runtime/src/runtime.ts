@@ -414,9 +414,22 @@ export class Runtime {
     const fifo = foreground ? undefined : join(dir, 'exec.fifo');
     const cgroupJoin = cgroupAt && selfJoinable(spec) ? selfJoinPaths(cgroupAt.paths) : undefined;
     made.selfJoin = cgroupJoin !== undefined;
-    // a cgroup2 directory the container is created in must exist before its clone
-    if (cgroupAt && cgroupJoin?.v2)
-      made.cgroup = await createCgroup(spec, cgroupAt.cgroupsPath, this.systemd, true, made.cgroupShared);
+    // a cgroup2 directory the container is created in must exist before its clone; so must a
+    // systemd scope, which systemd makes with the launcher in it (the container is born there)
+    const scopePid = this.systemd && cgroupAt && !made.cgroupShared ? await launched.spawnedPid() : undefined;
+    if (this.systemd && cgroupAt && !made.cgroupShared && scopePid === undefined)
+      throw new BerthError('the launcher did not start: no process to make the systemd scope with', {
+        code: 'ELAUNCH',
+      });
+    if (cgroupAt && (cgroupJoin?.v2 || scopePid !== undefined))
+      made.cgroup = await createCgroup(
+        spec,
+        cgroupAt.cgroupsPath,
+        this.systemd,
+        true,
+        made.cgroupShared,
+        scopePid,
+      );
     if (options.overlay) ownSnapshotUpper(spec, options.overlay.upper); // a user namespace's root owns its snapshot
     const plan = planContainer(spec, {
       ...(seccomp ? { seccomp } : {}),
@@ -454,6 +467,10 @@ export class Runtime {
       made.cgroup = await createCgroup(spec, cgroupAt.cgroupsPath, this.systemd, true, made.cgroupShared);
     const pid = (await launched.expect('pid')).pid;
     made.pid = record.pid = pid;
+    // the container's process is in the scope now: the launcher leaves it (it would count in
+    // `ps`, pids.max and `kill --all`); where the kernel refuses, it stays until it exits
+    if (scopePid !== undefined && made.cgroup && !(await made.cgroup.releaseProcess(scopePid)))
+      this.debug?.(`${id}: the launcher (${scopePid}) stays in the scope until it exits`);
     this.debug?.(`${id}: container process ${pid}${made.cgroup ? `, cgroup ${record.cgroupsPath}` : ''}`);
     // recorded later (setUpAtSync, finishCreate), with its start time (read there, off the
     // path the container waits on). Until then a death of this process ends the container

@@ -198,6 +198,12 @@ export class Launch {
   private ended = false;
   private readonly sync: Channel;
 
+  /** The launcher's pid once it has been spawned (a posix_spawn on libuv's pool may still be under way). */
+  async spawnedPid(): Promise<number | undefined> {
+    await this.whenStarted.catch(() => undefined);
+    return this.process.pid;
+  }
+
   /**
    * Starts the launcher. With `steps` it gets its plan at once; without, it waits for
    * `sendPlan` (or for `abort`/`detach`, which close the plan unsent: it then exits

@@ -24,6 +24,7 @@ describe('the cgroup v2 test host', () => {
       expect.arrayContaining([
         'apps/berth/test/cgroups.test.ts',
         'apps/berth/test/guest/apparmor.guest.ts',
+        'apps/berth/test/systemd-cgroup.test.ts',
         'packages/cgroups/test/v2-devices.test.ts',
         'packages/cgroups/test/v2-unified.test.ts',
       ]),

@@ -11,6 +11,8 @@ export default defineConfig({
     include: [
       'packages/cgroups/test/**/*.test.ts',
       'apps/berth/test/cgroups.test.ts',
+      // the systemd cgroup driver against a systemd of its own, with every controller to limit
+      'apps/berth/test/systemd-cgroup.test.ts',
       // what needs a kernel with AppArmor enabled (Debian's guest kernel has it by default; this host
       // may not). SELinux needs another boot: packages/vm/test/selinux-host.test.ts
       'apps/berth/test/guest/apparmor.guest.ts',
