@@ -160,15 +160,20 @@ export class Cgroup {
     const { hierarchy, path, paths, systemdUnit } = await Cgroup.locate(cgroupsPath, opts);
     const created: string[] = [];
     let scope: typeof import('./systemd/scope.js') | undefined;
-    if (systemdUnit) {
+    if (systemdUnit && !opts.scope) {
+      // a unit that exists already (a cgroup shared with what made it) is joined as it is; a new
+      // one only systemd makes, with its first process
+      for (const dir of Object.values(paths))
+        if (!(await isDir(dir)))
+          throw new CgroupError({
+            code: 'ESYSTEMD',
+            op: 'create',
+            path: cgroupsPath,
+            message: `${cgroupsPath}: systemd makes a scope with its first process: create needs scope.pid`,
+          });
+    }
+    if (systemdUnit && opts.scope) {
       // systemd makes the scope, its directory and the process in it; the rest is as with cgroupfs
-      if (!opts.scope)
-        throw new CgroupError({
-          code: 'ESYSTEMD',
-          op: 'create',
-          path: cgroupsPath,
-          message: `${cgroupsPath}: a systemd scope is made with its first process: create needs scope.pid`,
-        });
       scope = await import('./systemd/scope.js');
       await scope.startScope({
         cgroupsPath,
@@ -424,7 +429,6 @@ export class Cgroup {
     throw new CgroupError({ code: 'ENOCONTROLLER', op: 'freeze', message: 'no freezer on this host' });
   }
 
-  /** Resolves once every task is frozen, not merely asked to freeze. */
   /**
    * Moves `pid` out of this cgroup into the calling process's own cgroup2 (the launcher that
    * a systemd scope was made with, once the container's process is in it): false where the
@@ -443,6 +447,7 @@ export class Cgroup {
     }
   }
 
+  /** Resolves once every task is frozen, not merely asked to freeze. */
   async freeze(): Promise<void> {
     const { dir, v2 } = this.freezerDir();
     await (v2 ? freezeV2(dir) : freezeV1(dir));
