@@ -161,6 +161,41 @@ describe('seccomp in a container', () => {
       // 0-2 are the container's stdio, 3 is ls's own directory: nothing of the launcher's
       expect(out.trim().split('\n').slice(0, -1)).toEqual(['0', '1', '2', '3']);
     }
+    // and a process exec'd into such a container, which goes through the same last steps
+    const rt = new Runtime({ root, warn: () => {} });
+    const id = uid('old-profile');
+    const b = bundle('sleep 30', (s) => {
+      s.process!.noNewPrivileges = false;
+      s.process!.user = { uid: 1000, gid: 1000 };
+      s.linux!.seccomp = {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [
+          { names: ['close_range', 'openat2', 'faccessat2'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
+          { names: ['landlock_create_ruleset'], action: 'SCMP_ACT_ALLOW' },
+        ],
+      };
+    });
+    await rt.create(id, b, { stdio: ['ignore', 'ignore', 'ignore'] });
+    try {
+      await rt.start(id);
+      const file = join(b, 'exec.txt');
+      const fd = openSync(file, 'w');
+      let status: number;
+      try {
+        status = await rt.exec(
+          id,
+          { cwd: '/', args: ['ls', '/proc/self/fd'], env: ['PATH=/bin'], user: { uid: 1000, gid: 1000 } },
+          { stdio: ['ignore', fd, fd] },
+        );
+      } finally {
+        closeSync(fd);
+      }
+      expect(readFileSync(file, 'utf8').trim().split('\n')).toEqual(['0', '1', '2', '3']);
+      expect(status).toBe(0);
+    } finally {
+      await rt.delete(id, { force: true });
+      await rt.close();
+    }
   });
 
   it('KILL_PROCESS really kills (SIGSYS)', async () => {
