@@ -18,6 +18,7 @@ import { isSystemdRunning, type ResolvePathOptions, resolveCgroupsPath } from '.
 import { readPidsStats } from './pids.js';
 import { hugepageSizeName, type Plan, type Write } from './plan.js';
 import { type CgroupStats, emptyStats } from './stats.js';
+import { setScopeResources, startScope, stopScope } from './systemd/scope.js';
 import type { CgroupDriver, CgroupLayout, LinuxResources } from './types.js';
 import { readBlkioStatsV1 } from './v1/blkio.js';
 import { readCpuThrottlingV1 } from './v1/cpu.js';
@@ -159,7 +160,7 @@ export class Cgroup {
   static async create(cgroupsPath: string, opts: CgroupOptions = {}): Promise<Cgroup> {
     const { hierarchy, path, paths, systemdUnit } = await Cgroup.locate(cgroupsPath, opts);
     const created: string[] = [];
-    let scope: typeof import('./systemd/scope.js') | undefined;
+    let scopeMade = false;
     if (systemdUnit && !opts.scope) {
       // a unit that exists already (a cgroup shared with what made it) is joined as it is; a new
       // one only systemd makes, with its first process
@@ -174,14 +175,14 @@ export class Cgroup {
     }
     if (systemdUnit && opts.scope) {
       // systemd makes the scope, its directory and the process in it; the rest is as with cgroupfs
-      scope = await import('./systemd/scope.js');
-      await scope.startScope({
+      await startScope({
         cgroupsPath,
         pid: opts.scope.pid,
         layout: hierarchy.layout,
         ...(opts.scope.resources ? { resources: opts.scope.resources } : {}),
         ...(opts.scope.description ? { description: opts.scope.description } : {}),
       });
+      scopeMade = true;
     }
     try {
       for (const [ctrl, dir] of Object.entries(paths)) {
@@ -213,7 +214,7 @@ export class Cgroup {
       if (hierarchy.layout === 'v2' && hierarchy.unified !== undefined && unified !== undefined)
         await enableAvailableV2(hierarchy.unified, unified);
     } catch (err) {
-      if (scope) await scope.stopScope(cgroupsPath).catch(() => undefined);
+      if (scopeMade) await stopScope(cgroupsPath).catch(() => undefined);
       // undo only what this call created, deepest first
       for (const top of created.reverse()) {
         for (const dir of Object.values(paths).filter((d) => d === top || d.startsWith(`${top}/`))) {
@@ -305,7 +306,7 @@ export class Cgroup {
     // an update of a systemd scope: its unit's properties too, or systemd would put the old
     // values back at its next reload (at create they went with the scope)
     if (opts.update && this.systemdUnit && hostProblems.length === 0)
-      await (await import('./systemd/scope.js')).setScopeResources(this.systemdUnit, resources);
+      await setScopeResources(this.systemdUnit, resources);
     const bound: { write: Write; dir: string }[] = [];
     for (const write of v1.writes) {
       const dir = this.paths[write.controller];
@@ -387,7 +388,7 @@ export class Cgroup {
     if (this.systemdUnit) {
       // an empty scope: systemd has stopped it or stops it now; one with processes is left as it is
       if ((await this.pids()).length > 0) return false;
-      await (await import('./systemd/scope.js')).stopScope(this.systemdUnit);
+      await stopScope(this.systemdUnit);
     }
     for (const dir of new Set(Object.values(this.paths))) {
       try {
@@ -528,7 +529,7 @@ export class Cgroup {
     const dirs = [...new Set(Object.values(this.paths))];
     const errors: CgroupError[] = [];
     if (this.systemdUnit)
-      await (await import('./systemd/scope.js')).stopScope(this.systemdUnit).catch((err: unknown) => {
+      await stopScope(this.systemdUnit).catch((err: unknown) => {
         if (err instanceof CgroupError) errors.push(err);
         else throw err;
       });

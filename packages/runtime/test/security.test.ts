@@ -87,6 +87,21 @@ const leftovers = () =>
     .split('\n')
     .filter((l) => l.includes(dir));
 
+/**
+ * As runtime-tools' default profile: an allow list that names landlock (444-446), so the ENOSYS
+ * stub does not apply, but not close_range, openat2 or faccessat2 (436, 437, 439); run as a user.
+ */
+const oldProfile = (spec: Spec) => {
+  spec.process!.user = { uid: 1000, gid: 1000 };
+  spec.linux!.seccomp = {
+    defaultAction: 'SCMP_ACT_ALLOW',
+    syscalls: [
+      { names: ['close_range', 'openat2', 'faccessat2'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
+      { names: ['landlock_create_ruleset'], action: 'SCMP_ACT_ALLOW' },
+    ],
+  };
+};
+
 describe('seccomp in a container', () => {
   it('is in force from the first instruction: Seccomp 2, and a rule returns its errnoRet', async () => {
     for (const nnp of [true, false]) {
@@ -140,20 +155,11 @@ describe('seccomp in a container', () => {
   });
 
   it("a profile that refuses the launcher's newer syscalls (EPERM) still runs, and no runtime fd passes exec", async () => {
-    // as runtime-tools' default profile: an allow list that names landlock (444-446), so the
-    // ENOSYS stub does not apply, but not close_range, openat2 or faccessat2 (436, 437, 439);
     // without no_new_privs the filter is in force before the credentials change, as in runc
     for (const nnp of [false, true]) {
       const b = bundle('ls /proc/self/fd; echo done', (s) => {
         s.process!.noNewPrivileges = nnp;
-        s.process!.user = { uid: 1000, gid: 1000 };
-        s.linux!.seccomp = {
-          defaultAction: 'SCMP_ACT_ALLOW',
-          syscalls: [
-            { names: ['close_range', 'openat2', 'faccessat2'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
-            { names: ['landlock_create_ruleset'], action: 'SCMP_ACT_ALLOW' },
-          ],
-        };
+        oldProfile(s);
       });
       const { status, out } = await run(b);
       expect(out).toMatch(/^done$/m);
@@ -166,14 +172,7 @@ describe('seccomp in a container', () => {
     const id = uid('old-profile');
     const b = bundle('sleep 30', (s) => {
       s.process!.noNewPrivileges = false;
-      s.process!.user = { uid: 1000, gid: 1000 };
-      s.linux!.seccomp = {
-        defaultAction: 'SCMP_ACT_ALLOW',
-        syscalls: [
-          { names: ['close_range', 'openat2', 'faccessat2'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
-          { names: ['landlock_create_ruleset'], action: 'SCMP_ACT_ALLOW' },
-        ],
-      };
+      oldProfile(s);
     });
     await rt.create(id, b, { stdio: ['ignore', 'ignore', 'ignore'] });
     try {
