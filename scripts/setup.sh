@@ -17,13 +17,14 @@ fi
 # bench: runc, crun, hyperfine, skopeo, umoci
 # vm backend: qemu-system-x86 (the microVM), musl-tools + linux-libc-dev (the static guest
 #             agent and launcher), xz-utils (unpacking the guest kernel apt-get downloads)
-# clients: podman, containerd, iptables (podman's bridge), util-linux (unshare in the conformance suite)
+# clients: podman, containerd, iptables (podman's bridge), util-linux (unshare in the conformance suite),
+#          libdevmapper1.02.1 (a library Debian's dockerd links; dockerd itself is unpacked below)
 # guest tests: apparmor (apparmor_parser, which the cgroup v2 guest's AppArmor tests run from the
 #              host's root filesystem), selinux-policy-default (the SELinux guest's policy)
 packages=(gcc libc6-dev busybox-static iproute2 procps python3 runc crun hyperfine
   docker-registry apache2-utils openssl zstd skopeo umoci ca-certificates
   nftables containernetworking-plugins wget
-  podman containerd iptables util-linux libseccomp2
+  podman containerd iptables util-linux libseccomp2 libdevmapper1.02.1
   qemu-system-x86 musl-tools linux-libc-dev xz-utils uidmap
   selinux-policy-default apparmor)
 missing=()
@@ -53,4 +54,18 @@ npm run build --silent
 # (apt-get download needs package lists, which a machine that had every package may lack)
 ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1 || apt-get update -qq
 node packages/vm/scripts/prepare.mjs
+# docker, a client test (apps/berth/test/clients/docker.test.ts): Debian's dockerd and docker CLI,
+# and tini (docker-init), unpacked under /var/lib/berth/docker, not installed: no docker service
+# starts on this machine (no docker0 bridge, no firewall rules); the test runs a daemon of its own
+dockerdir=/var/lib/berth/docker
+if [ ! -x "$dockerdir/usr/sbin/dockerd" ] || [ ! -x "$dockerdir/usr/bin/docker-init" ]; then
+  tmp=$(mktemp -d)
+  chown _apt "$tmp" 2>/dev/null || true # apt-get download fetches as the _apt user
+  (cd "$tmp" && apt-get download -q docker.io tini >/dev/null)
+  rm -rf "$dockerdir.tmp"
+  mkdir -p "$dockerdir.tmp"
+  for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$dockerdir.tmp"; done
+  rm -rf "$dockerdir" "$tmp"
+  mv "$dockerdir.tmp" "$dockerdir"
+fi
 echo "setup: done. Try: npx berth run busybox echo hello"

@@ -62,10 +62,14 @@ export function debug(msg: string): void {
   }
 }
 
-/** A warning for the user: on stderr, and in the log. */
+/**
+ * A warning for the user: in --log if one is given, and only there (as runc's): containerd's
+ * shim and conmon run `create` with the container's own stdio, so a line on stderr would
+ * become the container's output (`docker logs`); without --log, on stderr.
+ */
 export function warn(msg: string): void {
-  process.stderr.write(`berth: warning: ${msg}\n`);
-  logLine('warning', msg);
+  if (globals.log) logLine('warning', msg);
+  else process.stderr.write(`berth: warning: ${msg}\n`);
 }
 
 /**

@@ -112,6 +112,20 @@ describe('bad input', () => {
       'berth: warning: linux.resources.CPU: not a field berth knows: ignored, as the runtime-spec asks (nothing applies it)',
       'berth: warning: linux.resources.memory.limitt: not a field berth knows: ignored, as the runtime-spec asks (nothing applies it)',
     ]);
+    // with --log, the warnings go there only, as runc's: a shim runs `create` with the
+    // container's own stdio, where a warning would read as the container's output
+    const log = join(sb.dir, 'warnings.json');
+    const c = sb.bundle((c) => {
+      c.process.args = ['sh', '-c', 'echo out; echo err >&2'];
+      c.linux.resources = { ...c.linux.resources, CPU: { cpus: '0' } };
+    });
+    const logged = sb.berth(['--log', log, '--log-format', 'json', 'run', '-b', c, sb.id()]);
+    expect(logged).toMatchObject({ status: 0, stdout: 'out\n', stderr: 'err\n' });
+    const entries = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(entries).toMatchObject([{ level: 'warning', msg: expect.stringMatching(/^linux\.resources\.CPU: /) }]);
   });
 
   it('usage errors say what is wrong', () => {

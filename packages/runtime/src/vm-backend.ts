@@ -336,9 +336,8 @@ async function bootVm(
         warn,
         nic,
       );
-      const m = await vm();
-      // QEMU set the terminal up as it started: the guest's pty already turns \n into \r\n
-      await m.rawTerminalOutput(pty.slave).catch(() => {});
+      // the guest's pty has ONLCR off (its launcher relays it); QEMU keeps output processing on
+      // this pty, so the console socket's side reads \r\n, as from runc's and crun's ptys
       const { sendFdToSocket } = await import('@berth/sys');
       await sendFdToSocket(consoleSocket, pty.master, '/dev/ptmx').catch((e: Error) => {
         throw new BerthError(
@@ -540,11 +539,9 @@ export async function execVm(
   const out = (s: Stdio, std: Writable): Writable | null =>
     s === 'inherit' ? std : typeof s === 'number' ? createWriteStream('', { fd: s, autoClose: false }) : null;
   // a terminal in the guest: this side's terminal passes keys through as they are typed
+  // (output processing stays on: the guest's pty has ONLCR off, so \n becomes \r\n here, once)
   const raw = proc.terminal === true && input === process.stdin && process.stdin.isTTY === true;
-  if (raw) {
-    process.stdin.setRawMode(true);
-    await (await vm()).rawTerminalOutput(0).catch(() => {});
-  }
+  if (raw) process.stdin.setRawMode(true);
   try {
     return await machine.exec(steps, [input, out(o, process.stdout), out(e, process.stderr)]);
   } finally {
@@ -570,12 +567,6 @@ export async function runVm(
   const createOptions = { ...options };
   if (autostart) AUTOSTART.add(createOptions);
   await rt.create(id, bundle, createOptions);
-  const spec = rt.store.read(id).spec;
-  const stdin = options.stdio?.[0] ?? 'inherit';
-  if (spec?.process?.terminal && (stdin === 'inherit' || typeof stdin === 'number')) {
-    // QEMU set the terminal up when it started (it is "created" now): no second \n -> \r\n
-    await (await vm()).rawTerminalOutput(stdin === 'inherit' ? 0 : stdin).catch(() => {});
-  }
   const { constants } = await import('node:os');
   const forward = (signal: NodeJS.Signals) => {
     rt.kill(id, constants.signals[signal]).catch(() => {});

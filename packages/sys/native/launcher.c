@@ -275,7 +275,10 @@ static void resize_pty(void) {
 static void relay_pty(void) {
   if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
     struct termios raw = saved_tio;
-    cfmakeraw(&raw); /* the container's own pty already turns \n into \r\n */
+    cfmakeraw(&raw);
+    /* keys pass through as typed; output processing stays on, as runc's console keeps it: the
+     * container's pty has ONLCR off (step_pty), so \n becomes \r\n here, once */
+    raw.c_oflag |= OPOST;
     if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0) tio_saved = 1;
     atexit(restore_tty);
   }
@@ -463,11 +466,17 @@ static void step_pty(struct step *s, int i) {
   if (ptsname_r(master, name, sizeof name) != 0) die(i, "ptsname", errno);
   int slave = open(name, O_RDWR | O_NOCTTY);
   if (slave < 0) die(i, "open pty slave", errno);
-  /* no \n -> \r\n on output, as runc and crun set it: what the container writes is relayed as written */
-  struct termios tio;
-  if (tcgetattr(slave, &tio) == 0) {
-    tio.c_oflag &= ~(tcflag_t)ONLCR;
-    tcsetattr(slave, TCSANOW, &tio);
+  /* A pty handed to a console socket keeps the kernel's defaults (ONLCR on), as runc and crun
+   * hand it: docker, podman, containerd and kubectl relay its bytes to a raw terminal as they
+   * are. One this launcher relays itself has ONLCR off, as runc's own: the host terminal's
+   * output processing (kept on in relay_pty) turns \n into \r\n once, and a redirected stdout
+   * gets the lines as written. */
+  if (!socket_path) {
+    struct termios tio;
+    if (tcgetattr(slave, &tio) == 0) {
+      tio.c_oflag &= ~(tcflag_t)ONLCR;
+      tcsetattr(slave, TCSANOW, &tio);
+    }
   }
   int rows = (int)I(s, 1), cols = (int)I(s, 2);
   if (rows > 0 && cols > 0) {

@@ -55,7 +55,6 @@ export {
   openVm,
   parseStatus,
   probeVm,
-  rawTerminalOutput,
   Vm,
   type VmCreateRequest,
   type VmHostSupport,

@@ -839,24 +839,3 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
 export function openVm(id: string, record: VmRecord): Vm {
   return new Vm(id, record);
 }
-
-const TCGETS = 0x5401;
-const TCSETS = 0x5402;
-const OPOST = 0o1;
-
-/**
- * Turns off output processing on a host terminal (QEMU's stdio chardev keeps
- * OPOST on): with a terminal the guest's own pty already turns \n into \r\n,
- * and a second conversion on the host would print \r\r\n. QEMU restores the
- * terminal as it found it when it exits.
- */
-export async function rawTerminalOutput(fd: number): Promise<void> {
-  const { isatty } = await import('node:tty');
-  if (!isatty(fd)) return;
-  const { libc } = await import('@berth/sys');
-  const sys = await libc();
-  const termios = Buffer.alloc(64);
-  sys.ioctl(fd, TCGETS, termios);
-  termios.writeUInt32LE(termios.readUInt32LE(4) & ~OPOST, 4);
-  sys.ioctl(fd, TCSETS, termios);
-}
