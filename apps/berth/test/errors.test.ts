@@ -125,7 +125,9 @@ describe('bad input', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l));
-    expect(entries).toMatchObject([{ level: 'warning', msg: expect.stringMatching(/^linux\.resources\.CPU: /) }]);
+    expect(entries).toMatchObject([
+      { level: 'warning', msg: expect.stringMatching(/^linux\.resources\.CPU: /) },
+    ]);
   });
 
   it('usage errors say what is wrong', () => {
