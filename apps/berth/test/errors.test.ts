@@ -90,6 +90,22 @@ describe('bad input', () => {
     fails(['run', '-b', d, sb.id()], 'create working directory /etc/passwd/dir: ENOTDIR (not a directory)');
   });
 
+  it('a negative process.oomScoreAdj: applied, or (without CAP_SYS_RESOURCE) an error that says why', () => {
+    const b = sb.bundle((c) => {
+      c.process.args = ['cat', '/proc/self/oom_score_adj'];
+      c.process.oomScoreAdj = -998; // what containerd gives a pod's sandbox
+    });
+    const bounding = BigInt(`0x${readFileSync('/proc/self/status', 'utf8').match(/^CapBnd:\s+(\w+)$/m)![1]}`);
+    if (bounding & (1n << 24n)) {
+      expect(sb.berth(['run', '-b', b, sb.id()])).toMatchObject({ status: 0, stdout: '-998\n' });
+    } else {
+      fails(
+        ['run', '-b', b, sb.id()],
+        "set process.oomScoreAdj to -998 (/proc/self/oom_score_adj): EACCES (permission denied): a score below the runtime's own needs CAP_SYS_RESOURCE, which this host's bounding set lacks",
+      );
+    }
+  });
+
   it('unsupported features are refused plainly, not ignored', () => {
     const b = sb.bundle((c) => {
       c.linux.personality = { domain: 'LINUX', flags: ['SHORT_INODE'] };

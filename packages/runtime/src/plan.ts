@@ -193,7 +193,12 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
     });
   }
   if (proc.oomScoreAdj !== undefined) {
-    steps.push({ op: 'procWrite', path: 'self/oom_score_adj', content: String(proc.oomScoreAdj) });
+    steps.push({
+      op: 'procWrite',
+      path: 'self/oom_score_adj',
+      content: String(proc.oomScoreAdj),
+      describe: `set process.oomScoreAdj to ${proc.oomScoreAdj} (/proc/self/oom_score_adj)`,
+    });
   }
   // where SELinux is off the label is dropped, as runc does (label.FormatMountLabel)
   const mountLabel = linux.mountLabel && (ctx.lsms ?? hostLsms()).selinux ? linux.mountLabel : undefined;

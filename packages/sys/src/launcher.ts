@@ -78,17 +78,38 @@ export class LaunchError extends BerthError {
     const what = step ? describeStep(step) : `launcher step ${stepIndex}`;
     // name the syscall only when it adds something to the description
     const detail = !step || PRIMARY_SYSCALL[step.op] === syscall ? '' : `${syscall}: `;
-    super(`${what}: ${detail}${name} (${strerror(errno)})${idmapHint(step, syscall, name)}`, {
-      code: 'ELAUNCH',
-      op: syscall,
-      ...(step && 'path' in step ? { path: String(step.path) } : {}),
-      ...(step && step.op === 'mount' ? { path: step.target } : {}),
-      errno: name,
-    });
+    super(
+      `${what}: ${detail}${name} (${strerror(errno)})${idmapHint(step, syscall, name)}${oomHint(step, name)}`,
+      {
+        code: 'ELAUNCH',
+        op: syscall,
+        ...(step && 'path' in step ? { path: String(step.path) } : {}),
+        ...(step && step.op === 'mount' ? { path: step.target } : {}),
+        errno: name,
+      },
+    );
     this.name = 'LaunchError';
     this.stepIndex = stepIndex;
     this.syscall = syscall;
   }
+}
+
+/**
+ * Why the kernel refused an OOM score: a value below the runtime's own (containerd gives a pod
+ * sandbox -998) needs CAP_SYS_RESOURCE, which some hosts keep out of every bounding set.
+ */
+function oomHint(step: PlanStep | undefined, errno: string): string {
+  if (errno !== 'EACCES' || step?.op !== 'procWrite' || !step.path.endsWith('oom_score_adj')) return '';
+  let bounding: bigint | undefined;
+  try {
+    const hex = readFileSync('/proc/self/status', 'utf8').match(/^CapBnd:\s+([0-9a-f]+)$/m)?.[1];
+    bounding = hex ? BigInt(`0x${hex}`) : undefined;
+  } catch {
+    // no /proc: the hint without the host's part
+  }
+  const lacks =
+    bounding !== undefined && !(bounding & (1n << 24n)) ? ", which this host's bounding set lacks" : '';
+  return `: a score below the runtime's own needs CAP_SYS_RESOURCE${lacks}`;
 }
 
 /** File systems by statfs type, for idmapHint. */

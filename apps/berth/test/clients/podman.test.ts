@@ -442,6 +442,76 @@ describe('podman --runtime berth', () => {
     ok(['rm', '-f', '-t', '0', c]);
   });
 
+  it("a pod: its containers join the infra container's namespaces (net, ipc, uts, pid), as a Kubernetes pod's do", () => {
+    // an infra image of the test's own (podman would build one around catatonit, which a host may lack)
+    const pause = `localhost/berth-test-pause-${process.pid}:latest`;
+    const base = name('pausebase');
+    ok(['create', '--name', base, IMAGE, 'true']);
+    ok([
+      'commit',
+      '-q',
+      '--change',
+      'ENTRYPOINT ["/bin/sleep","2147483647"]',
+      '--change',
+      'CMD []',
+      base,
+      pause,
+    ]);
+    ok(['rm', base]);
+    const pod = name('pod');
+    try {
+      ok([
+        'pod',
+        'create',
+        '--name',
+        pod,
+        '--share',
+        'net,ipc,uts,pid',
+        '--network',
+        'none',
+        '--infra-image',
+        pause,
+      ]);
+      const web = name('web');
+      ok([
+        'run',
+        '-d',
+        '--pod',
+        pod,
+        '--name',
+        web,
+        IMAGE,
+        'httpd',
+        '-f',
+        '-p',
+        '127.0.0.1:8080',
+        '-h',
+        '/etc',
+      ]);
+      const out = ok([
+        'run',
+        '--rm',
+        '--pod',
+        pod,
+        IMAGE,
+        'sh',
+        '-c',
+        'ps -o comm | sort | uniq | tr "\\n" " "; echo; echo "$(wget -q -O - http://127.0.0.1:8080/hostname)"; hostname; readlink /proc/self/ns/ipc',
+      ]);
+      const [procs, served, hostname, ipc] = out.split('\n');
+      // one pid namespace: the infra process and the other container's server are seen
+      expect(procs!.split(' ')).toEqual(expect.arrayContaining(['sleep', 'httpd', 'ps']));
+      // one network namespace (its loopback), one UTS namespace (the pod's hostname)
+      expect(served).toBe(hostname);
+      expect(hostname).toBe(pod);
+      // one IPC namespace
+      expect(ok(['exec', web, 'readlink', '/proc/self/ns/ipc']).trim()).toBe(ipc);
+    } finally {
+      podman(['pod', 'rm', '-f', '-t', '0', pod]);
+      podman(['rmi', pause]);
+    }
+  });
+
   it('a tty session: podman run -it', () => {
     const r = onTerminal(
       ['podman', ...podmanArgs(), 'run', '--rm', '-it', '--network', 'none', IMAGE, 'sh'],
