@@ -9,7 +9,15 @@
 // IPAM store, the cgroup parent, the images (berth's busybox, imported with ctr).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../helpers.js';
@@ -331,6 +339,88 @@ describe('Kubernetes (the CRI through containerd) with berth as the runtime', ()
     expect((await status(client)).int(3)).toBe(STATE.EXITED);
     await cri.call(`${RUNTIME}/RemovePodSandbox`, { 1: podId });
     expect((await cri.call(`${RUNTIME}/ListPodSandbox`, {})).messages(1)).toEqual([]);
+    expect(readdirSync(join(berthRoot, 'k8s.io'))).toEqual([]);
+  });
+
+  it("a host-network pod with Kubernetes' defaults: a PID namespace per container, a privileged container, SIGKILL after the grace period", async () => {
+    const name = `berth-hostnet-${process.pid}`;
+    const config = {
+      1: { 1: name, 2: `uid-hostnet-${process.pid}`, 3: 'default', 4: 0 },
+      // no hostname: the kubelet sends one only for a pod with a network namespace of its own
+      3: join(dir, 'logs'),
+      // hostNetwork: true; pid and ipc as a Pod without shareProcessNamespace
+      // (privileged, as the kubelet marks a sandbox with a privileged container)
+      8: { 1: cgroupParent, 2: { 1: { 1: NS.NODE, 2: NS.CONTAINER, 3: NS.POD }, 6: true } },
+    };
+    const podId = (await cri.call(`${RUNTIME}/RunPodSandbox`, { 1: config })).string(1);
+    const create = async (n: string, args: string[], security: Record<number, unknown>) => {
+      const id = (
+        await cri.call(`${RUNTIME}/CreateContainer`, {
+          1: podId,
+          2: {
+            1: { 1: n, 2: 0 },
+            2: { 1: BUSYBOX },
+            3: args.slice(0, 1),
+            4: args.slice(1),
+            11: `${n}.log`,
+            15: { 2: { 3: { 1: NS.NODE, 2: NS.CONTAINER, 3: NS.POD }, ...security } },
+          },
+          3: config,
+        })
+      ).string(1);
+      await cri.call(`${RUNTIME}/StartContainer`, { 1: id });
+      return id;
+    };
+    // PID 1 of its own namespace, with no handler for SIGTERM: only SIGKILL ends it
+    const plain = await create('plain', ['sleep', '600'], { 15: { 1: 1 } });
+    const privileged = await create('privileged', ['sleep', '600'], { 2: true });
+    const inPlain = await execSync(plain, [
+      'sh',
+      '-c',
+      'ps -o pid,comm | grep -c sleep; readlink /proc/self/ns/net; grep -E "^Seccomp:" /proc/self/status',
+    ]);
+    // its own PID namespace (one sleep, its own), the host's network namespace, seccomp Unconfined
+    const [sleeps, netns, seccomp] = inPlain.stdout.split('\n');
+    expect(sleeps).toBe('1');
+    expect(netns).toBe(readlinkSync('/proc/self/ns/net'));
+    expect(seccomp).toMatch(/^Seccomp:\s+0$/);
+    // privileged: every capability the host has, the host's devices, /sys writable
+    const inPrivileged = await execSync(privileged, [
+      'sh',
+      '-c',
+      'grep ^CapEff: /proc/self/status; test -e /dev/kmsg && echo host-devices; grep " /sys " /proc/self/mountinfo | grep -c " rw,"',
+    ]);
+    const bounding = readFileSync('/proc/self/status', 'utf8').match(/^CapBnd:\s+(\w+)$/m)![1];
+    expect(inPrivileged.stdout).toBe(`CapEff:\t${bounding}\nhost-devices\n1\n`);
+    // StopContainer with a grace period of 1 s: SIGTERM is ignored, then SIGKILL (exit 137)
+    const t0 = Date.now();
+    await cri.call(`${RUNTIME}/StopContainer`, { 1: plain, 2: 1 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    const stopped = await status(plain);
+    expect(stopped.int(3)).toBe(STATE.EXITED);
+    expect(stopped.int(7)).toBe(137);
+    // a restarted container (attempt 1), as the kubelet makes after an exit: a new create of the same name
+    const again = (
+      await cri.call(`${RUNTIME}/CreateContainer`, {
+        1: podId,
+        2: {
+          1: { 1: 'plain', 2: 1 },
+          2: { 1: BUSYBOX },
+          3: ['sh'],
+          4: ['-c', 'echo attempt 1'],
+          11: 'plain-1.log',
+          15: { 2: { 3: { 1: NS.NODE, 2: NS.CONTAINER, 3: NS.POD } } },
+        },
+        3: config,
+      })
+    ).string(1);
+    await cri.call(`${RUNTIME}/StartContainer`, { 1: again });
+    for (let i = 0; i < 100 && (await status(again)).int(3) !== STATE.EXITED; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect((await status(again)).int(7)).toBe(0);
+    expect(readFileSync(join(dir, 'logs', 'plain-1.log'), 'utf8')).toMatch(/ stdout F attempt 1$/m);
+    await cri.call(`${RUNTIME}/StopPodSandbox`, { 1: podId });
+    await cri.call(`${RUNTIME}/RemovePodSandbox`, { 1: podId });
     expect(readdirSync(join(berthRoot, 'k8s.io'))).toEqual([]);
   });
 });
