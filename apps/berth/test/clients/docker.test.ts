@@ -273,7 +273,7 @@ describe('docker with berth as its runtime', () => {
     ok(['rm', '-f', c]);
   });
 
-  it('a tty session: docker run -it', () => {
+  it('tty sessions: docker run -it and docker exec -it', () => {
     const r = onTerminal(
       [`${DOCKER}/usr/bin/docker`, 'run', '--rm', '-it', IMAGE, 'sh'],
       'tty; test -t 0 && echo stdin-is-a-tty; echo "size=$(stty size)"; exit 7\r',
@@ -285,6 +285,18 @@ describe('docker with berth as its runtime', () => {
     // the terminal's size reaches the container
     expect(r.stdout).toMatch(/^size=33 111\r$/m);
     expect(r.status).toBe(7);
+    // docker exec -it: a terminal of the exec's own, handed over the same way
+    const c = name('exectty');
+    ok(['run', '-d', '--name', c, IMAGE, 'sleep', '600']);
+    const e = onTerminal(
+      [`${DOCKER}/usr/bin/docker`, 'exec', '-it', c, 'sh'],
+      'tty; echo "size=$(stty size)"; exit 4\r',
+      ENV,
+    );
+    expect(e.stdout).toMatch(/^\/dev\/pts\/\d+\r$/m);
+    expect(e.stdout).toMatch(/^size=33 111\r$/m);
+    expect(e.status).toBe(4);
+    ok(['rm', '-f', c]);
   });
 
   it('a detached container: exec, top, pause and unpause, update, kill -s, logs, stop', () => {
