@@ -4,7 +4,17 @@
 // under a temp dir; never a system one) and stops it at the end. The image is
 // berth's built-in busybox, written by `berth save`, imported by ctr.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../helpers.js';
@@ -90,14 +100,17 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   const bin = join(dir, 'bin');
   mkdirSync(bin, { recursive: true });
   symlinkSync(BERTH_BIN, join(bin, 'runc'));
+  // its log to a file: a pipe would fill while a spawnSync blocks this process, and stall containerd
+  const log = join(dir, 'containerd.log');
+  const logFd = openSync(log, 'a');
   containerd = spawn('containerd', ['--config', config], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', logFd, logFd],
     env: { ...process.env, PATH: `${bin}:${process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` },
   });
-  let log = '';
-  containerd.stderr!.on('data', (d) => (log += d));
+  closeSync(logFd);
   for (let i = 0; i < 300 && !existsSync(address); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!existsSync(address)) throw new Error(`containerd did not start: ${log}`);
+  if (!existsSync(address))
+    throw new Error(`containerd did not start: ${readFileSync(log, 'utf8').slice(-2000)}`);
   ok(['images', 'import', '--snapshotter', 'native', '--all-platforms', imageArchive(sb)]);
 });
 

@@ -7,7 +7,17 @@
 // /var/lib/berth/docker (not installed: no docker service runs on the machine). The
 // image is berth's built-in busybox, written by `berth save --format docker-archive`.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { CAPABILITIES } from '@berth/spec';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +32,7 @@ const execRoot = join(dir, 'exec');
 const cgroupParent = `berth-docker-${process.pid}`;
 const names = new Set<string>();
 let dockerd: ChildProcess | undefined;
-let daemonLog = '';
+const daemonLog = join(dir, 'dockerd.log');
 let linksBefore: string[] = [];
 // dockerd makes /run/docker/plugins (a fixed path) for plugin sockets: removed after if it was not there
 const runDockerBefore = existsSync('/run/docker');
@@ -62,10 +72,13 @@ function inspect(container: string, format: string): string {
   return ok(['inspect', '-f', format, container]).trim();
 }
 
-/** berth's state root for dockerd's containers: dockerd gives each runtime EXEC_ROOT/runtime-NAME, and containerd's namespace under it. */
+/** Container states under the runtime roots dockerd gives the shim (EXEC_ROOT/runtime-runc/moby in 20.10, whatever the runtime). */
 function berthStates(): string[] {
-  const root = join(execRoot, 'runtime-berth', 'moby');
-  return existsSync(root) ? readdirSync(root) : [];
+  const roots = existsSync(execRoot) ? readdirSync(execRoot).filter((d) => d.startsWith('runtime-')) : [];
+  return roots.flatMap((r) => {
+    const ns = join(execRoot, r, 'moby');
+    return existsSync(ns) ? readdirSync(ns) : [];
+  });
 }
 
 beforeAll(async () => {
@@ -73,6 +86,7 @@ beforeAll(async () => {
     throw new Error(`no dockerd under ${DOCKER}: run scripts/setup.sh (it unpacks Debian's docker.io there)`);
   linksBefore = links();
   mkdirSync(join(dir, 'cli'), { recursive: true });
+  const daemonLogFd = openSync(daemonLog, 'a');
   const config = join(dir, 'daemon.json');
   // the daemon's identity key, which dockerd 20.10 would otherwise write to /etc/docker
   writeFileSync(config, `${JSON.stringify({ 'deprecated-key-path': join(dir, 'key.json') })}\n`);
@@ -103,14 +117,16 @@ beforeAll(async () => {
       '--default-runtime',
       'berth',
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: ENV },
+    // its log to a file: a pipe would fill while a spawnSync blocks this process, and stall the daemon
+    { stdio: ['ignore', daemonLogFd, daemonLogFd], env: ENV },
   );
-  dockerd.stderr!.on('data', (d) => (daemonLog += d));
+  closeSync(daemonLogFd);
   for (let i = 0; i < 600 && docker(['version']).status !== 0; i++) {
     if (dockerd.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  if (docker(['version']).status !== 0) throw new Error(`dockerd did not start: ${daemonLog}`);
+  if (docker(['version']).status !== 0)
+    throw new Error(`dockerd did not start: ${readFileSync(daemonLog, 'utf8').slice(-2000)}`);
   const archive = join(sb.dir, 'busybox.docker.tar');
   sb.image();
   const saved = sb.berth(['save', '--format', 'docker-archive', '-o', archive, IMAGE]);

@@ -10,8 +10,10 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
+  closeSync,
   existsSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -35,7 +37,7 @@ const BUSYBOX = 'localhost/busybox:latest';
 const PAUSE = `localhost/berth-test-pause:${process.pid}`;
 const RUNTIME = '/runtime.v1.RuntimeService';
 let containerd: ChildProcess | undefined;
-let log = '';
+const log = join(dir, 'containerd.log');
 let cri: Channel;
 let linksBefore: string[] = [];
 const netnsBefore = new Set(existsSync('/run/netns') ? readdirSync('/run/netns') : []);
@@ -141,12 +143,15 @@ state = "${join(dir, 'state')}"
   conf_dir = "${join(dir, 'cni-conf')}"
 `,
   );
+  // its log to a file: a pipe would fill while a spawnSync blocks this process, and stall containerd
+  const logFd = openSync(log, 'a');
   containerd = spawn('containerd', ['--config', join(dir, 'config.toml')], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', logFd, logFd],
   });
-  containerd.stderr!.on('data', (d) => (log += d));
+  closeSync(logFd);
   for (let i = 0; i < 300 && !existsSync(address); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!existsSync(address)) throw new Error(`containerd did not start: ${log}`);
+  if (!existsSync(address))
+    throw new Error(`containerd did not start: ${readFileSync(log, 'utf8').slice(-2000)}`);
   cri = new Channel(address);
   ctr(['images', 'import', '--snapshotter', 'native', '--all-platforms', imageArchive(sb)]);
   ctr(['images', 'import', '--snapshotter', 'native', '--all-platforms', pauseArchive()]);
