@@ -10,6 +10,51 @@ import type { Sandbox } from '../helpers.js';
 /** berth's installed command: what podman and containerd are given as the OCI runtime. */
 export const BERTH_BIN = fileURLToPath(new URL('../../bin/berth.cjs', import.meta.url));
 
+/** What a client command printed, and its exit status. */
+export interface CommandResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * A client's command line (docker, podman, ctr): `run` gives the result, `ok` the output of a
+ * command that must succeed. A command that hangs is killed outright after 90 s (ctr and docker
+ * pass SIGTERM on to the container).
+ */
+export function clientCommand(
+  bin: string,
+  options: { prefix?: () => string[]; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): {
+  run: (args: string[], input?: string) => CommandResult;
+  ok: (args: string[], input?: string) => string;
+} {
+  const run = (args: string[], input?: string): CommandResult => {
+    const r = spawnSync(bin, [...(options.prefix?.() ?? []), ...args], {
+      encoding: 'utf8',
+      timeout: 90_000,
+      killSignal: 'SIGKILL',
+      ...(options.env ? { env: options.env } : {}),
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(input !== undefined ? { input } : { stdio: ['ignore', 'pipe', 'pipe'] }),
+    });
+    return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  };
+  const ok = (args: string[], input?: string): string => {
+    const r = run(args, input);
+    if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')}: ${r.status}\n${r.stderr}`);
+    return r.stdout;
+  };
+  return { run, ok };
+}
+
+/** A name unique to this test process, added to `names` (what the test removes at the end). */
+export function uniqueName(names: Set<string>, prefix: string): string {
+  const n = `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
+  names.add(n);
+  return n;
+}
+
 /** The image ref the archive holds. */
 export const IMAGE = 'localhost/busybox:latest';
 

@@ -18,7 +18,15 @@ import {
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../helpers.js';
-import { BERTH_BIN, cgroupValue, IMAGE, imageArchive, onTerminal } from './clients.js';
+import {
+  BERTH_BIN,
+  cgroupValue,
+  clientCommand,
+  IMAGE,
+  imageArchive,
+  onTerminal,
+  uniqueName,
+} from './clients.js';
 
 const sb = new Sandbox();
 const dir = join(sb.dir, 'containerd');
@@ -31,28 +39,8 @@ function ctrArgs(): string[] {
   return ['--address', address, '--namespace', namespace];
 }
 
-function ctr(args: string[], input?: string) {
-  const r = spawnSync('ctr', [...ctrArgs(), ...args], {
-    encoding: 'utf8',
-    timeout: 90_000,
-    // ctr run forwards SIGTERM to the container, so a stuck one is killed outright
-    killSignal: 'SIGKILL',
-    ...(input !== undefined ? { input } : { stdio: ['ignore', 'pipe', 'pipe'] }),
-  });
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
-function ok(args: string[], input?: string): string {
-  const r = ctr(args, input);
-  if (r.status !== 0) throw new Error(`ctr ${args.join(' ')}: ${r.status}\n${r.stderr}`);
-  return r.stdout;
-}
-
-function id(prefix: string): string {
-  const n = `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
-  ids.add(n);
-  return n;
-}
+const { run: ctr, ok } = clientCommand('ctr', { prefix: ctrArgs });
+const id = (prefix: string) => uniqueName(ids, prefix);
 
 /** `ctr run` with berth as the runc shim's binary. */
 const berthRoot = join(dir, 'berth-root');

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { CAPABILITIES } from '@berth/spec';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../helpers.js';
-import { BERTH_BIN, cgroupValue, IMAGE, links, onTerminal } from './clients.js';
+import { BERTH_BIN, cgroupValue, clientCommand, IMAGE, links, onTerminal, uniqueName } from './clients.js';
 
 const DOCKER = '/var/lib/berth/docker';
 const sb = new Sandbox();
@@ -45,28 +45,8 @@ const ENV = {
   DOCKER_CONFIG: join(dir, 'cli'),
 };
 
-function docker(args: string[], input?: string) {
-  const r = spawnSync(`${DOCKER}/usr/bin/docker`, args, {
-    encoding: 'utf8',
-    env: ENV,
-    timeout: 90_000,
-    killSignal: 'SIGKILL',
-    ...(input !== undefined ? { input } : { stdio: ['ignore', 'pipe', 'pipe'] }),
-  });
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
-function ok(args: string[], input?: string): string {
-  const r = docker(args, input);
-  if (r.status !== 0) throw new Error(`docker ${args.join(' ')}: ${r.status}\n${r.stderr}`);
-  return r.stdout;
-}
-
-function name(prefix: string): string {
-  const n = `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
-  names.add(n);
-  return n;
-}
+const { run: docker, ok } = clientCommand(`${DOCKER}/usr/bin/docker`, { env: ENV });
+const name = (prefix: string) => uniqueName(names, prefix);
 
 function inspect(container: string, format: string): string {
   return ok(['inspect', '-f', format, container]).trim();

@@ -9,7 +9,16 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../helpers.js';
-import { BERTH_BIN, cgroupValue, IMAGE, imageArchive, links, onTerminal } from './clients.js';
+import {
+  BERTH_BIN,
+  cgroupValue,
+  clientCommand,
+  IMAGE,
+  imageArchive,
+  links,
+  onTerminal,
+  uniqueName,
+} from './clients.js';
 
 const sb = new Sandbox();
 const dir = join(sb.dir, 'podman');
@@ -49,29 +58,9 @@ const ENV = {
   XDG_CONFIG_HOME: join(dir, 'config'),
 };
 
-function podman(args: string[], input?: string) {
-  const r = spawnSync('podman', [...podmanArgs(), ...args], {
-    encoding: 'utf8',
-    env: ENV,
-    // conmon marks an OOM kill with an empty file `oom` in its working directory: this one's own
-    cwd: dir,
-    timeout: 90_000,
-    ...(input !== undefined ? { input } : { stdio: ['ignore', 'pipe', 'pipe'] }),
-  });
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
-function ok(args: string[], input?: string): string {
-  const r = podman(args, input);
-  if (r.status !== 0) throw new Error(`podman ${args.join(' ')}: ${r.status}\n${r.stderr}`);
-  return r.stdout;
-}
-
-function name(prefix: string): string {
-  const n = `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
-  names.add(n);
-  return n;
-}
+// conmon marks an OOM kill with an empty file `oom` in its working directory: this one's own
+const { run: podman, ok } = clientCommand('podman', { prefix: podmanArgs, env: ENV, cwd: dir });
+const name = (prefix: string) => uniqueName(names, prefix);
 
 function pidOf(container: string): number {
   return Number(ok(['inspect', '-f', '{{.State.Pid}}', container]).trim());
