@@ -19,6 +19,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { hostBoundingSet } from '@berth/runtime';
 import { CAPABILITIES } from '@berth/spec';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../helpers.js';
@@ -159,11 +160,6 @@ const MASKED_FILES = [
   '/proc/latency_stats',
 ];
 
-/** The capability bounding set of this (root) test process, as /proc shows it: what --privileged can give. */
-function hostBoundingSet(): string {
-  return readFileSync('/proc/self/status', 'utf8').match(/^CapBnd:\s+(\w+)$/m)![1]!;
-}
-
 describe('docker with berth as its runtime', () => {
   it('runs a container: output, exit status, stdin, env, workdir, user', () => {
     const r = docker(['run', '--rm', IMAGE, 'sh', '-c', 'echo out; echo err >&2; exit 3']);
@@ -257,7 +253,7 @@ describe('docker with berth as its runtime', () => {
       .effective;
     let want = 0n;
     for (const cap of asked) want |= 1n << BigInt(CAPABILITIES.indexOf(cap));
-    want &= BigInt(`0x${hostBoundingSet()}`);
+    want &= hostBoundingSet();
     for (let i = 0; i < 100 && !ok(['logs', c]); i++) spawnSync('sleep', ['0.1']);
     const logs = docker(['logs', c]);
     expect(logs).toMatchObject({

@@ -21,6 +21,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { hostBoundingSet } from '@berth/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../helpers.js';
 import { BERTH_BIN, cgroupValue, imageArchive, links } from './clients.js';
@@ -108,8 +109,7 @@ beforeAll(async () => {
   // containerd gives a sandbox an OOM score of -998, which needs CAP_SYS_RESOURCE: where the
   // host's bounding set lacks it (runc fails there too), scores are kept at containerd's own,
   // as on a rootless node
-  const bounding = BigInt(`0x${readFileSync('/proc/self/status', 'utf8').match(/^CapBnd:\s+(\w+)$/m)![1]}`);
-  const restrictOom = !(bounding & (1n << 24n));
+  const restrictOom = !(hostBoundingSet() & (1n << 24n));
   writeFileSync(
     join(dir, 'config.toml'),
     `version = 2
@@ -395,7 +395,7 @@ describe('Kubernetes (the CRI through containerd) with berth as the runtime', ()
       '-c',
       'grep ^CapEff: /proc/self/status; test -e /dev/kmsg && echo host-devices; grep " /sys " /proc/self/mountinfo | grep -c " rw,"',
     ]);
-    const bounding = readFileSync('/proc/self/status', 'utf8').match(/^CapBnd:\s+(\w+)$/m)![1];
+    const bounding = hostBoundingSet().toString(16).padStart(16, '0');
     expect(inPrivileged.stdout).toBe(`CapEff:\t${bounding}\nhost-devices\n1\n`);
     // StopContainer with a grace period of 1 s: SIGTERM is ignored, then SIGKILL (exit 137)
     const t0 = Date.now();
