@@ -8,7 +8,6 @@ import {
   chownSync,
   closeSync,
   copyFileSync,
-  cpSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -23,118 +22,16 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI } from './helpers.js';
+import { RANGE, type TestUser, TestUsers, UsersCli } from './users.js';
 
 const NODE_MODULES = fileURLToPath(new URL('../../../node_modules', import.meta.url));
-const RANGE = 65536;
-
-interface TestUser {
-  name: string;
-  uid: number;
-  gid: number;
-  home: string;
-  runtimeDir: string;
-  /** the first subordinate id (undefined: the user has none) */
-  subStart?: number;
-}
-
-const users: TestUser[] = [];
-const made: string[] = []; // user names to remove, recorded as soon as they exist
-
-/** Removes `name`'s lines from /etc/subuid and /etc/subgid (rewritten atomically). */
-function removeSubIds(name: string): void {
-  for (const f of ['/etc/subuid', '/etc/subgid']) {
-    if (!existsSync(f)) continue;
-    const lines = readFileSync(f, 'utf8').split('\n');
-    const kept = lines.filter((l) => !l.startsWith(`${name}:`));
-    if (kept.length === lines.length) continue;
-    const tmp = `${f}.berth-test-${process.pid}`;
-    writeFileSync(tmp, kept.join('\n'), { mode: statSync(f).mode & 0o777 });
-    execFileSync('mv', ['-f', tmp, f]);
-  }
-}
-
-function addSubIds(name: string, start: number): void {
-  for (const f of ['/etc/subuid', '/etc/subgid']) {
-    const text = existsSync(f) ? readFileSync(f, 'utf8') : '';
-    writeFileSync(f, `${text}${text === '' || text.endsWith('\n') ? '' : '\n'}${name}:${start}:${RANGE}\n`);
-  }
-}
-
-/** A new user of this test (unique name), with or without subordinate ids, and a private XDG_RUNTIME_DIR. */
-function makeUser(withRanges: boolean): TestUser {
-  const name = `berthrl${randomBytes(4).toString('hex')}`;
-  const r = spawnSync('useradd', ['-m', '-s', '/bin/sh', name], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`useradd ${name}: ${r.stderr}`);
-  made.push(name);
-  // useradd may allocate ranges by itself: the test decides which the user has
-  removeSubIds(name);
-  const [, , uid, gid, , home] = execFileSync('getent', ['passwd', name], { encoding: 'utf8' })
-    .trim()
-    .split(':');
-  // a block of its own far above the ids useradd hands out
-  const subStart = withRanges ? 1_000_000 + (randomBytes(2).readUInt16LE(0) % 4000) * RANGE : undefined;
-  if (subStart !== undefined) addSubIds(name, subStart);
-  const user: TestUser = {
-    name,
-    uid: Number(uid),
-    gid: Number(gid),
-    home: home!,
-    runtimeDir: join(home!, '.rt'),
-  };
-  if (subStart !== undefined) user.subStart = subStart;
-  mkdirSync(user.runtimeDir, { mode: 0o700 });
-  chownSync(user.runtimeDir, user.uid, user.gid);
-  users.push(user);
-  return user;
-}
-
-/**
- * The CLI as the test users can run it, in a root-owned directory nobody else may write (so both
- * users trust the launcher it finds): a copy of the bundles, which needs koffi and @berth/sys (its
- * launcher) from node_modules (NODE_PATH): the repository's when the users can read it, else
- * copies of those two.
- */
-const cliDir = mkdtempSync('/run/berth-rltest-');
-chmodSync(cliDir, 0o755);
+const users = new TestUsers();
 let cliCopy = '';
-let nodePath = NODE_MODULES;
-function prepareCli(user: TestUser): void {
-  cliCopy = join(cliDir, 'cli.cjs');
-  copyFileSync(CLI, cliCopy);
-  chmodSync(cliCopy, 0o644);
-  // its second bundle (the image, network and VM code), which it reads from beside itself
-  copyFileSync(join(dirname(CLI), 'more.cjs'), join(cliDir, 'more.cjs'));
-  chmodSync(join(cliDir, 'more.cjs'), 0o644);
-  const sys = realpathSync(join(NODE_MODULES, '@berth', 'sys'));
-  const readable = spawnSync('setpriv', [
-    `--reuid=${user.uid}`,
-    `--regid=${user.gid}`,
-    '--init-groups',
-    '--',
-    'sh',
-    '-c',
-    'test -r "$0/koffi/package.json" && test -r "$1/dist/launcher.json" && test -r "$1/package.json"',
-    NODE_MODULES,
-    sys,
-  ]);
-  if (readable.status === 0) return;
-  // the repository is not readable by other users: what the CLI loads at run time, copied
-  nodePath = join(cliDir, 'node_modules');
-  cpSync(join(NODE_MODULES, 'koffi'), join(nodePath, 'koffi'), { recursive: true, dereference: true });
-  // koffi 3 keeps its native module in a package of its own per platform (@koromix/koffi-linux-x64)
-  if (existsSync(join(NODE_MODULES, '@koromix')))
-    cpSync(join(NODE_MODULES, '@koromix'), join(nodePath, '@koromix'), {
-      recursive: true,
-      dereference: true,
-    });
-  for (const part of ['package.json', 'dist', 'native'])
-    cpSync(join(sys, part), join(nodePath, '@berth', 'sys', part), { recursive: true, dereference: true });
-  execFileSync('chmod', ['-R', 'go+rX,go-w', cliDir]);
-}
+let nodePath = '';
+let usersCli: UsersCli | undefined;
 
 /**
  * Runs `berth ARGS` as `user` (setpriv: no session, no environment but what is given). With
@@ -233,27 +130,17 @@ let ranged: TestUser;
 let single: TestUser;
 
 beforeAll(() => {
-  ranged = makeUser(true);
-  single = makeUser(false);
-  prepareCli(ranged);
+  ranged = users.make(true);
+  single = users.make(false);
+  usersCli = new UsersCli(ranged);
+  cliCopy = usersCli.cli;
+  nodePath = usersCli.nodePath;
 }, 60_000);
 
 afterAll(() => {
   rmSync(outDir, { recursive: true, force: true });
-  rmSync(cliDir, { recursive: true, force: true });
-  const errors: string[] = [];
-  for (const name of made) {
-    removeSubIds(name);
-    const r = spawnSync('userdel', ['-r', name], { encoding: 'utf8' });
-    // exit 12: the mail spool was missing, which useradd does not make here
-    if (r.status !== 0 && r.status !== 12) errors.push(`userdel ${name}: ${r.status} ${r.stderr}`);
-  }
-  for (const name of made) {
-    for (const f of ['/etc/subuid', '/etc/subgid'])
-      if (existsSync(f) && readFileSync(f, 'utf8').includes(`${name}:`))
-        errors.push(`${f} still names ${name}`);
-  }
-  expect(errors).toEqual([]);
+  usersCli?.remove();
+  expect(users.remove()).toEqual([]);
 });
 
 describe('berth without root', () => {

@@ -156,6 +156,27 @@ export class Cgroup {
     return { layout: hierarchy.layout, paths };
   }
 
+  /**
+   * The cgroup a process is in (default: this one), in `where`'s form: the host's layout
+   * and its directory in each hierarchy. For a container that gets no cgroup of its own
+   * (root in a user namespace that cannot make one): what it is in is its parent's.
+   */
+  static async ofProcess(
+    pid: number | 'self' = 'self',
+    opts: Pick<CgroupOptions, 'root' | 'layout'> = {},
+  ): Promise<{ layout: CgroupLayout; paths: Record<string, string> }> {
+    const hierarchy = await discoverHierarchy(opts.root ?? DEFAULT_CGROUP_ROOT, opts.layout);
+    const own = await ownCgroups(pid);
+    const paths: Record<string, string> = {};
+    for (const ctrl of V1_CONTROLLERS) {
+      const mount = hierarchy.v1[ctrl];
+      if (mount !== undefined && own[ctrl] !== undefined) paths[ctrl] = join(mount, own[ctrl]);
+    }
+    if (hierarchy.unified !== undefined && own[UNIFIED] !== undefined)
+      paths[UNIFIED] = join(hierarchy.unified, own[UNIFIED]);
+    return { layout: hierarchy.layout, paths };
+  }
+
   /** Creates the directories (idempotent: existing ones are joined, not an error). */
   static async create(cgroupsPath: string, opts: CgroupOptions = {}): Promise<Cgroup> {
     const { hierarchy, path, paths, systemdUnit } = await Cgroup.locate(cgroupsPath, opts);

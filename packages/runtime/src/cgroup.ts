@@ -1,3 +1,5 @@
+import { accessSync, constants, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Cgroup, LinuxDeviceCgroup, LinuxResources } from '@berth/cgroups';
 import type { Spec } from '@berth/spec';
 import { BerthError } from '@berth/sys';
@@ -63,6 +65,25 @@ export async function locateCgroup(
     throw new BerthError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), { code: 'EINVALIDSPEC' });
   }
   return cg.Cgroup.where(cgroupsPath, { driver: systemd ? 'systemd' : 'cgroupfs' });
+}
+
+/**
+ * The first of a cgroup's directories (locateCgroup's `paths`) that this process cannot
+ * make, as `DIR: why`, or undefined when it can make them all: the nearest existing
+ * ancestor of each must be writable. Root in a user namespace (rootless podman's
+ * runtime) usually cannot write the host's cgroup tree.
+ */
+export function uncreatableCgroup(paths: Record<string, string>): string | undefined {
+  for (const path of new Set(Object.values(paths))) {
+    let dir = path;
+    while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+    try {
+      accessSync(dir, constants.W_OK);
+    } catch (e) {
+      return `${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} on ${dir}`;
+    }
+  }
+  return undefined;
 }
 
 /** Creates the container's cgroup and applies its limits; on any failure nothing is left. */

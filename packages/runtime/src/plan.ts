@@ -11,6 +11,7 @@ import {
   CLONE_NEWTIME,
   CLONE_NEWUTS,
   type CompiledSeccomp,
+  inUserNamespace,
   MS,
   type PlanStep,
 } from '@berth/sys';
@@ -246,10 +247,14 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
     // only a new IPC namespace's mqueue is the container's own to label (linux.mountLabel)
     ipcNamespace: linux.namespaces?.some((n) => n.type === 'ipc' && !n.path) ?? false,
   });
+  // root in a user namespace already (rootless podman's runtime, rootlesskit) can no more make
+  // device nodes or mount sysfs without a network namespace than a container's new one can
   steps.push(
     ...(userns
       ? adaptRootfsForUserns(rootfsSteps, ns.cloneFlags, userns.rootByCwd ? { rootfs } : undefined)
-      : rootfsSteps),
+      : inUserNamespace()
+        ? adaptRootfsForUserns(rootfsSteps, ns.cloneFlags, undefined)
+        : rootfsSteps),
   );
   if (spec.hooks?.createContainer?.length) {
     // runc runs them after the mounts, before pivot_root, in the container's namespaces

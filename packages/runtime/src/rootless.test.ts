@@ -2,10 +2,12 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultSpec } from '@berth/spec';
+import { inUserNamespace } from '@berth/sys';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   askedLimit,
   createRootlessCgroup,
+  defaultStateRoot,
   ensurePrivateDir,
   findIdmapTools,
   parseSubIds,
@@ -31,6 +33,17 @@ describe('rootless directories', () => {
     expect(rootlessStoreRoot({ HOME: '/home/u', XDG_DATA_HOME: 'rel' })).toBe('/home/u/.local/share/berth');
     expect(rootlessCacheDir({ HOME: '/home/u' })).toBe('/home/u/.cache/berth');
     expect(rootlessCacheDir({ HOME: '/home/u', XDG_CACHE_HOME: '/c' })).toBe('/c/berth');
+  });
+
+  it("as the host's root keeps state in /run/berth whatever XDG_RUNTIME_DIR says (sudo -E); as root in a user namespace, there", () => {
+    if (process.geteuid?.() !== 0) return;
+    const env = { XDG_RUNTIME_DIR: '/run/user/1234', USER: 'someone' };
+    // on the host (this test's usual place) root's state stays where runc's does
+    expect(defaultStateRoot(env)).toBe(inUserNamespace() ? '/run/user/1234/berth' : '/run/berth');
+    // $USER root (a root login) and $BERTH_ROOT keep theirs
+    expect(defaultStateRoot({ ...env, USER: 'root' })).toBe('/run/berth');
+    expect(defaultStateRoot({ ...env, BERTH_ROOT: '/x' })).toBe('/x');
+    expect(defaultStateRoot({ USER: 'someone' })).toBe('/run/berth');
   });
 
   it('without XDG_RUNTIME_DIR falls back to /run/user/UID only when it is the user’s, else says what to set', () => {

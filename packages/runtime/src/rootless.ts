@@ -15,7 +15,7 @@ import { accessSync, chmodSync, constants, lstatSync, mkdirSync, readFileSync, s
 import { homedir, userInfo } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import type { IDMapping, Spec } from '@berth/spec';
-import { BerthError } from '@berth/sys';
+import { BerthError, inUserNamespace } from '@berth/sys';
 
 /** Whether berth runs without root (effective uid not 0). */
 export function isRootless(): boolean {
@@ -73,10 +73,27 @@ export function rootlessCacheDir(env: Env = process.env): string {
   return join(xdg(env, 'XDG_CACHE_HOME', join(home(env), '.cache')), 'berth');
 }
 
-/** Container state: `$BERTH_ROOT`, else /run/berth as root, else the rootless state root. */
+/**
+ * Whether root here should keep its state under $XDG_RUNTIME_DIR, as runc decides:
+ * it is set, and berth runs as root in a user namespace (rootless podman's or
+ * rootlesskit's) for a user other than root ($USER unset or not "root").
+ */
+function honoursRuntimeDir(env: Env): boolean {
+  const dir = env['XDG_RUNTIME_DIR'];
+  if (!dir || !isAbsolute(dir)) return false;
+  if (env['USER'] === 'root') return false;
+  return inUserNamespace();
+}
+
+/**
+ * Container state: `$BERTH_ROOT`, else /run/berth as root, else the rootless state
+ * root. Root in a user namespace with $XDG_RUNTIME_DIR set (rootless podman runs its
+ * runtime so) keeps it in `$XDG_RUNTIME_DIR/berth`, as runc keeps its in `…/runc`.
+ */
 export function defaultStateRoot(env: Env = process.env): string {
   if (env['BERTH_ROOT']) return env['BERTH_ROOT'];
-  return isRootless() ? rootlessStateRoot(env) : '/run/berth';
+  if (isRootless()) return rootlessStateRoot(env);
+  return honoursRuntimeDir(env) ? join(env['XDG_RUNTIME_DIR']!, 'berth') : '/run/berth';
 }
 
 /** The image store: `$BERTH_STORE`, else /var/lib/berth as root, else the rootless store. */

@@ -20,6 +20,7 @@ import {
   BerthError,
   type CompiledSeccomp,
   describeStep,
+  inUserNamespace,
   isoTime,
   type Launch,
   launch,
@@ -27,7 +28,7 @@ import {
   type Spawner,
   writeFileAtomic,
 } from '@berth/sys';
-import { createCgroup, defaultCgroupsPath, loadCgroup, locateCgroup } from './cgroup.js';
+import { createCgroup, defaultCgroupsPath, loadCgroup, locateCgroup, uncreatableCgroup } from './cgroup.js';
 import { planExec } from './exec.js';
 import { type HookState, runContainerHooks, runHooks } from './hooks.js';
 import { applyIntelRdt, joinIntelRdt, type RdtRecord, removeIntelRdt } from './intelrdt.js';
@@ -47,6 +48,7 @@ import { planContainer, SYNC_CREATE_CONTAINER } from './plan.js';
 import { type PoolOptions, type PreparedContainer, SandboxPool } from './pool.js';
 import { isAlive, procStat, waitGone } from './proc.js';
 import {
+  askedLimit,
   createRootlessCgroup,
   defaultStateRoot,
   ensurePrivateDir,
@@ -344,9 +346,30 @@ export class Runtime {
     const rootless = isRootless();
     const rootlessProblem = rootless ? rootlessSpecProblem(spec) : undefined;
     if (rootlessProblem) throw new BerthError(rootlessProblem, { code: 'EROOTLESS' });
-    const cgroupsPath = rootless
+    let cgroupsPath = rootless
       ? undefined
       : (spec.linux?.cgroupsPath ?? defaultCgroupsPath(id, this.systemd));
+    let cgroupAt: CgroupAt | undefined;
+    if (cgroupsPath) {
+      cgroupAt = { cgroupsPath, ...(await locateCgroup(spec, cgroupsPath, this.systemd, this.warn)) };
+      // root in a user namespace (rootless podman, rootlesskit) may have no cgroup to make: as runc's
+      // rootless cgroup manager, a container without limits then runs without one
+      const cannot = !this.systemd && inUserNamespace() ? uncreatableCgroup(cgroupAt.paths) : undefined;
+      if (cannot) {
+        const limit = askedLimit(spec);
+        if (limit)
+          throw new BerthError(
+            `${limit}: berth runs as root in a user namespace and cannot make the container's cgroup (${cannot}): a container there can have no limits, unless the cgroup tree is delegated to it`,
+            { code: 'ECGROUP', path: cgroupsPath },
+          );
+        // a debug line, as runc's: every rootless podman container on a v1 host is such, and conmon
+        // gives no --log (a warning would open each container's output)
+        this.debug?.(
+          `${id}: running without a cgroup (root in a user namespace cannot make ${cannot}); pause, resume, update and stats need one`,
+        );
+        cgroupsPath = cgroupAt = undefined;
+      }
+    }
     // Written before anything is made: if this process dies mid-create,
     // `delete` still finds the cgroup and the directories to remove.
     const record: ContainerRecord = {
@@ -380,10 +403,7 @@ export class Runtime {
     const seccomp = await compileProfile(spec.linux?.seccomp);
     if (options.network) await checkNetworkOptions(options.network);
     made.netDevices = await checkNetDevices(spec, rootless);
-    let cgroupAt: CgroupAt | undefined;
-    if (cgroupsPath)
-      cgroupAt = { cgroupsPath, ...(await locateCgroup(spec, cgroupsPath, this.systemd, this.warn)) };
-    else {
+    if (rootless) {
       // rootless: a cgroup in the subtree delegated to the user, or none (see rootless.ts)
       const rootlessCgroup = await createRootlessCgroup(spec, id, this.warn);
       made.cgroup = rootlessCgroup.cgroup;
@@ -431,9 +451,16 @@ export class Runtime {
         scopePid,
       );
     if (options.overlay) ownSnapshotUpper(spec, options.overlay.upper); // a user namespace's root owns its snapshot
+    // without a cgroup of its own (root in a user namespace), its /sys/fs/cgroup shows the one it
+    // is in, as runc's does: limits set above it are what it reads there
+    const cgroupView =
+      cgroup ??
+      (!isRootless() && inUserNamespace() && spec.mounts?.some((m) => m.type === 'cgroup')
+        ? await (await import('@berth/cgroups')).Cgroup.ofProcess()
+        : undefined);
     const plan = planContainer(spec, {
       ...(seccomp ? { seccomp } : {}),
-      ...(cgroup ? { cgroupLayout: cgroup.layout, cgroupPaths: cgroup.paths } : {}),
+      ...(cgroupView ? { cgroupLayout: cgroupView.layout, cgroupPaths: cgroupView.paths } : {}),
       bundle,
       foreground,
       ...(fifo ? { fifo } : {}),

@@ -48,6 +48,7 @@ export {
 export { type CapturedOutput, captureOutput, type SpawnAddon } from './handles.js';
 export {
   compileLauncher,
+  inUserNamespace,
   isTrusted,
   Launch,
   LaunchError,

@@ -601,6 +601,50 @@ let cachedPath: string | undefined;
 const asRoot = (): boolean => process.geteuid?.() === 0;
 
 /**
+ * Whether this process runs in a user namespace other than the host's: its uid_map
+ * is not the identity map of every id. Root there (rootless podman's runtime,
+ * rootlesskit, a nested container) is not the host's root.
+ */
+export function inUserNamespace(): boolean {
+  if (nestedUserns !== undefined) return nestedUserns;
+  let map: string;
+  try {
+    map = readFileSync('/proc/self/uid_map', 'latin1');
+  } catch {
+    return false; // no procfs: nothing says so
+  }
+  // asked once: a multi-threaded process cannot move to another user namespace
+  nestedUserns = map.trim().split(/\s+/).join(' ') !== '0 0 4294967295';
+  return nestedUserns;
+}
+
+let nestedUserns: boolean | undefined;
+
+let overflowOwner: number | undefined | null = null;
+
+/**
+ * The uid that files of ids this user namespace does not map show (the kernel's
+ * overflowuid, 65534), or undefined outside a user namespace. Inside one, the host's
+ * root owns its files under that id, and nothing in the namespace can change such a
+ * file: it counts as root's for the checks below.
+ */
+function unmappedOwner(): number | undefined {
+  if (overflowOwner !== null) return overflowOwner;
+  overflowOwner = undefined;
+  if (inUserNamespace()) {
+    try {
+      overflowOwner = Number(readFileSync('/proc/sys/kernel/overflowuid', 'latin1').trim());
+    } catch {
+      overflowOwner = 65534;
+    }
+  }
+  return overflowOwner;
+}
+
+/** Whether `uid` owns files as root does: 0, or in a user namespace an id it does not map. */
+const rootOwned = (uid: number): boolean => uid === 0 || uid === unmappedOwner();
+
+/**
  * Where the launcher binary is: the prebuilt static one shipped in this
  * package (`dist/launcher-<arch>`, checked against the sha256 recorded in
  * `dist/launcher.json`), or, for a machine the package has no binary for, one
@@ -791,7 +835,7 @@ function writeStamp(path: string, stamp: string): void {
 function rootOnly(path: string): boolean {
   try {
     const st = statSync(path);
-    return st.uid === 0 && (st.mode & 0o022) === 0;
+    return rootOwned(st.uid) && (st.mode & 0o022) === 0;
   } catch {
     return false;
   }
@@ -816,7 +860,7 @@ export function isTrusted(path: string): boolean {
     } catch {
       return false;
     }
-    if ((st.uid !== 0 && st.uid !== me) || (st.mode & 0o022) !== 0) return false;
+    if ((!rootOwned(st.uid) && st.uid !== me) || (st.mode & 0o022) !== 0) return false;
     const up = dirname(p);
     if (up === p) return true;
     p = up;
