@@ -7,7 +7,9 @@
 // host), and trust its launcher though the host's root owns it under an unmapped id.
 // The test makes its own user (useradd, subordinate ids) and removes it afterwards, with
 // podman's pause process (which holds the user namespace) and everything in its home.
-// Networks: `--network none` (slirp4netns needs /dev/net/tun, which some hosts keep 0600).
+// slirp4netns (rootless podman's network) needs /dev/net/tun open to the user, which some hosts
+// keep root's alone (0600): podman runs in a mount namespace of the test's where a node of the
+// same device, mode 0666, is bound over it.
 import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
@@ -55,10 +57,26 @@ function podmanArgv(): string[] {
   ];
 }
 
-// podman as the user, with the user's environment only (what a login would give it)
+// podman as the user, with the user's environment only (what a login would give it), in a mount
+// namespace where /dev/net/tun is open to it (its pause process keeps that namespace for the rest)
 let client: ReturnType<typeof clientCommand> | undefined;
 const podman = (args: string[]) => client!.run(args);
 const ok = (args: string[]) => client!.ok(args);
+let tun = '';
+const withTun = (argv: string[]): string[] =>
+  tun
+    ? [
+        'unshare',
+        '-m',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'mount --bind "$0" /dev/net/tun && exec "$@"',
+        tun,
+        ...argv,
+      ]
+    : argv;
 const name = (prefix: string) => uniqueName(names, prefix);
 
 /** berth's state directories of the user's containers. */
@@ -95,7 +113,20 @@ beforeAll(() => {
     CONTAINERS_CONF: join(user.home, 'containers.conf'),
     CONTAINERS_REGISTRIES_CONF: join(user.home, 'registries.conf'),
   };
-  client = clientCommand('setpriv', { prefix: () => asUser(podmanArgv()).slice(1), env });
+  if (existsSync('/dev/net/tun')) {
+    tun = join(sb.dir, 'tun');
+    const st = statSync('/dev/net/tun');
+    spawnSync('mknod', [
+      '-m',
+      '0666',
+      tun,
+      'c',
+      String(Math.floor(st.rdev / 256) & 0xfff),
+      String(st.rdev & 0xff),
+    ]);
+  }
+  const [bin, ...prefix] = withTun(asUser(podmanArgv()));
+  client = clientCommand(bin!, { prefix: () => prefix, env });
   writeFileSync(
     join(user.home, 'containers.conf'),
     '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n',
@@ -195,6 +226,37 @@ describe('rootless podman with berth as its runtime', () => {
     names.delete(c);
     expect(states()).toEqual([]);
     expect(mountsOfUser()).toEqual([]);
+  });
+
+  it("networks through slirp4netns and publishes a port on the host's loopback (rootlessport)", async () => {
+    expect(tun).not.toBe(''); // the host has a tun device
+    const c = name('web');
+    const port = 20_000 + (process.pid % 20_000);
+    ok([
+      'run',
+      '-d',
+      '--name',
+      c,
+      '-p',
+      `127.0.0.1:${port}:8080`,
+      IMAGE,
+      'sh',
+      '-c',
+      'mkdir /www && ip -4 -o addr show tap0 > /www/index.html && exec httpd -f -p 8080 -h /www',
+    ]);
+    let body = '';
+    for (let i = 0; i < 50 && !body; i++) {
+      try {
+        body = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+      } catch {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    // the container's address on slirp4netns's tap, served to the host through the published port
+    expect(body).toMatch(/tap0\s+inet 10\.0\.2\.100\//);
+    ok(['rm', '-f', '-t', '0', c]);
+    names.delete(c);
+    expect(states()).toEqual([]);
   });
 
   it('maps the user to itself with --userns=keep-id, and cannot write what the host keeps from the user', () => {
