@@ -12,6 +12,7 @@
  * refused with a clear error rather than half-done.
  */
 import type { LinuxResources } from '@berth/spec';
+import { inUserNamespace } from '@berth/sys';
 import { cpuSharesToWeight, memorySwapToV2 } from '../convert.js';
 import { CgroupError } from '../errors.js';
 import { resolveCgroupsPath } from '../path.js';
@@ -129,7 +130,18 @@ async function connect(op: string, cgroupsPath: string): Promise<DBusConnection>
   try {
     return await connectDBus(socket);
   } catch (e) {
-    throw systemdError(op, cgroupsPath, `cannot reach systemd at ${socket}: ${(e as Error).message}`, e);
+    // root in a user namespace (rootless podman's runtime) is no root of the system manager's, and
+    // the driver does not ask the user's manager for a scope yet
+    const hint =
+      (process.getuid?.() ?? 0) === 0 && inUserNamespace()
+        ? ' (berth runs as root in a user namespace: the systemd driver reaches only a systemd of that namespace, not the user manager of rootless podman; use its cgroupfs manager: cgroup_manager = "cgroupfs")'
+        : '';
+    throw systemdError(
+      op,
+      cgroupsPath,
+      `cannot reach systemd at ${socket}: ${(e as Error).message}${hint}`,
+      e,
+    );
   }
 }
 
