@@ -16,6 +16,7 @@ import {
   copyFileSync,
   cpSync,
   existsSync,
+  mkdirSync,
   readdirSync,
   readFileSync,
   statSync,
@@ -319,6 +320,31 @@ describe('rootless podman with berth as its runtime', () => {
     }
     expect(states()).toEqual([]);
     expect(mountsOfUser()).toEqual([]);
+  });
+
+  it('builds an image whose RUN steps berth runs (podman build, buildah inside)', () => {
+    const ctx = join(user.home, 'build');
+    mkdirSync(ctx);
+    writeFileSync(
+      join(ctx, 'Containerfile'),
+      `FROM ${IMAGE}\nRUN echo built > /built && cat /proc/self/uid_map > /map\nENV FOO=bar\nRUN ["sh", "-c", "test -f /built && echo \\"foo=$FOO\\" > /foo"]\n`,
+    );
+    // berth, noting each command buildah gives it (as the user: root of its namespace)
+    const calls = join(ctx, 'calls');
+    const bin = join(ctx, 'berth-noting');
+    writeFileSync(bin, `#!/bin/sh\necho "$*" >> '${calls}'\nexec '${cli.bin}' "$@"\n`, { mode: 0o755 });
+    spawnSync('chown', ['-R', `${user.uid}:${user.gid}`, ctx]);
+    const tag = `localhost/${name('built')}`;
+    ok(['build', '--runtime', bin, '-t', tag, ctx]);
+    // two RUN steps: two containers of berth's
+    expect(readFileSync(calls, 'utf8').match(/^(run|create) /gm)).toHaveLength(2);
+    const out = ok(['run', '--rm', '--network', 'none', tag, 'cat', '/built', '/foo', '/map']).split('\n');
+    expect(out.slice(0, 2)).toEqual(['built', 'foo=bar']);
+    // the build's containers ran in the user's namespace too
+    expect(out[2]!.trim().split(/\s+/).map(Number)).toEqual([0, user.uid, 1]);
+    ok(['rmi', tag]);
+    names.delete(tag.slice('localhost/'.length));
+    expect(states()).toEqual([]);
   });
 
   it('gives `run -it` a terminal whose lines end in one \\r', () => {

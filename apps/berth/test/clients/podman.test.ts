@@ -501,6 +501,27 @@ describe('podman --runtime berth', () => {
     }
   });
 
+  it("podman build: berth runs the RUN steps (buildah inside), with the image's ENV", () => {
+    const ctx = join(dir, 'build');
+    mkdirSync(ctx, { recursive: true });
+    // berth, noting each command buildah gives it
+    const calls = join(ctx, 'calls');
+    const bin = join(dir, 'berth-noting');
+    writeFileSync(bin, `#!/bin/sh\necho "$*" >> '${calls}'\nexec '${BERTH_BIN}' "$@"\n`, { mode: 0o755 });
+    writeFileSync(
+      join(ctx, 'Containerfile'),
+      `FROM ${IMAGE}\nRUN echo built > /built\nENV FOO=bar\nRUN ["sh", "-c", "test -f /built && echo \\"foo=$FOO\\" > /foo"]\n`,
+    );
+    const tag = `localhost/${name('built')}`;
+    ok(['build', '--runtime', bin, '--network', 'none', '-t', tag, ctx]);
+    // two RUN steps: two containers of berth's
+    expect(readFileSync(calls, 'utf8').match(/^(run|create) /gm)).toHaveLength(2);
+    expect(ok(['run', '--rm', '--network', 'none', tag, 'cat', '/built', '/foo'])).toBe('built\nfoo=bar\n');
+    ok(['rmi', tag]);
+    names.delete(tag.slice('localhost/'.length));
+    expect(statesOfThisTest()).toEqual([]);
+  });
+
   it('a tty session: podman run -it', () => {
     const r = onTerminal(
       ['podman', ...podmanArgs(), 'run', '--rm', '-it', '--network', 'none', IMAGE, 'sh'],
