@@ -114,12 +114,16 @@ export class TestUsers {
  * environment (a client such as podman gives its runtime only a few variables).
  */
 export class UsersCli {
-  readonly dir = mkdtempSync('/run/berth-rltest-');
-  readonly cli = join(this.dir, 'cli.cjs');
-  readonly bin = join(this.dir, 'berth');
+  readonly dir: string;
+  readonly cli: string;
+  readonly bin: string;
   nodePath = NODE_MODULES;
 
-  constructor(user: TestUser) {
+  /** `parent`: where the copy goes (a root-owned directory every user may search). */
+  constructor(user: TestUser, parent = '/run') {
+    this.dir = mkdtempSync(join(parent, 'berth-rltest-'));
+    this.cli = join(this.dir, 'cli.cjs');
+    this.bin = join(this.dir, 'berth');
     chmodSync(this.dir, 0o755);
     copyFileSync(CLI, this.cli);
     chmodSync(this.cli, 0o644);

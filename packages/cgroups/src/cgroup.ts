@@ -18,7 +18,8 @@ import { isSystemdRunning, type ResolvePathOptions, resolveCgroupsPath } from '.
 import { readPidsStats } from './pids.js';
 import { hugepageSizeName, type Plan, type Write } from './plan.js';
 import { type CgroupStats, emptyStats } from './stats.js';
-import { setScopeResources, startScope, stopScope } from './systemd/scope.js';
+import { systemdManager } from './systemd/manager.js';
+import { setScopeResources, startScope, stopScope, systemdManagerCgroup } from './systemd/scope.js';
 import type { CgroupDriver, CgroupLayout, LinuxResources } from './types.js';
 import { readBlkioStatsV1 } from './v1/blkio.js';
 import { readCpuThrottlingV1 } from './v1/cpu.js';
@@ -124,7 +125,10 @@ export class Cgroup {
     const resolveOpts: ResolvePathOptions = {};
     if (opts.driver !== undefined) resolveOpts.driver = opts.driver;
     if (opts.fallbackToCgroupfs !== undefined) resolveOpts.fallbackToCgroupfs = opts.fallbackToCgroupfs;
-    const resolved = resolveCgroupsPath(cgroupsPath, resolveOpts);
+    let resolved = resolveCgroupsPath(cgroupsPath, resolveOpts);
+    // a user manager's units are below its own cgroup (user@UID.service), not the root
+    if (resolved.systemd && isSystemdRunning() && systemdManager().kind === 'user')
+      resolved = { ...resolved, path: (await systemdManagerCgroup()) + resolved.path };
     const hierarchy = await discoverHierarchy(opts.root ?? DEFAULT_CGROUP_ROOT, opts.layout);
     // relative paths live under our own cgroup (v1), or its parent on v2 where our own has processes (runc)
     const own = resolved.relative ? await ownCgroups() : {};

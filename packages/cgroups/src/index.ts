@@ -24,6 +24,13 @@ export {
 export type { Plan, Write } from './plan.js';
 export { type CgroupStats, type IoEntry, type MemoryEntry, toRuncStats } from './stats.js';
 export {
+  defaultSlice,
+  isManagerRunning,
+  outerUid,
+  type SystemdManager,
+  systemdManager,
+} from './systemd/manager.js';
+export {
   cpuMask,
   type StartScopeOptions,
   scopeOf,
@@ -32,6 +39,7 @@ export {
   setScopeResources,
   startScope,
   stopScope,
+  systemdManagerCgroup,
   systemdSocket,
 } from './systemd/scope.js';
 export type * from './types.js';

@@ -1,12 +1,12 @@
-import { existsSync } from 'node:fs';
 import { CgroupError } from './errors.js';
+import { defaultSlice, isManagerRunning, systemdManager } from './systemd/manager.js';
 import type { CgroupDriver } from './types.js';
 
 export interface ResolvePathOptions {
   driver?: CgroupDriver;
   /** with driver `systemd` on a host without systemd, map `slice:prefix:name` onto cgroupfs anyway (a test, a rescue) */
   fallbackToCgroupfs?: boolean;
-  /** injectable for tests; defaults to checking /run/systemd/system like sd_booted(3) */
+  /** injectable for tests; defaults to whether the manager runs (systemd/manager.ts: /run/systemd/system, as sd_booted(3), or the user manager's socket) */
   systemdRunning?: boolean;
 }
 
@@ -21,7 +21,7 @@ export interface ResolvedPath {
 }
 
 export function isSystemdRunning(): boolean {
-  return existsSync('/run/systemd/system');
+  return isManagerRunning();
 }
 
 function pathError(cgroupsPath: string, message: string): CgroupError {
@@ -91,7 +91,7 @@ export function resolveCgroupsPath(cgroupsPath: string, opts: ResolvePathOptions
       `cgroupsPath ${JSON.stringify(cgroupsPath)}: name must be non-empty, without '/'`,
     );
   }
-  const slice = sliceRaw === '' ? 'system.slice' : sliceRaw;
+  const slice = sliceRaw === '' ? defaultSlice() : sliceRaw;
   const unit = systemdUnitName(prefix, name);
   const running = opts.systemdRunning ?? isSystemdRunning();
   if (!running && !opts.fallbackToCgroupfs) {
@@ -100,7 +100,7 @@ export function resolveCgroupsPath(cgroupsPath: string, opts: ResolvePathOptions
       op: 'resolve',
       path: cgroupsPath,
       message:
-        `systemd is not running (no /run/systemd/system): cannot use the systemd cgroup driver for ${JSON.stringify(cgroupsPath)}; ` +
+        `${systemdManager().kind === 'user' ? `the user's systemd is not running (no ${systemdManager().socket})` : 'systemd is not running (no /run/systemd/system)'}: cannot use the systemd cgroup driver for ${JSON.stringify(cgroupsPath)}; ` +
         'use the cgroupfs driver, or ask for the cgroupfs fallback explicitly',
     });
   }

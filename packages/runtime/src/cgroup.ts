@@ -2,7 +2,7 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Cgroup, LinuxDeviceCgroup, LinuxResources } from '@berth/cgroups';
 import type { Spec } from '@berth/spec';
-import { BerthError } from '@berth/sys';
+import { BerthError, inUserNamespace } from '@berth/sys';
 
 /**
  * The device rules a container always gets after its own, as runc adds them:
@@ -23,9 +23,12 @@ export const DEFAULT_DEVICE_RULES: readonly LinuxDeviceCgroup[] = [
   { allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' },
 ];
 
-/** The cgroupsPath a container without one gets. */
-export function defaultCgroupsPath(id: string, systemd: boolean): string {
-  return systemd ? `system.slice:berth:${id}` : `/berth/${id}`;
+/**
+ * The cgroupsPath a container without one gets: `/berth/ID`, or with the systemd driver a
+ * scope in `slice` (system.slice; a user manager's user.slice, see @berth/cgroups' defaultSlice).
+ */
+export function defaultCgroupsPath(id: string, systemd: boolean, slice = 'system.slice'): string {
+  return systemd ? `${slice}:berth:${id}` : `/berth/${id}`;
 }
 
 /**
@@ -101,6 +104,10 @@ export async function createCgroup(
   const cg = await cgroups();
   const resources = effectiveResources(spec);
   const problems = validated ? [] : cg.validateResources(resources);
+  // root in a user namespace may not attach the device program (bpf needs the host's
+  // CAP_SYS_ADMIN); nor can it make device nodes: the container has only those bound for it.
+  // As runc's rootless cgroup manager, the device rules are left out there.
+  if (inUserNamespace()) delete resources.devices;
   if (problems.length) {
     throw new BerthError(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), { code: 'EINVALIDSPEC' });
   }

@@ -28,7 +28,14 @@ import {
   type Spawner,
   writeFileAtomic,
 } from '@berth/sys';
-import { createCgroup, defaultCgroupsPath, loadCgroup, locateCgroup, uncreatableCgroup } from './cgroup.js';
+import {
+  cgroups,
+  createCgroup,
+  defaultCgroupsPath,
+  loadCgroup,
+  locateCgroup,
+  uncreatableCgroup,
+} from './cgroup.js';
 import { planExec } from './exec.js';
 import { type HookState, runContainerHooks, runHooks } from './hooks.js';
 import { applyIntelRdt, joinIntelRdt, type RdtRecord, removeIntelRdt } from './intelrdt.js';
@@ -348,7 +355,8 @@ export class Runtime {
     if (rootlessProblem) throw new BerthError(rootlessProblem, { code: 'EROOTLESS' });
     let cgroupsPath = rootless
       ? undefined
-      : (spec.linux?.cgroupsPath ?? defaultCgroupsPath(id, this.systemd));
+      : (spec.linux?.cgroupsPath ??
+        defaultCgroupsPath(id, this.systemd, this.systemd ? (await cgroups()).defaultSlice() : undefined));
     let cgroupAt: CgroupAt | undefined;
     if (cgroupsPath) {
       cgroupAt = { cgroupsPath, ...(await locateCgroup(spec, cgroupsPath, this.systemd, this.warn)) };

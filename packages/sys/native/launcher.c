@@ -958,7 +958,9 @@ static int step_creds(struct step *s) {
   gid_t groups[ng ? ng : 1];
   for (uint32_t g = 0; g < ng; g++) groups[g] = (gid_t)I(s, 8 + g);
   what = "setgroups";
-  if (setgroups(ng, groups) < 0 && !(ng == 0 && errno == EPERM && userns_setgroups_denied)) return -1;
+  if (setgroups(ng, groups) < 0 &&
+      !(ng == 0 && errno == EPERM && (userns_setgroups_denied || inherited_setgroups_denied)))
+    return -1;
   what = "setresgid";
   if (syscall(SYS_setresgid, gid, gid, gid) < 0) return -1;
   what = "setresuid";
@@ -1334,6 +1336,7 @@ int main(int argc, char **argv) {
   unsetenv("BERTH_PLAN_FD");
   unsetenv("BERTH_SYNC_FD");
   open_proc();
+  inherited_setgroups_denied = setgroups_denied_here();
   run_steps(steps, n, 0);
   return 0;
 }

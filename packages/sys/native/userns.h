@@ -92,6 +92,23 @@ static int pending_idmap_step = -1;
 static int idmap_userns_fd[IDMAP_SLOTS]; /* fd + 1: 0 is an empty slot */
 static int tree_fd[TREE_SLOTS];          /* fd + 1: 0 is an empty slot */
 static int userns_setgroups_denied = 0; /* the child: setgroups(2) is refused in its namespace */
+/* the user namespace the launcher started in refuses setgroups(2) (`unshare -r` makes such a one) */
+static int inherited_setgroups_denied = 0;
+
+/*
+ * Whether this process's user namespace refuses setgroups(2), read at start-up from the
+ * host's procfs (before any namespace or mount of the container): with no groups to set, the
+ * container then keeps the supplementary groups it has (the user's), as runc does there.
+ */
+static int setgroups_denied_here(void) {
+  if (proc_fd < 0) return 0;
+  int fd = openat(proc_fd, "self/setgroups", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return 0;
+  char buf[16] = {0};
+  ssize_t r = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  return r >= 4 && strncmp(buf, "deny", 4) == 0;
+}
 static int idmap_unprivileged = 0;      /* the maps are written without root: see step_idmap */
 static int userns_dumpable = 0;         /* the child is still dumpable until its first sync returns */
 static char idmap_errbuf[48];

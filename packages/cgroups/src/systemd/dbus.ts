@@ -403,7 +403,12 @@ export interface DBusConnection {
  * Connects to a D-Bus socket and authenticates as this process's uid (SASL EXTERNAL).
  * `timeoutMs` bounds the connection and every call.
  */
-export async function connectDBus(socketPath: string, timeoutMs = 30_000): Promise<DBusConnection> {
+export async function connectDBus(
+  socketPath: string,
+  timeoutMs = 30_000,
+  /** the uid to authenticate as: the one the server sees (default: this process's) */
+  uid: number = process.getuid?.() ?? 0,
+): Promise<DBusConnection> {
   const { connect } = await import('node:net');
   const socket: Socket = connect({ path: socketPath });
   const fail = (message: string, cause?: unknown) =>
@@ -491,11 +496,10 @@ export async function connectDBus(socketPath: string, timeoutMs = 30_000): Promi
     await new Promise<void>((resolve, reject) => {
       authWaiter = { resolve, reject };
       socket.once('connect', () => {
-        const uid = String(process.getuid?.() ?? 0);
         // BEGIN goes with AUTH, as sd-bus's own clients send it: systemd 252 reads a BEGIN that
         // arrives together with the first message and then leaves that message unread, so the
         // first message is sent only once OK is back (and BEGIN long read)
-        socket.write(`\0AUTH EXTERNAL ${Buffer.from(uid, 'latin1').toString('hex')}\r\nBEGIN\r\n`);
+        socket.write(`\0AUTH EXTERNAL ${Buffer.from(String(uid), 'latin1').toString('hex')}\r\nBEGIN\r\n`);
       });
     });
   } catch (e) {

@@ -25,17 +25,46 @@ import {
   type Variant,
   variant,
 } from './dbus.js';
+import { systemdManager } from './manager.js';
 
 const MANAGER_PATH = '/org/freedesktop/systemd1';
 const MANAGER = 'org.freedesktop.systemd1.Manager';
 const DESTINATION = 'org.freedesktop.systemd1';
 const INFINITY = 0xffff_ffff_ffff_ffffn;
 
-/** systemd's private socket: the system manager's for root, the user manager's otherwise. */
+/** systemd's private socket: the system manager's for root, a user manager's otherwise (manager.ts). */
 export function systemdSocket(): string {
-  if ((process.getuid?.() ?? 0) === 0) return '/run/systemd/private';
-  const runtimeDir = process.env['XDG_RUNTIME_DIR'] ?? `/run/user/${process.getuid?.()}`;
-  return `${runtimeDir}/systemd/private`;
+  return systemdManager().socket;
+}
+
+let managerCgroup: Promise<string> | undefined;
+
+/**
+ * The cgroup the manager's own tree starts at, which its units' paths are relative to:
+ * the root for the system manager, `/user.slice/user-UID.slice/user@UID.service` (or
+ * wherever it runs) for a user's, as its ControlGroup property says. Asked once.
+ */
+export function systemdManagerCgroup(): Promise<string> {
+  const m = systemdManager();
+  if (m.kind === 'system') return Promise.resolve('');
+  managerCgroup ??= (async () => {
+    const conn = await connect('resolve', 'ControlGroup');
+    try {
+      const [v] = (await conn.call(
+        MANAGER_PATH,
+        'org.freedesktop.DBus.Properties',
+        'Get',
+        'ss',
+        [MANAGER, 'ControlGroup'],
+        DESTINATION,
+      )) as [Variant];
+      const cg = String(v.value);
+      return cg === '/' ? '' : cg;
+    } finally {
+      conn.close();
+    }
+  })();
+  return managerCgroup;
 }
 
 function systemdError(op: string, path: string, message: string, cause?: unknown): CgroupError {
@@ -126,15 +155,16 @@ function refuseLayout(layout: CgroupLayout, cgroupsPath: string): void {
 }
 
 async function connect(op: string, cgroupsPath: string): Promise<DBusConnection> {
-  const socket = systemdSocket();
+  const manager = systemdManager();
+  const socket = manager.socket;
   try {
-    return await connectDBus(socket);
+    return await connectDBus(socket, undefined, manager.uid);
   } catch (e) {
     // root in a user namespace (rootless podman's runtime) is no root of the system manager's, and
     // the driver does not ask the user's manager for a scope yet
     const hint =
-      (process.getuid?.() ?? 0) === 0 && inUserNamespace()
-        ? ' (berth runs as root in a user namespace: the systemd driver reaches only a systemd of that namespace, not the user manager of rootless podman; use its cgroupfs manager: cgroup_manager = "cgroupfs")'
+      (process.getuid?.() ?? 0) === 0 && inUserNamespace() && manager.kind === 'system'
+        ? " (berth runs as root in a user namespace without $XDG_RUNTIME_DIR, or with $USER root: it asks the system's manager, as runc does; give the user's $XDG_RUNTIME_DIR for the user's manager)"
         : '';
     throw systemdError(
       op,
