@@ -405,6 +405,51 @@ describe('a config cannot change the host', () => {
   });
 });
 
+describe("an image's program run as a hook gets no more than the container's process", () => {
+  it("a startContainer hook (the image's program, by the spec) runs as the process: its user, capabilities, no_new_privs, seccomp and cgroup, as runc runs it", () => {
+    const bundle = sb.bundle((c) => {
+      c.root.readonly = false;
+      c.process.args = [
+        'sh',
+        '-c',
+        'grep -E "^(CapEff|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status > /tmp/process.out',
+      ];
+      c.process.user = { uid: 1000, gid: 1000, additionalGids: [1001] };
+      c.process.noNewPrivileges = true;
+      c.linux.seccomp = {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['sethostname'], action: 'SCMP_ACT_ERRNO' }],
+      };
+      // the hook's program is the image's: it must not get what the container's process lacks
+      c.hooks = {
+        startContainer: [
+          {
+            path: '/bin/sh',
+            args: [
+              'sh',
+              '-c',
+              '{ id -u; id -G; grep -E "^(CapEff|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status; cat /proc/self/cgroup; } > /tmp/hook.out 2>&1',
+            ],
+          },
+        ],
+      };
+    });
+    chmodSync(join(bundle, 'rootfs/tmp'), 0o1777);
+    const id = sb.id('hookcaps');
+    expect(sb.berth(['run', '-b', bundle, id])).toMatchObject({ status: 0, stderr: '' });
+    const hook = readFileSync(join(bundle, 'rootfs/tmp/hook.out'), 'utf8').trim().split('\n');
+    const proc = readFileSync(join(bundle, 'rootfs/tmp/process.out'), 'utf8').trim().split('\n');
+    expect(hook[0]).toBe('1000');
+    expect(hook[1]!.split(' ').sort()).toEqual(['1000', '1001']);
+    // exactly the process's capabilities (the default config's: no CAP_DAC_READ_SEARCH, no CAP_SYS_ADMIN)
+    expect(hook.slice(2, 6)).toEqual(proc);
+    expect(hook.find((l) => l.startsWith('Seccomp:'))).toMatch(/Seccomp:\s+2/);
+    expect(hook.find((l) => l.startsWith('NoNewPrivs:'))).toMatch(/NoNewPrivs:\s+1/);
+    // in the container's cgroup
+    expect(hook.slice(6).join('\n')).toContain(`/berth/${id}`);
+  });
+});
+
 describe("delete touches only what is the container's own", () => {
   const initPid = (id: string) => JSON.parse(sb.berth(['state', id]).stdout).pid as number;
 

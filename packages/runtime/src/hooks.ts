@@ -89,6 +89,15 @@ export interface ContainerHookContext {
    * gets that user's, from the container's /etc/passwd, as the process does.
    */
   homeUid?: number;
+  /**
+   * The whole plan of a startContainer hook: the container process's user, groups,
+   * capabilities, no_new_privs, rlimits, LSM label and seccomp filter (`planExec`), ending
+   * in the exec of `path`. runc runs these hooks from the container's init, after all of
+   * that is applied: a hook's program is the image's, and must get no more than the
+   * container's process. Without it (createContainer: the host's program, before
+   * pivot_root) the hook runs with the runtime's credentials in the namespaces.
+   */
+  plan?: (path: string, argv: string[], env: string[]) => Promise<PlanStep[]>;
 }
 
 /** `base` with `over`'s entries replacing those of the same name (KEY=VALUE lists). */
@@ -124,23 +133,32 @@ export async function runContainerHooks(
   }));
   for (const [i, hook] of hooks.entries()) {
     const argv = hook.args?.length ? hook.args : [hook.path];
-    const steps: PlanStep[] = [
-      ...joins,
-      { op: 'clone', flags: 0, detach: false },
-      { op: 'sync', id: 1, describe: 'wait for the runtime (cgroup)' },
-      // nothing of the launcher's (its pipes) reaches the hook, which runs in the container
-      { op: 'closeFds', from: 3 },
-      ...(kind === 'startContainer' && ctx.homeUid !== undefined
-        ? [{ op: 'home' as const, uid: ctx.homeUid, describe: "find HOME in the container's /etc/passwd" }]
-        : []),
-      {
-        op: 'exec',
-        path: hook.path,
-        argv,
-        env: kind === 'startContainer' ? mergeEnv(ctx.env ?? [], hook.env ?? []) : (hook.env ?? []),
-        describe: `exec hook ${hook.path}`,
-      },
-    ];
+    const env = kind === 'startContainer' ? mergeEnv(ctx.env ?? [], hook.env ?? []) : (hook.env ?? []);
+    const steps: PlanStep[] = ctx.plan
+      ? await ctx.plan(hook.path, argv, env)
+      : [
+          ...joins,
+          { op: 'clone', flags: 0, detach: false },
+          { op: 'sync', id: 1, describe: 'wait for the runtime (cgroup)' },
+          // nothing of the launcher's (its pipes) reaches the hook, which runs in the container
+          { op: 'closeFds', from: 3 },
+          ...(kind === 'startContainer' && ctx.homeUid !== undefined
+            ? [
+                {
+                  op: 'home' as const,
+                  uid: ctx.homeUid,
+                  describe: "find HOME in the container's /etc/passwd",
+                },
+              ]
+            : []),
+          {
+            op: 'exec',
+            path: hook.path,
+            argv,
+            env,
+            describe: `exec hook ${hook.path}`,
+          },
+        ];
     // runc's words first (what tools grep for), then the JSON path
     const where = `error running ${kind} hook #${i}: hooks.${kind}[${i}] ${hook.path}`;
     const launched = launch(steps, { stdio: ['pipe', 'inherit', 'pipe'] });

@@ -743,15 +743,38 @@ export class Runtime {
     hooks: NonNullable<Spec['hooks']>['startContainer'],
   ): Promise<void> {
     const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot);
+    const spec = this.recordSpec(record);
+    const linux = spec.linux;
+    const seccomp = await compileProfile(linux?.seccomp);
     await runContainerHooks(
       'startContainer',
       hooks,
       { ...this.hookState(record), status: 'created' },
       {
         pid: record.pid,
-        env: this.recordSpec(record).process?.env ?? [],
-        homeUid: this.recordSpec(record).process?.user?.uid ?? 0,
+        env: spec.process?.env ?? [],
+        homeUid: spec.process?.user?.uid ?? 0,
         ...(cgroup ? { addToCgroup: (p: number) => cgroup.addProcess(p) } : {}),
+        // as runc runs them, from the container's init: as the container's process, with
+        // its capabilities, no_new_privs, LSM label and seccomp filter, in its working directory
+        plan: async (path, argv, env) => {
+          const proc: Process = { ...(spec.process ?? { cwd: '/' }), terminal: false, args: argv, env };
+          delete proc.consoleSize;
+          const { steps, warnings } = await planExec(proc, {
+            pid: record.pid,
+            ...(record.pidStartTime !== undefined ? { pidStartTime: record.pidStartTime } : {}),
+            foreground: true,
+            ...(record.noNewKeyring ? {} : { keyring: sessionKeyring(record.id) }),
+            ...(seccomp ? { seccomp } : {}),
+            ...(linux?.personality ? { personality: linux.personality } : {}),
+            ...(linux?.memoryPolicy ? { memoryPolicy: linux.memoryPolicy } : {}),
+          });
+          for (const w of warnings) this.debug?.(`startContainer hook: ${w}`);
+          // the hook's own path is what runs (its argv[0] is only a name): nothing to look up
+          return steps
+            .filter((st) => st.op !== 'lookup')
+            .map((st) => (st.op === 'exec' ? { ...st, path, describe: `exec hook ${path}` } : st));
+        },
       },
     );
   }
