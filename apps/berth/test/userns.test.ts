@@ -192,6 +192,53 @@ describe('berth run IMAGE with a user namespace', () => {
     sb.berth(['delete', '--force', b]);
   });
 
+  it("no other host user reaches a container's files, set-id programs it made included, with or without --userns (CVE-2021-41091)", () => {
+    const plain = sb.id('suid');
+    const mapped = sb.id('suid');
+    const make = 'cp /bin/busybox /p && chmod 4755 /p && touch /made && exec sleep 300';
+    const run = (name: string, ...flags: string[]) =>
+      sb.detached(['run', '-d', '--name', name, '--network', 'none', ...flags, 'busybox', 'sh', '-c', make])
+        .status;
+    expect(run(plain)).toBe(0);
+    expect(run(mapped, '--userns=auto')).toBe(0);
+    // the store searchable by all, as an administrator's 0755 /var/lib/berth would be
+    chmodSync(sb.dir, 0o711);
+    chmodSync(sb.store, 0o755);
+    const upper = (n: string) => join(sb.store, 'containers', n, 'upper');
+    const made = () => existsSync(join(upper(plain), 'made')) && existsSync(join(upper(mapped), 'made'));
+    for (let i = 0; i < 100 && !made(); i++) spawnSync('sleep', ['0.05']);
+    expect(existsSync(join(upper(plain), 'p'))).toBe(true);
+    // as nobody, through a shell (setpriv finds its program before it drops root)
+    const asNobody = (script: string, ...args: string[]) =>
+      spawnSync(
+        'setpriv',
+        ['--reuid=65534', '--regid=65534', '--clear-groups', '--', 'sh', '-c', script, ...args],
+        {
+          encoding: 'utf8',
+        },
+      );
+    try {
+      // nobody gets as far as the store's containers/: what stops it is each container's own directory
+      expect(asNobody('cd "$0"', join(sb.store, 'containers')).status).toBe(0);
+      for (const n of [plain, mapped]) {
+        // the container's set-uid busybox (root's, or the mapped root's) cannot even be reached
+        const r = asNobody('"$0" id -u', join(upper(n), 'p'));
+        expect(r.status).not.toBe(0);
+        expect(r.stderr).toMatch(/Permission denied/);
+      }
+      expect(statSync(join(sb.store, 'containers', plain)).mode & 0o777).toBe(0o700);
+      // with --userns only the container's root group may search it (for the files bound from it)
+      const range = JSON.parse(readFileSync(join(sb.store, 'containers', mapped, 'userns.json'), 'utf8')) as {
+        start: number;
+      };
+      const st = statSync(join(sb.store, 'containers', mapped));
+      expect([st.mode & 0o777, st.uid, st.gid]).toEqual([0o710, 0, range.start]);
+    } finally {
+      chmodSync(sb.dir, 0o700);
+      for (const n of [plain, mapped]) sb.berth(['delete', '--force', n]);
+    }
+  });
+
   it('refuses bad --uidmap/--userns values with a clear message, leaving nothing behind', () => {
     const before = storeContainers();
     const cases: Array<[string[], RegExp]> = [

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import {
+  chmodSync,
+  chownSync,
   copyFileSync,
   existsSync,
   mkdirSync,
@@ -210,7 +212,9 @@ export async function makeImageBundle(
   const dir = join(storeRoot, 'containers', id);
   try {
     mkdirSync(join(storeRoot, 'containers'), { recursive: true, mode: 0o711 });
-    mkdirSync(dir, { mode: 0o711 });
+    // the container's files (its snapshot's upper layer, a copied rootfs: whatever it wrote, set-id
+    // programs included) are nobody else's to reach, whatever the store's own mode (CVE-2021-41091)
+    mkdirSync(dir, { mode: 0o700 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new BerthError(`container ${id} already exists`, { code: 'EEXIST', path: id });
@@ -282,6 +286,12 @@ export async function makeImageBundle(
       const maps = await resolveUsernsRequest(o.userns, storeRoot, id);
       if (maps) {
         withUserns(spec as Spec, maps, o.user !== undefined);
+        // its root (a mapped id) searches the directory for the files bound from it (net/): its
+        // group alone may, as moby gives a remapped root its data root (root:GID 0710)
+        if (!isRootless()) {
+          chownSync(dir, 0, toHostId(maps.gidMappings, 0) ?? 0);
+          chmodSync(dir, 0o710);
+        }
         // The overlay's layers are idmapped for the container (userns.ts); a private copy is the
         // container's own, and is given to its range instead (its files carry the image's ids)
         if (!useOverlay && !isRootless())
