@@ -202,7 +202,8 @@ describe('berth run IMAGE with a user namespace', () => {
     expect(run(plain)).toBe(0);
     expect(run(mapped, '--userns=auto')).toBe(0);
     // the store searchable by all, as an administrator's 0755 /var/lib/berth would be
-    chmodSync(sb.dir, 0o711);
+    const modes = [sb.dir, sb.store].map((d) => statSync(d).mode & 0o7777);
+    chmodSync(sb.dir, modes[0]! | 0o011);
     chmodSync(sb.store, 0o755);
     const upper = (n: string) => join(sb.store, 'containers', n, 'upper');
     const made = () => existsSync(join(upper(plain), 'made')) && existsSync(join(upper(mapped), 'made'));
@@ -234,7 +235,8 @@ describe('berth run IMAGE with a user namespace', () => {
       const st = statSync(join(sb.store, 'containers', mapped));
       expect([st.mode & 0o777, st.uid, st.gid]).toEqual([0o710, 0, range.start]);
     } finally {
-      chmodSync(sb.dir, 0o700);
+      chmodSync(sb.dir, modes[0]!);
+      chmodSync(sb.store, modes[1]!);
       for (const n of [plain, mapped]) sb.berth(['delete', '--force', n]);
     }
   });
