@@ -15,6 +15,7 @@ export {
   type ImageRootfsErrorCode,
   type ImageRootfsErrorDetails,
 } from './layers/errors.js';
+export { readFileInRoot } from './layers/in-root.js';
 export { entryPath, linkTargetPath } from './layers/path.js';
 export {
   DEFAULT_UNPACK_LIMITS,

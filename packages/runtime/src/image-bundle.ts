@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
-  copyFileSync,
   existsSync,
   mkdirSync,
   readFileSync,
@@ -183,11 +182,20 @@ function volumeMounts(volumes: string[]): BundleSpecMount[] {
  * /etc/passwd and /etc/group as the container will see them (the topmost layer that has each), copied into
  * `dir` so user names resolve before any overlay is mounted.
  */
-function userDb(layersTopFirst: string[], dir: string): string {
+function userDb(
+  layersTopFirst: string[],
+  dir: string,
+  readFileInRoot: (root: string, rel: string) => Buffer | undefined,
+): string {
   mkdirSync(join(dir, 'etc'), { recursive: true });
   for (const f of ['passwd', 'group']) {
-    const from = layersTopFirst.find((l) => existsSync(join(l, 'etc', f)));
-    if (from !== undefined) copyFileSync(join(from, 'etc', f), join(dir, 'etc', f));
+    // each layer read in its own root: an image's link to /etc/passwd never reads the host's
+    for (const layer of layersTopFirst) {
+      const text = readFileInRoot(layer, `etc/${f}`);
+      if (text === undefined) continue;
+      writeFileSync(join(dir, 'etc', f), text);
+      break;
+    }
   }
   return dir;
 }
@@ -252,7 +260,11 @@ export async function makeImageBundle(
     base.hostname = (o.hostname ?? id).slice(0, 63);
     base.annotations = { 'org.opencontainers.image.ref.name': record.name };
     const wantsUser = o.user !== undefined || (await store.imageConfig(record)).config?.User;
-    const users = wantsUser ? (useOverlay ? userDb(topFirst, join(dir, 'userdb')) : rootDir) : undefined;
+    const users = wantsUser
+      ? useOverlay
+        ? userDb(topFirst, join(dir, 'userdb'), rootfs.readFileInRoot)
+        : rootDir
+      : undefined;
     const spec = await rootfs.bundleFromImage(await store.imageConfig(record), base, {
       ...(o.args?.length ? { args: o.args } : {}),
       ...(o.entrypoint ? { entrypoint: o.entrypoint } : {}),

@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { ImageRootfsError, isErrno } from './errors.js';
+import { ImageRootfsError } from './errors.js';
+import { readFileInRoot } from './in-root.js';
 
 export interface ResolvedUser {
   uid: number;
@@ -16,16 +15,13 @@ interface PasswdEntry {
   gid: number;
 }
 
-async function readLines(path: string): Promise<string[][]> {
-  try {
-    return (await readFile(path, 'utf8'))
-      .split('\n')
-      .filter((l) => l && !l.startsWith('#'))
-      .map((l) => l.split(':'));
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return [];
-    throw err;
-  }
+/** An account file of the image, read in its root (its symlinks never reach the host's /etc). */
+async function readLines(rootfs: string, rel: string): Promise<string[][]> {
+  const text = readFileInRoot(rootfs, rel)?.toString('utf8') ?? '';
+  return text
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.split(':'));
 }
 
 function fail(user: string, why: string): never {
@@ -49,13 +45,13 @@ export async function resolveImageUser(user: string, rootfs?: string): Promise<R
   const passwd: PasswdEntry[] = [];
   let groups: string[][] = [];
   if (needsFiles && rootfs !== undefined) {
-    for (const f of await readLines(join(rootfs, 'etc', 'passwd'))) {
+    for (const f of await readLines(rootfs, 'etc/passwd')) {
       const [name, , uid, gid] = f;
       if (name !== undefined && uid !== undefined && gid !== undefined && NUM.test(uid) && NUM.test(gid)) {
         passwd.push({ name, uid: Number(uid), gid: Number(gid) });
       }
     }
-    groups = await readLines(join(rootfs, 'etc', 'group'));
+    groups = await readLines(rootfs, 'etc/group');
   } else if (needsFiles && (!NUM.test(u) || (g !== undefined && !NUM.test(g)))) {
     fail(user, 'names need the rootfs to read /etc/passwd and /etc/group from');
   }
