@@ -2,6 +2,9 @@ import type { ImageConfig } from '@berth/image';
 import { ImageRootfsError } from './layers/errors.js';
 import { resolveImageUser } from './layers/user.js';
 
+/** The prefix of the annotations berth acts on (`org.berth.backend`, …): never taken from an image's labels. */
+export const RUNTIME_ANNOTATION_PREFIX = 'org.berth.';
+
 export {
   type EnsureLayerOptions,
   ensureLayer,
@@ -152,7 +155,11 @@ export async function bundleFromImage(
   }
   spec.process = proc;
 
-  const annotations: Record<string, string> = { ...(c.Labels ?? {}), ...(spec.annotations ?? {}) };
+  // an image's labels are its annotations (the image spec's conversion), but never berth's own:
+  // those choose the backend, a user namespace's host root, an idmapped root — the operator's to
+  // choose, not the image's
+  const labels = Object.entries(c.Labels ?? {}).filter(([k]) => !k.startsWith(RUNTIME_ANNOTATION_PREFIX));
+  const annotations: Record<string, string> = { ...Object.fromEntries(labels), ...(spec.annotations ?? {}) };
   annotations['org.opencontainers.image.os'] = image.os;
   annotations['org.opencontainers.image.architecture'] = image.architecture;
   if (image.variant) annotations['org.opencontainers.image.variant'] = image.variant;

@@ -30,7 +30,12 @@ const image: ImageConfig = {
     WorkingDir: '/srv',
     User: 'bob',
     Volumes: { '/data': {} },
-    Labels: { 'org.example': 'x' },
+    Labels: {
+      'org.example': 'x',
+      // berth's own annotations are the operator's to set, never an image's
+      'org.berth.backend': 'vm',
+      'org.berth.userns.host-root': 'true',
+    },
     ExposedPorts: { '80/tcp': {}, '53/udp': {} },
     StopSignal: 'SIGQUIT',
   },
@@ -56,6 +61,7 @@ describe('bundleFromImage', () => {
       'org.opencontainers.image.stopSignal': 'SIGQUIT',
       'org.opencontainers.image.architecture': 'amd64',
     });
+    expect(Object.keys(spec.annotations ?? {}).filter((k) => k.startsWith('org.berth.'))).toEqual([]);
     expect(spec.mounts).toEqual(base.mounts);
     expect(base.process?.args).toEqual(['sh']);
   });
