@@ -13,7 +13,32 @@ import { SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_OPERATORS } fro
 // config-linux.md: the runtime MUST fail when errnoRet is given for an action that has no errno
 const ERRNO_ACTIONS = ['SCMP_ACT_ERRNO', 'SCMP_ACT_TRACE'];
 
+// The fields of linux.seccomp, its rules and their arguments (runtime-spec 1.2). The spec lets a
+// runtime ignore unknown properties, but in a seccomp filter an unknown one is a rule nobody
+// applies: a misspelt "syscall" would leave the container unconfined. berth refuses it.
+const SECCOMP_FIELDS = [
+  'defaultAction',
+  'defaultErrnoRet',
+  'architectures',
+  'flags',
+  'listenerPath',
+  'listenerMetadata',
+  'syscalls',
+];
+const RULE_FIELDS = ['names', 'action', 'errnoRet', 'args'];
+const ARG_FIELDS = ['index', 'value', 'valueTwo', 'op'];
+
+function refuseUnknown(p: Problems, o: JsonObject, base: string, known: readonly string[]): void {
+  for (const key of Object.keys(o))
+    if (!known.includes(key))
+      p.add(
+        at(base, key),
+        `is not a seccomp field (known: ${known.join(', ')}); refused, as a rule nobody applies would confine less than the filter says`,
+      );
+}
+
 export function validateSeccomp(p: Problems, seccomp: JsonObject, base: string): void {
+  refuseUnknown(p, seccomp, base, SECCOMP_FIELDS);
   const defaultAction = stringField(p, seccomp, 'defaultAction', base, {
     required: true,
     oneOf: SECCOMP_ACTIONS,
@@ -39,6 +64,7 @@ export function validateSeccomp(p: Problems, seccomp: JsonObject, base: string):
   arrayField(p, seccomp, 'syscalls', base, (item, path) => {
     const rule = asObject(p, item, path);
     if (!rule) return;
+    refuseUnknown(p, rule, path, RULE_FIELDS);
     stringArrayField(p, rule, 'names', path, { required: true, nonEmptyArray: true, nonEmpty: true });
     const action = stringField(p, rule, 'action', path, {
       required: true,
@@ -59,6 +85,7 @@ export function validateSeccomp(p: Problems, seccomp: JsonObject, base: string):
     arrayField(p, rule, 'args', path, (argItem, argPath) => {
       const arg = asObject(p, argItem, argPath);
       if (!arg) return;
+      refuseUnknown(p, arg, argPath, ARG_FIELDS);
       // seccomp filters see at most six syscall arguments
       intField(p, arg, 'index', argPath, 'uint32', { required: true, max: 5 });
       intField(p, arg, 'value', argPath, 'uint64', { required: true });

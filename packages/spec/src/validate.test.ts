@@ -677,6 +677,25 @@ const cases: Case[] = [
     one('linux.seccomp.defaultAction', '"SCMP_ACT_DENY" is not a seccomp action'),
   ],
   [
+    'seccomp field misspelt (syscall for syscalls): refused, the rules would be lost',
+    (s) => {
+      s.linux.seccomp.syscall = s.linux.seccomp.syscalls;
+      delete s.linux.seccomp.syscalls;
+    },
+    one(
+      'linux.seccomp.syscall',
+      'is not a seccomp field (known: defaultAction, defaultErrnoRet, architectures, flags, listenerPath, listenerMetadata, syscalls); refused, as a rule nobody applies would confine less than the filter says',
+    ),
+  ],
+  [
+    'seccomp rule field unknown',
+    (s) => (s.linux.seccomp.syscalls[0].comment = 'x'),
+    one(
+      'linux.seccomp.syscalls[0].comment',
+      'is not a seccomp field (known: names, action, errnoRet, args); refused, as a rule nobody applies would confine less than the filter says',
+    ),
+  ],
+  [
     'seccomp arch unknown',
     (s) => (s.linux.seccomp.architectures[1] = 'SCMP_ARCH_VAX'),
     one('linux.seccomp.architectures[1]', '"SCMP_ARCH_VAX" is not a seccomp architecture'),
