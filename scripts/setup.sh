@@ -19,14 +19,15 @@ fi
 #             agent and launcher), xz-utils (unpacking the guest kernel apt-get downloads)
 # clients: podman, containerd, iptables (podman's bridge), util-linux (unshare in the conformance suite),
 #          libdevmapper1.02.1 (a library Debian's dockerd links; dockerd itself is unpacked below),
-#          uidmap + slirp4netns (rootless berth and rootless podman's network)
+#          uidmap + slirp4netns (rootless berth and rootless podman's network),
+#          systemd (the systemd cgroup driver's tests start a system and a user manager of their own)
 # guest tests: apparmor (apparmor_parser, which the cgroup v2 guest's AppArmor tests run from the
 #              host's root filesystem), selinux-policy-default (the SELinux guest's policy)
 packages=(gcc libc6-dev busybox-static iproute2 procps python3 runc crun hyperfine
   docker-registry apache2-utils openssl zstd skopeo umoci ca-certificates
   nftables containernetworking-plugins wget
   podman containerd iptables util-linux libseccomp2 libdevmapper1.02.1
-  qemu-system-x86 musl-tools linux-libc-dev xz-utils uidmap slirp4netns
+  qemu-system-x86 musl-tools linux-libc-dev xz-utils uidmap slirp4netns systemd
   selinux-policy-default apparmor)
 missing=()
 for p in "${packages[@]}"; do
