@@ -30,7 +30,7 @@ import { type TestUser, TestUsers, UsersCli } from './users.js';
 
 const sandbox = new Sandbox();
 const users = new TestUsers();
-// where the test's scripts and the CLI copy live: every user may search it, only root write it
+// where the test's scripts live: every user may search it, only root write it
 const work = mkdtempSync(join(tmpdir(), 'berth-systemd-user-test-'));
 chmodSync(work, 0o755);
 const cgroupsPath = `/berth-systemd-user-test-${process.pid}`;
@@ -148,7 +148,8 @@ function bundle(edit: (c: Record<string, any>) => void): string {
 
 beforeAll(async () => {
   user = users.make(false);
-  cli = new UsersCli(user, work);
+  // where the namespace sees it (its /run is its own) and berth trusts its launcher (not in /tmp)
+  cli = new UsersCli(user, '/var/lib');
   cgroup = await Cgroup.create(cgroupsPath);
   unified = cgroup.paths['unified'] ?? '';
   expect(unified).not.toBe('');

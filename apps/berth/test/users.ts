@@ -106,6 +106,15 @@ export class TestUsers {
   }
 }
 
+/** Whether `path` and every directory above it are root's and writable by nobody else. */
+function rootOnlyPath(path: string): boolean {
+  for (let p = path; ; p = dirname(p)) {
+    const st = statSync(p);
+    if (st.uid !== 0 || (st.mode & 0o022) !== 0) return false;
+    if (dirname(p) === p) return true;
+  }
+}
+
 /**
  * The CLI as the test users can run it, in a root-owned directory nobody else may write (so
  * every user trusts the launcher it finds): a copy of the bundles, which needs koffi and
@@ -142,8 +151,10 @@ export class UsersCli {
       NODE_MODULES,
       sys,
     ]);
-    if (readable.status !== 0) {
-      // the repository is not readable by other users: what the CLI loads at run time, copied
+    if (readable.status !== 0 || !rootOnlyPath(sys)) {
+      // the repository is not readable by other users, or sits where another user could replace
+      // it (a clone in /tmp: berth would not trust its launcher there): what the CLI loads at
+      // run time, copied
       this.nodePath = join(this.dir, 'node_modules');
       cpSync(join(NODE_MODULES, 'koffi'), join(this.nodePath, 'koffi'), {
         recursive: true,

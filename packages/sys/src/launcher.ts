@@ -887,8 +887,10 @@ export function compileLauncher(out?: string): string {
     .sort())
     h.update(f).update(readFileSync(join(dirname(sourcePath), f)));
   const hash = h.digest('hex').slice(0, 16);
-  // root's cache is root's own (HOME and XDG_CACHE_HOME may come from a user who ran sudo -E)
-  const cacheHome = asRoot()
+  // root's cache is root's own (HOME and XDG_CACHE_HOME may come from a user who ran sudo -E); root
+  // in a user namespace (rootless podman's runtime) is the user, whose home /root is not
+  const hostRoot = asRoot() && !inUserNamespace();
+  const cacheHome = hostRoot
     ? join(userInfo().homedir, '.cache')
     : (process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'));
   const target = out ?? join(cacheHome, 'berth', `launcher-${hash}`);
