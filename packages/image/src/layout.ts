@@ -69,6 +69,12 @@ export async function recordImage(
   const manifest = JSON.parse(manifestBody.toString('utf8')) as ImageManifest;
   const config = await store.readJson<ImageConfig>(manifest.config.digest);
   const diffIds = config.rootfs?.diff_ids ?? [];
+  // a diff_id names the layer's directory in the store: never a path (`sha256:../../etc`)
+  if (!Array.isArray(diffIds))
+    throw new ImageError('EMANIFEST', `image ${name}: rootfs.diff_ids is not an array`, {
+      op: 'import image',
+    });
+  for (const [i, d] of diffIds.entries()) assertDigest(d, `image ${name}: rootfs.diff_ids[${i}]`);
   if (!Array.isArray(manifest.layers) || diffIds.length !== manifest.layers.length) {
     throw new ImageError(
       'EMANIFEST',

@@ -57,6 +57,59 @@ describe('OCI layout and docker archives', () => {
     }
   });
 
+  it('refuses a diff_id that is not a digest (it names a directory of the store): `sha256:../../etc`', async () => {
+    const store = await ImageStore.open(await temp('berth-layout-store-'));
+    const layer = await tarBuffer([{ name: 'hello', type: 'file', body: Buffer.from('hi\n') }]);
+    const layerDigest = await store.writeBlob(layer);
+    const traversal = 'sha256:../../../../../../../../etc';
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        rootfs: { type: 'layers', diff_ids: [layerDigest, traversal] },
+      }),
+    );
+    const configDigest = await store.writeBlob(config);
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.ociManifest,
+        config: { mediaType: MediaType.ociConfig, digest: configDigest, size: config.length },
+        layers: [
+          { mediaType: MediaType.ociLayer, digest: layerDigest, size: layer.length },
+          { mediaType: MediaType.ociLayer, digest: layerDigest, size: layer.length },
+        ],
+      }),
+    );
+    await expect(recordImage(store, 'example.com/evil:1', await store.writeBlob(manifest))).rejects.toThrow(
+      /rootfs\.diff_ids\[1\] "sha256:\.\.\/.*": not a valid digest/,
+    );
+    // a docker save archive (the legacy layout: manifest.json, a config, layer tars) with such a diff_id
+    const archive = join(await temp('berth-layout-evil-'), 'evil.tar');
+    writeFileSync(
+      archive,
+      await tarBuffer([
+        {
+          name: 'manifest.json',
+          type: 'file',
+          body: Buffer.from(
+            JSON.stringify([
+              { Config: 'c.json', RepoTags: ['evil:1'], Layers: ['a/layer.tar', 'b/layer.tar'] },
+            ]),
+          ),
+        },
+        { name: 'c.json', type: 'file', body: config },
+        { name: 'a', type: 'dir' },
+        { name: 'a/layer.tar', type: 'file', body: layer },
+        { name: 'b', type: 'dir' },
+        { name: 'b/layer.tar', type: 'file', body: layer },
+      ]),
+    );
+    const other = await ImageStore.open(await temp('berth-layout-store2-'));
+    await expect(loadImages(other, archive)).rejects.toThrow(/not a valid digest/);
+    expect(await other.list()).toEqual([]);
+  });
+
   it('rejects a blob whose content does not match its digest, storing nothing', async () => {
     const { store, record, layerDigest } = await storeWithImage('example.com/app:2');
     const dir = join(await temp('berth-layout-bad-'), 'layout');

@@ -11,7 +11,13 @@ export function layersRoot(store: ImageStore): string {
 
 /** Unpacked layers are keyed by DiffID: two images with the same layer content share one directory. */
 export function layerDir(store: ImageStore, diffId: string): string {
-  return join(layersRoot(store), diffId.replace(/^sha256:/, ''));
+  // the name of a directory in the store: a digest and nothing else (an image's record could say otherwise)
+  if (!/^sha256:[a-f0-9]{64}$/.test(diffId))
+    throw new ImageRootfsError('EBUNDLE', `layer diff_id ${JSON.stringify(diffId)} is not a sha256 digest`, {
+      op: 'layer',
+      path: diffId,
+    });
+  return join(layersRoot(store), diffId.slice('sha256:'.length));
 }
 
 async function exists(path: string): Promise<boolean> {
