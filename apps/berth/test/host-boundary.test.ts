@@ -450,6 +450,34 @@ describe("an image's program run as a hook gets no more than the container's pro
   });
 });
 
+describe("a container's /proc says nothing to the launcher", () => {
+  it('a cap_last_cap the container fakes cannot widen what exec gives: the bounding set is dropped by number', async () => {
+    const bundle = sb.bundle((c) => {
+      c.process.noNewPrivileges = false;
+      for (const set of Object.keys(c.process.capabilities))
+        c.process.capabilities[set].push('CAP_SYS_ADMIN');
+      c.process.args = [
+        'sh',
+        '-c',
+        'mount -t tmpfs t /mnt && echo 0 > /mnt/c && mount --bind /mnt/c /proc/sys/kernel/cap_last_cap && touch /mnt/ready && exec sleep 300',
+      ];
+    });
+    const id = sb.id('capfake');
+    expect(sb.detached(['run', '-d', '-b', bundle, id])).toMatchObject({ status: 0, stderr: '' });
+    const pid = JSON.parse(sb.berth(['state', id]).stdout).pid as number;
+    for (let i = 0; i < 100 && !existsSync(`/proc/${pid}/root/mnt/ready`); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(readFileSync(`/proc/${pid}/root/proc/sys/kernel/cap_last_cap`, 'utf8').trim()).toBe('0');
+    const own = /^CapBnd:\s+(\S+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    const r = sb.berth(['exec', id, 'sh', '-c', 'grep -E "^Cap(Bnd|Eff):" /proc/self/status']);
+    expect(r.status).toBe(0);
+    // the exec'd process has the container's bounding set, not every capability but number 0
+    expect(r.stdout).toContain(`CapBnd:\t${own}`);
+    expect(r.stdout).toContain(`CapEff:\t${own}`);
+    sb.berth(['delete', '--force', id]);
+  });
+});
+
 describe("delete touches only what is the container's own", () => {
   const initPid = (id: string) => JSON.parse(sb.berth(['state', id]).stdout).pid as number;
 

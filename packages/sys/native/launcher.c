@@ -245,14 +245,6 @@ static int set_caps(uint64_t eff, uint64_t perm, uint64_t inh) {
   return (int)syscall(SYS_capset, &h, d);
 }
 
-static int last_cap(void) {
-  int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 40;
-  char b[16] = {0};
-  ssize_t n = read(fd, b, sizeof b - 1);
-  close(fd);
-  return n > 0 ? atoi(b) : 40;
-}
 
 /* ---- the foreground launcher: wait, forward signals, relay the terminal ---- */
 
@@ -936,8 +928,11 @@ static int step_creds(struct step *s) {
   uint64_t bnd = (uint64_t)I(s, 3), eff = (uint64_t)I(s, 4), perm = (uint64_t)I(s, 5);
   uint64_t inh = (uint64_t)I(s, 6), amb = (uint64_t)I(s, 7);
   if (has_caps) {
-    int last = last_cap();
-    for (int c = 0; c <= last; c++) {
+    /* Every capability number the kernel may know, not as many as /proc/sys/kernel/cap_last_cap
+     * says: by now that is the container's /proc (a process of an exec'd-into container, or an
+     * image with no /proc mounted, could make it say 0 and keep every capability). EINVAL: a
+     * number this kernel does not have. */
+    for (int c = 0; c < 64; c++) {
       if (bnd & (1ULL << c)) continue;
       what = "prctl PR_CAPBSET_DROP";
       if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) return -1;
