@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Sandbox } from './helpers.js';
@@ -31,13 +32,55 @@ const leases = (network = 'bridge') => {
 afterAll(() => {
   sb.cleanup();
   spawnSync('ip', ['link', 'del', bridge]);
-  // this bridge's masquerade rules (tagged with its name) go with it
-  const listed = spawnSync('nft', ['-a', 'list', 'chain', 'ip', 'berth', 'postrouting'], {
-    encoding: 'utf8',
-  }).stdout;
-  for (const m of listed.matchAll(new RegExp(`"berth:n:${bridge}" # handle (\\d+)`, 'g')))
-    spawnSync('nft', ['delete', 'rule', 'ip', 'berth', 'postrouting', 'handle', m[1]!]);
+  // this bridge's masquerade and loopback-guard rules (tagged with its name) go with it
+  for (const chain of ['postrouting', 'input']) {
+    const listed = spawnSync('nft', ['-a', 'list', 'chain', 'ip', 'berth', chain], {
+      encoding: 'utf8',
+    }).stdout;
+    for (const m of listed.matchAll(new RegExp(`"berth:n:${bridge}" # handle (\\d+)`, 'g')))
+      spawnSync('nft', ['delete', 'rule', 'ip', 'berth', chain, 'handle', m[1]!]);
+  }
 });
+
+/** One UDP datagram sent as an Ethernet frame to a MAC (AF_PACKET: CAP_NET_RAW in the container's netns). */
+const FRAME_SENDER = `#include <arpa/inet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
+#include <netpacket/packet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+static unsigned short sum(const void *p, int n) {
+  unsigned long s = 0; const unsigned short *w = p;
+  for (; n > 1; n -= 2) s += *w++;
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return (unsigned short)~s;
+}
+/* send IFNAME MAC SRC DST PORT TEXT */
+int main(int argc, char **argv) {
+  if (argc != 7) return 2;
+  int fd = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));
+  if (fd < 0) { perror("socket"); return 1; }
+  struct sockaddr_ll to = {0};
+  to.sll_family = AF_PACKET; to.sll_protocol = htons(ETH_P_IP); to.sll_halen = 6;
+  to.sll_ifindex = if_nametoindex(argv[1]);
+  unsigned int m[6];
+  if (sscanf(argv[2], "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6) return 2;
+  for (int i = 0; i < 6; i++) to.sll_addr[i] = (unsigned char)m[i];
+  unsigned char pkt[1500] = {0};
+  struct iphdr *ip = (struct iphdr *)pkt; struct udphdr *udp = (struct udphdr *)(pkt + 20);
+  int n = (int)strlen(argv[6]);
+  memcpy(pkt + 28, argv[6], n);
+  ip->version = 4; ip->ihl = 5; ip->ttl = 64; ip->protocol = IPPROTO_UDP; ip->tot_len = htons(28 + n);
+  ip->saddr = inet_addr(argv[3]); ip->daddr = inet_addr(argv[4]); ip->check = sum(ip, 20);
+  udp->source = htons(40000); udp->dest = htons(atoi(argv[5])); udp->len = htons(8 + n);
+  if (sendto(fd, pkt, 28 + n, 0, (struct sockaddr *)&to, sizeof to) < 0) { perror("sendto"); return 1; }
+  return 0;
+}
+`;
 
 describe('berth run --network bridge (root)', () => {
   it('runs two containers that reach each other by address and name, publishes a port on 127.0.0.1, and delete leaves nothing', async () => {
@@ -168,6 +211,59 @@ describe('berth run --network bridge (root)', () => {
     for (const id of ids) expect(nftRules()).not.toContain(`berth:c:${id}`);
     expect(sb.states()).toEqual([]);
   }, 400_000);
+
+  it("a container cannot reach the host's loopback services through the bridge (CVE-2020-8558), while its published port on 127.0.0.1 still works", async () => {
+    const tools = join(sb.dir, 'frame');
+    mkdirSync(tools, { recursive: true });
+    writeFileSync(join(tools, 'send.c'), FRAME_SENDER);
+    execFileSync('gcc', ['-static', '-O1', '-o', join(tools, 'send'), join(tools, 'send.c')]);
+    // a host service on 127.0.0.1 only, and (the control) one on the bridge's gateway address
+    const gateway = `10.213.${third}.1`;
+    const got: string[] = [];
+    const listen = async (address: string) => {
+      const s = createSocket('udp4');
+      s.on('message', (m) => got.push(`${address} ${m.toString()}`));
+      await new Promise<void>((r) => s.bind(0, address, () => r()));
+      return s;
+    };
+    const loopback = await listen('127.0.0.1');
+    const gw = await listen(gateway);
+    const id = sb.id('lonet');
+    try {
+      const r = sb.detached([
+        'run',
+        '-d',
+        '--name',
+        id,
+        '-v',
+        `${tools}:/tools:ro`,
+        'busybox',
+        'sleep',
+        '300',
+      ]);
+      expect(r.status, r.stderr).toBe(0);
+      const inContainer = (script: string) =>
+        sb.berth(['exec', '--cap', 'CAP_NET_RAW', id, 'sh', '-c', script]);
+      // the gateway's MAC, learnt with one ping
+      const mac = inContainer(
+        `ping -c1 -W2 ${gateway} >/dev/null; ip neigh show ${gateway} | awk '{print $5}'`,
+      ).stdout.trim();
+      expect(mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+      const send = (dst: string, port: number, text: string) =>
+        inContainer(
+          `/tools/send eth0 ${mac} $(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1) ${dst} ${port} ${text}`,
+        );
+      expect(send(gateway, (gw.address() as { port: number }).port, 'to-gateway').status).toBe(0);
+      expect(send('127.0.0.1', (loopback.address() as { port: number }).port, 'to-loopback').status).toBe(0);
+      await new Promise((r) => setTimeout(r, 1000));
+      // the frame path works (the control arrived); the one for 127.0.0.1 was dropped at the bridge
+      expect(got).toEqual([`${gateway} to-gateway`]);
+    } finally {
+      loopback.close();
+      gw.close();
+      sb.berth(['delete', '--force', id]);
+    }
+  });
 
   it('names what is wrong with a network flag, and makes nothing', () => {
     const bad = sb.berth(['run', '--rm', '-p', '70000:80', 'busybox', 'true']);

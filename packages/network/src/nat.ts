@@ -165,6 +165,7 @@ export class NftNat implements Nat {
       },
       { add: { chain: { ...t, name: 'output', type: 'nat', hook: 'output', prio: -100, policy: 'accept' } } },
       { add: { chain: { ...t, name: 'ports' } } },
+      { add: { chain: { ...t, name: 'input', type: 'filter', hook: 'input', prio: 0, policy: 'accept' } } },
     ];
     const localJump = [
       { match: { op: '==', left: { fib: { result: 'type', flags: ['daddr'] } }, right: 'local' } },
@@ -202,15 +203,33 @@ export class NftNat implements Nat {
 
   async ensureMasquerade(bridge: string, subnet: IPv4Cidr): Promise<void> {
     const t = tag('n', bridge);
+    const has = (rules: readonly NftRule[], chain: string) =>
+      rules.some((r) => r.comment === t && r.chain === chain);
     const ready = (rules: readonly NftRule[]) =>
-      rules.some((r) => r.comment === t) && rules.filter((r) => r.comment === 'berth:ports').length === 2;
+      has(rules, 'postrouting') &&
+      has(rules, 'input') &&
+      rules.filter((r) => r.comment === 'berth:ports').length === 2;
     // the usual case needs no lock: the network's rules are there already
     if (!ready(await this.rules())) {
       await this.lock(async () => {
         const existing = await this.rules();
         if (ready(existing)) return;
         const oif = (op: string) => ({ match: { op, left: { meta: { key: 'oifname' } }, right: bridge } });
-        const masquerade = existing.some((r) => r.comment === t)
+        // The bridge routes 127/8 (route_localnet, for published ports on 127.0.0.1): a container must
+        // not reach the host's loopback services through it (CVE-2020-8558, kube-proxy's rule). What
+        // arrives from the bridge for 127/8 is dropped unless it belongs to a DNATed connection (the
+        // replies of a published port reached at 127.0.0.1)
+        const loopbackGuard = has(existing, 'input')
+          ? []
+          : [
+              this.rule('input', t, [
+                { match: { op: '==', left: { meta: { key: 'iifname' } }, right: bridge } },
+                ipMatch('daddr', '==', prefix('127.0.0.0/8')),
+                { match: { op: '!', left: { ct: { key: 'status' } }, right: 'dnat' } },
+                { drop: null },
+              ]),
+            ];
+        const masquerade = has(existing, 'postrouting')
           ? []
           : [
               // the subnet's traffic to anywhere but itself leaves with the host's address
@@ -226,7 +245,7 @@ export class NftNat implements Nat {
                 { masquerade: null },
               ]),
             ];
-        await nft([], { nftables: [...this.tableCommands(existing), ...masquerade] });
+        await nft([], { nftables: [...this.tableCommands(existing), ...masquerade, ...loopbackGuard] });
       });
     }
     // what the CNI bridge plugin does too: containers' traffic must be forwarded to leave
