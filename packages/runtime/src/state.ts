@@ -1,4 +1,15 @@
-import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  unlinkSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, writeFileAtomic } from '@berth/sys';
 
@@ -98,13 +109,28 @@ export class StateStore {
   read(id: string): ContainerRecord {
     const file = join(this.dir(id), 'state.json');
     let text: string;
+    let fd: number;
     try {
-      text = readFileSync(file, 'utf8');
+      fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new BerthError(`container ${id} does not exist`, { code: 'ENOTFOUND', path: id });
       }
       throw e;
+    }
+    try {
+      // A record says which hooks to run, what to kill and what to remove: only one this user
+      // wrote counts (a --root another user can write would otherwise hand them our privileges)
+      const st = fstatSync(fd);
+      const me = process.geteuid?.() ?? 0;
+      if (st.uid !== me || (st.mode & 0o022) !== 0)
+        throw new BerthError(
+          `refusing the state of container ${id}: ${file} belongs to uid ${st.uid} (mode ${(st.mode & 0o777).toString(8)}), not to this user (uid ${me}) alone`,
+          { code: 'EPERM', path: file },
+        );
+      text = readFileSync(fd, 'utf8');
+    } finally {
+      closeSync(fd);
     }
     return JSON.parse(text) as ContainerRecord;
   }
