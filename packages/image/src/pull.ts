@@ -64,6 +64,9 @@ function parseJson<T>(body: Buffer, what: string): T {
   }
 }
 
+/** The largest image config read (they are kilobytes; a long history makes a few megabytes). */
+const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
 function checkDescriptor(d: Descriptor | undefined, what: string): Descriptor {
   if (
     d === undefined ||
@@ -154,6 +157,13 @@ export async function pullImage(
   }
   const manifest = parseJson<ImageManifest>(manifestBlob.body, `manifest ${name}`);
   const configDesc = checkDescriptor(manifest.config, 'config');
+  // read whole into memory: a size the manifest claims is no reason to hold gigabytes
+  if (configDesc.size > MAX_CONFIG_BYTES)
+    throw new ImageError(
+      'ESIZE',
+      `image ${name}: config ${configDesc.digest} is ${configDesc.size} bytes, more than ${MAX_CONFIG_BYTES}: refused`,
+      { op: 'verify config', path: configDesc.digest },
+    );
   if (!Array.isArray(manifest.layers)) {
     throw new ImageError('EMANIFEST', `manifest ${name} has no layers array`, { op: 'parse manifest' });
   }

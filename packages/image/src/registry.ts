@@ -69,6 +69,35 @@ type AuthState =
   | undefined;
 
 const MAX_REDIRECTS = 5;
+/** The largest manifest or index read (containerd's limit; the distribution spec asks registries to take 4 MiB). */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/** A response body read whole, but never more than `limit` bytes: a hostile registry cannot exhaust memory. */
+async function readLimited(res: Response, limit: number, what: string, url: string): Promise<Buffer> {
+  const declared = Number(res.headers.get('content-length') ?? Number.NaN);
+  const tooLarge = () =>
+    new ImageError('ESIZE', `${what} is larger than ${limit} bytes: refused`, { op: 'fetch', path: url });
+  if (declared > limit) {
+    await res.body?.cancel();
+    throw tooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  if (res.body) {
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > limit) {
+        await reader.cancel();
+        throw tooLarge();
+      }
+      chunks.push(Buffer.from(value));
+    }
+  }
+  return Buffer.concat(chunks);
+}
 
 function scopeOf(repository: string, action: Action | 'pull'): string {
   return `repository:${repository}:${action}`;
@@ -216,7 +245,12 @@ export class RegistryClient {
     const path = `/v2/${repository}/manifests/${reference}`;
     const res = await this.#request('GET', path, [scopeOf(repository, 'pull')], { accept: ACCEPT_MANIFESTS });
     if (res.status !== 200) throw await this.#responseError(res, 'fetch manifest', path);
-    const body = Buffer.from(await res.arrayBuffer());
+    const body = await readLimited(
+      res,
+      MAX_MANIFEST_BYTES,
+      `manifest ${repository}:${reference}`,
+      this.baseUrl + path,
+    );
     const digest = sha256(body);
     if (reference.startsWith('sha256:') && digest !== reference) {
       throw new ImageError('EDIGEST', `manifest ${repository}@${reference}: content has digest ${digest}`, {

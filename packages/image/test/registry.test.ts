@@ -234,3 +234,63 @@ describe('authenticated registries', () => {
     }
   });
 });
+
+describe('a hostile registry', () => {
+  it('cannot make a pull hold more than 4 MiB of manifest in memory, nor a config bigger than 16 MiB', async () => {
+    const { createServer } = await import('node:http');
+    const big = Buffer.alloc(1024 * 1024, 0x20);
+    const server = createServer((req, res) => {
+      if (req.url === '/v2/') return void res.writeHead(200).end('{}');
+      if (req.url?.endsWith('/manifests/endless')) {
+        // no length given: a body that does not stop
+        res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
+        let sent = 0;
+        const more = () => {
+          while (sent < 64 && res.write(big)) sent++;
+          if (sent < 64) res.once('drain', more);
+          else res.end();
+        };
+        return void more();
+      }
+      if (req.url?.endsWith('/manifests/claims')) {
+        // a length that says it all
+        res.writeHead(200, {
+          'content-type': 'application/vnd.oci.image.manifest.v1+json',
+          'content-length': String(8 * 1024 ** 3),
+        });
+        return void res.write('{');
+      }
+      if (req.url?.endsWith('/manifests/hugeconfig')) {
+        const body = JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: {
+            mediaType: 'application/vnd.oci.image.config.v1+json',
+            digest: `sha256:${'a'.repeat(64)}`,
+            size: 8 * 1024 ** 3,
+          },
+          layers: [],
+        });
+        return void res
+          .writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' })
+          .end(body);
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const host = `127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const client = new RegistryClient({ registry: host });
+      await expect(client.getManifest('x', 'endless')).rejects.toThrow(/larger than 4194304 bytes: refused/);
+      await expect(client.getManifest('x', 'claims')).rejects.toThrow(/larger than 4194304 bytes: refused/);
+      const store = await tempStore();
+      await expect(store.pull(`${host}/x:hugeconfig`)).rejects.toThrow(
+        /is 8589934592 bytes, more than 16777216: refused/,
+      );
+      expect(await store.list()).toEqual([]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
