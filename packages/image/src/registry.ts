@@ -71,6 +71,10 @@ type AuthState =
 const MAX_REDIRECTS = 5;
 /** The largest manifest or index read (containerd's limit; the distribution spec asks registries to take 4 MiB). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** The largest token-service answer read (a JSON object holding a token: a few KiB in practice). */
+export const MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024;
+/** How much of an error response's body is read for its message. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 /** A response body read whole, but never more than `limit` bytes: a hostile registry cannot exhaust memory. */
 async function readLimited(res: Response, limit: number, what: string, url: string): Promise<Buffer> {
@@ -97,6 +101,23 @@ async function readLimited(res: Response, limit: number, what: string, url: stri
     }
   }
   return Buffer.concat(chunks);
+}
+
+/** At most the first `limit` bytes of a response body; the rest is not read. */
+async function readPrefix(res: Response, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  if (res.body) {
+    const reader = res.body.getReader();
+    while (total < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(Buffer.from(value));
+      total += value.length;
+    }
+    if (total >= limit) await reader.cancel();
+  }
+  return Buffer.concat(chunks).subarray(0, limit);
 }
 
 function scopeOf(repository: string, action: Action | 'pull'): string {
@@ -604,8 +625,16 @@ export class RegistryClient {
     if (res.status !== 200) throw await this.#responseError(res, 'fetch token', url.origin + url.pathname);
     let json: { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
     try {
-      json = (await res.json()) as typeof json;
+      const body = await readLimited(
+        res,
+        MAX_TOKEN_RESPONSE_BYTES,
+        `token service ${url.host}'s answer`,
+        url.origin + url.pathname,
+      );
+      json = JSON.parse(body.toString('utf8')) as typeof json;
+      if (typeof json !== 'object' || json === null) throw new TypeError('not a JSON object');
     } catch (err) {
+      if (err instanceof ImageError) throw err;
       throw new ImageError('EAUTH', `token service ${url.host} answered something that is not JSON`, {
         op: 'fetch token',
         path: url.origin + url.pathname,
@@ -703,7 +732,8 @@ export class RegistryClient {
   async #responseError(res: Response, op: string, pathOrUrl: string): Promise<ImageError> {
     let detail: string | undefined;
     try {
-      const text = await res.text();
+      // only the start of the body: a hostile registry's error page cannot exhaust memory
+      const text = (await readPrefix(res, MAX_ERROR_BODY_BYTES)).toString('utf8');
       const json = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
       const first = json.errors?.[0];
       if (first !== undefined) detail = [first.code?.toLowerCase(), first.message].filter(Boolean).join(': ');

@@ -236,6 +236,53 @@ describe('authenticated registries', () => {
 });
 
 describe('a hostile registry', () => {
+  it('cannot make berth read an endless token answer or error page', async () => {
+    const { createServer } = await import('node:http');
+    const big = Buffer.alloc(1024 * 1024, 0x20);
+    const endless = (res: import('node:http').ServerResponse, status: number, type: string) => {
+      res.writeHead(status, { 'content-type': type });
+      let sent = 0;
+      const more = () => {
+        while (sent < 256 && res.write(big)) sent++;
+        if (sent < 256) res.once('drain', more);
+        else res.end();
+      };
+      more();
+    };
+    let served = 0;
+    const server = createServer((req, res) => {
+      if (req.url === '/v2/') return void res.writeHead(200).end('{}');
+      if (req.url?.startsWith('/token')) {
+        served++;
+        return void endless(res, 200, 'application/json');
+      }
+      if (req.url?.includes('/tokened/')) {
+        const { port } = server.address() as { port: number };
+        return void res
+          .writeHead(401, { 'www-authenticate': `Bearer realm="http://127.0.0.1:${port}/token",service="t"` })
+          .end();
+      }
+      // an error page that does not stop: only its start is read for the message
+      endless(res, 500, 'application/json');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const host = `127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const client = new RegistryClient({ registry: host });
+      await expect(client.getManifest('tokened', 'x')).rejects.toThrow(
+        /token service 127\.0\.0\.1:\d+'s answer is larger than 1048576 bytes: refused/,
+      );
+      expect(served).toBe(1);
+      const fresh = new RegistryClient({ registry: host }); // the first remembers the challenge
+      const err = await fresh.getManifest('broken', 'x').catch((e: unknown) => e);
+      expect(err).toMatchObject({ status: 500 });
+      expect(process.memoryUsage().rss).toBeLessThan(1024 ** 3);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('cannot make a pull hold more than 4 MiB of manifest in memory, nor a config bigger than 16 MiB', async () => {
     const { createServer } = await import('node:http');
     const big = Buffer.alloc(1024 * 1024, 0x20);
