@@ -15,7 +15,7 @@ import type { ImageRecord, ImageStore, PullOptions } from '@berth/image';
 import { toHostId } from '@berth/namespaces';
 import type { BundleSpec, BundleSpecMount } from '@berth/rootfs';
 import { defaultSpec, formatSpec, type Spec } from '@berth/spec';
-import { BerthError } from '@berth/sys';
+import { BerthError, removeTree } from '@berth/sys';
 import { BUILTIN_IMAGE, DEFAULT_IMAGE, ensureDefaultImage } from './builtin.js';
 import { isRootless, rootlessIds, toRootlessSpec } from './rootless.js';
 import { validateId } from './state.js';
@@ -329,7 +329,7 @@ export async function makeImageBundle(
       ...(networkFilesDir !== undefined ? { networkFilesDir } : {}),
     };
   } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
+    removeTree(dir);
     throw e;
   }
 }

@@ -25,6 +25,7 @@ import {
   type Launch,
   launch,
   loadSpawner,
+  removeTree,
   type Spawner,
   writeFileAtomic,
 } from '@berth/sys';
@@ -682,7 +683,7 @@ export class Runtime {
     }
     removeIntelRdt(made.rdt);
     this.store.remove(id);
-    for (const d of options.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
+    for (const d of options.ownedDirs ?? []) removeTree(d);
     // a failed prestart, createRuntime or createContainer hook: the lifecycle goes on
     // at "destroy" (done above), then the poststop hooks (the OCI spec's steps 12, 13)
     if ((e as BerthError).code === 'EHOOK' && spec.hooks?.poststop?.length) {
@@ -1041,7 +1042,7 @@ export class Runtime {
         await detachNetwork(id, record.network).catch((e: Error) => this.warn(`delete ${id}: ${e.message}`));
       if (!removed) await cgroup?.delete();
       removeIntelRdt(record.intelRdt);
-      for (const d of record.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
+      for (const d of record.ownedDirs ?? []) removeTree(d);
       this.store.remove(id);
       this.debug?.(`delete ${id}: cgroup, network and state removed`);
       await runHooks(
@@ -1501,7 +1502,7 @@ export class Runtime {
       validateId(id);
       return this.loadBundle(bundle);
     } catch (e) {
-      for (const d of options.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
+      for (const d of options.ownedDirs ?? []) removeTree(d);
       throw e;
     }
   }

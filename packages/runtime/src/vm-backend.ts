@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { JOIN_ORDER, NAMESPACES, type NamespaceKind } from '@berth/namespaces';
 import type { Process, Spec } from '@berth/spec';
-import { BerthError, type PlanStep } from '@berth/sys';
+import { BerthError, type PlanStep, removeTree } from '@berth/sys';
 import type { VmNet, VmRecord } from '@berth/vm';
 import {
   attachedRecord,
@@ -180,7 +180,7 @@ export async function createVmContainer(
     bindSources(spec, options.network ? MAX_SHARES - 1 : MAX_SHARES);
     dir = store.claim(record.id);
   } catch (e) {
-    for (const d of record.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
+    for (const d of record.ownedDirs ?? []) removeTree(d);
     throw e;
   }
   try {
@@ -196,7 +196,7 @@ export async function createVmContainer(
     if (record.vm) await deleteVm(record).catch(() => {});
     if (record.network) await detachNetwork(record.id, record.network).catch(() => {});
     store.remove(record.id);
-    for (const d of record.ownedDirs ?? []) rmSync(d, { recursive: true, force: true });
+    for (const d of record.ownedDirs ?? []) removeTree(d);
     throw e;
   }
 }

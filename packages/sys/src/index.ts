@@ -101,6 +101,7 @@ export {
   type PlanStep,
   type Step,
 } from './plan.js';
+export { removeTree } from './remove.js';
 export {
   type CompiledSeccomp,
   closeFd,

@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageRecord, ImageStore } from '@berth/image';
+import { removeTree } from '@berth/sys';
 import { ensureLayers } from '../layers/cache.js';
 import { ImageRootfsError, isErrno } from '../layers/errors.js';
 import type { UnpackLimits } from '../layers/unpack.js';
@@ -143,7 +144,8 @@ export async function deleteSnapshot(store: ImageStore, containerId: string): Pr
       path: dir,
     });
   }
-  await rm(dir, { recursive: true, force: true });
+  // its upper directory is what the container wrote: removed by fd, never following what it planted
+  removeTree(dir);
 }
 
 export async function listSnapshots(store: ImageStore): Promise<SnapshotInfo[]> {
