@@ -8,13 +8,14 @@
  */
 import {
   closeSync,
+  constants,
   createReadStream,
   createWriteStream,
   fstatSync,
   openSync,
   readFileSync,
+  readSync,
   realpathSync,
-  rmSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -409,20 +410,49 @@ async function openPty(): Promise<{ master: number; slave: number }> {
   }
 }
 
-/** The live status of a VM container, from QEMU and the agent's status file (no agent round trip). */
+/** The most of a VM's status file read: berth-vmm keeps a few short lines there. */
+const STATUS_MAX = 4096;
+
+/** The first STATUS_MAX bytes of a regular file, or '' (never more, whatever is there). */
+function readStatusFile(path: string): string {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return '';
+  }
+  try {
+    if (!fstatSync(fd).isFile()) return '';
+    const buf = Buffer.alloc(STATUS_MAX);
+    const n = readSync(fd, buf, 0, STATUS_MAX, 0);
+    return buf.subarray(0, n).toString('latin1');
+  } catch {
+    return '';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The live status of a VM container, from its host process and the guest's
+ * state as berth-vmm parsed it (no agent round trip). `stopped` means
+ * berth-vmm is gone (QEMU dies with it), never what the guest says: while it
+ * runs, the VM is at least `creating`, so `kill` and `delete` reach it.
+ */
 export function vmStatus(record: ContainerRecord, qemuAlive: boolean): Status {
   if (!qemuAlive || !record.vm) return 'stopped';
-  let text = '';
-  try {
-    text = readFileSync(join(record.vm.runDir, 'status'), 'utf8');
-  } catch {
-    return 'stopped';
-  }
-  const words = new Set(text.split('\n').map((l) => l.split(' ')[0]));
-  if (words.has('exit') || words.has('fail')) return 'stopped';
+  const words = new Set(
+    readStatusFile(join(record.vm.runDir, 'status'))
+      .split('\n')
+      .map((l) => l.split(' ')[0]),
+  );
   // paused: QEMU's vCPUs are stopped (`pause` records it once QMP `stop` has answered)
   if (words.has('started')) return record.status === 'paused' ? 'paused' : 'running';
-  return words.has('created') ? 'created' : 'creating';
+  if (words.has('created')) return 'created';
+  // a record made by `create` knows more than an unreadable file
+  return record.status === 'running' || record.status === 'paused' || record.status === 'created'
+    ? record.status
+    : 'creating';
 }
 
 async function open(record: ContainerRecord) {

@@ -12,6 +12,7 @@ import {
   openSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -52,6 +53,66 @@ function qemus(): string[] {
     return []; // pgrep: no match
   }
 }
+
+/**
+ * A hostile process in the guest (root, CAP_SYS_PTRACE, the agent's pid namespace): copies
+ * the agent's fds on the berth.status port and the console with pidfd_getfd and floods them.
+ */
+const HOSTILE_C = `#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+/* the agent's fd whose /proc/1/fd link ends with want */
+static int agent_fd(const char *want) {
+  DIR *d = opendir("/proc/1/fd");
+  struct dirent *e;
+  int found = -1;
+  while (d && (e = readdir(d))) {
+    char p[300], l[300] = {0};
+    snprintf(p, sizeof p, "/proc/1/fd/%s", e->d_name);
+    size_t n = strlen(want);
+    if (readlink(p, l, sizeof l - 1) > 0 && strlen(l) >= n && !strcmp(l + strlen(l) - n, want)) found = atoi(e->d_name);
+  }
+  if (found < 0) { fprintf(stderr, "no agent fd on %s\\n", want); exit(1); }
+  int pidfd = syscall(SYS_pidfd_open, 1, 0);
+  int fd = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, found, 0);
+  if (fd < 0) { perror("pidfd_getfd"); exit(1); }
+  return fd;
+}
+static void out(int fd, const char *b, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, b, n);
+    if (w < 0 && (errno == EINTR || errno == EAGAIN)) { usleep(1000); continue; }
+    if (w < 0) { perror("write"); exit(1); }
+    b += w; n -= (size_t)w;
+  }
+}
+int main(void) {
+  static char buf[1 << 20];
+  char dev[64] = "", p[300];
+  DIR *d = opendir("/sys/class/virtio-ports");
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    char name[64] = {0};
+    snprintf(p, sizeof p, "/sys/class/virtio-ports/%s/name", e->d_name);
+    int f = open(p, O_RDONLY);
+    if (f >= 0 && read(f, name, sizeof name - 1) > 0 && !strcmp(name, "berth.status\\n")) snprintf(dev, sizeof dev, "/%s", e->d_name);
+    if (f >= 0) close(f);
+  }
+  if (!dev[0]) { fprintf(stderr, "no berth.status port\\n"); return 1; }
+  int status = agent_fd(dev), console = agent_fd("/dev/console");
+  for (size_t i = 0; i < sizeof buf; i++) buf[i] = i % 128 == 127 ? '\\n' : 'A';
+  for (int i = 0; i < 64; i++) out(status, buf, sizeof buf);
+  out(status, "exit 0\\n", 7);
+  out(console, buf, sizeof buf);
+  return 0;
+}
+`;
 
 // TCG guests on a host whose two cores run other tests' VMs too can be slow (not stuck)
 const VM_TESTS = { timeout: 900_000 };
@@ -205,6 +266,56 @@ describe('the VM backend', VM_TESTS, () => {
     );
     expect(existsSync(join(root, id))).toBe(false);
     expect(qemus()).toEqual([]);
+  });
+
+  it('a guest that floods the status port and the console: bounded host files, a fast and truthful state, kill and delete work', async () => {
+    // root in the guest with CAP_SYS_PTRACE and no pid namespace takes the agent's own fds
+    // on the status port and the console (pidfd_getfd), as a replaced agent or a hostile
+    // guest kernel could write there: 64 MiB of nonsense and a false "exit 0" on the
+    // status port, 1 MiB on the serial console
+    const tool = join(dir, 'hostile');
+    writeFileSync(`${tool}.c`, HOSTILE_C);
+    execFileSync('musl-gcc', ['-static', '-O2', '-o', tool, `${tool}.c`]);
+    const rt = new Runtime({ root });
+    const id = `vm-flood-${suffix}`;
+    const b = bundle(['sh', '-c', 'hostile && echo done > /done; exec sleep 600'], (spec) => {
+      spec.root!.readonly = false;
+      spec.linux!.namespaces = spec.linux!.namespaces!.filter((n) => n.type !== 'pid');
+      const caps = spec.process!.capabilities!;
+      for (const set of ['bounding', 'effective', 'permitted'] as const)
+        caps[set] = [...(caps[set] ?? []), 'CAP_SYS_PTRACE'];
+    });
+    copyFileSync(tool, join(b, 'rootfs/bin/hostile'));
+    try {
+      await rt.create(id, b, { stdio: ['ignore', 'ignore', 'ignore'] });
+      const pid = (await rt.state(id)).pid;
+      await rt.start(id);
+      for (let i = 0; i < 6000 && !existsSync(join(b, 'rootfs/done')); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(existsSync(join(b, 'rootfs/done'))).toBe(true);
+      const runDir = join(root, id, 'vm');
+      const size = (name: string) => (existsSync(join(runDir, name)) ? statSync(join(runDir, name)).size : 0);
+      // the host keeps the guest's parsed state, not what it wrote
+      expect(size('status')).toBeLessThan(4096);
+      expect(size('console.log') + size('console.log.1')).toBeLessThanOrEqual(512 * 1024);
+      expect(size('console.log.1')).toBe(256 * 1024); // the console was flooded, and moved aside
+      expect(size('qemu.log')).toBeLessThan(256 * 1024 + 100);
+      // the VM runs: state says so, at once, whatever the guest claimed
+      const t0 = Date.now();
+      const state = await rt.state(id);
+      expect(Date.now() - t0).toBeLessThan(1000);
+      expect(state.status).toBe('running');
+      expect(state.pid).toBe(pid);
+      await rt.kill(id, 9);
+      for (let i = 0; i < 600 && (await rt.state(id)).status !== 'stopped'; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      expect((await rt.state(id)).status).toBe('stopped');
+      await rt.delete(id);
+      expect(existsSync(join(root, id))).toBe(false);
+      expect(qemus()).toEqual([]);
+    } finally {
+      await rt.delete(id, { force: true }).catch(() => {});
+    }
   });
 
   it('refuses what a VM cannot honour, naming it, and leaves nothing behind', async () => {

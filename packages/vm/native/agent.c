@@ -12,7 +12,7 @@
  *      host's own path, so the host's plan runs here unchanged,
  *   4. runs the berth launcher on /plan with the container's stdio on three
  *      virtio-serial ports, answers its sync points, and reports on a fourth
- *      port ("status", a file on the host) one line per event:
+ *      port ("status": berth-vmm on the host parses it, bounded) one line per event:
  *        created PID | started | error STEP ERRNO SYSCALL | exit CODE
  *   5. takes commands on the "ctl" port (a socket on the host), one line each:
  *        start | kill SIG | killall SIG | exec LEN (followed by LEN plan bytes)

@@ -34,8 +34,17 @@ export {
   NET_ONLY_MODULES,
   pruneKernels,
 } from './kernel.js';
-export { guestCmdline, hostTscKhz, type MachineConfig, MMIO_SLOTS, planQemu, runFiles } from './machine.js';
-export { agentSource, type GuestBinaries, guestBinaries } from './native.js';
+export {
+  guestCmdline,
+  hostTscKhz,
+  type MachineConfig,
+  MMIO_SLOTS,
+  planQemu,
+  runFiles,
+  VMM_CONSOLE_FD,
+  VMM_STATUS_FD,
+} from './machine.js';
+export { agentSource, type GuestBinaries, guestBinaries, vmmBinary } from './native.js';
 export {
   cpusetCount,
   DEFAULT_SIZE,
@@ -50,11 +59,14 @@ export {
   buildInitramfs,
   createVm,
   findQemu,
+  type GuestState,
   hostSize,
   macFromAddress,
   openVm,
   parseStatus,
   probeVm,
+  readBounded,
+  STATUS_READ_MAX,
   Vm,
   type VmCreateRequest,
   type VmHostSupport,

@@ -18,7 +18,11 @@ export interface MachineConfig {
   share: RootfsShare;
   /** More directories shared by 9p (the sources of the bundle's bind mounts), tags `share0`, `share1`, … */
   shares?: Array<{ path: string; readonly: boolean }>;
-  /** A directory private to this VM: the control socket, the status file, the console and QEMU logs. */
+  /**
+   * A directory private to this VM: the control sockets, and the status file and the
+   * console and QEMU logs that berth-vmm writes (each bounded: nothing the guest sends
+   * reaches a host file unparsed or without a size limit).
+   */
   runDir: string;
   /**
    * Where the container's stdio is in QEMU's own fd table: stdin is QEMU's
@@ -46,13 +50,25 @@ export interface MachineConfig {
  */
 export const MMIO_SLOTS = 8;
 
+/**
+ * Where QEMU finds the host end of the `berth.status` port and of the guest's
+ * serial console: sockets berth-vmm (native/vmm.c, QEMU's parent) made and
+ * reads, so that it parses the status lines and bounds the console log.
+ */
+export const VMM_STATUS_FD = 4;
+export const VMM_CONSOLE_FD = 5;
+
 /** The files and sockets of a VM's run directory. */
 export function runFiles(runDir: string) {
   return {
     ctl: join(runDir, 'ctl.sock'),
     qmp: join(runDir, 'qmp.sock'),
+    /** The guest's state as berth-vmm parsed it from the status port (a few lines, replaced by rename). */
     status: join(runDir, 'status'),
+    /** The guest's serial console: at most 256 KiB, then moved to `consoleOld` (berth-vmm). */
     console: join(runDir, 'console.log'),
+    consoleOld: join(runDir, 'console.log.1'),
+    /** QEMU's stderr: its first 256 KiB (berth-vmm). */
     qemuLog: join(runDir, 'qemu.log'),
     initrd: join(runDir, 'initrd'),
     execIn: join(runDir, 'exec-stdin.sock'),
@@ -103,8 +119,9 @@ export function planQemu(c: MachineConfig): string[] {
     // QEMU's monitor (QMP) for pause and resume: a socket only berth's run directory holds
     '-qmp',
     `unix:${q(f.qmp)},server=on,wait=off`,
+    // the console and the status port go to berth-vmm, which bounds what it keeps of them
     '-chardev',
-    `file,id=con,path=${q(f.console)}`,
+    `socket,id=con,fd=${VMM_CONSOLE_FD}`,
     '-serial',
     'chardev:con',
     '-device',
@@ -113,7 +130,7 @@ export function planQemu(c: MachineConfig): string[] {
     `socket,id=ctl,path=${q(f.ctl)},server=on,wait=off`,
     ...port('ctl', 'berth.ctl'),
     '-chardev',
-    `file,id=status,path=${q(f.status)}`,
+    `socket,id=status,fd=${VMM_STATUS_FD}`,
     ...port('status', 'berth.status'),
     '-chardev',
     'stdio,id=stdin,signal=off',

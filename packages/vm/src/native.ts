@@ -93,6 +93,16 @@ export function guestBinaries(dir: string): GuestBinaries {
   return {
     agent: build(agentSource(), 'agent', dir, cc),
     launcher: build(launcherSource(), 'launcher', dir, cc),
-    vmm: build(join(vmPackageDir(), 'native', 'vmm.c'), 'vmm', dir, cc),
+    vmm: vmmBinary(dir),
   };
+}
+
+/** berth-vmm (native/vmm.c), the host side of a VM: built once per source version into `dir`. */
+export function vmmBinary(dir: string): string {
+  return build(
+    join(vmPackageDir(), 'native', 'vmm.c'),
+    'vmm',
+    dir,
+    envOverride('BERTH_MUSL_GCC') ?? 'musl-gcc',
+  );
 }

@@ -18,8 +18,11 @@ import {
   moduleLoadOrder,
   parseStatus,
   planQemu,
+  STATUS_READ_MAX,
   selectBackend,
   sizeFromResources,
+  VMM_CONSOLE_FD,
+  VMM_STATUS_FD,
   writeCpio,
 } from './index.js';
 
@@ -240,6 +243,10 @@ describe('the QEMU command line', () => {
     expect(argv).toContain('file,id=stdout,path=/dev/fd/1,append=on');
     expect(argv).toContain('socket,id=stderr,fd=3');
     expect(argv).toContain('socket,id=ctl,path=/run/x/ctl.sock,server=on,wait=off');
+    // what the guest writes to the status port and the console goes to berth-vmm, never to a file
+    expect(argv).toContain(`socket,id=status,fd=${VMM_STATUS_FD}`);
+    expect(argv).toContain(`socket,id=con,fd=${VMM_CONSOLE_FD}`);
+    expect(argv.filter((a) => a.startsWith('file,'))).toEqual(['file,id=stdout,path=/dev/fd/1,append=on']);
     for (const name of [
       'ctl',
       'status',
@@ -286,14 +293,16 @@ describe('the QEMU command line', () => {
   });
 });
 
-describe('agent status lines', () => {
+describe('the status file berth-vmm keeps', () => {
   it('parses created, started, errors, exec exits and the exit status', () => {
-    expect(parseStatus('')).toEqual({ started: false, execExits: [] });
-    expect(parseStatus('created 81\nstarted\nexec-exit 5\nexit 137\n')).toEqual({
+    expect(parseStatus('')).toEqual({ started: false, execs: 0, faults: 0 });
+    expect(parseStatus('created 81\nstarted\nexecs 3 5\nexit 137\nfaults 2\n')).toEqual({
       created: 81,
       started: true,
-      execExits: [5],
+      execs: 3,
+      lastExec: 5,
       exit: 137,
+      faults: 2,
     });
     expect(parseStatus('error 12 2 open_exec_fifo\nexit 1\n').error).toEqual({
       step: 12,
@@ -301,5 +310,14 @@ describe('agent status lines', () => {
       syscall: 'open exec fifo',
     });
     expect(parseStatus('fail 2 /config\n').fail).toBe('/config (errno 2)');
+  });
+
+  it('ignores malformed numbers and reads no more than STATUS_READ_MAX characters', () => {
+    expect(parseStatus('created -1\nexit 256\nexit x\nexecs 1\nerror a 2 x\ncreated 0\n')).toEqual({
+      started: false,
+      execs: 0,
+      faults: 0,
+    });
+    expect(parseStatus(`${'A'.repeat(STATUS_READ_MAX)}\nexit 0\n`).exit).toBeUndefined();
   });
 });

@@ -6,6 +6,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readSync,
   realpathSync,
   rmSync,
   statSync,
@@ -178,35 +179,100 @@ function startTime(pid: number): number | undefined {
   }
 }
 
-/** The agent's status lines: `created PID`, `started`, `error STEP ERRNO SYSCALL`, `exit CODE`, `fail ERRNO WHAT`. */
-export function parseStatus(text: string): {
+/** What the guest reported, as berth-vmm keeps it (`parseStatus`). */
+export interface GuestState {
+  /** The container's pid in the guest (`created PID`). */
   created?: number;
   started: boolean;
+  /** A plan step that failed in the guest. */
   error?: { step: number; errno: number; syscall: string };
+  /** The container's exit status (128+N for signal N). */
   exit?: number;
+  /** The agent could not run the plan at all. */
   fail?: string;
-  execExits: number[];
-} {
-  const out: ReturnType<typeof parseStatus> = { started: false, execExits: [] };
-  for (const line of text.split('\n')) {
+  /** How many exec'd processes have exited, and the last one's status. */
+  execs: number;
+  lastExec?: number;
+  /** Status lines berth-vmm ignored: too long, malformed or unknown (a guest that is not berth's agent). */
+  faults: number;
+}
+
+/** The most of the status file berth reads: berth-vmm writes a few short lines. */
+export const STATUS_READ_MAX = 4096;
+
+function int(word: string | undefined, max: number): number | undefined {
+  if (word === undefined || !/^\d{1,10}$/.test(word)) return undefined;
+  const n = Number(word);
+  return n <= max ? n : undefined;
+}
+
+/**
+ * The status file berth-vmm writes from the guest's `berth.status` port (it
+ * parses the guest's lines, bounded, and keeps only this): `created PID`,
+ * `started`, `error STEP ERRNO SYSCALL`, `fail ERRNO WHAT`, `execs COUNT LAST`,
+ * `exit CODE`, `faults COUNT`. Reads at most STATUS_READ_MAX characters;
+ * anything else is ignored.
+ */
+export function parseStatus(text: string): GuestState {
+  const out: GuestState = { started: false, execs: 0, faults: 0 };
+  for (const line of text.slice(0, STATUS_READ_MAX).split('\n')) {
     const [word, a, b, ...rest] = line.split(' ');
-    if (word === 'created') out.created = Number(a);
-    else if (word === 'started') out.started = true;
-    else if (word === 'error')
-      out.error = { step: Number(a), errno: Number(b), syscall: rest.join(' ').replace(/_/g, ' ') };
-    else if (word === 'exit') out.exit = Number(a);
-    else if (word === 'exec-exit') out.execExits.push(Number(a));
-    else if (word === 'fail') out.fail = `${[b, ...rest].join(' ')} (errno ${a})`;
+    if (word === 'created') {
+      const pid = int(a, 2 ** 31 - 1);
+      if (pid) out.created = pid;
+    } else if (word === 'started') out.started = true;
+    else if (word === 'error') {
+      const step = int(a, 1_000_000);
+      const errno = int(b, 4095);
+      if (step !== undefined && errno !== undefined)
+        out.error = { step, errno, syscall: rest.join(' ').replace(/_/g, ' ') };
+    } else if (word === 'exit') {
+      const code = int(a, 255);
+      if (code !== undefined) out.exit = code;
+    } else if (word === 'execs') {
+      const count = int(a, Number.MAX_SAFE_INTEGER);
+      const code = int(b, 255);
+      if (count !== undefined && code !== undefined) {
+        out.execs = count;
+        out.lastExec = code;
+      }
+    } else if (word === 'fail') out.fail = `${[b, ...rest].join(' ')} (errno ${a})`;
+    else if (word === 'faults') out.faults = int(a, Number.MAX_SAFE_INTEGER) ?? 0;
   }
   return out;
 }
 
-function tail(path: string, lines = 8): string {
+/** At most `max` bytes of a regular file, from its start or its last `max` bytes; '' when it cannot be read. */
+export function readBounded(path: string, max: number, fromEnd = false): string {
+  let fd: number;
   try {
-    return readFileSync(path, 'utf8').trim().split('\n').slice(-lines).join('\n');
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
     return '';
   }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return '';
+    const buf = Buffer.alloc(max);
+    const at = fromEnd ? Math.max(0, st.size - max) : 0;
+    let n = 0;
+    while (n < max) {
+      const r = readSync(fd, buf, n, max - n, at + n);
+      if (r <= 0) break;
+      n += r;
+    }
+    return buf.subarray(0, n).toString('utf8');
+  } catch {
+    return '';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The last lines of a log (read from its last 64 KiB, and the file it was rotated to before that). */
+function tail(path: string, lines = 8, older?: string): string {
+  const text = (older ? readBounded(older, 65536, true) : '') + readBounded(path, 65536, true);
+  return text.trim().split('\n').slice(-lines).join('\n');
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -230,25 +296,26 @@ export class Vm {
     return startTime(this.record.qemuPid) === this.record.qemuStartTime;
   }
 
-  private statusText(): string {
-    try {
-      return readFileSync(this.files.status, 'utf8');
-    } catch {
-      return '';
-    }
+  /** What the guest reported, as berth-vmm parsed and kept it (a few bytes, read bounded). */
+  guestState(): GuestState {
+    return parseStatus(readBounded(this.files.status, STATUS_READ_MAX));
   }
 
+  /**
+   * The VM's status: `stopped` only once berth-vmm (and with it QEMU) is gone;
+   * while it runs, whatever the guest says (an `exit` it reports ends the VM
+   * within berth-vmm's grace period), the VM is `created` or `running`.
+   */
   status(): VmStatus {
     if (!this.alive()) return 'stopped';
-    const s = parseStatus(this.statusText());
-    if (s.exit !== undefined || s.fail) return 'stopped';
+    const s = this.guestState();
     if (s.started) return 'running';
     return s.created !== undefined ? 'created' : 'creating';
   }
 
-  /** The container's exit status, once it has exited. */
+  /** The container's exit status as the guest reported it, once the VM is gone. */
   exitStatus(): number | undefined {
-    return parseStatus(this.statusText()).exit;
+    return this.alive() ? undefined : this.guestState().exit;
   }
 
   /** Sends one command line to the agent and reads its answer. */
@@ -369,10 +436,10 @@ export class Vm {
       await sleep(delay);
       delay = Math.min(delay * 2, 10);
     }
-    const s = parseStatus(this.statusText());
+    const s = this.guestState();
     if (s.exit === undefined) {
       throw new BerthError(
-        `container ${this.id}: the VM stopped without an exit status\n${tail(this.files.console)}`,
+        `container ${this.id}: the VM stopped without an exit status\n${tail(this.files.console, 8, this.files.consoleOld)}`,
         {
           code: 'EQEMU',
         },
@@ -390,7 +457,7 @@ export class Vm {
     steps: readonly PlanStep[],
     stdio: [Readable | null, Writable | null, Writable | null],
   ): Promise<number> {
-    const before = parseStatus(this.statusText()).execExits.length;
+    const before = this.guestState().execs;
     const f = this.files;
     const [xin, xout, xerr] = await Promise.all([
       connectUnix(f.execIn),
@@ -418,11 +485,11 @@ export class Vm {
         xin.end();
       }
       for (;;) {
-        const s = parseStatus(this.statusText());
-        if (s.execExits.length > before) {
+        const s = this.guestState();
+        if (s.execs > before && s.lastExec !== undefined) {
           // the output ports and the status port are separate channels: let the output settle
           while (Date.now() - lastData < 100) await sleep(20);
-          return s.execExits[before]!;
+          return s.lastExec;
         }
         if (!this.alive())
           throw new BerthError(`container ${this.id}: the VM stopped during exec`, { code: 'ESTATE' });
@@ -756,7 +823,8 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
   const log = openSync(files.qemuLog, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
   let child: ChildProcess;
   try {
-    child = spawn(bins.vmm, [files.status, qemu, ...argv], {
+    // berth-vmm holds the host end of the status port and the console, and reads QEMU's stderr
+    child = spawn(bins.vmm, [req.runDir, qemu, ...argv], {
       stdio: [stdin.fd, stdout.fd, log, stderr.fd],
       detached: true,
     });
@@ -795,7 +863,7 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
     const deadline = Date.now() + (req.timeoutMs ?? 120_000);
     let delay = 5;
     for (;;) {
-      const s = parseStatus(readFileSync(files.status, 'utf8'));
+      const s = vm.guestState();
       if (s.error) {
         const step = req.steps[s.error.step];
         throw new LaunchError(step, s.error.step, s.error.syscall, s.error.errno);
@@ -815,14 +883,17 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
       }
       if (!vm.alive()) {
         throw new BerthError(
-          `QEMU exited while the VM booted:\n${[tail(files.qemuLog), tail(files.console)].filter(Boolean).join('\n')}`,
+          `QEMU exited while the VM booted:\n${[tail(files.qemuLog), tail(files.console, 8, files.consoleOld)].filter(Boolean).join('\n')}`,
           { code: 'EQEMU' },
         );
       }
       if (Date.now() > deadline) {
-        throw new BerthError(`the VM did not report "created" in time:\n${tail(files.console)}`, {
-          code: 'EAGENT',
-        });
+        throw new BerthError(
+          `the VM did not report "created" in time:\n${tail(files.console, 8, files.consoleOld)}`,
+          {
+            code: 'EAGENT',
+          },
+        );
       }
       await sleep(delay);
       delay = Math.min(delay * 2, 20);

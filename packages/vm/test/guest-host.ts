@@ -20,7 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PlanStep } from '@berth/sys';
 import { expect } from 'vitest';
-import { createVm, runFiles, type Vm } from '../src/index.js';
+import { createVm, readBounded, runFiles, type Vm } from '../src/index.js';
 
 export const REPO = fileURLToPath(new URL('../../..', import.meta.url)).replace(/\/$/, '');
 
@@ -196,7 +196,7 @@ export async function runInGuest(run: GuestRun): Promise<GuestResult> {
       report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report;
     } catch (e) {
       throw new Error(
-        `no report from the guest (${(e as Error).message}); exit ${JSON.stringify(status)}\n${output}\n${readFileSync(runFiles(join(dir, 'vm')).status, 'utf8')}\n${readFileSync(runFiles(join(dir, 'vm')).console, 'utf8').slice(-2000)}`,
+        `no report from the guest (${(e as Error).message}); exit ${JSON.stringify(status)}\n${output}\n${readBounded(runFiles(join(dir, 'vm')).status, 4096)}\n${readBounded(runFiles(join(dir, 'vm')).console, 2000, true)}`,
       );
     }
     // the guest powered off with its tests: QEMU is gone; delete leaves no run directory
