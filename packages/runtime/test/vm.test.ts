@@ -107,9 +107,10 @@ int main(void) {
   if (!dev[0]) { fprintf(stderr, "no berth.status port\\n"); return 1; }
   int status = agent_fd(dev), console = agent_fd("/dev/console");
   for (size_t i = 0; i < sizeof buf; i++) buf[i] = i % 128 == 127 ? '\\n' : 'A';
-  for (int i = 0; i < 64; i++) out(status, buf, sizeof buf);
-  out(status, "exit 0\\n", 7);
   out(console, buf, sizeof buf);
+  for (int i = 0; i < 64; i++) out(status, buf, sizeof buf);
+  /* last: berth-vmm gives a guest that reported its exit 10 s to power off */
+  out(status, "exit 0\\n", 7);
   return 0;
 }
 `;
@@ -271,8 +272,8 @@ describe('the VM backend', VM_TESTS, () => {
   it('a guest that floods the status port and the console: bounded host files, a fast and truthful state, kill and delete work', async () => {
     // root in the guest with CAP_SYS_PTRACE and no pid namespace takes the agent's own fds
     // on the status port and the console (pidfd_getfd), as a replaced agent or a hostile
-    // guest kernel could write there: 64 MiB of nonsense and a false "exit 0" on the
-    // status port, 1 MiB on the serial console
+    // guest kernel could write there: 1 MiB on the serial console, then 64 MiB of
+    // nonsense and a false "exit 0" on the status port
     const tool = join(dir, 'hostile');
     writeFileSync(`${tool}.c`, HOSTILE_C);
     execFileSync('musl-gcc', ['-static', '-O2', '-o', tool, `${tool}.c`]);
