@@ -1,10 +1,18 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Sandbox } from './helpers.js';
+import { CLI, Sandbox } from './helpers.js';
 
 // this file's own network: a unique bridge and subnet, its own state directory (parallel-safe)
 const sb = new Sandbox();
@@ -275,5 +283,233 @@ describe('berth run --network bridge (root)', () => {
     expect(missing.stderr).toContain('network nosuchnet does not exist');
     expect(sb.states()).toEqual([]);
     expect(leases()).toEqual([]);
+  });
+});
+
+/**
+ * A network namespace of the test's own (a `sleep` in `unshare --net`) where berth runs: its
+ * bridges, links, leases and nft table are the namespace's, and go with it.
+ */
+async function privateNetns() {
+  const child = spawn('unshare', ['--net', '--', 'sleep', '600'], { stdio: 'ignore' });
+  const pid = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('spawn', () => resolve(child.pid!));
+  });
+  const self = execFileSync('readlink', ['/proc/self/ns/net']).toString();
+  for (let i = 0; i < 200; i++) {
+    const r = spawnSync('readlink', [`/proc/${pid}/ns/net`], { encoding: 'utf8' });
+    if (r.status === 0 && r.stdout !== self) break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const dir = join(sb.dir, `netns-${pid}`);
+  const env = { ...process.env, BERTH_STORE: sb.store, BERTH_NETWORK_DIR: dir };
+  const sh = (cmd: string[]) =>
+    spawnSync('nsenter', ['-t', String(pid), '-n', '--', ...cmd], { encoding: 'utf8', env, timeout: 60_000 });
+  const berthArgs = (args: string[]) => [process.execPath, CLI, '--root', sb.root, ...args];
+  sh(['ip', 'link', 'set', 'lo', 'up']);
+  return {
+    dir,
+    sh,
+    berth: (args: string[]) => sh(berthArgs(args)),
+    /** run -d: the container's process keeps berth's stdout and stderr, so they go to files */
+    detached(args: string[]) {
+      const out = join(sb.dir, `ns-out-${randomBytes(4).toString('hex')}`);
+      const fo = openSync(out, 'w');
+      const fe = openSync(`${out}.err`, 'w');
+      try {
+        const r = spawnSync('nsenter', ['-t', String(pid), '-n', '--', ...berthArgs(args)], {
+          env,
+          stdio: ['ignore', fo, fe],
+          timeout: 60_000,
+        });
+        return { status: r.status, stderr: readFileSync(`${out}.err`, 'utf8') };
+      } finally {
+        closeSync(fo);
+        closeSync(fe);
+      }
+    },
+    leases: (network: string) => {
+      const f = join(dir, 'leases', `${network}.json`);
+      return existsSync(f)
+        ? (JSON.parse(readFileSync(f, 'utf8')) as Array<{ containerId: string; address: string }>)
+        : [];
+    },
+    /** berth's nft table in the namespace */
+    rules: () => sh(['nft', 'list', 'table', 'ip', 'berth']).stdout ?? '',
+    links: () => sh(['ip', '-o', 'link', 'show']).stdout,
+    async close() {
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await gone;
+    },
+  };
+}
+
+describe('berth network: ports and bridges that are not the container’s (root; a private network namespace)', () => {
+  it("a stopped container's published port does not reach the next container given its address; its delete still works", async () => {
+    const ns = await privateNetns();
+    const a = sb.id('stopped');
+    const b = sb.id('next');
+    const bridge = `bt${randomBytes(4).toString('hex')}`;
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    try {
+      const made = ns.berth(['network', 'create', '--subnet', '10.213.1.0/24', '--bridge', bridge, 'n1']);
+      expect(made.status, made.stderr).toBe(0);
+      // a publishes 127.0.0.1:PORT and stops at once; it is kept (not --rm)
+      const ra = ns.detached([
+        'run',
+        '-d',
+        '--name',
+        a,
+        '--network',
+        'n1',
+        '-p',
+        `127.0.0.1:${port}:80`,
+        'busybox',
+        'true',
+      ]);
+      expect(ra.status, ra.stderr).toBe(0);
+      let status = '';
+      for (let i = 0; i < 100 && status !== 'stopped'; i++) {
+        const st = ns.berth(['state', a]);
+        status = st.status === 0 ? (JSON.parse(st.stdout) as { status: string }).status : '';
+        if (status !== 'stopped') await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(status).toBe('stopped');
+      expect(ns.rules()).toContain(`berth:c:${a}`);
+      // its lease lives as long as its init: gone once reaped (by whoever it was reparented to)
+      const holder = (ns.leases('n1') as Array<{ holder?: { pid: number } }>)[0]?.holder?.pid;
+      expect(holder).toBeGreaterThan(0);
+      for (let i = 0; i < 200 && existsSync(`/proc/${holder}`); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(existsSync(`/proc/${holder}`)).toBe(false);
+      // b publishes nothing and gets a's address: a's rule goes when its lease is taken back
+      const rb = ns.detached([
+        'run',
+        '-d',
+        '--name',
+        b,
+        '--network',
+        'n1',
+        'busybox',
+        'httpd',
+        '-f',
+        '-p',
+        '80',
+        '-h',
+        '/etc',
+      ]);
+      expect(rb.status, rb.stderr).toBe(0);
+      expect(ns.leases('n1')).toMatchObject([{ containerId: b, address: '10.213.1.2/24' }]);
+      const wget = (url: string) => ns.sh(['wget', '-q', '-T', '2', '-t', '1', '-O', '-', url]);
+      let direct = '';
+      for (let i = 0; i < 50 && !direct; i++) {
+        const r = wget('http://10.213.1.2/hostname');
+        direct = r.status === 0 ? r.stdout : '';
+        if (!direct) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(direct).toBe(`${b}\n`);
+      const viaA = wget(`http://127.0.0.1:${port}/hostname`);
+      expect(viaA.stdout).toBe('');
+      expect(viaA.status).not.toBe(0);
+      expect(ns.rules()).not.toContain(`berth:c:${a}`);
+
+      // a's delete afterwards: it works, and leaves b's lease alone
+      const da = ns.berth(['delete', a]);
+      expect(da.status, da.stderr).toBe(0);
+      expect(ns.leases('n1').map((l) => l.containerId)).toEqual([b]);
+      expect(ns.berth(['delete', '-f', b]).status).toBe(0);
+      expect(ns.leases('n1')).toEqual([]);
+      expect(ns.rules()).not.toContain('berth:c:');
+      const rm = ns.berth(['network', 'rm', 'n1']);
+      expect(rm.status, rm.stderr).toBe(0);
+      expect(ns.links()).not.toContain(bridge);
+      expect(ns.links()).not.toMatch(/: bv[0-9a-f]{12}/);
+    } finally {
+      for (const id of [a, b]) if (sb.states().includes(id)) ns.berth(['delete', '-f', id]);
+      await ns.close();
+    }
+    expect(sb.states()).toEqual([]);
+  });
+
+  it('network create refuses a host link that is not a bridge; network rm deletes only a bridge berth made, with nothing else on it', async () => {
+    const ns = await privateNetns();
+    const ids: string[] = [];
+    const run = (network: string) => {
+      const id = sb.id('br');
+      ids.push(id);
+      const r = ns.detached(['run', '-d', '--name', id, '--network', network, 'busybox', 'sleep', '60']);
+      expect(r.status, r.stderr).toBe(0);
+      return id;
+    };
+    const addresses = (link: string) =>
+      ns.sh(['ip', '-4', '-o', 'addr', 'show', 'dev', link]).stdout.match(/inet \S+/g) ?? [];
+    const exists = (link: string) => ns.sh(['ip', 'link', 'show', link]).status === 0;
+    try {
+      // "eth0": the host's NIC (a veth here); a network on it is refused and it stays
+      expect(ns.sh(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0']).status).toBe(0);
+      ns.sh(['ip', 'addr', 'add', '172.31.9.2/24', 'dev', 'eth0']);
+      const bad = ns.berth(['network', 'create', '--subnet', '10.213.2.0/24', '--bridge', 'eth0', 'n2']);
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toContain(
+        '--bridge eth0: this host has a link of that name (veth) and it is not a bridge: name a bridge, or a name no link has (berth then makes the bridge)',
+      );
+      expect(ns.berth(['network', 'inspect', 'n2']).status).not.toBe(0);
+      expect(exists('eth0') && exists('peer0')).toBe(true);
+
+      // the host's own bridge: used as it is (its subnet, no address or sysctl of berth's), kept by rm
+      ns.sh(['ip', 'link', 'add', 'hostbr', 'type', 'bridge']);
+      ns.sh(['ip', 'addr', 'add', '10.213.3.1/24', 'dev', 'hostbr']);
+      ns.sh(['ip', 'link', 'set', 'hostbr', 'up']);
+      const other = ns.berth(['network', 'create', '--subnet', '10.213.9.0/24', '--bridge', 'hostbr', 'n3']);
+      expect(other.status).toBe(1);
+      expect(other.stderr).toContain(
+        'the bridge exists with address 10.213.3.1/24, not the gateway 10.213.9.1/24',
+      );
+      const made = ns.berth(['network', 'create', '--bridge', 'hostbr', 'n3']);
+      expect(made.status, made.stderr).toBe(0);
+      expect(JSON.parse(ns.berth(['network', 'inspect', 'n3']).stdout)).toMatchObject([
+        { bridge: 'hostbr', subnet: { cidr: '10.213.3.0/24', gateway: '10.213.3.1' }, ownBridge: false },
+      ]);
+      const c3 = run('n3');
+      expect(ns.leases('n3')).toMatchObject([{ containerId: c3, address: '10.213.3.2/24' }]);
+      expect(addresses('hostbr')).toEqual(['inet 10.213.3.1/24']);
+      expect(ns.sh(['cat', '/proc/sys/net/ipv4/conf/hostbr/route_localnet']).stdout.trim()).toBe('0');
+      expect(ns.berth(['delete', '-f', c3]).status).toBe(0);
+      const rm3 = ns.berth(['network', 'rm', 'n3']);
+      expect(rm3.status, rm3.stderr).toBe(0);
+      expect(exists('hostbr')).toBe(true);
+      expect(addresses('hostbr')).toEqual(['inet 10.213.3.1/24']);
+
+      // berth's bridge with a link that is not the network's on it: kept, and the link too
+      expect(
+        ns.berth(['network', 'create', '--subnet', '10.213.4.0/24', '--bridge', 'berthbr', 'n4']).status,
+      ).toBe(0);
+      const c4 = run('n4');
+      expect(ns.berth(['delete', '-f', c4]).status).toBe(0);
+      ns.sh(['ip', 'link', 'add', 'other0', 'type', 'veth', 'peer', 'name', 'other1']);
+      ns.sh(['ip', 'link', 'set', 'other0', 'master', 'berthbr']);
+      const rm4 = ns.berth(['network', 'rm', 'n4']);
+      expect(rm4.status, rm4.stderr).toBe(0);
+      expect(rm4.stderr).toContain("bridge berthbr is kept: links that are not this network's are on it");
+      expect(exists('berthbr') && exists('other0')).toBe(true);
+
+      // berth's bridge with nothing on it: removed
+      expect(
+        ns.berth(['network', 'create', '--subnet', '10.213.5.0/24', '--bridge', 'berthbr5', 'n5']).status,
+      ).toBe(0);
+      const c5 = run('n5');
+      expect(exists('berthbr5')).toBe(true);
+      expect(ns.berth(['delete', '-f', c5]).status).toBe(0);
+      const rm5 = ns.berth(['network', 'rm', 'n5']);
+      expect(rm5.status, rm5.stderr).toBe(0);
+      expect(exists('berthbr5')).toBe(false);
+      expect(ns.rules()).not.toContain('berth:c:');
+    } finally {
+      for (const id of ids) if (sb.states().includes(id)) ns.berth(['delete', '-f', id]);
+      await ns.close();
+    }
+    expect(sb.states()).toEqual([]);
   });
 });

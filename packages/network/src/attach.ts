@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, type NetSys, netlibc } from '@berth/sys';
 import type { IPv4Address, IPv4Cidr } from './address.js';
@@ -139,6 +139,24 @@ export async function attach(req: AttachRequest, sysIn?: NetSys): Promise<Attach
   for (const d of req.dns ?? []) DnsFiles.checkNameserver(d);
   const extraHosts = (req.addHosts ?? []).map((h) => DnsFiles.parseAddHost(h));
   const config = await store.require(networkName);
+  if (config.ownBridge === false) {
+    // a bridge berth did not make keeps its sysctls: a port on 127.0.0.1 needs it to route 127/8
+    for (const p of req.publish ?? []) {
+      if (!parsePublish(p, '0.0.0.0').hostIp?.startsWith('127.')) continue;
+      let localnet: string | undefined;
+      try {
+        localnet = readFileSync(`/proc/sys/net/ipv4/conf/${config.bridge}/route_localnet`, 'utf8').trim();
+      } catch {
+        // no such bridge: Bridge.ensure says so below
+      }
+      if (localnet !== undefined && localnet !== '1')
+        throw invalid(
+          '-p',
+          p,
+          `network ${networkName} uses bridge ${config.bridge}, which berth did not make and does not change, and it does not route 127.0.0.0/8 (net.ipv4.conf.${config.bridge}.route_localnet is ${localnet}): publish on another host address, or set that sysctl yourself`,
+        );
+    }
+  }
   if (!req.tap && !req.netns)
     throw new BerthError(`attach ${req.containerId}: no network namespace given`, { code: 'ENONETNS' });
   const holder =
@@ -150,7 +168,7 @@ export async function attach(req: AttachRequest, sysIn?: NetSys): Promise<Attach
   let published = false;
   let masquerade: Promise<void> | undefined;
   try {
-    await Bridge.ensure(config.bridge, config.subnet, { handle: host });
+    await Bridge.ensure(config.bridge, config.subnet, { handle: host, owned: config.ownBridge !== false });
     // The network's NAT rules are checked (an `nft` run: the slowest step of an attach) while
     // the lease and the links are made; awaited before any port rule goes into their table.
     masquerade = config.internal ? undefined : nat.ensureMasquerade(config.bridge, config.subnet.cidr);
@@ -170,6 +188,8 @@ export async function attach(req: AttachRequest, sysIn?: NetSys): Promise<Attach
       names,
       ...(files ? { hostsFile: files.hosts } : {}),
       ifname,
+      // the lease names the table of its port rules: they go with it if it is taken back as stale
+      ...(req.publish?.length ? { natTable: nat.table } : {}),
     });
     leased = true;
     const ip = lease.address.split('/')[0] as IPv4Address;
@@ -199,6 +219,17 @@ export async function attach(req: AttachRequest, sysIn?: NetSys): Promise<Attach
     if (ports.length) {
       published = true;
       await nat.publish(req.containerId, ports);
+      // the lease may have been taken back meanwhile (its holder died mid-attach, and another
+      // container got the address): rules must never point at an address that is not ours
+      const still = (await store.ipam.leases(networkName)).some(
+        (l) =>
+          l.containerId === req.containerId && (l.ifname ?? '') === ifname && l.address === lease.address,
+      );
+      if (!still)
+        throw new BerthError(
+          `attach ${req.containerId}: its address ${lease.address} was taken back while its ports were published (its process is gone)`,
+          { code: 'EIPAMCONFLICT', path: req.containerId },
+        );
     }
     let resolvConf: ResolvConf | undefined;
     if (files && req.filesDir) {

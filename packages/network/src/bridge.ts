@@ -22,7 +22,16 @@ export interface Bridge {
  * `EINVALIDNETWORK` error rather than a silent reconfiguration.
  */
 export interface BridgeStatic {
-  ensure(name: string, subnet: Subnet, options?: { mtu?: number; handle?: Handle }): Promise<Bridge>;
+  /**
+   * With `owned: false` (a bridge berth did not make: `NetworkConfig.ownBridge`) nothing is
+   * made or changed: the bridge must exist and be a bridge, and keeps its addresses, state
+   * and sysctls.
+   */
+  ensure(
+    name: string,
+    subnet: Subnet,
+    options?: { mtu?: number; handle?: Handle; owned?: boolean },
+  ): Promise<Bridge>;
   get(name: string, options?: { handle?: Handle }): Promise<Bridge | undefined>;
   /** Deletes the bridge when no link is attached to it any more; returns whether it was deleted. */
   removeIfUnused(name: string, options?: { handle?: Handle }): Promise<boolean>;
@@ -69,6 +78,15 @@ export const Bridge: BridgeStatic = {
           code: 'EINVALIDNETWORK',
           path: name,
         });
+      if (options.owned === false) {
+        // not berth's: used as it is, never made, addressed or reconfigured
+        if (!link)
+          throw new BerthError(
+            `bridge ${name} does not exist: the network uses a bridge berth did not make, and berth does not make it`,
+            { code: 'EINVALIDNETWORK', path: name },
+          );
+        return make(options.handle, link, subnet);
+      }
       if (!link) {
         try {
           link = await h.links.createBridge(name, options.mtu ? { mtu: options.mtu } : {});

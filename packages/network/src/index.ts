@@ -47,7 +47,14 @@ export {
   overlaps,
   parseCidr,
 } from './ip.js';
-export { FileIpam, type Ipam, type IpamOptions, type Lease } from './ipam.js';
+export {
+  FileIpam,
+  type Ipam,
+  type IpamOptions,
+  type Lease,
+  type LeaseExtra,
+  unpublishStale,
+} from './ipam.js';
 export {
   type Nat,
   type NatBackend,

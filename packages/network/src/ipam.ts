@@ -1,10 +1,11 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BerthError } from '@berth/sys';
+import { BerthError, hasErrno } from '@berth/sys';
 import type { IPv4Address, IPv4Cidr, Subnet } from './address.js';
 import type { HostsEntry } from './dns.js';
 import { contains, hostRange, intToIPv4, ipv4ToInt, isIPv4 } from './ip.js';
 import { holderAlive, startTime, withNetLock } from './lock.js';
+import { NftNat } from './nat.js';
 
 /** The process a lease lives as long as: the create that took it, then the container's init. */
 export interface LeaseHolder {
@@ -33,11 +34,46 @@ export interface Lease {
   ifname?: string;
   /** The container's own hosts entries (localhost, itself, --add-host), before its peers'. */
   staticHosts?: HostsEntry[];
+  /**
+   * The nft table that holds the container's published-port rules, recorded before they are
+   * made (`attach` with `-p`). When the lease is taken back as stale, its rules go with it.
+   */
+  natTable?: string;
 }
+
+/** The lease fields a caller may set when it allocates. */
+export type LeaseExtra = Partial<Pick<Lease, 'holder' | 'names' | 'hostsFile' | 'ifname' | 'natTable'>>;
 
 export interface IpamOptions {
   /** Where leases are kept (one file per network, written atomically, under a lock). */
   stateDir: string;
+  /**
+   * Undoes what else the stale leases' containers held with their addresses, under the
+   * network's lock, before an address is handed out again (default `unpublishStale`: their
+   * port rules). If it throws, the allocation fails and the leases stay.
+   */
+  reclaim?: (stale: readonly Lease[]) => Promise<void>;
+}
+
+/**
+ * The default `reclaim`: removes the port rules (`berth:c:ID`) of each stale lease's container
+ * from the table its lease names, so a stopped container's published ports never reach the next
+ * container given its address. A lease that names no table (the container published nothing,
+ * or an earlier berth wrote it) is looked up in berth's default table; without nft there is none.
+ */
+export async function unpublishStale(stale: readonly Lease[]): Promise<void> {
+  for (const l of stale) {
+    try {
+      await new NftNat(l.natTable ? { table: l.natTable } : {}).unpublish(l.containerId);
+    } catch (e) {
+      // no nft command: no rule can exist, unless the lease says it made some
+      if (!l.natTable && hasErrno((e as Error).cause, 'ENOENT')) continue;
+      throw new BerthError(
+        `cannot take back the address ${l.address} of container ${l.containerId} (its process is gone): its published ports could not be removed: ${(e as Error).message}`,
+        { code: (e as BerthError).code ?? 'ENAT', path: l.containerId, cause: e },
+      );
+    }
+  }
 }
 
 /**
@@ -57,7 +93,7 @@ export interface Ipam {
     subnet: Subnet,
     containerId: string,
     requested?: IPv4Address,
-    extra?: Partial<Pick<Lease, 'holder' | 'names' | 'hostsFile' | 'ifname'>>,
+    extra?: LeaseExtra,
   ): Promise<Lease>;
   /** Frees the container's lease; releasing a lease that does not exist is not an error. */
   release(network: string, containerId: string): Promise<void>;
@@ -69,7 +105,9 @@ export interface Ipam {
  * and rewritten (temp file + rename) under a per-network lock that the kernel
  * drops if the holder dies. A lease whose holder process is gone (a create
  * that was killed, a container whose init exited and was never deleted) is
- * taken back when an address is needed.
+ * taken back at the next allocation, together with its container's port rules
+ * (`IpamOptions.reclaim`), in the same locked step: an address is never handed
+ * out while rules that send a host port to it remain.
  */
 export class FileIpam implements Ipam {
   constructor(readonly options: IpamOptions) {}
@@ -104,9 +142,12 @@ export class FileIpam implements Ipam {
   }
 
   /** Runs `fn` on the network's leases under its lock; what `fn` returns as leases is written back. */
-  async update<T>(network: string, fn: (leases: Lease[]) => { leases: Lease[]; result: T }): Promise<T> {
+  async update<T>(
+    network: string,
+    fn: (leases: Lease[]) => { leases: Lease[]; result: T } | Promise<{ leases: Lease[]; result: T }>,
+  ): Promise<T> {
     return withNetLock(`${this.options.stateDir}/${network}`, async () => {
-      const { leases, result } = fn(this.read(network));
+      const { leases, result } = await fn(this.read(network));
       if (JSON.stringify(leases) !== JSON.stringify(this.read(network))) this.write(network, leases);
       return result;
     });
@@ -117,7 +158,7 @@ export class FileIpam implements Ipam {
     subnet: Subnet,
     containerId: string,
     requested?: IPv4Address,
-    extra: Partial<Pick<Lease, 'holder' | 'names' | 'hostsFile' | 'ifname'>> = {},
+    extra: LeaseExtra = {},
   ): Promise<Lease> {
     const range = hostRange(subnet.cidr);
     if (requested !== undefined) {
@@ -134,13 +175,17 @@ export class FileIpam implements Ipam {
         });
     }
     const holder = extra.holder ?? { pid: process.pid, ...optStart(process.pid) };
-    return this.update(network, (all) => {
+    return this.update(network, async (all) => {
       const mine = all.find(
         (l) => l.containerId === containerId && (l.ifname ?? '') === (extra.ifname ?? ''),
       );
       if (mine) return { leases: all, result: mine };
-      // stale leases (their holder is gone) are dropped before looking for a free address
-      const live = all.filter((l) => !l.holder || holderAlive(l.holder.pid, l.holder.startTime));
+      // stale leases (their holder is gone) are dropped before looking for a free address, and
+      // what their containers held with the address (port rules) goes first, still under the lock
+      const alive = (l: Lease) => !l.holder || holderAlive(l.holder.pid, l.holder.startTime);
+      const live = all.filter(alive);
+      const stale = all.filter((l) => !alive(l));
+      if (stale.length) await (this.options.reclaim ?? unpublishStale)(stale);
       const taken = new Set(live.map((l) => ipv4ToInt(l.address.split('/')[0]!)));
       taken.add(ipv4ToInt(subnet.gateway));
       let pick: number | undefined;
@@ -177,6 +222,7 @@ export class FileIpam implements Ipam {
         ...(extra.names ? { names: extra.names } : {}),
         ...(extra.hostsFile ? { hostsFile: extra.hostsFile } : {}),
         ...(extra.ifname ? { ifname: extra.ifname } : {}),
+        ...(extra.natTable ? { natTable: extra.natTable } : {}),
       };
       return { leases: [...live, lease], result: lease };
     });

@@ -3,9 +3,10 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { BerthError } from '@berth/sys';
 import type { Subnet } from './address.js';
-import { makeSubnet, overlaps } from './ip.js';
+import { hostRange, intToIPv4, makeSubnet, overlaps, parseCidr } from './ip.js';
 import { FileIpam, type Lease } from './ipam.js';
 import { withNetLock } from './lock.js';
+import { type RtnetlinkHandle, rtnetlink } from './netlink.js';
 
 /** The network `berth run` joins unless told otherwise, and its bridge. */
 export const DEFAULT_NETWORK = 'bridge';
@@ -23,6 +24,15 @@ export interface NetworkConfig {
   created: string;
   /** No masquerade: containers reach each other and the host only. */
   internal?: boolean;
+  /**
+   * Whether the bridge is berth's. `true`: no link had its name when the network was made;
+   * berth makes it when the first container joins (with the gateway address and
+   * `route_localnet`), and `network rm` deletes it once no link is on it. `false`: a bridge
+   * that existed (`--bridge` of the host's own): berth only puts its containers' veths on it,
+   * never changes its addresses, state or sysctls, and never deletes it. Absent (the default
+   * network, networks made by an earlier berth): `true`.
+   */
+  ownBridge?: boolean;
 }
 
 export interface NetworkStoreOptions {
@@ -129,21 +139,61 @@ export class NetworkStore {
    * Creates a named network: its subnet (or the first free 10.89.N.0/24), its
    * bridge name (default `bn-` and a hash of the name). The bridge itself is
    * made by the first container that joins. `hostRoutes` are the host's
-   * routed networks that the subnet must not overlap.
+   * routed networks that the subnet must not overlap (not those of the bridge
+   * itself when it exists).
+   *
+   * A `bridge` that names an existing link must be a bridge (`EINVALIDNETWORK`
+   * otherwise): the network then uses it as it is (`ownBridge: false`). When
+   * that bridge has IPv4 addresses, the network's gateway must be one of them
+   * (by default the subnet and gateway are its first address's).
    */
   async create(
     name: string,
-    o: { subnet?: string; gateway?: string; bridge?: string; internal?: boolean; hostRoutes?: string[] } = {},
+    o: {
+      subnet?: string;
+      gateway?: string;
+      bridge?: string;
+      internal?: boolean;
+      hostRoutes?: string[];
+      /** Where links are looked up (default: a handle on this process's network namespace). */
+      handle?: RtnetlinkHandle;
+    } = {},
   ): Promise<NetworkConfig> {
     this.file(name);
+    const bridge = o.bridge ?? `bn-${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
+    if (
+      Buffer.byteLength(bridge) > 15 ||
+      !/^[A-Za-z0-9_.-]+$/.test(bridge) ||
+      bridge === '.' ||
+      bridge === '..'
+    )
+      throw new BerthError(`bridge name ${JSON.stringify(bridge)} must be 1 to 15 letters, digits, _ . -`, {
+        code: 'EINVALIDNETWORK',
+        path: bridge,
+      });
+    const existing = await existingLink(bridge, o.handle);
+    if (existing && existing.kind !== 'bridge')
+      throw new BerthError(
+        `--bridge ${bridge}: this host has a link of that name (${existing.kind}) and it is not a bridge: name a bridge, or a name no link has (berth then makes the bridge)`,
+        { code: 'EINVALIDNETWORK', path: bridge },
+      );
     return this.lock(async () => {
       if (this.readFile(name) || name === DEFAULT_NETWORK)
         throw new BerthError(`network ${name} already exists`, { code: 'EEXIST', path: name });
       const others = (await this.listUnlocked()).map((n) => n.subnet.cidr);
       const avoid = [...others, ...(o.hostRoutes ?? [])];
+      // an existing bridge's own address gives the network its subnet and gateway unless told otherwise
+      const bridgeAddress = existing?.addresses[0];
       let subnet: Subnet;
-      if (o.subnet) {
-        subnet = makeSubnet(o.subnet, o.gateway);
+      if (o.subnet || bridgeAddress) {
+        if (o.subnet) subnet = makeSubnet(o.subnet, o.gateway);
+        else {
+          const { address, prefix } = parseCidr(bridgeAddress!);
+          subnet = makeSubnet(
+            `${intToIPv4(hostRange(bridgeAddress!).network)}/${prefix}`,
+            o.gateway ?? address,
+          );
+        }
         const clash = avoid.find((c) => overlaps(c, subnet.cidr));
         if (clash)
           throw new BerthError(`subnet ${subnet.cidr} overlaps ${clash}, already in use on this host`, {
@@ -162,24 +212,28 @@ export class NetworkStore {
           });
         subnet = found;
       }
-      const bridge = o.bridge ?? `bn-${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
-      if (Buffer.byteLength(bridge) > 15 || !/^[A-Za-z0-9_.-]+$/.test(bridge))
-        throw new BerthError(`bridge name ${JSON.stringify(bridge)} must be 1 to 15 letters, digits, _ . -`, {
-          code: 'EINVALIDNETWORK',
-          path: bridge,
-        });
       const taken = (await this.listUnlocked()).find((n) => n.bridge === bridge);
       if (taken)
         throw new BerthError(`bridge ${bridge} is network ${taken.name}'s`, {
           code: 'EINVALIDNETWORK',
           path: bridge,
         });
+      if (existing?.addresses.length) {
+        // berth never changes the addresses of a bridge it did not make
+        const want = `${subnet.gateway}/${parseCidr(subnet.cidr).prefix}`;
+        if (!existing.addresses.includes(want))
+          throw new BerthError(
+            `--bridge ${bridge}: the bridge exists with address ${existing.addresses.join(', ')}, not the gateway ${want}, and berth does not change a bridge it did not make: leave out --subnet, or give the bridge's own subnet and --gateway`,
+            { code: 'EINVALIDNETWORK', path: bridge },
+          );
+      }
       const config: NetworkConfig = {
         name,
         bridge,
         subnet,
         created: new Date().toISOString(),
         ...(o.internal ? { internal: true } : {}),
+        ownBridge: !existing,
       };
       this.writeFile(config);
       return config;
@@ -216,5 +270,21 @@ export class NetworkStore {
       rmSync(this.file(name), { force: true });
       this.ipam.drop(name);
     });
+  }
+}
+
+/** The link called `name` in the handle's namespace (its kind and IPv4 addresses), or undefined. */
+async function existingLink(
+  name: string,
+  given?: RtnetlinkHandle,
+): Promise<{ kind: string; addresses: string[] } | undefined> {
+  const h = given ?? (await rtnetlink.open());
+  try {
+    const link = await h.links.get(name);
+    if (!link) return undefined;
+    const addresses = (await h.addresses.list(name)).map((a) => a.address).filter((a) => !a.includes(':'));
+    return { kind: link.kind === 'device' ? (link.infoKind ?? 'device') : link.kind, addresses };
+  } finally {
+    if (!given) await h.close();
   }
 }

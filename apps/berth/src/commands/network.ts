@@ -11,13 +11,21 @@ export const command: Command = {
 Bridge networks for berth run --network NAME. "bridge" is the default network
 (bridge berth0, subnet $BERTH_DEFAULT_SUBNET or 10.77.0.0/16), made on first
 use. A new network gets the first free 10.89.N.0/24 unless --subnet says
-otherwise; its bridge is made when its first container joins. Containers on one
-network reach each other by address and by name (container id and hostname).
-Networks and leases live in $BERTH_NETWORK_DIR (default /var/lib/berth/network).`,
+otherwise; its bridge is made when its first container joins, and removed by
+network rm. --bridge may name an existing bridge of the host's: berth then only
+puts containers on it (no address, sysctl or state change; the subnet and gateway
+are its address's unless given, and must match it) and network rm leaves it; a
+link of that name that is not a bridge is refused. Containers on one network
+reach each other by address and by name (container id and hostname). Networks
+and leases live in $BERTH_NETWORK_DIR (default /var/lib/berth/network).`,
   options: [
     { name: 'subnet', value: 'CIDR', help: 'the subnet (create)' },
     { name: 'gateway', value: 'IP', help: "the bridge's address (create; default: the first host address)" },
-    { name: 'bridge', value: 'NAME', help: 'the bridge link name (create; default bn-HASH)' },
+    {
+      name: 'bridge',
+      value: 'NAME',
+      help: 'the bridge link name (create; default bn-HASH); an existing bridge is used as it is',
+    },
     { name: 'internal', help: 'no masquerade: containers reach only each other and the host (create)' },
     { name: 'format', short: 'f', value: 'table|json', help: 'output format of ls (default table)' },
     { name: 'force', help: 'rm: also detach the containers still on the network from it' },
@@ -29,29 +37,34 @@ Networks and leases live in $BERTH_NETWORK_DIR (default /var/lib/berth/network).
     switch (verb) {
       case 'create': {
         if (names.length !== 1) throw new UsageError('berth network create needs one NAME');
-        const h = await net.rtnetlink.open();
-        let hostRoutes: string[];
-        try {
-          // the subnet must not overlap a network this host already routes (other than berth's bridges)
-          const bridges = new Set((await store.list()).map((n) => n.bridge));
-          const links = await h.links.list();
-          const ours = new Set(links.filter((l) => bridges.has(l.name)).map((l) => l.index));
-          hostRoutes = (await h.routes.list())
-            .filter((r) => r.destination !== 'default' && !(r.link !== undefined && ours.has(r.link)))
-            .map((r) => r.destination);
-        } finally {
-          await h.close();
-        }
         const subnet = str(o['subnet']);
         const gateway = str(o['gateway']);
         const bridge = str(o['bridge']);
-        const made = await store.create(names[0]!, {
-          ...(subnet ? { subnet } : {}),
-          ...(gateway ? { gateway } : {}),
-          ...(bridge ? { bridge } : {}),
-          internal: o['internal'] === true,
-          hostRoutes,
-        });
+        const h = await net.rtnetlink.open();
+        let made: Awaited<ReturnType<typeof store.create>>;
+        try {
+          // the subnet must not overlap a network this host already routes (other than berth's
+          // bridges, and the existing bridge --bridge names: its own subnet is the network's)
+          const bridges = new Set((await store.list()).map((n) => n.bridge));
+          if (bridge) bridges.add(bridge);
+          const links = await h.links.list();
+          const ours = new Set(
+            links.filter((l) => bridges.has(l.name) && l.kind === 'bridge').map((l) => l.index),
+          );
+          const hostRoutes = (await h.routes.list())
+            .filter((r) => r.destination !== 'default' && !(r.link !== undefined && ours.has(r.link)))
+            .map((r) => r.destination);
+          made = await store.create(names[0]!, {
+            ...(subnet ? { subnet } : {}),
+            ...(gateway ? { gateway } : {}),
+            ...(bridge ? { bridge } : {}),
+            internal: o['internal'] === true,
+            hostRoutes,
+            handle: h,
+          });
+        } finally {
+          await h.close();
+        }
         process.stdout.write(`${made.name}\n`);
         return 0;
       }
@@ -109,11 +122,21 @@ Networks and leases live in $BERTH_NETWORK_DIR (default /var/lib/berth/network).
           for (const l of leases) await net.detach(l.containerId, n, { store });
           const nat = new net.NftNat();
           await nat.removeMasquerade(config.bridge);
-          const h = await net.rtnetlink.open();
-          try {
-            await h.links.remove(config.bridge);
-          } finally {
-            await h.close();
+          // only a bridge berth made, and only once nothing is on it: never a link by its name alone
+          if (config.ownBridge !== false) {
+            const h = await net.rtnetlink.open();
+            let link: Awaited<ReturnType<typeof h.links.get>>;
+            try {
+              link = await h.links.get(config.bridge);
+            } finally {
+              await h.close();
+            }
+            if (link && !(await net.Bridge.removeIfUnused(config.bridge)))
+              process.stderr.write(
+                link.kind === 'bridge'
+                  ? `berth: network ${n}: bridge ${config.bridge} is kept: links that are not this network's are on it\n`
+                  : `berth: network ${n}: link ${config.bridge} is kept: it is not a bridge\n`,
+              );
           }
           await store.remove(n);
           process.stdout.write(`${n}\n`);
