@@ -154,13 +154,13 @@ export class Sandbox {
       .filter((m) => m.startsWith(this.dir));
   }
 
-  /** Container state directories left under --root. */
+  /** Container state directories left under --root, and lock files left in its `@locks` (as `@locks/ID`). */
   states(): string[] {
-    return existsSync(this.root) ? readdirSync(this.root) : [];
+    return leftInRoot(this.root);
   }
 
   cleanup(): void {
-    for (const id of this.states()) this.berth(['delete', '--force', id]);
+    for (const id of this.states()) if (!id.startsWith('@locks/')) this.berth(['delete', '--force', id]);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -196,3 +196,16 @@ _, status = os.waitpid(pid, 0)
 sys.stdout.write(out.decode(errors='replace'))
 sys.exit(os.waitstatus_to_exitcode(status))
 `;
+
+/**
+ * What a state root holds besides its (empty) lock directory: container directories, and any
+ * lock file left in `@locks` (as `@locks/ID`). A deleted container leaves neither.
+ */
+export function leftInRoot(root: string): string[] {
+  if (!existsSync(root)) return [];
+  const locks = join(root, '@locks');
+  return [
+    ...readdirSync(root).filter((n) => n !== '@locks'),
+    ...(existsSync(locks) ? readdirSync(locks).map((n) => `@locks/${n}`) : []),
+  ];
+}

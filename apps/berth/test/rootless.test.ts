@@ -25,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { leftInRoot } from './helpers.js';
 import { RANGE, type TestUser, TestUsers, UsersCli } from './users.js';
 
 const NODE_MODULES = fileURLToPath(new URL('../../../node_modules', import.meta.url));
@@ -109,7 +110,7 @@ function processesOf(user: TestUser): number[] {
 
 /** What must hold after every container of the user is gone. */
 function expectNothingLeft(user: TestUser): void {
-  expect(readdirSync(join(user.runtimeDir, 'berth'))).toEqual([]);
+  expect(leftInRoot(join(user.runtimeDir, 'berth'))).toEqual([]);
   const containers = join(user.home, '.local', 'share', 'berth', 'containers');
   expect(existsSync(containers) ? readdirSync(containers) : []).toEqual([]);
   expect(

@@ -55,7 +55,7 @@ describe('withFileLock', () => {
         '-e',
         `import { ProcessLock } from '@berth/sys';
          import { resolve } from 'node:path';
-         await ProcessLock.acquire('file:' + resolve(${JSON.stringify(path)}));
+         await ProcessLock.acquire(resolve(${JSON.stringify(path)}));
          process.stdout.write('held\\n');
          setInterval(() => {}, 1000);`,
       ],

@@ -1,17 +1,29 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { withProcessLock } from '@berth/sys';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inUserNamespace, lockFile, withProcessLock } from '@berth/sys';
+
+/**
+ * Where the network's locks are: /run/berth-net for the host's root; for anyone else (no /run to
+ * write), `$XDG_RUNTIME_DIR/berth-net`. A directory only its user can enter (see `lockFile`).
+ */
+export function netLockDir(): string {
+  if (process.geteuid?.() === 0 && !inUserNamespace()) return '/run/berth-net';
+  return join(process.env['XDG_RUNTIME_DIR'] || tmpdir(), 'berth-net');
+}
 
 /**
  * Runs `fn` holding a lock that the kernel releases when its holder dies,
- * however it dies: `@berth/sys`'s ProcessLock, a Unix socket bound in the
- * abstract namespace, named after `key` (a directory and a name) as this
- * package always named it. Binding is atomic; nothing is left on disk, so a
- * killed create never leaves a stale lock.
+ * however it dies: `@berth/sys`'s ProcessLock, flock(2) on a file named after
+ * `key` (a directory and a name) in `netLockDir()`, which no other user and no
+ * container can enter: nobody can take the lock first and hold networking up.
  */
 export function withNetLock<T>(key: string, fn: () => Promise<T>, timeoutMs = 180_000): Promise<T> {
-  const name = `\0berth-net/${createHash('sha256').update(key).digest('hex').slice(0, 32)}`;
-  return withProcessLock(key, fn, { name, timeoutMs, what: `network state ${key}` });
+  return withProcessLock(lockFile(netLockDir(), key), fn, {
+    timeoutMs,
+    what: `network state ${key}`,
+    path: key,
+  });
 }
 
 /** /proc/PID/stat's start time (field 22), or undefined when the process is gone. */

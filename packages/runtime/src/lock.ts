@@ -1,23 +1,33 @@
-import { ProcessLock, sha256Hex } from '@berth/sys';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { lockFile, ProcessLock } from '@berth/sys';
+
+/** The directory of a state root's container locks: not a valid container id, so never a container's. */
+export const LOCK_DIR = '@locks';
 
 /**
- * A per-container lock that the kernel releases when its holder dies, however
- * it dies: @berth/sys's ProcessLock (a listening Unix socket in the abstract
- * namespace), keyed by the state root and the id. Ids of any valid length get
- * their own lock: a name too long for sun_path is hashed, never truncated.
+ * A per-container lock that the kernel releases when its holder dies, however it dies:
+ * @berth/sys's ProcessLock, flock(2) on `<root>/@locks/<id>` (a directory only the runtime's
+ * user can enter, so no other user and no container can take a container's lock first). The
+ * lock file goes when the container does.
  */
 export class ContainerLock {
-  private constructor(private lock: ProcessLock | undefined) {}
+  private constructor(
+    private lock: ProcessLock | undefined,
+    private readonly stateDir: string,
+  ) {}
 
   static async acquire(root: string, id: string, timeoutMs = 30_000): Promise<ContainerLock> {
-    const key = `${sha256Hex(root).slice(0, 24)}/${id}`;
+    const file = lockFile(join(root, LOCK_DIR), id);
     return new ContainerLock(
-      await ProcessLock.acquire(key, { timeoutMs, what: `container ${id}`, path: id }),
+      await ProcessLock.acquire(file, { timeoutMs, what: `container ${id}`, path: id }),
+      join(root, id),
     );
   }
 
+  /** Releases the lock; its file is removed when the container no longer exists (deleted, or never made). */
   release(): void {
-    this.lock?.release();
+    this.lock?.release({ remove: !existsSync(this.stateDir) });
     this.lock = undefined;
   }
 }

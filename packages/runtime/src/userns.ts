@@ -614,12 +614,12 @@ export async function allocateAutoRange(
   size = AUTO_RANGE_SIZE,
   etc = '/etc',
 ): Promise<number> {
-  const { withProcessLock } = await import('@berth/sys');
+  const { lockFile, withProcessLock } = await import('@berth/sys');
   const { readdirSync, writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
   const containers = join(storeRoot, 'containers');
   return withProcessLock(
-    `userns-auto:${storeRoot}`,
+    lockFile(join(storeRoot, '@locks'), 'userns-auto'),
     async () => {
       const used: Range[] = [];
       for (const name of readdirSync(containers)) {

@@ -1,5 +1,5 @@
 // Integration: lifecycle bugs with a test each (issue 13): run()'s cleanup, run -d when start
-// fails, exec's lock, the abstract-socket lock name (runs as root, real containers).
+// fails, exec's lock, the container lock's file (runs as root, real containers).
 import { spawnSync } from 'node:child_process';
 import {
   copyFileSync,
@@ -10,6 +10,7 @@ import {
   readFileSync,
   rmdirSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -144,7 +145,7 @@ describe('exec', () => {
 });
 
 describe('ContainerLock', () => {
-  it('locks ids of any valid length (the abstract socket name stays within sun_path)', async () => {
+  it('locks ids of any valid length, each its own lock, and leaves no lock file for an id that was never made', async () => {
     for (const id of ['a', 'x'.repeat(75), 'y'.repeat(200), 'z'.repeat(1024)]) {
       const lock = await ContainerLock.acquire(root, id);
       // a second holder is refused while the first holds it
@@ -158,5 +159,41 @@ describe('ContainerLock', () => {
     a.release();
     b.release();
     expect(existsSync(root) ? readdirSync(root).filter((n) => n.includes('ppp')) : []).toEqual([]);
+    expect(readdirSync(join(root, '@locks'))).toEqual([]);
   });
+
+  it("is a file only the runtime's user can open (no other user or container can take it first), gone with the container", async () => {
+    const id = unique('locked');
+    const rt = new Runtime({ root });
+    await rt.create(id, bundle(['sleep', '60']));
+    try {
+      const locks = join(root, '@locks');
+      expect(statSync(locks).mode & 0o777).toBe(0o700);
+      expect(readdirSync(locks)).toContain(id);
+      // another user cannot open it to hold it (an abstract socket name, as before, anyone could bind)
+      const squat = spawnSync(
+        'setpriv',
+        [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          'sh',
+          '-c',
+          `flock -n -x '${join(locks, id)}' true && echo took`,
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(squat.stdout).not.toContain('took');
+      expect(squat.stderr).toMatch(/Permission denied/);
+      // while root's own holder keeps every command waiting
+      const holder = await ContainerLock.acquire(root, id);
+      setTimeout(() => holder.release(), 300);
+      const t0 = Date.now();
+      await rt.kill(id, 9);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    } finally {
+      await rt.delete(id, { force: true });
+    }
+    expect(readdirSync(join(root, '@locks'))).not.toContain(id);
+  }, 90_000);
 });

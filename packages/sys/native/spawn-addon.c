@@ -22,6 +22,8 @@
  * socketpair() -> [fd, fd] (AF_UNIX, SOCK_STREAM, CLOEXEC), or -errno
  * reap(pid) -> the wait status once it has exited, -1 while it runs, or -errno
  *   (waitpid of that pid only: libuv reaps its own children by pid too).
+ * flock(fd, op) -> 0, or -errno (flock(2); @berth/sys's ProcessLock uses LOCK_EX|LOCK_NB,
+ *   so a CLI command takes its lock without loading koffi).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,6 +34,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -212,13 +215,26 @@ static napi_value reap(napi_env env, napi_callback_info info) {
   return int32(env, r == pid ? st : -1);
 }
 
+static napi_value lock(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value a[2];
+  int32_t fd, op;
+  if (napi_get_cb_info(env, info, &argc, a, NULL, NULL) != 0 || argc != 2 ||
+      napi_get_value_int32(env, a[0], &fd) != 0 || napi_get_value_int32(env, a[1], &op) != 0 || fd < 0)
+    return bad(env, "flock(fd, op)");
+  int r;
+  do r = flock(fd, op);
+  while (r < 0 && errno == EINTR);
+  return int32(env, r < 0 ? -errno : 0);
+}
+
 int32_t node_api_module_get_api_version_v1(void) { return 8; }
 
 napi_value napi_register_module_v1(napi_env env, napi_value exports) {
   static const struct {
     const char *name;
     napi_callback fn;
-  } fns[] = {{"spawn", spawn}, {"socketpair", pair}, {"reap", reap}};
+  } fns[] = {{"spawn", spawn}, {"socketpair", pair}, {"reap", reap}, {"flock", lock}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     if (napi_create_function(env, fns[i].name, strlen(fns[i].name), fns[i].fn, NULL, &f) != 0 ||

@@ -90,6 +90,7 @@ interface Native {
   lsetxattr: Fn;
   lgetxattr: Fn;
   llistxattr: Fn;
+  flock: Fn;
   errno: () => number;
 }
 
@@ -129,6 +130,7 @@ function load(): Native {
       'intptr_t lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)',
     ),
     llistxattr: lib.func('intptr_t llistxattr(const char *path, _Out_ char *list, size_t size)'),
+    flock: lib.func('int flock(int fd, int op)'),
     errno: () => koffi.errno(),
   };
   return native;
@@ -196,6 +198,16 @@ export function linkat(
 ): void {
   const n = load();
   check(n, n.linkat(olddirfd, oldpath, newdirfd, newpath, flags), 'linkat', newpath);
+}
+
+/** flock(2) through koffi: 0, or -errno (EINTR is retried). */
+export function flockFd(fd: number, op: number): number {
+  const n = load();
+  for (;;) {
+    if (Number(n.flock(fd, op)) === 0) return 0;
+    const e = n.errno();
+    if (e !== 4) return -e;
+  }
 }
 
 /** unlinkat(2); AT_REMOVEDIR removes an empty directory. */

@@ -250,6 +250,8 @@ export interface SpawnAddon {
   socketpair(): [number, number] | number;
   /** `pid`'s wait status once it has exited, -1 while it runs, or -errno. */
   reap(pid: number): number;
+  /** flock(2): 0, or -errno (absent from addons built before it existed). */
+  flock?(fd: number, op: number): number;
 }
 
 const loadedAddons = new Map<string, SpawnAddon | null>();

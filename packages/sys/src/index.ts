@@ -64,7 +64,7 @@ export {
   type StdioEntry,
   spawnAddon,
 } from './launcher.js';
-export { type LockOptions, lockName, ProcessLock, withProcessLock, writeFileAtomic } from './lock.js';
+export { type LockOptions, lockFile, ProcessLock, withProcessLock, writeFileAtomic } from './lock.js';
 export {
   AF_NETLINK,
   inNetns,

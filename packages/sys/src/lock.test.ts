@@ -1,160 +1,122 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { buildSync } from 'esbuild';
-import { describe, expect, it, vi } from 'vitest';
-import { lockName, ProcessLock, writeFileAtomic } from './lock.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { lockFile, ProcessLock, writeFileAtomic } from './lock.js';
 
-describe('lockName', () => {
-  it('keeps short keys readable and fits every key in sun_path (108 bytes), distinctly', () => {
-    expect(lockName('abc/id')).toBe('\0berth/abc/id');
-    const keys = ['x'.repeat(100), `${'x'.repeat(100)}-1`, `${'x'.repeat(100)}-2`, 'é'.repeat(300)];
-    const names = keys.map(lockName);
-    for (const n of names) expect(Buffer.byteLength(n)).toBeLessThanOrEqual(108);
+const base = mkdtempSync(join(tmpdir(), 'berth-lock-'));
+chmodSync(base, 0o755); // reachable by the other user of the squatter test
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+let n = 0;
+const freshDir = () => join(base, `d${n++}`);
+
+describe('lockFile', () => {
+  it("makes the directory this user's alone, and names a file per key, distinctly", () => {
+    const dir = freshDir();
+    const f = lockFile(dir, 'abc-1.2');
+    expect(f).toBe(join(dir, 'abc-1.2'));
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    const keys = ['x'.repeat(300), `${'x'.repeat(300)}-1`, 'a/b', '..', 'é'];
+    const names = keys.map((k) => lockFile(dir, k));
     expect(new Set(names).size).toBe(keys.length);
-    expect(lockName(keys[1] as string)).toBe(names[1]); // stable
+    for (const name of names)
+      expect(name.startsWith(`${dir}/`) && !name.slice(dir.length + 1).includes('/')).toBe(true);
+    expect(lockFile(dir, keys[1] as string)).toBe(names[1]); // stable
+  });
+
+  it('refuses a directory others can write, and a lock file that is not a regular file of ours', async () => {
+    const dir = freshDir();
+    lockFile(dir, 'x');
+    chmodSync(dir, 0o777);
+    expect(() => lockFile(dir, 'x')).toThrow(/refusing lock directory .*nobody else can write.*mode 777/);
+    chmodSync(dir, 0o700);
+    const fifo = join(dir, 'fifo');
+    spawnSync('mkfifo', [fifo]);
+    await expect(ProcessLock.acquire(fifo, { timeoutMs: 10 })).rejects.toThrow(/refusing lock file/);
   });
 });
 
 describe('ProcessLock', () => {
   it('is held by one at a time and free again after release', async () => {
-    const key = `test/${process.pid}/${'k'.repeat(150)}`;
-    const a = await ProcessLock.acquire(key);
-    expect(await ProcessLock.isHeld(key)).toBe(true);
-    expect(await ProcessLock.tryAcquire(key)).toBeUndefined();
-    await expect(ProcessLock.acquire(key, { timeoutMs: 30, what: 'the thing' })).rejects.toMatchObject({
+    const file = lockFile(freshDir(), 'one');
+    const a = await ProcessLock.acquire(file);
+    expect(await ProcessLock.isHeld(file)).toBe(true);
+    expect(await ProcessLock.tryAcquire(file)).toBeUndefined();
+    await expect(ProcessLock.acquire(file, { timeoutMs: 30, what: 'the thing' })).rejects.toMatchObject({
       code: 'ELOCKED',
       message: expect.stringContaining('the thing is locked by another berth command'),
     });
     a.release();
     a.release(); // twice is harmless
-    expect(await ProcessLock.isHeld(key)).toBe(false);
+    expect(await ProcessLock.isHeld(file)).toBe(false);
+    expect(await ProcessLock.isHeld(join(base, 'no-such-lock'))).toBe(false);
+  });
+
+  it('removed by its holder at release, it is taken on a new file by the waiter, never on the old one', async () => {
+    const file = lockFile(freshDir(), 'gone');
+    const a = await ProcessLock.acquire(file);
+    const waiters = Promise.all([ProcessLock.acquire(file), ProcessLock.acquire(file)]);
+    await new Promise((r) => setTimeout(r, 20));
+    a.release({ remove: true });
+    // both waiters had the old file open: one gets the new file, the other waits for it
+    const [first] = await Promise.race([
+      waiters,
+      new Promise<ProcessLock[]>((r) => setTimeout(() => r([]), 300)),
+    ]);
+    expect(first).toBeUndefined(); // not both at once
+    // the one that got it holds the file that is there now
+    expect(existsSync(file)).toBe(true);
+    expect(await ProcessLock.isHeld(file)).toBe(true);
+    expect(await ProcessLock.tryAcquire(file)).toBeUndefined();
   });
 });
 
 describe('ProcessLock between processes', () => {
-  it('excludes a holder in another process that binds with node:net (as berth 0.1 does), and is free once the kernel has closed it at its death', async () => {
-    const key = `test/${process.pid}/other`;
-    const child = spawn(
-      process.execPath,
+  it('excludes a holder in another process (flock(2) on the same file) and is free once the kernel closed it at its death', async () => {
+    const file = lockFile(freshDir(), 'other');
+    const holder = `import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print('held', flush=True)
+time.sleep(100)`;
+    const child = spawn('python3', ['-c', holder, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`holder exited: ${code}`)));
+    });
+    expect(await ProcessLock.tryAcquire(file)).toBeUndefined();
+    expect(await ProcessLock.isHeld(file)).toBe(true);
+    const waiting = ProcessLock.acquire(file, { timeoutMs: 10_000 });
+    child.kill('SIGKILL');
+    const lock = await waiting;
+    expect(await ProcessLock.tryAcquire(file)).toBeUndefined();
+    lock.release();
+    expect(await ProcessLock.isHeld(file)).toBe(false);
+  });
+
+  it('cannot be taken first by another user: the lock directory is closed to them', async () => {
+    if (process.geteuid?.() !== 0) throw new Error('this test needs root (it runs the squatter as nobody)');
+    const file = lockFile(freshDir(), 'squat');
+    // nobody tries to hold the lock before berth does (as a squatter on an abstract socket name could)
+    const r = spawnSync(
+      'setpriv',
       [
-        '-e',
-        `require('net').createServer().listen(${JSON.stringify(lockName(key))}, () => process.stdout.write('held\\n')); setInterval(() => {}, 1000)`,
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        'sh',
+        '-c',
+        `flock -n -x '${file}' true && echo took`,
       ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    try {
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.once('data', () => resolve());
-        child.once('exit', (code) => reject(new Error(`holder exited: ${code}`)));
-      });
-      expect(await ProcessLock.tryAcquire(key)).toBeUndefined();
-      const waiting = ProcessLock.acquire(key, { timeoutMs: 10_000 });
-      child.kill('SIGKILL');
-      const lock = await waiting; // taken once the holder is gone, with nothing left to clean up
-      expect(await ProcessLock.tryAcquire(key)).toBeUndefined();
-      lock.release();
-      expect(await ProcessLock.isHeld(key)).toBe(false);
-    } finally {
-      child.kill('SIGKILL');
-    }
-  });
-
-  it('is seen as held by a process that binds the name with node:net', async () => {
-    const key = `test/${process.pid}/mine`;
-    const lock = await ProcessLock.acquire(key);
-    try {
-      const out = execFileSync(
-        process.execPath,
-        [
-          '-e',
-          `const s = require('net').createServer(); s.on('error', (e) => { console.log(e.code); process.exit(0) }); s.listen(${JSON.stringify(lockName(key))}, () => { console.log('bound'); process.exit(0) })`,
-        ],
-        { encoding: 'utf8' },
-      );
-      expect(out.trim()).toBe('EADDRINUSE');
-    } finally {
-      lock.release();
-    }
-  });
-});
-
-describe('ProcessLock under a name of the caller’s', () => {
-  it('binds exactly that abstract name, and refuses one that is not abstract', async () => {
-    const name = `\0berth-test-named/${process.pid}`;
-    const lock = await ProcessLock.acquire('some key', { name });
-    try {
-      const out = execFileSync(
-        process.execPath,
-        [
-          '-e',
-          `const s = require('net').createServer(); s.on('error', (e) => { console.log(e.code); process.exit(0) }); s.listen(${JSON.stringify(name)}, () => { console.log('bound'); process.exit(0) })`,
-        ],
-        { encoding: 'utf8' },
-      );
-      expect(out.trim()).toBe('EADDRINUSE');
-      // the key's own name is another lock
-      expect(await ProcessLock.isHeld('some key')).toBe(false);
-    } finally {
-      lock.release();
-    }
-    await expect(ProcessLock.acquire('k', { name: '/tmp/not-abstract' })).rejects.toMatchObject({
-      code: 'EINVAL',
-    });
-  });
-});
-
-describe('ProcessLock with pending deprecations on', () => {
-  it('neither warns nor throws (DEP0111): the lock is a net.Server there', () => {
-    const { outputFiles } = buildSync({
-      entryPoints: [fileURLToPath(new URL('./lock.ts', import.meta.url))],
-      bundle: true,
-      platform: 'node',
-      format: 'cjs',
-      write: false,
-    });
-    const script = `${outputFiles[0]?.text}
-      module.exports.ProcessLock.acquire('test/${process.pid}/pending').then((l) => {
-        setTimeout(() => { l.release(); console.log('released'); }, 20);
-      });`;
-    for (const [args, env] of [
-      [['--pending-deprecation', '--throw-deprecation'], {}],
-      [['--throw-deprecation'], { NODE_PENDING_DEPRECATION: '1' }],
-    ] as const) {
-      const r = spawnSync(process.execPath, [...args, '-e', script], {
+      {
         encoding: 'utf8',
-        env: { ...process.env, ...env },
-      });
-      expect(r.stderr).toBe('');
-      expect(r.stdout.trim()).toBe('released');
-      expect(r.status).toBe(0);
-    }
-  });
-});
-
-describe('ProcessLock on a Node without process.binding', () => {
-  it('falls back to a listening node:net server, which excludes the same way', async () => {
-    const binding = Object.getOwnPropertyDescriptor(process, 'binding');
-    vi.resetModules();
-    Object.defineProperty(process, 'binding', { value: undefined, configurable: true, writable: true });
-    let fresh: typeof import('./lock.js');
-    try {
-      fresh = await import('./lock.js');
-      const key = `test/${process.pid}/fallback`;
-      const a = await fresh.ProcessLock.acquire(key);
-      Object.defineProperty(process, 'binding', binding as PropertyDescriptor);
-      // this module's other instance binds through pipe_wrap: both see one lock
-      expect(await ProcessLock.tryAcquire(key)).toBeUndefined();
-      a.release();
-      const b = await ProcessLock.acquire(key, { timeoutMs: 1000 });
-      expect(await fresh.ProcessLock.tryAcquire(key)).toBeUndefined();
-      b.release();
-    } finally {
-      Object.defineProperty(process, 'binding', binding as PropertyDescriptor);
-      vi.resetModules();
-    }
+      },
+    );
+    expect(r.stdout).not.toContain('took');
+    expect(r.stderr).toMatch(/Permission denied/);
+    const lock = await ProcessLock.acquire(file, { timeoutMs: 100 });
+    lock.release();
   });
 });
 

@@ -1,28 +1,104 @@
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import type { Server } from 'node:net';
-import { getSystemErrorName } from 'node:util';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
 import { BerthError, SysError } from './errors.js';
-import { legacyBinding } from './handles.js';
+import { flockFd } from './fs.js';
+import { spawnAddon } from './launcher.js';
 import { sha256Hex } from './sha256.js';
 
-/** sun_path is 108 bytes; an abstract name uses them all after its leading NUL. */
-const SUN_PATH_MAX = 108;
-const PREFIX = '\0berth/';
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const EWOULDBLOCK = 11;
+
+/** A lock file's name for `key`: the key itself when it is a plain, short file name, else its sha256. */
+function fileName(key: string): string {
+  return /^[A-Za-z0-9_+.-]{1,200}$/.test(key) && key !== '.' && key !== '..' ? key : sha256Hex(key);
+}
 
 /**
- * The abstract socket name of a lock: `\0berth/<key>`, or, when that would not
- * fit in sun_path (Node would truncate it silently, so two keys could share a
- * lock, or bind would fail), `\0berth/<first bytes of key>#<sha256 of key>`.
+ * The lock file for `key` in `dir`, making `dir` (0700) if needed. `dir` must be this user's alone
+ * (owned by it, writable by nobody else, not a symlink): whoever can open a lock file can hold it.
  */
-export function lockName(key: string): string {
-  const name = `${PREFIX}${key}`;
-  if (Buffer.byteLength(name) <= SUN_PATH_MAX) return name;
-  const hash = sha256Hex(key);
-  // keep a readable head for `ss -xl`; the hash alone decides identity
-  const room = SUN_PATH_MAX - Buffer.byteLength(PREFIX) - hash.length - 1;
-  let head = key.slice(0, room);
-  while (Buffer.byteLength(head) > room) head = head.slice(0, -1);
-  return `${PREFIX}${head}#${hash}`;
+export function lockFile(dir: string, key: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  checkOwn(dir, lstatSync(dir), true);
+  return join(dir, fileName(key));
+}
+
+function checkOwn(
+  path: string,
+  st: { uid: number; mode: number; isDirectory(): boolean; isFile(): boolean },
+  dir: boolean,
+): void {
+  const me = process.geteuid?.() ?? 0;
+  if ((dir ? st.isDirectory() : st.isFile()) && st.uid === me && (st.mode & 0o022) === 0) return;
+  throw new BerthError(
+    `refusing lock ${dir ? 'directory' : 'file'} ${path}: it must be a ${dir ? 'directory' : 'regular file'} of uid ${me} that nobody else can write (it is uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)})`,
+    { code: 'EPERM', op: 'lock', path },
+  );
+}
+
+/** flock(fd, op) through the spawn addon where it is loaded (no koffi on a CLI command's path), else koffi. */
+function flock(fd: number, op: number): number {
+  const addon = spawnAddon();
+  if (addon?.flock) {
+    for (;;) {
+      const r = addon.flock(fd, op);
+      if (r !== -4) return r; // EINTR
+    }
+  }
+  return flockFd(fd, op);
+}
+
+// O_NONBLOCK: a fifo planted as the lock file must not hang the open (it is refused below)
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/**
+ * One attempt: the fd of `file`, locked, or undefined when another holds it. A holder may remove
+ * the file as it releases it (`release({ remove: true })`): a lock taken on a file no longer at
+ * `file` is let go and taken again on the file that is there now.
+ */
+function tryLock(file: string): number | undefined {
+  for (;;) {
+    let fd: number;
+    try {
+      fd = openSync(file, OPEN_FLAGS, 0o600);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      throw new SysError('open lock', typeof err.errno === 'number' ? -err.errno : 5, file);
+    }
+    let keep = false;
+    try {
+      const st = fstatSync(fd);
+      checkOwn(file, st, false);
+      const r = flock(fd, LOCK_EX | LOCK_NB);
+      if (r === -EWOULDBLOCK) return undefined;
+      if (r !== 0) throw new SysError('flock', -r, file);
+      let now: { ino: number; dev: number } | undefined;
+      try {
+        now = lstatSync(file);
+      } catch {
+        now = undefined; // removed by the holder we waited for
+      }
+      if (now?.ino === st.ino && now.dev === st.dev) {
+        keep = true;
+        return fd;
+      }
+    } finally {
+      if (!keep) closeSync(fd);
+    }
+  }
 }
 
 export interface LockOptions {
@@ -30,110 +106,41 @@ export interface LockOptions {
   timeoutMs?: number;
   /** stop waiting when aborted */
   signal?: AbortSignal;
-  /** what is locked, for the error message (default: the key) */
+  /** what is locked, for the error message (default: the file) */
   what?: string;
-  /** the error's `path` (default: the key) */
+  /** the error's `path` (default: the file) */
   path?: string;
-  /**
-   * The abstract socket name to bind (a leading NUL) instead of `lockName(key)`: for a lock
-   * other programs already take under a name of their own (the network package's, say), so
-   * that they and this one still exclude each other.
-   */
-  name?: string;
-}
-
-/** What holds a bound name: released by closing it (or by the kernel, when the process dies). */
-interface Holder {
-  close(): void;
-}
-
-interface PipeWrap {
-  Pipe: new (type: number) => { bind(name: string): number; close(): void };
-  constants: { SERVER: number };
-}
-
-let pipeWrap: PipeWrap | null | undefined;
-
-/**
- * libuv's pipe handle, without node:net: binding a name is all a lock needs, and a listening
- * net.Server costs a command ~2 ms more (node:net's server and its cluster module, then a
- * tick). `process.binding('pipe_wrap')` is a legacy interface (DEP0111, not deprecated at run
- * time for this module); where a Node lacks it, the lock is a net.Server as before. Both bind
- * the same address (sun_path padded with NULs), so each excludes the other.
- */
-function loadPipeWrap(): PipeWrap | null {
-  if (pipeWrap !== undefined) return pipeWrap;
-  pipeWrap = null;
-  // none where process.binding is deprecated at run time (see legacyBinding): the server then
-  const b = legacyBinding('pipe_wrap') as Partial<PipeWrap> | undefined;
-  if (typeof b?.Pipe === 'function' && typeof b.constants?.SERVER === 'number') pipeWrap = b as PipeWrap;
-  return pipeWrap;
-}
-
-async function bind(name: string): Promise<Holder | undefined> {
-  const pw = loadPipeWrap();
-  if (pw) {
-    const handle = new pw.Pipe(pw.constants.SERVER);
-    const r = handle.bind(name);
-    if (r === 0) return handle; // bound, not listening: it keeps no event loop alive
-    handle.close();
-    if (getSystemErrorName(r) === 'EADDRINUSE') return undefined;
-    throw new SysError('bind lock', -r, name.slice(1));
-  }
-  return bindServer(name);
-}
-
-async function bindServer(name: string): Promise<Server | undefined> {
-  const { createServer } = await import('node:net');
-  const server = createServer();
-  const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
-    server.once('error', resolve);
-    server.listen(name, () => resolve(undefined));
-  });
-  if (!err) {
-    server.unref();
-    return server;
-  }
-  server.close();
-  if (err.code === 'EADDRINUSE') return undefined;
-  throw err;
 }
 
 /**
- * A lock between processes that the kernel releases when its holder dies,
- * however it dies: a Unix socket bound (not listening) in the abstract namespace. Binding
- * a name is atomic, so there is no window where a lock exists without an
- * owner, no stale lock to take over, nothing on disk, and a holder can only
- * ever release its own lock. (flock(2) would need the FFI on every command's
- * start-up path; this needs nothing.) The abstract namespace belongs to the
- * network namespace: every berth command runs in the host's.
+ * A lock between processes that the kernel releases when its holder dies, however it dies:
+ * flock(2) on a file of this user's (see `lockFile`), in a directory nobody else can write, so
+ * that no other user and no container can take it first (an abstract Unix socket, which berth
+ * used before, can be bound by anyone in the network namespace: a host-network container could
+ * make itself unkillable). The lock is the open file, not the file's existence: nothing stale is
+ * ever taken over, and a holder only releases its own. Waiting is polling with LOCK_NB, so a
+ * waiter never blocks the event loop. flock comes from the spawn addon a CLI command loads anyway,
+ * else from koffi.
  */
 export class ProcessLock {
   private constructor(
-    readonly key: string,
-    private holder: Holder | undefined,
+    readonly file: string,
+    private fd: number | undefined,
   ) {}
 
-  /** Takes the lock, waiting for its holder to release it (or die). */
-  static async acquire(key: string, options: LockOptions = {}): Promise<ProcessLock> {
+  /** Takes the lock on `file`, waiting for its holder to release it (or die). */
+  static async acquire(file: string, options: LockOptions = {}): Promise<ProcessLock> {
     const timeoutMs = options.timeoutMs ?? 30_000;
-    const name = options.name ?? lockName(key);
-    if (!name.startsWith('\0'))
-      throw new BerthError(`lock ${key}: name must be an abstract socket name (a leading NUL)`, {
-        code: 'EINVAL',
-        op: 'lock',
-        path: key,
-      });
     const deadline = Date.now() + timeoutMs;
     let delay = 2;
     for (;;) {
       options.signal?.throwIfAborted();
-      const holder = await bind(name);
-      if (holder) return new ProcessLock(key, holder);
+      const fd = tryLock(file);
+      if (fd !== undefined) return new ProcessLock(file, fd);
       if (Date.now() > deadline) {
         throw new BerthError(
-          `${options.what ?? key} is locked by another berth command (waited ${timeoutMs / 1000}s)`,
-          { code: 'ELOCKED', op: 'lock', path: options.path ?? key },
+          `${options.what ?? file} is locked by another berth command (waited ${timeoutMs / 1000}s)`,
+          { code: 'ELOCKED', op: 'lock', path: options.path ?? file },
         );
       }
       await new Promise((r) => setTimeout(r, delay));
@@ -141,33 +148,56 @@ export class ProcessLock {
     }
   }
 
-  /** Takes the lock if nobody holds it. */
-  static async tryAcquire(key: string): Promise<ProcessLock | undefined> {
-    const holder = await bind(lockName(key));
-    return holder ? new ProcessLock(key, holder) : undefined;
+  /** Takes the lock on `file` if nobody holds it. */
+  static async tryAcquire(file: string): Promise<ProcessLock | undefined> {
+    const fd = tryLock(file);
+    return fd === undefined ? undefined : new ProcessLock(file, fd);
   }
 
-  /** Whether some process (this one included) holds the lock now. */
-  static async isHeld(key: string): Promise<boolean> {
-    const lock = await ProcessLock.tryAcquire(key);
-    lock?.release();
-    return lock === undefined;
+  /** Whether some process (this one included) holds the lock on `file` now; false where there is no such file. */
+  static async isHeld(file: string): Promise<boolean> {
+    let fd: number;
+    try {
+      fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch {
+      return false;
+    }
+    try {
+      const r = flock(fd, LOCK_EX | LOCK_NB);
+      if (r === -EWOULDBLOCK) return true;
+      if (r !== 0) throw new SysError('flock', -r, file);
+      return false;
+    } finally {
+      closeSync(fd); // our own flock, if we got it, goes with the fd
+    }
   }
 
-  /** Releases the lock; a second call does nothing. */
-  release(): void {
-    this.holder?.close();
-    this.holder = undefined;
+  /**
+   * Releases the lock; a second call does nothing. `remove` deletes the lock file first (while it is
+   * still held, so that a waiter that opened it sees it gone and locks a new one): for a lock that
+   * will not be needed again, such as a deleted container's.
+   */
+  release(options: { remove?: boolean } = {}): void {
+    if (this.fd === undefined) return;
+    if (options.remove) {
+      try {
+        unlinkSync(this.file);
+      } catch {
+        // already gone
+      }
+    }
+    closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 
-/** Runs `fn` holding the lock `key`. */
+/** Runs `fn` holding the lock on `file`. */
 export async function withProcessLock<T>(
-  key: string,
+  file: string,
   fn: () => Promise<T>,
   options?: LockOptions,
 ): Promise<T> {
-  const lock = await ProcessLock.acquire(key, options);
+  const lock = await ProcessLock.acquire(file, options);
   try {
     return await fn();
   } finally {

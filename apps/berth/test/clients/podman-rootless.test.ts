@@ -24,7 +24,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { alive, Sandbox } from '../helpers.js';
+import { alive, leftInRoot, Sandbox } from '../helpers.js';
 import { RANGE, type TestUser, TestUsers, UsersCli } from '../users.js';
 import { clientCommand, IMAGE, imageArchive, onTerminal, uniqueName } from './clients.js';
 
@@ -82,8 +82,7 @@ const name = (prefix: string) => uniqueName(names, prefix);
 
 /** berth's state directories of the user's containers. */
 function states(): string[] {
-  const root = join(user.runtimeDir, 'berth');
-  return existsSync(root) ? readdirSync(root) : [];
+  return leftInRoot(join(user.runtimeDir, 'berth'));
 }
 
 /** Mounts in the host's table under the user's home (podman's storage) or runtime directory. */
