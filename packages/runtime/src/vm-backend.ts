@@ -524,6 +524,8 @@ export async function updateVm(
 }
 
 export async function killVm(record: ContainerRecord, signal: number, all: boolean): Promise<void> {
+  // SIGKILL needs no agent: the host stops the VM (QEMU, then berth-vmm exits 137)
+  if (record.status === 'paused' && signal === 9) return (await open(record)).stop();
   if (record.status === 'paused') {
     // the agent that delivers it runs on the stopped vCPUs
     throw new BerthError(

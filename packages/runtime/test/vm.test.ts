@@ -115,6 +115,59 @@ int main(void) {
 }
 `;
 
+/**
+ * A hostile process in the guest that takes the agent's place on berth.ctl: it stops the
+ * agent (ptrace), copies its fd on the port (pidfd_getfd), and answers the host's first
+ * command with 16 MiB and no newline, the next ones not at all.
+ */
+const HIJACK_C = `#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+  static char buf[1 << 20];
+  char dev[64] = "", p[300], l[300];
+  DIR *d = opendir("/sys/class/virtio-ports");
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    char name[64] = {0};
+    snprintf(p, sizeof p, "/sys/class/virtio-ports/%s/name", e->d_name);
+    int f = open(p, O_RDONLY);
+    if (f >= 0 && read(f, name, sizeof name - 1) > 0 && !strcmp(name, "berth.ctl\\n")) snprintf(dev, sizeof dev, "/%s", e->d_name);
+    if (f >= 0) close(f);
+  }
+  int found = -1;
+  d = opendir("/proc/1/fd");
+  while (dev[0] && d && (e = readdir(d))) {
+    memset(l, 0, sizeof l);
+    snprintf(p, sizeof p, "/proc/1/fd/%s", e->d_name);
+    if (readlink(p, l, sizeof l - 1) > 0 && strlen(l) >= strlen(dev) && !strcmp(l + strlen(l) - strlen(dev), dev)) found = atoi(e->d_name);
+  }
+  if (found < 0) { fprintf(stderr, "no agent fd on berth.ctl\\n"); return 1; }
+  int pidfd = syscall(SYS_pidfd_open, 1, 0);
+  int fd = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, found, 0);
+  if (fd < 0) { perror("pidfd_getfd"); return 1; }
+  if (ptrace(PTRACE_SEIZE, 1, 0, 0) < 0 || ptrace(PTRACE_INTERRUPT, 1, 0, 0) < 0) { perror("ptrace"); return 1; }
+  waitpid(1, NULL, __WALL);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  close(open("/hijacked", O_WRONLY | O_CREAT, 0644));
+  memset(buf, 'B', sizeof buf);
+  for (int n = 0;; n++) {
+    char cmd[256];
+    if (read(fd, cmd, sizeof cmd) <= 0) { usleep(100000); continue; }
+    for (int i = 0; n == 0 && i < 16; i++)
+      for (size_t off = 0; off < sizeof buf;) { ssize_t w = write(fd, buf + off, sizeof buf - off); if (w > 0) off += w; else if (errno != EINTR && errno != EAGAIN) break; }
+  }
+}
+`;
+
 // TCG guests on a host whose two cores run other tests' VMs too can be slow (not stuck)
 const VM_TESTS = { timeout: 900_000 };
 
@@ -311,6 +364,49 @@ describe('the VM backend', VM_TESTS, () => {
       for (let i = 0; i < 600 && (await rt.state(id)).status !== 'stopped'; i++)
         await new Promise((r) => setTimeout(r, 50));
       expect((await rt.state(id)).status).toBe('stopped');
+      await rt.delete(id);
+      expect(existsSync(join(root, id))).toBe(false);
+      expect(qemus()).toEqual([]);
+    } finally {
+      await rt.delete(id, { force: true }).catch(() => {});
+    }
+  });
+
+  it('a guest that answers the control channel with a flood, then not at all: kill fails fast with bounded memory, SIGKILL and delete still end the VM', async () => {
+    const tool = join(dir, 'hijack');
+    writeFileSync(`${tool}.c`, HIJACK_C);
+    execFileSync('musl-gcc', ['-static', '-O2', '-o', tool, `${tool}.c`]);
+    const rt = new Runtime({ root });
+    const id = `vm-hijack-${suffix}`;
+    const b = bundle(['sh', '-c', 'hijack; exec sleep 600'], (spec) => {
+      spec.root!.readonly = false;
+      spec.linux!.namespaces = spec.linux!.namespaces!.filter((n) => n.type !== 'pid');
+      const caps = spec.process!.capabilities!;
+      for (const set of ['bounding', 'effective', 'permitted'] as const)
+        caps[set] = [...(caps[set] ?? []), 'CAP_SYS_PTRACE'];
+    });
+    copyFileSync(tool, join(b, 'rootfs/bin/hijack'));
+    try {
+      await rt.create(id, b, { stdio: ['ignore', 'ignore', 'ignore'] });
+      const pid = (await rt.state(id)).pid;
+      await rt.start(id);
+      for (let i = 0; i < 6000 && !existsSync(join(b, 'rootfs/hijacked')); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(existsSync(join(b, 'rootfs/hijacked'))).toBe(true);
+      const rss0 = process.memoryUsage().rss;
+      let t0 = Date.now();
+      await expect(rt.kill(id, 15)).rejects.toThrow(/longer than 64 bytes|did not answer/);
+      expect(Date.now() - t0).toBeLessThan(15_000);
+      expect(process.memoryUsage().rss - rss0).toBeLessThan(32 << 20);
+      expect((await rt.state(id)).status).toBe('running');
+      // SIGKILL needs no agent: the host stops the VM, berth-vmm exits as a SIGKILLed process
+      t0 = Date.now();
+      await rt.kill(id, 9);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect((await rt.state(id)).status).toBe('stopped');
+      expect(existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')).toBe(
+        false,
+      );
       await rt.delete(id);
       expect(existsSync(join(root, id))).toBe(false);
       expect(qemus()).toEqual([]);

@@ -56,6 +56,9 @@ export {
 export type { RootfsShare } from './share.js';
 export { type ExitStatus, type StdioTransport, VMADDR_CID_HOST } from './stdio.js';
 export {
+  AGENT_ANSWER_MAX,
+  AGENT_ANSWER_MS,
+  AGENT_KILL_ANSWER_MS,
   buildInitramfs,
   createVm,
   findQemu,

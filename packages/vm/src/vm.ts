@@ -277,8 +277,18 @@ function tail(path: string, lines = 8, older?: string): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** How long the guest's agent may take to answer a command: the default boot budget. */
-const AGENT_ANSWER_MS = 120_000;
+/**
+ * How long the guest's agent may take to answer a command. It answers `start`,
+ * `kill` and `exec` at once (a signal sent, a launcher spawned), so this only
+ * has to cover a guest starved by TCG on a loaded host, not a boot.
+ */
+export const AGENT_ANSWER_MS = 10_000;
+/** How long `kill SIGKILL` waits for the agent before the host stops the VM itself. */
+export const AGENT_KILL_ANSWER_MS = 3_000;
+/** The longest answer the agent gives (`ok`, `err ERRNO`): anything longer is not the agent's. */
+export const AGENT_ANSWER_MAX = 64;
+/** The longest line berth reads from QEMU's monitor (its replies to berth's few commands are small). */
+const QMP_LINE_MAX = 1 << 20;
 
 /** One VM container: found again from its record by any later berth process. */
 export class Vm {
@@ -318,21 +328,34 @@ export class Vm {
     return this.alive() ? undefined : this.guestState().exit;
   }
 
-  /** Sends one command line to the agent and reads its answer. */
-  async command(line: string, payload?: Uint8Array): Promise<void> {
+  /**
+   * Sends one command line to the agent and reads its answer: `ok` or `err
+   * ERRNO`, at most AGENT_ANSWER_MAX bytes within `timeoutMs`. Anything else
+   * (a longer line, no line in time, the channel closed) is the guest not
+   * answering as berth's agent does: an EAGENT error with `unanswered` set,
+   * and nothing more of it is read.
+   */
+  async command(line: string, payload?: Uint8Array, timeoutMs = AGENT_ANSWER_MS): Promise<void> {
     if (!this.alive())
       throw new BerthError(`container ${this.id}: its VM is not running`, { code: 'ESTATE' });
     const sock = await connectUnix(this.files.ctl);
+    const what = `"${line.split(' ')[0]}"`;
     try {
       sock.write(`${line}\n`);
       if (payload) sock.write(payload);
-      // as long as a boot may take (TCG on a loaded host can starve the guest for many
-      // seconds); a QEMU that is gone ends the socket, and the read with it, at once
-      const answer = await readLine(sock, AGENT_ANSWER_MS);
+      // a QEMU that is gone ends the socket, and the read with it, at once
+      const answer = await readAnswer(sock, timeoutMs).catch((e: Error) => {
+        throw Object.assign(
+          new BerthError(`container ${this.id}: ${what}: ${e.message}`, { code: 'EAGENT' }),
+          {
+            unanswered: true,
+          },
+        );
+      });
       if (answer === 'ok') return;
-      const errno = Number(/^err (\d+)$/.exec(answer)?.[1] ?? 0);
+      const errno = Number(/^err (\d{1,4})$/.exec(answer)?.[1] ?? 0);
       throw new BerthError(
-        `container ${this.id}: the VM agent refused "${line.split(' ')[0]}"${errno ? ` (errno ${errno})` : `: ${answer}`}`,
+        `container ${this.id}: the VM agent refused ${what}${errno ? ` (errno ${errno})` : `: ${JSON.stringify(answer)}`}`,
         { code: errno === 3 ? 'ESTATE' : 'EAGENT' },
       );
     } finally {
@@ -345,9 +368,43 @@ export class Vm {
     await this.command('start');
   }
 
-  /** A signal to the container's process in the guest (or with `all` to every process there). */
+  /**
+   * A signal to the container's process in the guest (or with `all` to every
+   * process there). SIGKILL ends the container whatever the guest does: when
+   * the agent does not answer (in AGENT_KILL_ANSWER_MS, or not as the agent
+   * answers), the host stops the VM itself (`stop`).
+   */
   async kill(signal: number, options: { all?: boolean } = {}): Promise<void> {
-    await this.command(`${options.all ? 'killall' : 'kill'} ${signal}`);
+    const line = `${options.all ? 'killall' : 'kill'} ${signal}`;
+    if (signal !== 9) return this.command(line);
+    try {
+      await this.command(line, undefined, AGENT_KILL_ANSWER_MS);
+    } catch (e) {
+      if (!(e as { unanswered?: boolean }).unanswered) throw e;
+      await this.stop();
+    }
+  }
+
+  /**
+   * Ends the VM from the host, without the guest: QEMU gets SIGKILL, and
+   * berth-vmm, its parent, exits as for a container killed by SIGKILL (137)
+   * once it has collected what QEMU wrote. Resolves once berth-vmm is gone.
+   */
+  async stop(): Promise<void> {
+    if (!this.alive()) return;
+    const children = childrenOf(this.record.qemuPid);
+    // berth-vmm's children are QEMU only; a child not yet reaped keeps its pid
+    for (const pid of children) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    const deadline = Date.now() + 5_000;
+    while (this.alive() && Date.now() < deadline) await sleep(5);
+    // no QEMU found, or berth-vmm did not exit: it goes too (QEMU dies with it)
+    if (this.alive()) await this.killHost();
   }
 
   /**
@@ -504,6 +561,21 @@ export class Vm {
 
   /** Stops QEMU if it runs and removes the run directory; idempotent. */
   async delete(): Promise<void> {
+    await this.killHost();
+    if (this.record.hostMount) {
+      const { libc, MNT_DETACH } = await import('@berth/sys');
+      try {
+        (await libc()).umount(this.record.hostMount, MNT_DETACH);
+      } catch (e) {
+        const code = (e as { errno?: string }).errno;
+        if (code !== 'EINVAL' && code !== 'ENOENT') throw e;
+      }
+    }
+    rmSync(this.record.runDir, { recursive: true, force: true });
+  }
+
+  /** SIGKILL to berth-vmm (QEMU dies with it); resolves once both are gone. */
+  private async killHost(): Promise<void> {
     if (this.alive()) {
       // QEMU itself (berth-vmm's child) dies with its parent, and is waited for too
       const children = childrenOf(this.record.qemuPid).map((pid) => ({ pid, start: startTime(pid) }));
@@ -527,16 +599,6 @@ export class Vm {
         await sleep(5);
       }
     }
-    if (this.record.hostMount) {
-      const { libc, MNT_DETACH } = await import('@berth/sys');
-      try {
-        (await libc()).umount(this.record.hostMount, MNT_DETACH);
-      } catch (e) {
-        const code = (e as { errno?: string }).errno;
-        if (code !== 'EINVAL' && code !== 'ENOENT') throw e;
-      }
-    }
-    rmSync(this.record.runDir, { recursive: true, force: true });
   }
 }
 
@@ -584,6 +646,11 @@ function lineReader(sock: Socket, timeoutMs: number, what: string): () => Promis
   };
   sock.on('data', (d: Buffer) => {
     buf += d.toString('utf8');
+    if (buf.length > QMP_LINE_MAX && buf.indexOf('\n') < 0) {
+      buf = '';
+      closed = true;
+      sock.destroy();
+    }
     pump();
   });
   sock.once('close', () => {
@@ -610,27 +677,45 @@ function lineReader(sock: Socket, timeoutMs: number, what: string): () => Promis
     });
 }
 
-function readLine(sock: Socket, timeoutMs: number): Promise<string> {
+/**
+ * The agent's answer: one line of at most AGENT_ANSWER_MAX bytes within
+ * `timeoutMs`. Fails at once on a longer line, and reads nothing more.
+ */
+function readAnswer(sock: Socket, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    let buf = '';
+    const buf = Buffer.alloc(AGENT_ANSWER_MAX);
+    let have = 0;
+    const done = (err: Error | undefined, line?: string) => {
+      clearTimeout(timer);
+      sock.off('data', onData);
+      sock.off('close', onClose);
+      if (err) {
+        sock.destroy();
+        reject(err);
+      } else resolve(line!);
+    };
     const timer = setTimeout(
-      () => reject(new BerthError('the VM agent did not answer', { code: 'EAGENT' })),
+      () => done(new BerthError(`the VM agent did not answer in ${timeoutMs / 1000} s`, { code: 'EAGENT' })),
       timeoutMs,
     );
     const onData = (d: Buffer) => {
-      buf += d.toString('utf8');
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(timer);
-        sock.off('data', onData);
-        resolve(buf.slice(0, nl));
+      const nl = d.indexOf(0x0a);
+      const take = nl >= 0 ? nl : d.length;
+      if (have + take > AGENT_ANSWER_MAX) {
+        done(
+          new BerthError(`the VM agent's answer is longer than ${AGENT_ANSWER_MAX} bytes: not the agent's`, {
+            code: 'EAGENT',
+          }),
+        );
+        return;
       }
+      d.copy(buf, have, 0, take);
+      have += take;
+      if (nl >= 0) done(undefined, buf.subarray(0, have).toString('latin1'));
     };
+    const onClose = () => done(new BerthError('the VM agent closed the control channel', { code: 'EAGENT' }));
     sock.on('data', onData);
-    sock.once('close', () => {
-      clearTimeout(timer);
-      reject(new BerthError('the VM agent closed the control channel', { code: 'EAGENT' }));
-    });
+    sock.once('close', onClose);
   });
 }
 
