@@ -13,7 +13,6 @@ import {
   createWriteStream,
   fstatSync,
   openSync,
-  readFileSync,
   readSync,
   realpathSync,
 } from 'node:fs';
@@ -234,6 +233,17 @@ async function holdLease(record: ContainerRecord, pid: number, startTime: number
   await store.ipam.commit(record.network.network, record.id, { holder: { pid, startTime } }, 'eth0');
 }
 
+/** open(2)'s O_PATH (Linux): an fd that names a file without opening it (node:fs has no constant). */
+const O_PATH = 0o10000000;
+
+function fileKind(st: import('node:fs').Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'neither a file nor a directory';
+}
+
 /**
  * microvm has 8 virtio-mmio slots (MMIO_SLOTS): the serial ports, the
  * rootfs and the balloon take 3, a NIC one more; the rest are for shares.
@@ -261,9 +271,11 @@ export function bindSources(
     if (!bind || !m.source) return;
     const where = `mounts[${i}].source`;
     const source = resolve(m.source);
-    let fd: number;
+    // the type first, from an O_PATH fd (no open(2) of the file itself: a FIFO would block,
+    // a device would be opened by root); links are followed, as a bind follows them
+    let pathFd: number;
     try {
-      fd = openSync(source, 'r');
+      pathFd = openSync(source, O_PATH);
     } catch (e) {
       throw new BerthError(`${where}: ${source}: ${(e as Error).message}`, {
         code: 'EINVALIDSPEC',
@@ -271,7 +283,7 @@ export function bindSources(
       });
     }
     try {
-      const st = fstatSync(fd);
+      const st = fstatSync(pathFd);
       if (st.isFile()) {
         if (st.size > MAX_FILE) {
           throw new BerthError(
@@ -281,7 +293,30 @@ export function bindSources(
             },
           );
         }
-        if (!files.some((f) => f.path === source)) files.push({ path: source, data: readFileSync(fd) });
+        if (files.some((f) => f.path === source)) return;
+        // the inode just checked, reopened through its fd: a regular file whatever the path is now
+        const fd = openSync(
+          `/proc/self/fd/${pathFd}`,
+          constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY,
+        );
+        try {
+          const again = fstatSync(fd);
+          if (!again.isFile() || again.ino !== st.ino || again.dev !== st.dev)
+            throw new BerthError(`${where}: ${source} changed while it was read`, {
+              code: 'EINVALIDSPEC',
+              path: source,
+            });
+          const data = Buffer.alloc(Math.min(again.size, MAX_FILE));
+          let n = 0;
+          while (n < data.length) {
+            const r = readSync(fd, data, n, data.length - n, n);
+            if (r <= 0) break;
+            n += r;
+          }
+          files.push({ path: source, data: data.subarray(0, n) });
+        } finally {
+          closeSync(fd);
+        }
       } else if (st.isDirectory()) {
         if (shares.some((s) => s.guestPath === source)) return;
         if (shares.length === maxShares) {
@@ -296,14 +331,15 @@ export function bindSources(
         });
       } else {
         throw new BerthError(
-          `${where}: ${source} is neither a file nor a directory: it cannot be bound into a VM`,
+          `${where}: ${source} is ${fileKind(st)}: only regular files and directories can be bound into a VM`,
           {
             code: 'EUNSUPPORTED',
+            path: source,
           },
         );
       }
     } finally {
-      closeSync(fd);
+      closeSync(pathFd);
     }
   });
   return { files, shares };

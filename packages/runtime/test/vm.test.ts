@@ -422,7 +422,7 @@ describe('the VM backend', VM_TESTS, () => {
       spec.mounts!.push({ destination: '/null', type: 'bind', source: '/dev/null', options: ['rbind'] });
     });
     await expect(rt.create(id, device)).rejects.toThrow(
-      /mounts\[\d+\]\.source: \/dev\/null is neither a file nor a directory/,
+      /mounts\[\d+\]\.source: \/dev\/null is a character device: only regular files and directories/,
     );
     // a plan step that fails in the guest is reported as on the host: the step, the errno
     const readonly = bundle(['true'], (spec) => {
