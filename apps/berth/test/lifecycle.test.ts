@@ -1,8 +1,9 @@
 // Integration: the OCI lifecycle on a bundle, as containerd drives it (runs as root).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { alive, containerCgroup, Sandbox } from './helpers.js';
+import { alive, CLI, containerCgroup, Sandbox } from './helpers.js';
 
 const sb = new Sandbox();
 afterEach(() => {
@@ -165,6 +166,61 @@ describe('create → start → state → kill → delete', () => {
       expect(r.stderr).toBe(
         "berth: warning: capability CAP_SYS_RESOURCE is not in this host's bounding set: the container runs without it\n",
       );
+  });
+});
+
+describe('--preserve-fds', () => {
+  /** berth with fds 3… open on files that say which they are, as containerd or podman pass them. */
+  function withFds(count: number, args: string[]) {
+    const fds: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const f = join(sb.dir, `fd-${process.pid}-${i}`);
+      writeFileSync(f, `passed ${3 + i}\n`);
+      fds.push(openSync(f, 'r'));
+    }
+    try {
+      return spawnSync(process.execPath, [CLI, '--root', sb.root, ...args], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe', ...fds],
+        timeout: 60_000,
+      });
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
+  }
+
+  it("hands the container the fds the caller passed, and refuses fds the caller did not pass (never berth's own)", () => {
+    const bundle = sb.bundle((c) => {
+      c.process.args = ['sh', '-c', 'cat <&3; cat <&4'];
+    });
+    const ok = withFds(2, ['run', '--preserve-fds', '2', '-b', bundle, sb.id('pfd')]);
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout).toBe('passed 3\npassed 4\n');
+    expect(ok.status).toBe(0);
+    // one fd passed, eight claimed: fds 4… in berth are its own (libuv's epoll fd, eventfds, signal pipe)
+    const bad = withFds(1, ['run', '--preserve-fds', '8', '-b', bundle, sb.id('pfd')]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/preserved fd 4 (is not open|was not passed by the caller)/);
+    expect(sb.states()).toEqual([]);
+  });
+
+  it('refuses the same for exec, and the container is unaffected', async () => {
+    const id = sb.id('pfdx');
+    const bundle = sb.bundle((c) => {
+      c.process.args = ['sleep', '60'];
+    });
+    expect(sb.detached(['run', '-d', '-b', bundle, id]).status).toBe(0);
+    try {
+      const bad = withFds(0, ['exec', '--preserve-fds', '6', id, 'sh', '-c', 'ls -l /proc/self/fd']);
+      expect(bad.status).toBe(255); // exec's own failure, as runc's
+      expect(bad.stderr).toMatch(/preserved fd 3 (is not open|was not passed by the caller)/);
+      const ok = withFds(1, ['exec', '--preserve-fds', '1', id, 'sh', '-c', 'cat <&3']);
+      expect(ok.stdout).toBe('passed 3\n');
+      expect(JSON.parse(sb.berth(['state', id]).stdout).status).toBe('running');
+    } finally {
+      sb.berth(['delete', '--force', id]);
+    }
+    expect(sb.states()).toEqual([]);
   });
 });
 

@@ -10,6 +10,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   realpathSync,
   renameSync,
   statfsSync,
@@ -234,6 +235,7 @@ export class Launch {
     const stdio = options.stdio ?? ['inherit', 'inherit', 'inherit'];
     this.onSeccompListener = options.onSeccompListener;
     const preserved = options.preserveFds ?? [];
+    checkPreservedFds(preserved);
     const spawner = stdio.includes('pipe') ? undefined : options.spawner;
     const handles = spawner ? null : nodeHandles();
     this.spawner = spawner;
@@ -599,6 +601,51 @@ export function launcherSource(): string {
 let cachedPath: string | undefined;
 
 const asRoot = (): boolean => process.geteuid?.() === 0;
+
+/**
+ * The first fd of this process that its caller did not pass: fds 3… inherited across exec are
+ * open before Node's start-up makes its own, and its first one (libuv's epoll fd, an anonymous
+ * inode) takes the lowest free number. So everything below the first fd that is closed or an
+ * anonymous inode (eventpoll, eventfd, io_uring) was inherited; nothing is closed in between.
+ */
+function inheritedFdsEnd(): number {
+  for (let fd = 3; ; fd++) {
+    let link: string;
+    try {
+      link = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return fd;
+    }
+    if (link.startsWith('anon_inode:')) return fd;
+  }
+}
+
+/**
+ * Refuses preserved fds the caller did not hand this process. `--preserve-fds 8` from a caller
+ * that passed two would otherwise give the container Node's own fds: libuv's epoll fd, its
+ * eventfds, its signal pipe (a write to which made berth follow a pointer of the container's
+ * choosing), a lock berth holds. Close-on-exec cannot tell them apart: libuv marks inherited fds
+ * 3… close-on-exec at start-up (`uv_disable_stdio_inheritance`). runc: "unable to stat preserved-fd".
+ */
+export function checkPreservedFds(fds: readonly number[]): void {
+  if (fds.length === 0) return;
+  const end = inheritedFdsEnd();
+  for (const fd of fds) {
+    if (fd >= 3 && fd < end) continue;
+    let open = true;
+    try {
+      readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      open = false;
+    }
+    throw new BerthError(
+      open
+        ? `preserved fd ${fd} was not passed by the caller (it is one of berth's own): the caller passed ${end - 3} fds above 2, check --preserve-fds`
+        : `preserved fd ${fd} is not open: the caller passed ${end - 3} fds above 2, check --preserve-fds`,
+      { code: 'EBADF', path: String(fd) },
+    );
+  }
+}
 
 /**
  * Whether this process runs in a user namespace other than the host's: its uid_map
