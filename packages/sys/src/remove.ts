@@ -128,6 +128,19 @@ function removeEntry(self: string, dev: number, name: string, where: string, ret
     if (code === 'ENOENT') return;
     if (code !== 'EISDIR' && code !== 'EPERM') fail('unlink', err, where);
   }
+  // an empty directory goes at once (it may be one this user cannot read: overlayfs' work/work is 000)
+  try {
+    rmdirSync(at);
+    return;
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ENOENT') return;
+    if (code === 'ENOTDIR') {
+      again(); // swapped for a file or symlink meanwhile
+      return;
+    }
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') fail('rmdir', err, where);
+  }
   let child: number;
   try {
     child = openSync(at, DIR_FLAGS);
