@@ -284,7 +284,23 @@ export class Runtime {
     options: CreateOptions,
   ): Promise<ContainerRecord> {
     const record = newRecord(id, bundle, spec, options);
-    await createVmContainer(this.store, record, spec, options, this.warn);
+    // berth-vmm, QEMU and its threads go into the container's cgroup, with its limits
+    const rootless = isRootless();
+    const { cgroupsPath } = await this.placeCgroup(id, spec, rootless);
+    const limit = cgroupsPath ? undefined : askedLimit(spec);
+    if (limit)
+      throw new BerthError(
+        `${limit}: a VM container ${rootless ? 'run without root' : 'without a cgroup'} has no host cgroup to hold its limits`,
+        { code: 'EUNSUPPORTED' },
+      );
+    let cgroup: { path: string; systemd: boolean; shared: boolean } | undefined;
+    if (cgroupsPath) {
+      cgroup = { path: cgroupsPath, systemd: this.systemd, shared: await this.existingCgroup(cgroupsPath) };
+      record.cgroupsPath = cgroupsPath;
+      if (this.systemd) record.systemdCgroup = true;
+      if (cgroup.shared) record.cgroupShared = true;
+    }
+    await createVmContainer(this.store, record, spec, options, this.warn, cgroup);
     if (options.pidFile) writeAtomic(resolve(options.pidFile), String(record.pid));
     return record;
   }
@@ -334,27 +350,17 @@ export class Runtime {
   }
 
   /**
-   * Before anything runs: what only root may do is refused without root, the
-   * state record is written (so that `delete` finds whatever a crash leaves),
-   * the seccomp profile is compiled, linux.resources checked and the cgroup
-   * located (startLauncher makes it while the launcher starts; a rootless
-   * container's is made here).
+   * Where a container's cgroup goes (checked, not made yet): cgroupsPath or
+   * berth's default, its directories, and linux.resources checked; none for a
+   * rootless container (see createRootlessCgroup) or root in a user namespace
+   * that cannot make one. The container backend and the VM backend both use it.
    */
-  private async prepareCreate(
+  private async placeCgroup(
     id: string,
-    bundle: string,
     spec: Spec,
-    options: CreateOptions,
-    made: CreateProgress,
-  ): Promise<{
-    record: ContainerRecord;
-    seccomp: CompiledSeccomp | undefined;
-    cgroupAt: CgroupAt | undefined;
-  }> {
-    const rootless = isRootless();
-    const rootlessProblem = rootless ? rootlessSpecProblem(spec) : undefined;
-    if (rootlessProblem) throw new BerthError(rootlessProblem, { code: 'EROOTLESS' });
-    let cgroupsPath = rootless
+    rootless: boolean,
+  ): Promise<{ cgroupsPath: string | undefined; cgroupAt: CgroupAt | undefined }> {
+    let cgroupsPath: string | undefined = rootless
       ? undefined
       : (spec.linux?.cgroupsPath ??
         defaultCgroupsPath(id, this.systemd, this.systemd ? (await cgroups()).defaultSlice() : undefined));
@@ -379,15 +385,14 @@ export class Runtime {
         cgroupsPath = cgroupAt = undefined;
       }
     }
-    // Written before anything is made: if this process dies mid-create,
-    // `delete` still finds the cgroup and the directories to remove.
-    const record: ContainerRecord = {
-      ...newRecord(id, bundle, spec, options),
-      ...(options.network ? { network: networkRecordBase(options.network) } : {}),
-      ...(options.noNewKeyring ? { noNewKeyring: true } : {}),
-      ...(cgroupsPath ? { cgroupsPath } : {}),
-      ...(this.systemd ? { systemdCgroup: true } : {}),
-    };
+    return { cgroupsPath, cgroupAt };
+  }
+
+  /**
+   * Whether the container's cgroup exists already (then it is not the container's to empty or
+   * remove on delete); a frozen one or one with processes in it is refused.
+   */
+  private async existingCgroup(cgroupsPath: string | undefined): Promise<boolean> {
     // a cgroup that exists already is not the container's to empty or remove on delete; a
     // frozen one would stop the container at its first step, and the create with it (runc refuses
     // it too), and one with processes in it is another's
@@ -405,8 +410,43 @@ export class Runtime {
           `linux.cgroupsPath: the container's cgroup is not empty: ${cgroupsPath} has ${procs.length} process${procs.length === 1 ? '' : 'es'} (${procs.slice(0, 5).join(', ')}${procs.length > 5 ? ', …' : ''}); give a cgroup of its own`,
           { code: 'ECGROUP', path: cgroupsPath },
         );
-      record.cgroupShared = made.cgroupShared = true;
+      return true;
     }
+    return false;
+  }
+
+  /**
+   * Before anything runs: what only root may do is refused without root, the
+   * state record is written (so that `delete` finds whatever a crash leaves),
+   * the seccomp profile is compiled, linux.resources checked and the cgroup
+   * located (startLauncher makes it while the launcher starts; a rootless
+   * container's is made here).
+   */
+  private async prepareCreate(
+    id: string,
+    bundle: string,
+    spec: Spec,
+    options: CreateOptions,
+    made: CreateProgress,
+  ): Promise<{
+    record: ContainerRecord;
+    seccomp: CompiledSeccomp | undefined;
+    cgroupAt: CgroupAt | undefined;
+  }> {
+    const rootless = isRootless();
+    const rootlessProblem = rootless ? rootlessSpecProblem(spec) : undefined;
+    if (rootlessProblem) throw new BerthError(rootlessProblem, { code: 'EROOTLESS' });
+    const { cgroupsPath, cgroupAt } = await this.placeCgroup(id, spec, rootless);
+    // Written before anything is made: if this process dies mid-create,
+    // `delete` still finds the cgroup and the directories to remove.
+    const record: ContainerRecord = {
+      ...newRecord(id, bundle, spec, options),
+      ...(options.network ? { network: networkRecordBase(options.network) } : {}),
+      ...(options.noNewKeyring ? { noNewKeyring: true } : {}),
+      ...(cgroupsPath ? { cgroupsPath } : {}),
+      ...(this.systemd ? { systemdCgroup: true } : {}),
+    };
+    if (await this.existingCgroup(cgroupsPath)) record.cgroupShared = made.cgroupShared = true;
     this.store.write(record);
     // compiled before anything is made: a profile libseccomp refuses fails the create cleanly
     const seccomp = await compileProfile(spec.linux?.seccomp);
@@ -1225,9 +1265,9 @@ export class Runtime {
   }
 
   private async requireCgroup(id: string, record: ContainerRecord): Promise<Cgroup> {
-    if (record.vm)
+    if (record.vm && !record.cgroupsPath)
       throw new BerthError(
-        `container ${id} runs in a VM: stats are not supported by the VM backend yet (no host cgroup holds QEMU)`,
+        `container ${id} runs in a VM made by an older berth: no host cgroup holds its QEMU`,
         { code: 'EUNSUPPORTED', path: id },
       );
     const cgroup = await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot);

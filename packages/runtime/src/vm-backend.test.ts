@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultSpec, type Spec } from '@berth/spec';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bindSources } from './vm-backend.js';
+import { bindSources, hostResources } from './vm-backend.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-vm-binds-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -62,5 +62,32 @@ describe('bindSources (what a VM container binds)', () => {
     expect(() => bindSources(withBinds(join(dir, 'missing')))).toThrow(
       /mounts\[\d+\]\.source: .*missing: ENOENT/,
     );
+  });
+});
+
+describe('hostResources (the limits of a VM container on the host)', () => {
+  it('keeps CPU, pids and io, raises memory (and memory+swap) to the VM host limit, and drops the guest device rules', () => {
+    const limit = 128 << 20;
+    const host = 448 << 20;
+    expect(
+      hostResources(
+        {
+          cpu: { quota: 20_000, period: 100_000, cpus: '0' },
+          memory: { limit, swap: 2 * limit, reservation: 64 << 20 },
+          pids: { limit: 64 },
+          blockIO: { weight: 100 },
+          devices: [{ allow: false, access: 'rwm' }],
+        },
+        host,
+      ),
+    ).toEqual({
+      cpu: { quota: 20_000, period: 100_000, cpus: '0' },
+      memory: { limit: host, swap: 2 * limit + host - limit, reservation: 64 << 20 },
+      pids: { limit: 64 },
+      blockIO: { weight: 100 },
+      devices: [{ allow: true, access: 'rwm' }],
+    });
+    expect(hostResources({ memory: { limit: -1 } }, host).memory).toEqual({ limit: -1 });
+    expect(hostResources(undefined, host)).toEqual({ devices: [{ allow: true, access: 'rwm' }] });
   });
 });

@@ -169,6 +169,8 @@ export async function createVmContainer(
     network?: ContainerNetworkOptions;
   },
   warn: (m: string) => void,
+  /** The container's cgroup (placed and checked by the runtime, made here for berth-vmm). */
+  cgroup?: VmCgroup,
 ): Promise<ContainerRecord> {
   let dir: string;
   try {
@@ -188,12 +190,18 @@ export async function createVmContainer(
     if (options.network) record.network = networkRecordBase(options.network);
     store.write(record);
     const nic = options.network ? await attachVmNetwork(store, record, options.network) : undefined;
-    await bootVm(store, record, spec, dir, options, warn, nic);
+    await bootVm(store, record, spec, dir, options, warn, nic, cgroup);
     record.status = 'created';
     store.write(record);
     return record;
   } catch (e) {
     if (record.vm) await deleteVm(record).catch(() => {});
+    // only a cgroup of the container's own is emptied and removed
+    const made = cgroup?.made;
+    if (made && !cgroup?.shared) {
+      await made.killAll('SIGKILL').catch(() => {});
+      await made.delete().catch((err: Error) => warn(`cleanup: ${err.message}`));
+    }
     if (record.network) await detachNetwork(record.id, record.network).catch(() => {});
     store.remove(record.id);
     for (const d of record.ownedDirs ?? []) removeTree(d);
@@ -345,6 +353,73 @@ export function bindSources(
   return { files, shares };
 }
 
+/** A VM container's cgroup on the host: where it goes, and once made, the cgroup. */
+export interface VmCgroup {
+  path: string;
+  systemd: boolean;
+  /** it existed before the container: never emptied nor removed */
+  shared: boolean;
+  made?: import('@berth/cgroups').Cgroup;
+}
+
+/**
+ * linux.resources as the VM's host processes (berth-vmm, QEMU and its
+ * threads) get them: CPU, cpuset, pids, io and the rest as they are; the
+ * memory limit (and memory+swap) raised to the guest's RAM plus QEMU's own
+ * share (`hostMemoryLimit`), as the guest's RAM is the limit plus its
+ * kernel's; no device rules: the container's are the guest's, and on the host
+ * they would deny QEMU /dev/kvm and /dev/net/tun.
+ */
+export function hostResources(
+  resources: import('@berth/cgroups').LinuxResources | undefined,
+  hostLimit: number,
+): import('@berth/cgroups').LinuxResources {
+  const { devices: _, ...r } = resources ?? {};
+  const out: import('@berth/cgroups').LinuxResources = { ...r, devices: [{ allow: true, access: 'rwm' }] };
+  const memory = r.memory;
+  if (memory?.limit !== undefined && memory.limit > 0) {
+    out.memory = {
+      ...memory,
+      limit: hostLimit,
+      ...(memory.swap !== undefined && memory.swap > 0
+        ? { swap: memory.swap + hostLimit - memory.limit }
+        : {}),
+    };
+  }
+  return out;
+}
+
+/** Makes the container's cgroup with the VM's host limits and puts berth-vmm (`pid`, QEMU not started yet) in it. */
+async function placeVmm(
+  spec: Spec,
+  cgroup: VmCgroup,
+  pid: number,
+  size: import('@berth/vm').VmSize,
+): Promise<void> {
+  const { hostMemoryLimit } = await vm();
+  const { createCgroup } = await import('./cgroup.js');
+  const hostSpec: Spec = {
+    ...spec,
+    linux: {
+      ...spec.linux,
+      resources: hostResources(
+        spec.linux?.resources as import('@berth/cgroups').LinuxResources | undefined,
+        hostMemoryLimit(size),
+      ) as NonNullable<Spec['linux']>['resources'],
+    },
+  };
+  // with systemd, the scope is made with berth-vmm in it; else berth-vmm is moved in
+  cgroup.made = await createCgroup(
+    hostSpec,
+    cgroup.path,
+    cgroup.systemd,
+    false,
+    cgroup.shared,
+    cgroup.systemd ? pid : undefined,
+  );
+  if (!cgroup.systemd) await cgroup.made.addProcess(pid);
+}
+
 async function bootVm(
   store: StateStore,
   record: ContainerRecord,
@@ -357,6 +432,7 @@ async function bootVm(
   },
   warn: (m: string) => void,
   nic?: VmNet,
+  cgroup?: VmCgroup,
 ): Promise<void> {
   const { consoleSocket, ...rest } = options;
   if (consoleSocket) {
@@ -372,6 +448,7 @@ async function bootVm(
         { ...rest, stdio: [pty.slave, pty.slave, pty.slave] },
         warn,
         nic,
+        cgroup,
       );
       // the guest's pty has ONLCR off (its launcher relays it); QEMU keeps output processing on
       // this pty, so the console socket's side reads \r\n, as from runc's and crun's ptys
@@ -412,6 +489,7 @@ async function bootVm(
     ...(nic ? { net: nic } : {}),
     // the resolv.conf, hosts and hostname the network attach wrote are copied in here
     ...bindSources(spec, nic ? MAX_SHARES - 1 : MAX_SHARES),
+    ...(cgroup ? { beforeRun: (pid: number) => placeVmm(spec, cgroup, pid, size) } : {}),
     onSpawn: (vmRecord) => {
       record.vm = vmRecord;
       record.pid = vmRecord.qemuPid;
@@ -515,7 +593,7 @@ export async function resumeVm(record: ContainerRecord): Promise<void> {
  * `balloon`): the guest keeps the limit plus its kernel's share, as at boot,
  * at most the memory it booted with (the maximum is fixed then); -1 gives it
  * all of that back. vCPUs are fixed at boot (no CPU hotplug on microvm), and
- * no host cgroup holds QEMU: any other field set is named in the error, and
+ * its host cgroup's limits are set at create: any other field set is named in the error, and
  * nothing is changed.
  */
 export async function updateVm(
@@ -534,7 +612,7 @@ export async function updateVm(
   }
   if (set.length) {
     throw new BerthError(
-      `container ${record.id} runs in a VM: the VM backend updates only linux.resources.memory.limit (the balloon), not ${set.join(', ')}: its vCPUs are fixed when it boots and no host cgroup holds it`,
+      `container ${record.id} runs in a VM: the VM backend updates only linux.resources.memory.limit (the balloon), not ${set.join(', ')}: its vCPUs are fixed when it boots, and its host cgroup's limits are set then`,
       { code: 'EUNSUPPORTED', path: record.id },
     );
   }

@@ -415,6 +415,71 @@ describe('the VM backend', VM_TESTS, () => {
     }
   });
 
+  it("puts berth-vmm and QEMU in the container's cgroup with its limits: a busy guest stays within a 0.2 CPU quota; delete removes the cgroup", async () => {
+    const { Cgroup } = await import('@berth/cgroups');
+    const rt = new Runtime({ root });
+    const id = `vm-cg-${suffix}`;
+    const cgroupsPath = `/berth-vmtest-${suffix}`;
+    const b = bundle(['sh', '-c', 'while :; do :; done'], (spec) => {
+      spec.linux!.cgroupsPath = cgroupsPath;
+      spec.linux!.resources = {
+        ...spec.linux!.resources,
+        cpu: { quota: 20_000, period: 100_000 },
+        memory: { limit: 128 * 1024 * 1024 },
+        pids: { limit: 200 },
+      };
+    });
+    const cpuTicks = (pid: number): number => {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      return Number(rest[11]) + Number(rest[12]); // utime + stime, every thread's
+    };
+    try {
+      await rt.create(id, b, { stdio: ['ignore', 'ignore', 'ignore'] });
+      const vmm = (await rt.state(id)).pid;
+      const qemu = Number(readFileSync(`/proc/${vmm}/task/${vmm}/children`, 'utf8').trim());
+      const cg = await Cgroup.find(cgroupsPath);
+      expect(cg).toBeDefined();
+      // berth-vmm and QEMU (all its threads: they are one process) are the cgroup's processes
+      expect((await cg!.pids()).sort()).toEqual([vmm, qemu].sort());
+      for (const line of readFileSync(`/proc/${qemu}/cgroup`, 'utf8').trim().split('\n')) {
+        if (/^\d+:(cpu|memory|pids)[,:]/.test(line)) expect(line).toMatch(new RegExp(`:${cgroupsPath}$`));
+      }
+      // the memory limit holds the guest (128 + 64 MiB) and QEMU's own share
+      const { hostMemoryLimit, VMM_OVERHEAD_MIB } = await import('@berth/vm');
+      const record = rt.store.read(id);
+      expect(hostMemoryLimit(record.vm!.size as import('@berth/vm').VmSize)).toBe(
+        (128 + 64 + VMM_OVERHEAD_MIB) * 1024 * 1024,
+      );
+      const stats = (await rt.stats(id)) as {
+        memory?: { usage?: { limit?: number } };
+        pids?: { limit?: number };
+      };
+      expect(stats.memory?.usage?.limit).toBe((128 + 64 + VMM_OVERHEAD_MIB) * 1024 * 1024);
+      expect(stats.pids?.limit).toBe(200);
+      await rt.start(id);
+      await new Promise((r) => setTimeout(r, 3000)); // the guest's loop runs
+      const hz = 100;
+      const t0 = Date.now();
+      const c0 = cpuTicks(qemu);
+      await new Promise((r) => setTimeout(r, 6000));
+      const used = (cpuTicks(qemu) - c0) / hz / ((Date.now() - t0) / 1000);
+      // 0.2 CPU (unbounded, the emulated vCPU takes a whole host CPU)
+      console.log(`QEMU under a 0.2 CPU quota: ${used.toFixed(3)} CPU`);
+      expect(used).toBeLessThan(0.3);
+      expect(used).toBeGreaterThan(0.05);
+      await rt.kill(id, 9);
+      for (let i = 0; i < 600 && (await rt.state(id)).status !== 'stopped'; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      await rt.delete(id);
+      expect(await Cgroup.find(cgroupsPath)).toBeUndefined();
+      expect(existsSync(join(root, id))).toBe(false);
+      expect(qemus()).toEqual([]);
+    } finally {
+      await rt.delete(id, { force: true }).catch(() => {});
+    }
+  });
+
   it('refuses what a VM cannot honour, naming it, and leaves nothing behind', async () => {
     const rt = new Runtime({ root });
     const id = `vm-bad-${suffix}`;

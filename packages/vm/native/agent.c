@@ -453,7 +453,25 @@ static int exec_io[3] = {-1, -1, -1};
 static void reply(int err) {
   char line[32];
   int n = err ? snprintf(line, sizeof line, "err %d\n", err) : snprintf(line, sizeof line, "ok\n");
-  write_all(ctl_fd, line, (size_t)n);
+  /* the port is non-blocking: a host end QEMU has not yet seen connected (a starved QEMU, e.g.
+   * under a CPU quota) is waited for, up to 5 s, rather than the answer dropped */
+  const char *p = line;
+  size_t left = (size_t)n;
+  for (int tries = 0; left && tries < 50;) {
+    ssize_t w = write(ctl_fd, p, left);
+    if (w > 0) {
+      p += w;
+      left -= (size_t)w;
+    } else if (w < 0 && errno == EINTR) {
+      continue;
+    } else if (w < 0 && errno == EAGAIN) {
+      struct pollfd out = {.fd = ctl_fd, .events = POLLOUT};
+      poll(&out, 1, 100);
+      tries++;
+    } else {
+      return;
+    }
+  }
 }
 
 static struct proc *main_proc(void) {

@@ -1,7 +1,12 @@
 /*
  * berth-vmm: the host process of a berth VM container, QEMU's parent.
  *
- *   berth-vmm RUN_DIR QEMU [QEMU_ARGS...]
+ *   berth-vmm [--hold FD] RUN_DIR QEMU [QEMU_ARGS...]
+ *
+ * With --hold, berth-vmm first reads one byte from FD and starts QEMU only
+ * once it is "g" (end of file or anything else: it exits 1, having started
+ * nothing): the host puts berth-vmm in the container's cgroup meanwhile, so
+ * QEMU and every thread it makes are created there.
  *
  * Its pid is the container's pid on the host (berth state, --pid-file), so the
  * tools that wait for a container's process (conmon, containerd's shim) wait
@@ -262,8 +267,23 @@ static int high_fd(int fd) {
 }
 
 int main(int argc, char **argv) {
+  if (argc >= 3 && !strcmp(argv[1], "--hold")) {
+    long hold;
+    if (number(argv[2], INT_MAX, &hold) < 0) return 2;
+    char go = 0;
+    ssize_t r;
+    do r = read((int)hold, &go, 1);
+    while (r < 0 && errno == EINTR);
+    close((int)hold);
+    if (r != 1 || go != 'g') {
+      fprintf(stderr, "berth-vmm: not released (the host did not place it)\n");
+      return 1;
+    }
+    argc -= 2;
+    argv += 2;
+  }
   if (argc < 3) {
-    fprintf(stderr, "usage: berth-vmm RUN_DIR QEMU [ARGS...] (run by @berth/vm)\n");
+    fprintf(stderr, "usage: berth-vmm [--hold FD] RUN_DIR QEMU [ARGS...] (run by @berth/vm)\n");
     return 2;
   }
   run_dir = open(argv[1], O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -49,8 +49,10 @@ export {
   cpusetCount,
   DEFAULT_SIZE,
   GUEST_OVERHEAD_MIB,
+  hostMemoryLimit,
   MIN_MEMORY_MIB,
   sizeFromResources,
+  VMM_OVERHEAD_MIB,
   type VmSize,
 } from './resources.js';
 export type { RootfsShare } from './share.js';

@@ -12,6 +12,17 @@ export interface VmSize {
 export const GUEST_OVERHEAD_MIB = 64;
 /** Below this the distribution kernel does not boot with its initramfs. */
 export const MIN_MEMORY_MIB = 128;
+/**
+ * What QEMU (and berth-vmm) take on the host beside the guest's RAM: device
+ * state, 9p buffers, TCG's translation cache. A VM container's host cgroup
+ * allows its guest's RAM plus this (`hostMemoryLimit`).
+ */
+export const VMM_OVERHEAD_MIB = 256;
+
+/** The memory limit of a VM's host cgroup, in bytes: the guest's RAM and QEMU's own share (VMM_OVERHEAD_MIB). */
+export function hostMemoryLimit(size: VmSize): number {
+  return (size.memoryMiB + VMM_OVERHEAD_MIB) * (1 << 20);
+}
 export const DEFAULT_SIZE: VmSize = { vcpus: 1, memoryMiB: 256 };
 
 /** The number of CPUs in a cpuset list such as `0-3,8`. */

@@ -68,6 +68,13 @@ export interface VmCreateRequest {
   /** Called once QEMU runs, before the guest is up: the place to record the VM for a later cleanup. */
   onSpawn?: (record: VmRecord) => void;
   /**
+   * Called with berth-vmm's pid before it starts QEMU (it waits for this
+   * meanwhile): the place to put it in the container's cgroup, so QEMU and
+   * all its threads are made there. A rejection ends berth-vmm, QEMU never
+   * having run, and fails the create.
+   */
+  beforeRun?: (pid: number) => Promise<void>;
+  /**
    * A NIC on a host bridge: `tap` is a tap device the caller made (on the
    * bridge, up); the guest's interface with `mac` gets `address` (CIDR) and a
    * default route via `gateway`, set by the agent before the plan runs.
@@ -909,8 +916,8 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
   let child: ChildProcess;
   try {
     // berth-vmm holds the host end of the status port and the console, and reads QEMU's stderr
-    child = spawn(bins.vmm, [req.runDir, qemu, ...argv], {
-      stdio: [stdin.fd, stdout.fd, log, stderr.fd],
+    child = spawn(bins.vmm, [...(req.beforeRun ? ['--hold', '4'] : []), req.runDir, qemu, ...argv], {
+      stdio: [stdin.fd, stdout.fd, log, stderr.fd, ...(req.beforeRun ? ['pipe' as const] : [])],
       detached: true,
     });
   } finally {
@@ -919,6 +926,11 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
   }
   const spawnError = new Promise<Error>((r) => child.once('error', r));
   child.unref();
+  const hold = child.stdio[4] as Socket | null | undefined;
+  if (hold) {
+    hold.on('error', () => {});
+    hold.unref();
+  }
   const pid = child.pid;
   const st = pid ? startTime(pid) : undefined;
   if (!pid || st === undefined) {
@@ -945,6 +957,15 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
   });
   try {
     req.onSpawn?.(vm.record);
+    if (req.beforeRun && hold) {
+      try {
+        await req.beforeRun(pid);
+        // a berth-vmm gone meanwhile is found by the wait for "created" below
+        await new Promise<void>((resolve) => hold.end('g', () => resolve()));
+      } finally {
+        hold.destroy();
+      }
+    }
     const deadline = Date.now() + (req.timeoutMs ?? 120_000);
     let delay = 5;
     for (;;) {

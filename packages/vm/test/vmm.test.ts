@@ -116,4 +116,27 @@ describe.skipIf(!hasMusl)('berth-vmm', () => {
     const state = parseStatus(readFileSync(f.status, 'latin1'));
     expect(state).toMatchObject({ created: 9, started: true, exit: 0, execs: 64, lastExec: 1, faults: 64 });
   }, 60_000);
+  it('with --hold, starts QEMU only once released with "g": at end of file it exits 1, having started nothing', () => {
+    const { runDir, argv, log } = setUp(`touch ${'$'}(dirname "$0")/qemu-ran; exit 0`);
+    // the hold pipe closed unwritten (fd 4 is /dev/null: end of file at once)
+    const held = spawnSync(vmm, ['--hold', '4', ...argv], {
+      stdio: ['ignore', 'ignore', log, 'ignore', 'ignore'],
+      timeout: 10_000,
+    });
+    expect(held.status).toBe(1);
+    expect(readFileSync(runFiles(runDir).qemuLog, 'utf8')).toContain('not released');
+    expect(() => statSync(join(runDir, 'qemu-ran'))).toThrow();
+    // released: QEMU runs (the stand-in's exit without a guest report: status 0)
+    const go = join(runDir, 'go');
+    writeFileSync(go, 'g');
+    const fd = openSync(go, 'r');
+    const released = spawnSync(vmm, ['--hold', '4', ...argv], {
+      stdio: ['ignore', 'ignore', log, 'ignore', fd],
+      timeout: 10_000,
+    });
+    closeSync(fd);
+    closeSync(log);
+    expect(released.status).toBe(255);
+    expect(statSync(join(runDir, 'qemu-ran')).isFile()).toBe(true);
+  });
 });
