@@ -389,7 +389,7 @@ describe('berth run --backend vm on a bridge network (root, QEMU)', () => {
       ]);
       expect(dev.status).toBe(1);
       expect(dev.stderr).toMatch(
-        /\/dev\/null is neither a file nor a directory: it cannot be bound into a VM/,
+        /\/dev\/null is a character device: only regular files and directories can be bound into a VM/,
       );
     },
   );
