@@ -309,6 +309,7 @@ async function privateNetns() {
   const berthArgs = (args: string[]) => [process.execPath, CLI, '--root', sb.root, ...args];
   sh(['ip', 'link', 'set', 'lo', 'up']);
   return {
+    pid,
     dir,
     sh,
     berth: (args: string[]) => sh(berthArgs(args)),
@@ -494,6 +495,9 @@ describe('berth network: ports and bridges that are not the container’s (root;
       expect(rm4.status, rm4.stderr).toBe(0);
       expect(rm4.stderr).toContain("bridge berthbr is kept: links that are not this network's are on it");
       expect(exists('berthbr') && exists('other0')).toBe(true);
+      // kept without its loopback guard (removed with the network's rules): it routes 127/8 no more
+      expect(ns.sh(['cat', '/proc/sys/net/ipv4/conf/berthbr/route_localnet']).stdout.trim()).toBe('0');
+      expect(ns.rules()).not.toContain('berth:n:berthbr');
 
       // berth's bridge with nothing on it: removed
       expect(
@@ -508,6 +512,147 @@ describe('berth network: ports and bridges that are not the container’s (root;
       expect(ns.rules()).not.toContain('berth:c:');
     } finally {
       for (const id of ids) if (sb.states().includes(id)) ns.berth(['delete', '-f', id]);
+      await ns.close();
+    }
+    expect(sb.states()).toEqual([]);
+  });
+
+  it("an --internal network's container (CAP_NET_RAW) does not reach the host's 127.0.0.1 services (CVE-2020-8558); its port published on 127.0.0.1 works", async () => {
+    const ns = await privateNetns();
+    const tools = join(sb.dir, 'frame-internal');
+    mkdirSync(tools, { recursive: true });
+    writeFileSync(join(tools, 'send.c'), FRAME_SENDER);
+    execFileSync('gcc', ['-static', '-O1', '-o', join(tools, 'send'), join(tools, 'send.c')]);
+    const bridge = `bt${randomBytes(4).toString('hex')}`;
+    const gateway = '10.213.6.1';
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const id = sb.id('internal');
+    let listener: ReturnType<typeof spawn> | undefined;
+    let heard = '';
+    try {
+      const made = ns.berth([
+        'network',
+        'create',
+        '--internal',
+        '--subnet',
+        '10.213.6.0/24',
+        '--bridge',
+        bridge,
+        'ni',
+      ]);
+      expect(made.status, made.stderr).toBe(0);
+      const r = ns.detached([
+        'run',
+        '-d',
+        '--name',
+        id,
+        '--network',
+        'ni',
+        '-p',
+        `127.0.0.1:${port}:80`,
+        '-v',
+        `${tools}:/tools:ro`,
+        'busybox',
+        'httpd',
+        '-f',
+        '-p',
+        '80',
+        '-h',
+        '/etc',
+      ]);
+      expect(r.status, r.stderr).toBe(0);
+      // the host's services in the namespace (the gateway's address exists now): UDP on 127.0.0.1 only, and (the control) on the gateway
+      listener = spawn(
+        'nsenter',
+        [
+          '-t',
+          String(ns.pid),
+          '-n',
+          '--',
+          process.execPath,
+          '-e',
+          `const d = require('node:dgram');
+           let up = 0;
+           for (const [a, p] of [['127.0.0.1', ${port + 1}], ['${gateway}', ${port + 2}]]) {
+             const s = d.createSocket('udp4');
+             s.on('message', (m) => console.log(a + ' ' + m));
+             s.bind(p, a, () => ++up === 2 && console.log('up'));
+           }`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      listener.stdout!.on('data', (d) => (heard += d));
+      for (let i = 0; i < 100 && !heard.includes('up'); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(ns.sh(['cat', `/proc/sys/net/ipv4/conf/${bridge}/route_localnet`]).stdout.trim()).toBe('1');
+      expect(ns.rules()).toContain(`iifname "${bridge}" ip daddr 127.0.0.0/8 ct status ! dnat drop`);
+      const inContainer = (script: string) =>
+        ns.berth(['exec', '--cap', 'CAP_NET_RAW', id, 'sh', '-c', script]);
+      const mac = inContainer(
+        `ping -c1 -W2 ${gateway} >/dev/null; ip neigh show ${gateway} | awk '{print $5}'`,
+      ).stdout.trim();
+      expect(mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+      const send = (dst: string, p: number, text: string) =>
+        inContainer(`/tools/send eth0 ${mac} 10.213.6.2 ${dst} ${p} ${text}`).status;
+      expect(send(gateway, port + 2, 'to-gateway')).toBe(0);
+      expect(send('127.0.0.1', port + 1, 'to-loopback')).toBe(0);
+      await new Promise((r) => setTimeout(r, 1000));
+      // the frame path works (the control arrived); the one for 127.0.0.1 was dropped at the bridge
+      expect(heard).toBe(`up\n${gateway} to-gateway\n`);
+      // the port published on 127.0.0.1 reaches the container's httpd
+      let body = '';
+      for (let i = 0; i < 50 && !body; i++) {
+        const w = ns.sh(['wget', '-q', '-T', '2', '-t', '1', '-O', '-', `http://127.0.0.1:${port}/hostname`]);
+        body = w.status === 0 ? w.stdout : '';
+        if (!body) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(body).toBe(`${id}\n`);
+      expect(ns.berth(['delete', '-f', id]).status).toBe(0);
+      const rm = ns.berth(['network', 'rm', 'ni']);
+      expect(rm.status, rm.stderr).toBe(0);
+      expect(ns.rules()).not.toMatch(/berth:[cn]:/);
+      expect(ns.links()).not.toContain(bridge);
+    } finally {
+      listener?.kill('SIGKILL');
+      if (sb.states().includes(id)) ns.berth(['delete', '-f', id]);
+      await ns.close();
+    }
+    expect(sb.states()).toEqual([]);
+  });
+
+  it('refuses a --hostname or --dns-search that would add lines to the hosts and resolv.conf files, and subnets a bridge cannot use; nothing is made', async () => {
+    const ns = await privateNetns();
+    try {
+      const bad = ns.berth(['run', '--rm', '--hostname', 'web\n10.213.3.66 bank.example', 'busybox', 'true']);
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toContain(
+        '--hostname "web\\n10.213.3.66 bank.example": must be a hostname: letters, digits and hyphens in labels separated by dots (RFC 1123), at most 64 characters',
+      );
+      const search = ns.berth([
+        'run',
+        '--rm',
+        '--dns-search',
+        'corp.example\nnameserver 10.213.3.66',
+        'busybox',
+        'true',
+      ]);
+      expect(search.status).toBe(1);
+      expect(search.stderr).toContain(
+        '--dns-search "corp.example\\nnameserver 10.213.3.66": must be a domain name: letters, digits, - and _ in labels separated by dots (or . for none)',
+      );
+      for (const [subnet, what] of [
+        ['127.0.0.0/24', '127.0.0.0/8 (loopback)'],
+        ['224.0.0.0/24', '224.0.0.0/4 (multicast)'],
+        ['169.254.7.0/24', '169.254.0.0/16 (link-local)'],
+        ['240.0.0.0/24', '240.0.0.0/4 (reserved'],
+      ]) {
+        const r = ns.berth(['network', 'create', '--subnet', subnet!, 'nr']);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(`subnet "${subnet}": overlaps ${what}`);
+      }
+      expect(ns.berth(['network', 'inspect', 'nr']).status).not.toBe(0);
+      expect(ns.leases('bridge')).toEqual([]);
+      expect(ns.links()).not.toMatch(/: bv[0-9a-f]{12}/);
+    } finally {
       await ns.close();
     }
     expect(sb.states()).toEqual([]);

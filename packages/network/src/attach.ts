@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { BerthError, type NetSys, netlibc } from '@berth/sys';
 import type { IPv4Address, IPv4Cidr } from './address.js';
 import { Bridge } from './bridge.js';
-import { DnsFiles, type ResolvConf } from './dns.js';
+import { DnsFiles, type HostsEntry, isToken, type ResolvConf } from './dns.js';
 import { invalid, isIPv4 } from './ip.js';
 import type { LeaseHolder } from './ipam.js';
 import { startTime } from './lock.js';
@@ -112,6 +112,11 @@ function writeInPlace(path: string, content: string): void {
  */
 export async function refreshHosts(store: NetworkStore, network: string): Promise<void> {
   const leases = await store.ipam.leases(network);
+  // a lease written before names were checked may hold one that is not a single token: left out
+  const writable = (entries: readonly HostsEntry[]) =>
+    entries
+      .map((e) => ({ address: e.address, names: e.names.filter(isToken) }))
+      .filter((e) => isToken(e.address) && e.names.length);
   for (const l of leases) {
     if (!l.hostsFile) continue;
     const base = l.staticHosts ?? DnsFiles.baseHosts();
@@ -119,7 +124,7 @@ export async function refreshHosts(store: NetworkStore, network: string): Promis
       .filter((p) => p !== l && p.names?.length)
       .map((p) => ({ address: p.address.split('/')[0]!, names: p.names! }));
     try {
-      writeInPlace(l.hostsFile, DnsFiles.formatHosts([...base, ...peers]));
+      writeInPlace(l.hostsFile, DnsFiles.formatHosts(writable([...base, ...peers])));
     } catch {
       // the container's files are gone: its delete is under way
     }
@@ -137,6 +142,12 @@ export async function attach(req: AttachRequest, sysIn?: NetSys): Promise<Attach
   if (req.ip !== undefined && !isIPv4(req.ip)) throw invalid('--ip', req.ip, 'must be an IPv4 address');
   for (const p of req.publish ?? []) parsePublish(p, '0.0.0.0');
   for (const d of req.dns ?? []) DnsFiles.checkNameserver(d);
+  // every name goes into this container's and its peers' hosts, resolv.conf or hostname files
+  DnsFiles.checkHostsName(req.containerId, 'container id');
+  if (req.hostname !== undefined) DnsFiles.checkHostsName(req.hostname, 'hostname');
+  for (const a of req.aliases ?? []) DnsFiles.checkHostsName(a, 'alias');
+  for (const d of req.dnsSearch ?? []) DnsFiles.checkSearchDomain(d);
+  for (const o of req.dnsOptions ?? []) DnsFiles.checkDnsOption(o);
   const extraHosts = (req.addHosts ?? []).map((h) => DnsFiles.parseAddHost(h));
   const config = await store.require(networkName);
   if (config.ownBridge === false) {
@@ -168,11 +179,16 @@ export async function attach(req: AttachRequest, sysIn?: NetSys): Promise<Attach
   let published = false;
   let masquerade: Promise<void> | undefined;
   try {
-    await Bridge.ensure(config.bridge, config.subnet, { handle: host, owned: config.ownBridge !== false });
+    const owned = config.ownBridge !== false;
+    await Bridge.ensure(config.bridge, config.subnet, { handle: host, owned });
     // The network's NAT rules are checked (an `nft` run: the slowest step of an attach) while
-    // the lease and the links are made; awaited before any port rule goes into their table.
-    masquerade = config.internal ? undefined : nat.ensureMasquerade(config.bridge, config.subnet.cidr);
-    masquerade?.catch(() => undefined); // a step below failing first must not leave it unhandled
+    // the lease and the links are made; awaited before any port rule goes into their table, and
+    // before the bridge routes 127/8. Every network has the loopback guard, an internal one too
+    // (it masquerades nothing else): its bridge routes 127/8 for ports published on 127.0.0.1.
+    masquerade = config.internal
+      ? nat.ensureLocalnet(config.bridge)
+      : nat.ensureMasquerade(config.bridge, config.subnet.cidr);
+    masquerade.catch(() => undefined); // a step below failing first must not leave it unhandled
     const names = [
       ...new Set([req.containerId, ...(req.hostname ? [req.hostname] : []), ...(req.aliases ?? [])]),
     ];
@@ -215,6 +231,9 @@ export async function attach(req: AttachRequest, sysIn?: NetSys): Promise<Attach
       }
     }
     await masquerade;
+    // the guard is in place (awaited above): only now may berth's bridge route 127/8
+    const guarded = masquerade;
+    if (owned) await Bridge.routeLocalnet(config.bridge, { ensureLoopbackGuard: () => guarded });
     const ports = (req.publish ?? []).map((p) => parsePublish(p, ip));
     if (ports.length) {
       published = true;
@@ -241,7 +260,7 @@ export async function attach(req: AttachRequest, sysIn?: NetSys): Promise<Attach
         options: req.dnsOptions ?? hostConf.options,
       };
       writeInPlace(files.resolvConf, DnsFiles.formatResolvConf(resolvConf));
-      writeInPlace(files.hostname, `${req.hostname ?? req.containerId}\n`);
+      writeInPlace(files.hostname, DnsFiles.formatHostname(req.hostname ?? req.containerId));
       const staticHosts = [...DnsFiles.baseHosts(), { address: ip, names }, ...extraHosts];
       await store.ipam.commit(networkName, req.containerId, { staticHosts }, ifname);
       await refreshHosts(store, networkName);

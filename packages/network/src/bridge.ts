@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { BerthError } from '@berth/sys';
 import type { IPv4Cidr, Subnet } from './address.js';
 import { hostRange, intToIPv4, parseCidr } from './ip.js';
+import type { Nat } from './nat.js';
 import type { Handle, Link } from './netlink.js';
 import { rtnetlink } from './netlink.js';
 
@@ -19,7 +20,8 @@ export interface Bridge {
  * The bridge verbs: `Bridge.ensure(name, subnet)` creates the bridge, gives it
  * the gateway address and sets it up, or returns the existing one when it
  * already matches; a bridge of that name with another subnet is an
- * `EINVALIDNETWORK` error rather than a silent reconfiguration.
+ * `EINVALIDNETWORK` error rather than a silent reconfiguration. It does not
+ * let the bridge route 127.0.0.0/8: `routeLocalnet` does, after the loopback guard.
  */
 export interface BridgeStatic {
   /**
@@ -35,6 +37,13 @@ export interface BridgeStatic {
   get(name: string, options?: { handle?: Handle }): Promise<Bridge | undefined>;
   /** Deletes the bridge when no link is attached to it any more; returns whether it was deleted. */
   removeIfUnused(name: string, options?: { handle?: Handle }): Promise<boolean>;
+  /**
+   * Lets a bridge berth owns route 127.0.0.0/8 (`route_localnet=1`: a port published on
+   * 127.0.0.1 is DNATed out of it), only once `guard` has installed the loopback guard that
+   * keeps its containers from the host's loopback services (CVE-2020-8558); if that fails,
+   * the sysctl is not touched. `false` turns routing 127/8 off again.
+   */
+  routeLocalnet(name: string, guard: Pick<Nat, 'ensureLoopbackGuard'> | false): Promise<void>;
 }
 
 async function withHandle<T>(given: Handle | undefined, fn: (h: Handle) => Promise<T>): Promise<T> {
@@ -114,8 +123,7 @@ export const Bridge: BridgeStatic = {
         }
       }
       if (!link.up) await h.links.setUp(name);
-      // published ports on 127.0.0.1 are DNATed out of this bridge: only here may 127/8 be routed
-      setIfSysctl(name, 'route_localnet', '1');
+      // route_localnet is not set here: only Bridge.routeLocalnet sets it, after the loopback guard
       return make(options.handle, (await h.links.get(name))!, subnet);
     });
   },
@@ -132,6 +140,15 @@ export const Bridge: BridgeStatic = {
         gateway: address as Subnet['gateway'],
       });
     });
+  },
+  async routeLocalnet(name, guard) {
+    if (guard === false) {
+      setIfSysctl(name, 'route_localnet', '0');
+      return;
+    }
+    // the guard first: a bridge routing 127/8 without it is the CVE-2020-8558 hole
+    await guard.ensureLoopbackGuard(name);
+    setIfSysctl(name, 'route_localnet', '1');
   },
   async removeIfUnused(name, options = {}) {
     return withHandle(options.handle, async (h) => {

@@ -187,7 +187,11 @@ export async function berthBridge(
     if (!existsSync(env.netns))
       throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `CNI_NETNS ${env.netns} does not exist`);
     const br = await Bridge.ensure(bridge, subnet, { handle: host, ...(conf.mtu ? { mtu: conf.mtu } : {}) });
+    // berth-bridge publishes no port, so it never lets the bridge route 127/8 (route_localnet).
+    // Where it does anyway (set by a chained portmap plugin, an operator, or an older berth),
+    // the loopback guard must be there (CVE-2020-8558); ensureMasquerade installs it too.
     if (conf.ipMasq !== false) await nat.ensureMasquerade(bridge, subnet.cidr);
+    else if (routesLocalnet(bridge)) await nat.ensureLoopbackGuard(bridge);
     const lease = await ipam.allocate(conf.name, subnet, env.containerId, undefined, {
       holder: { pid: 0 },
       ifname: env.ifname,
@@ -246,6 +250,15 @@ export async function berthBridge(
     );
   } finally {
     host.closeSync();
+  }
+}
+
+/** Whether a link routes 127.0.0.0/8 (`net.ipv4.conf.LINK.route_localnet` is on). */
+function routesLocalnet(link: string): boolean {
+  try {
+    return readFileSync(`/proc/sys/net/ipv4/conf/${link}/route_localnet`, 'utf8').trim() !== '0';
+  } catch {
+    return false;
   }
 }
 
@@ -433,6 +446,12 @@ export async function attachCni(o: {
   dns?: string[];
   addHosts?: string[];
 }): Promise<CniAttachment> {
+  const { DnsFiles } = await import('./dns.js');
+  // the names go into the container's hosts and hostname files: checked before any plugin runs
+  DnsFiles.checkHostsName(o.containerId, 'container id');
+  if (o.hostname !== undefined) DnsFiles.checkHostsName(o.hostname, 'hostname');
+  for (const d of o.dns ?? []) DnsFiles.checkNameserver(d);
+  for (const h of o.addHosts ?? []) DnsFiles.parseAddHost(h);
   const driver = new CniDriver(loadConflist(o.conflist), o.path);
   const ifname = o.ifname ?? 'eth0';
   const env = { containerId: o.containerId, netns: o.netns, ifname };
@@ -440,7 +459,6 @@ export async function attachCni(o: {
   try {
     const ip = result?.ips?.[0];
     if (o.filesDir) {
-      const { DnsFiles } = await import('./dns.js');
       const { mkdirSync, writeFileSync } = await import('node:fs');
       mkdirSync(o.filesDir, { recursive: true });
       const host = DnsFiles.hostResolvConf();
@@ -454,7 +472,7 @@ export async function attachCni(o: {
       };
       const names = [...new Set([o.containerId, ...(o.hostname ? [o.hostname] : [])])];
       writeFileSync(join(o.filesDir, 'resolv.conf'), DnsFiles.formatResolvConf(conf));
-      writeFileSync(join(o.filesDir, 'hostname'), `${o.hostname ?? o.containerId}\n`);
+      writeFileSync(join(o.filesDir, 'hostname'), DnsFiles.formatHostname(o.hostname ?? o.containerId));
       writeFileSync(
         join(o.filesDir, 'hosts'),
         DnsFiles.formatHosts([

@@ -133,11 +133,31 @@ export function contains(cidr: string, address: string): boolean {
   return (ipv4ToInt(address) & mask(prefix)) >>> 0 === (ipv4ToInt(net) & mask(prefix)) >>> 0;
 }
 
+/**
+ * IPv4 ranges a bridge network cannot use: the host would route them as something else
+ * (loopback, multicast), or they mean something on every link (this network, link-local,
+ * reserved and broadcast).
+ */
+export const RESERVED_SUBNETS: ReadonlyArray<{ cidr: string; what: string }> = [
+  { cidr: '0.0.0.0/8', what: '"this network" (RFC 1122)' },
+  { cidr: '127.0.0.0/8', what: 'loopback' },
+  { cidr: '169.254.0.0/16', what: 'link-local' },
+  { cidr: '224.0.0.0/4', what: 'multicast' },
+  { cidr: '240.0.0.0/4', what: 'reserved, with the broadcast address 255.255.255.255' },
+];
+
 /** A subnet with its gateway (the first host address unless given), checked. */
 export function makeSubnet(cidr: string, gateway?: string): Subnet {
   const r = hostRange(cidr);
   const normal = `${intToIPv4(r.network)}/${r.prefix}` as IPv4Cidr;
   if (normal !== cidr) throw invalid('subnet', cidr, `has host bits set (the network is ${normal})`);
+  const reserved = RESERVED_SUBNETS.find((x) => overlaps(x.cidr, normal));
+  if (reserved)
+    throw invalid(
+      'subnet',
+      cidr,
+      `overlaps ${reserved.cidr} (${reserved.what}), which a container network cannot use: choose a private range such as 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16`,
+    );
   const gw = gateway ?? intToIPv4(r.first);
   if (!isIPv4(gw) || !contains(cidr, gw) || ipv4ToInt(gw) < r.first || ipv4ToInt(gw) > r.last)
     throw invalid('gateway', gw, `is not a host address of ${cidr}`);

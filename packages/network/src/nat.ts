@@ -36,8 +36,23 @@ export type NatBackend = 'nftables' | 'iptables';
  */
 export interface Nat {
   readonly backend: NatBackend;
-  /** Masquerades traffic from `subnet` that leaves through any link but the bridge (idempotent). */
+  /**
+   * Masquerades traffic from `subnet` that leaves through any link but the bridge, with
+   * everything `ensureLocalnet` installs (idempotent).
+   */
   ensureMasquerade(bridge: string, subnet: IPv4Cidr): Promise<void>;
+  /**
+   * What a bridge that routes 127.0.0.0/8 (`route_localnet`, for ports published on 127.0.0.1)
+   * needs, without masquerading its subnet (an `--internal` network): the loopback guard, and
+   * the gateway's address for connections to a published port made at 127.0.0.1 (idempotent).
+   */
+  ensureLocalnet(bridge: string): Promise<void>;
+  /**
+   * Only the loopback guard: what arrives from the bridge for 127.0.0.0/8 is dropped unless it
+   * belongs to a DNATed connection (CVE-2020-8558). Needed wherever the bridge has
+   * `route_localnet` on (idempotent).
+   */
+  ensureLoopbackGuard(bridge: string): Promise<void>;
   /** Installs the port mappings of a container; `EPORTINUSE` if another container holds a host port. */
   publish(containerId: string, mappings: readonly PortMapping[]): Promise<void>;
   /** Removes every rule of the container; removing none is not an error. */
@@ -202,54 +217,78 @@ export class NftNat implements Nat {
   }
 
   async ensureMasquerade(bridge: string, subnet: IPv4Cidr): Promise<void> {
-    const t = tag('n', bridge);
-    const has = (rules: readonly NftRule[], chain: string) =>
-      rules.some((r) => r.comment === t && r.chain === chain);
-    const ready = (rules: readonly NftRule[]) =>
-      has(rules, 'postrouting') &&
-      has(rules, 'input') &&
-      rules.filter((r) => r.comment === 'berth:ports').length === 2;
-    // the usual case needs no lock: the network's rules are there already
-    if (!ready(await this.rules())) {
-      await this.lock(async () => {
-        const existing = await this.rules();
-        if (ready(existing)) return;
-        const oif = (op: string) => ({ match: { op, left: { meta: { key: 'oifname' } }, right: bridge } });
-        // The bridge routes 127/8 (route_localnet, for published ports on 127.0.0.1): a container must
-        // not reach the host's loopback services through it (CVE-2020-8558, kube-proxy's rule). What
-        // arrives from the bridge for 127/8 is dropped unless it belongs to a DNATed connection (the
-        // replies of a published port reached at 127.0.0.1)
-        const loopbackGuard = has(existing, 'input')
-          ? []
-          : [
-              this.rule('input', t, [
-                { match: { op: '==', left: { meta: { key: 'iifname' } }, right: bridge } },
-                ipMatch('daddr', '==', prefix('127.0.0.0/8')),
-                { match: { op: '!', left: { ct: { key: 'status' } }, right: 'dnat' } },
-                { drop: null },
-              ]),
-            ];
-        const masquerade = has(existing, 'postrouting')
-          ? []
-          : [
-              // the subnet's traffic to anywhere but itself leaves with the host's address
-              this.rule('postrouting', t, [
-                ipMatch('saddr', '==', prefix(subnet)),
-                oif('!='),
-                { masquerade: null },
-              ]),
-              // a published port reached at 127.0.0.1 leaves through the bridge: give it the gateway's address
-              this.rule('postrouting', t, [
-                ipMatch('saddr', '==', prefix('127.0.0.0/8')),
-                oif('=='),
-                { masquerade: null },
-              ]),
-            ];
-        await nft([], { nftables: [...this.tableCommands(existing), ...masquerade, ...loopbackGuard] });
-      });
-    }
+    await this.ensureNetworkRules(bridge, { localnet: true, subnet });
     // what the CNI bridge plugin does too: containers' traffic must be forwarded to leave
     writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+  }
+
+  async ensureLocalnet(bridge: string): Promise<void> {
+    await this.ensureNetworkRules(bridge, { localnet: true });
+  }
+
+  async ensureLoopbackGuard(bridge: string): Promise<void> {
+    await this.ensureNetworkRules(bridge, { localnet: false });
+  }
+
+  /**
+   * A network's rules, tagged `berth:n:BRIDGE`: always the loopback guard (`input`); with
+   * `localnet`, the masquerade of 127/8 sources leaving through the bridge (`postrouting`);
+   * with `subnet`, the masquerade of the subnet's traffic leaving through any other link.
+   */
+  private async ensureNetworkRules(bridge: string, want: { localnet: boolean; subnet?: IPv4Cidr }) {
+    const t = tag('n', bridge);
+    const mine = (rules: readonly NftRule[]) => rules.filter((r) => r.comment === t);
+    const guard = (rules: readonly NftRule[]) => mine(rules).some((r) => r.chain === 'input');
+    const fromLoopback = (r: NftRule) => JSON.stringify(r.expr).includes('"addr":"127.0.0.0"');
+    const localnet = (rules: readonly NftRule[]) =>
+      mine(rules).some((r) => r.chain === 'postrouting' && fromLoopback(r));
+    const masquerade = (rules: readonly NftRule[]) =>
+      mine(rules).some((r) => r.chain === 'postrouting' && !fromLoopback(r));
+    const ready = (rules: readonly NftRule[]) =>
+      guard(rules) &&
+      (!want.localnet || localnet(rules)) &&
+      (!want.subnet || masquerade(rules)) &&
+      rules.filter((r) => r.comment === 'berth:ports').length === 2;
+    // the usual case needs no lock: the network's rules are there already
+    if (ready(await this.rules())) return;
+    await this.lock(async () => {
+      const existing = await this.rules();
+      if (ready(existing)) return;
+      const oif = (op: string) => ({ match: { op, left: { meta: { key: 'oifname' } }, right: bridge } });
+      const cmds = this.tableCommands(existing);
+      // The bridge routes 127/8 (route_localnet, for published ports on 127.0.0.1): a container must
+      // not reach the host's loopback services through it (CVE-2020-8558, kube-proxy's rule). What
+      // arrives from the bridge for 127/8 is dropped unless it belongs to a DNATed connection (the
+      // replies of a published port reached at 127.0.0.1)
+      if (!guard(existing))
+        cmds.push(
+          this.rule('input', t, [
+            { match: { op: '==', left: { meta: { key: 'iifname' } }, right: bridge } },
+            ipMatch('daddr', '==', prefix('127.0.0.0/8')),
+            { match: { op: '!', left: { ct: { key: 'status' } }, right: 'dnat' } },
+            { drop: null },
+          ]),
+        );
+      // the subnet's traffic to anywhere but itself leaves with the host's address
+      if (want.subnet && !masquerade(existing))
+        cmds.push(
+          this.rule('postrouting', t, [
+            ipMatch('saddr', '==', prefix(want.subnet)),
+            oif('!='),
+            { masquerade: null },
+          ]),
+        );
+      // a published port reached at 127.0.0.1 leaves through the bridge: give it the gateway's address
+      if (want.localnet && !localnet(existing))
+        cmds.push(
+          this.rule('postrouting', t, [
+            ipMatch('saddr', '==', prefix('127.0.0.0/8')),
+            oif('=='),
+            { masquerade: null },
+          ]),
+        );
+      await nft([], { nftables: cmds });
+    });
   }
 
   /** Removes the masquerade rules of a bridge's network. */

@@ -106,7 +106,7 @@ export async function detachNetwork(
   });
 }
 
-/** Checks the network flags before anything is made: a bad `-p`, `--ip`, `--dns` or `--add-host` is a clear error. */
+/** Checks the network flags before anything is made: a bad `-p`, `--ip`, `--dns`, `--add-host`, `--dns-search`, hostname or alias is a clear error. */
 export async function checkNetworkOptions(o: ContainerNetworkOptions): Promise<void> {
   const net = await import('@berth/network');
   if (o.ip !== undefined && !net.isIPv4(o.ip))
@@ -119,6 +119,11 @@ export async function checkNetworkOptions(o: ContainerNetworkOptions): Promise<v
   for (const p of o.publish ?? []) net.parsePublish(p, '0.0.0.0');
   for (const d of o.dns ?? []) net.DnsFiles.checkNameserver(d);
   for (const h of o.addHosts ?? []) net.DnsFiles.parseAddHost(h);
+  // names written into this container's and its peers' hosts, resolv.conf and hostname files
+  if (o.hostname !== undefined) net.DnsFiles.checkHostsName(o.hostname, 'hostname');
+  for (const a of o.aliases ?? []) net.DnsFiles.checkHostsName(a, 'alias');
+  for (const d of o.dnsSearch ?? []) net.DnsFiles.checkSearchDomain(d);
+  for (const d of o.dnsOptions ?? []) net.DnsFiles.checkDnsOption(d);
   if (o.network.startsWith('cni:')) {
     net.loadConflist(o.network.slice(4));
     if (o.publish?.length || o.ip)

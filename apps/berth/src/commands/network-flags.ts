@@ -81,6 +81,11 @@ export async function networkChoice(
     return { bundle: `ns:/proc/${state.pid}/ns/net` };
   }
   if (process.getuid?.() !== 0) throw new UsageError(`--network ${mode} needs root (bridges, veths and NAT)`);
+  // a search domain is one word of resolv.conf: a newline in it would add a nameserver
+  if (list('dns-search').length) {
+    const { DnsFiles } = await import('@berth/network');
+    for (const d of list('dns-search')) DnsFiles.checkSearchDomain(d);
+  }
   return {
     bundle: mode,
     attach: {

@@ -120,8 +120,6 @@ and leases live in $BERTH_NETWORK_DIR (default /var/lib/berth/network).`,
               `network ${n} still has containers: ${leases.map((l) => l.containerId).join(', ')} (delete them, or use --force)`,
             );
           for (const l of leases) await net.detach(l.containerId, n, { store });
-          const nat = new net.NftNat();
-          await nat.removeMasquerade(config.bridge);
           // only a bridge berth made, and only once nothing is on it: never a link by its name alone
           if (config.ownBridge !== false) {
             const h = await net.rtnetlink.open();
@@ -131,13 +129,17 @@ and leases live in $BERTH_NETWORK_DIR (default /var/lib/berth/network).`,
             } finally {
               await h.close();
             }
-            if (link && !(await net.Bridge.removeIfUnused(config.bridge)))
+            if (link && !(await net.Bridge.removeIfUnused(config.bridge))) {
+              // a bridge kept loses its loopback guard below: it must stop routing 127/8 first
+              if (link.kind === 'bridge') await net.Bridge.routeLocalnet(config.bridge, false);
               process.stderr.write(
                 link.kind === 'bridge'
                   ? `berth: network ${n}: bridge ${config.bridge} is kept: links that are not this network's are on it\n`
                   : `berth: network ${n}: link ${config.bridge} is kept: it is not a bridge\n`,
               );
+            }
           }
+          await new net.NftNat().removeMasquerade(config.bridge);
           await store.remove(n);
           process.stdout.write(`${n}\n`);
         }

@@ -131,6 +131,9 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
     const store = storeRoot();
     const id = str(o['name']) ?? randomId();
     validateId(id); // --name becomes a directory name: checked before anything uses it
+    // --hostname goes into /etc/hostname and the hosts files of the container's peers: RFC 1123
+    if (str(o['hostname']) !== undefined)
+      (await import('@berth/network')).DnsFiles.checkHostname(str(o['hostname'])!);
     const net = await networkChoice(o, rt, str(o['hostname']) ?? id, backendFlag === 'vm');
     let made: Awaited<ReturnType<typeof makeImageBundle>>;
     try {
