@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { lockFile, ProcessLock } from '@berth/sys';
 
@@ -18,6 +18,9 @@ export class ContainerLock {
   ) {}
 
   static async acquire(root: string, id: string, timeoutMs = 30_000): Promise<ContainerLock> {
+    // the root as a create makes it (0711: a user namespace's root searches it for its staged
+    // binds), before lockFile makes its @locks inside (0700)
+    mkdirSync(root, { recursive: true, mode: 0o711 });
     const file = lockFile(join(root, LOCK_DIR), id);
     return new ContainerLock(
       await ProcessLock.acquire(file, { timeoutMs, what: `container ${id}`, path: id }),
