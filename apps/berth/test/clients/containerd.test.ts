@@ -9,7 +9,6 @@ import {
   existsSync,
   mkdirSync,
   openSync,
-  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -17,7 +16,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Sandbox } from '../helpers.js';
+import { leftInRoot, Sandbox } from '../helpers.js';
 import {
   BERTH_BIN,
   cgroupValue,
@@ -116,7 +115,7 @@ afterAll(async () => {
   }
   // the shim keeps runc state in ROOT/NAMESPACE: nothing of a container is left there
   const stateDir = join(berthRoot, namespace);
-  const states = existsSync(stateDir) ? readdirSync(stateDir) : [];
+  const states = leftInRoot(stateDir);
   const mounts = sb.mounts();
   sb.cleanup();
   rmSync(dir, { recursive: true, force: true });
@@ -253,7 +252,7 @@ describe('containerd (runc shim v2) with berth as its runc binary', () => {
     ]);
     // berth ran it (from containerd's PATH, see beforeAll) with the shim's default root: nothing left
     const state = join('/run/containerd/runc', namespace);
-    expect(existsSync(state) ? readdirSync(state) : []).toEqual([]);
+    expect(leftInRoot(state)).toEqual([]);
     rmSync(state, { recursive: true, force: true });
   });
 

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { hostBoundingSet } from '@berth/runtime';
 import { CAPABILITIES } from '@berth/spec';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Sandbox } from '../helpers.js';
+import { leftInRoot, Sandbox } from '../helpers.js';
 import { BERTH_BIN, cgroupValue, clientCommand, IMAGE, links, onTerminal, uniqueName } from './clients.js';
 
 const DOCKER = '/var/lib/berth/docker';
@@ -58,7 +58,7 @@ function berthStates(): string[] {
   const roots = existsSync(execRoot) ? readdirSync(execRoot).filter((d) => d.startsWith('runtime-')) : [];
   return roots.flatMap((r) => {
     const ns = join(execRoot, r, 'moby');
-    return existsSync(ns) ? readdirSync(ns) : [];
+    return leftInRoot(ns);
   });
 }
 

@@ -23,7 +23,7 @@ import {
 import { join } from 'node:path';
 import { hostBoundingSet } from '@berth/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Sandbox } from '../helpers.js';
+import { leftInRoot, Sandbox } from '../helpers.js';
 import { BERTH_BIN, cgroupValue, imageArchive, links } from './clients.js';
 import { Channel, type Decoded, map, NS, STATE } from './cri.js';
 
@@ -165,7 +165,7 @@ afterAll(async () => {
     await cri.call(`${RUNTIME}/RemovePodSandbox`, { 1: p.string(1) }).catch(() => {});
   }
   cri?.close();
-  const states = existsSync(join(berthRoot, 'k8s.io')) ? readdirSync(join(berthRoot, 'k8s.io')) : [];
+  const states = leftInRoot(join(berthRoot, 'k8s.io'));
   if (containerd) {
     containerd.kill('SIGTERM');
     await new Promise((r) => containerd!.once('exit', r));
@@ -344,7 +344,7 @@ describe('Kubernetes (the CRI through containerd) with berth as the runtime', ()
     expect((await status(client)).int(3)).toBe(STATE.EXITED);
     await cri.call(`${RUNTIME}/RemovePodSandbox`, { 1: podId });
     expect((await cri.call(`${RUNTIME}/ListPodSandbox`, {})).messages(1)).toEqual([]);
-    expect(readdirSync(join(berthRoot, 'k8s.io'))).toEqual([]);
+    expect(leftInRoot(join(berthRoot, 'k8s.io'))).toEqual([]);
   });
 
   it("a host-network pod with Kubernetes' defaults: a PID namespace per container, a privileged container, SIGKILL after the grace period", async () => {
@@ -426,6 +426,6 @@ describe('Kubernetes (the CRI through containerd) with berth as the runtime', ()
     expect(readFileSync(join(dir, 'logs', 'plain-1.log'), 'utf8')).toMatch(/ stdout F attempt 1$/m);
     await cri.call(`${RUNTIME}/StopPodSandbox`, { 1: podId });
     await cri.call(`${RUNTIME}/RemovePodSandbox`, { 1: podId });
-    expect(readdirSync(join(berthRoot, 'k8s.io'))).toEqual([]);
+    expect(leftInRoot(join(berthRoot, 'k8s.io'))).toEqual([]);
   });
 });
