@@ -98,47 +98,109 @@ export function removeTree(path: string): void {
   }
 }
 
-/** Empties the directory open as `fd` (on device `dev`); `where` names it in errors. */
-function removeContents(fd: number, dev: number, where: string): void {
-  const self = `/proc/self/fd/${fd}`;
-  // a directory can be listed again after its subdirectories are gone: entries may have come and gone
-  for (let pass = 0; ; pass++) {
-    let names: string[];
-    try {
-      names = readdirSync(self);
-    } catch (err) {
-      fail('readdir', err, where);
+/** How many directory listings one removal may make before it gives up (something keeps refilling the tree). */
+const MAX_LISTINGS = 10_000_000;
+
+/**
+ * Empties the directory open as `top` (on device `dev`); `where` names it in errors. Iterative, with
+ * one directory open at a time: a container can nest directories thousands deep in its own layer
+ * (`mkdir x; mv d x/; mv x d` needs no long path), which a recursion would take down with the stack
+ * or the fd limit. Going down, a directory is opened by name in the one above (O_NOFOLLOW); going up,
+ * the one above is opened as `..` of the current one and must be the same directory (device and
+ * inode) that was left: a tree rearranged meanwhile stops the removal, it never leads elsewhere.
+ */
+function removeContents(top: number, dev: number, where: string): void {
+  const topIno = fstatSync(top).ino;
+  // the way down from `top`: each level's name in the one above, and the inode of the one above
+  const trail: { name: string; parentIno: number }[] = [];
+  const here = () => {
+    const names = trail.map((t) => t.name);
+    return names.length > 8
+      ? `${where}/${names.slice(0, 4).join('/')}/…/${names.slice(-3).join('/')}`
+      : [where, ...names].join('/');
+  };
+  let cur = top;
+  let curIno = topIno;
+  let listings = 0;
+  try {
+    for (;;) {
+      if (++listings > MAX_LISTINGS) throw new SysError('remove (it keeps being refilled)', 39, here()); // ENOTEMPTY
+      const self = `/proc/self/fd/${cur}`;
+      let names: string[];
+      try {
+        names = readdirSync(self);
+      } catch (err) {
+        fail('readdir', err, here());
+      }
+      let down: { fd: number; ino: number; name: string } | undefined;
+      for (const name of names) {
+        down = removeEntry(self, dev, name, `${here()}/${name}`, 0);
+        if (down) break;
+      }
+      if (down) {
+        trail.push({ name: down.name, parentIno: curIno });
+        if (cur !== top) closeSync(cur);
+        cur = down.fd;
+        curIno = down.ino;
+        continue;
+      }
+      if (names.length > 0) continue; // everything listed went: list again (entries may have come)
+      const up = trail.pop();
+      if (up === undefined) return; // the top is empty
+      const parent = openSync(`${self}/..`, DIR_FLAGS);
+      const st = fstatSync(parent);
+      if (st.dev !== dev || st.ino !== up.parentIno) {
+        closeSync(parent);
+        throw new SysError('remove (the tree was moved while being removed)', 16, here()); // EBUSY
+      }
+      closeSync(cur);
+      cur = parent;
+      curIno = st.ino;
+      try {
+        rmdirSync(`/proc/self/fd/${cur}/${up.name}`);
+      } catch (err) {
+        const code = errnoOf(err);
+        // gone, refilled or swapped meanwhile: the next listing sees what is there now
+        if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR')
+          fail('rmdir', err, `${here()}/${up.name}`);
+      }
     }
-    if (names.length === 0) return;
-    if (pass > MAX_RETRIES) throw new SysError('remove (it keeps being refilled)', 39, where); // ENOTEMPTY
-    for (const name of names) removeEntry(self, dev, name, `${where}/${name}`, 0);
+  } finally {
+    if (cur !== top) closeSync(cur);
   }
 }
 
-function removeEntry(self: string, dev: number, name: string, where: string, retries: number): void {
+/**
+ * Removes the entry `name` of the directory at `self` (/proc/self/fd/N): a file or an empty directory
+ * goes; a directory with something in it is opened (O_NOFOLLOW, same device) and returned, to be
+ * emptied first.
+ */
+function removeEntry(
+  self: string,
+  dev: number,
+  name: string,
+  where: string,
+  retries: number,
+): { fd: number; ino: number; name: string } | undefined {
   if (retries > MAX_RETRIES) throw new SysError('remove (it keeps changing)', 16, where);
-  const again = () => removeEntry(self, dev, name, where, retries + 1);
   const at = `${self}/${name}`;
   // try it as a file first (most entries are); a directory answers EISDIR
   try {
     unlinkSync(at);
-    return;
+    return undefined;
   } catch (err) {
     const code = errnoOf(err);
-    if (code === 'ENOENT') return;
+    if (code === 'ENOENT') return undefined;
     if (code !== 'EISDIR' && code !== 'EPERM') fail('unlink', err, where);
   }
   // an empty directory goes at once (it may be one this user cannot read: overlayfs' work/work is 000)
   try {
     rmdirSync(at);
-    return;
+    return undefined;
   } catch (err) {
     const code = errnoOf(err);
-    if (code === 'ENOENT') return;
-    if (code === 'ENOTDIR') {
-      again(); // swapped for a file or symlink meanwhile
-      return;
-    }
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ENOTDIR') return removeEntry(self, dev, name, where, retries + 1); // swapped meanwhile
     if (code !== 'ENOTEMPTY' && code !== 'EEXIST') fail('rmdir', err, where);
   }
   let child: number;
@@ -146,29 +208,15 @@ function removeEntry(self: string, dev: number, name: string, where: string, ret
     child = openSync(at, DIR_FLAGS);
   } catch (err) {
     const code = errnoOf(err);
-    if (code === 'ENOENT') return;
+    if (code === 'ENOENT') return undefined;
     // swapped for a symlink or a file since: remove that instead, by the same name
-    if (code === 'ELOOP' || code === 'ENOTDIR') {
-      again();
-      return;
-    }
+    if (code === 'ELOOP' || code === 'ENOTDIR') return removeEntry(self, dev, name, where, retries + 1);
     fail('open', err, where);
   }
-  try {
-    if (fstatSync(child).dev !== dev) throw new SysError('open', 18, where); // EXDEV: a mount point
-    removeContents(child, dev, where);
-  } finally {
+  const st = fstatSync(child);
+  if (st.dev !== dev) {
     closeSync(child);
+    throw new SysError('open', 18, where); // EXDEV: a mount point
   }
-  try {
-    rmdirSync(at);
-  } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'ENOENT') return;
-    if (code === 'ENOTDIR' || code === 'ENOTEMPTY') {
-      again(); // swapped or refilled meanwhile
-      return;
-    }
-    fail('rmdir', err, where);
-  }
+  return { fd: child, ino: st.ino, name };
 }

@@ -1,6 +1,6 @@
 // removeTree: a tree a container wrote is removed without following its symlinks, even while a process
 // inside keeps swapping directories for symlinks to the host (needs root for the mount and the device node).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -64,6 +64,35 @@ describe('removeTree', () => {
         }
       });
     });
+  });
+
+  it('removes a tree nested deeper than a recursion could go (6000 levels), with one directory open at a time', () => {
+    const { tree, victim } = scratch();
+    // made by fd, as a container can (`mkdir x; mv d x/; mv x d` needs no long path either)
+    const made = spawnSync(
+      'python3',
+      [
+        '-c',
+        `import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+for i in range(6000):
+    os.mkdir('d', dir_fd=fd)
+    if i % 1000 == 0:
+        os.symlink(sys.argv[2], 'to-victim', dir_fd=fd)
+        os.close(os.open('f', os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+    n = os.open('d', os.O_RDONLY, dir_fd=fd); os.close(fd); fd = n
+os.close(os.open('bottom', os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))`,
+        tree,
+        victim,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(made.stderr).toBe('');
+    const fds = readdirSync('/proc/self/fd').length;
+    removeTree(tree);
+    expect(existsSync(tree)).toBe(false);
+    expect(readdirSync('/proc/self/fd').length).toBe(fds);
+    victimIntact(victim);
   });
 
   it('is a no-op for a missing path, and removes a symlink given as the tree itself as a link', () => {
