@@ -188,3 +188,46 @@ describe('seccomp for berth run IMAGE', () => {
     expect(sb.berth(['list', '--format', 'json']).stdout.trim()).toBe('[]');
   });
 });
+
+describe('user id 4294967295', () => {
+  // (uid_t)-1 is "leave unchanged" to setresuid(2) and setresgid(2): a process asked to run as it
+  // stayed root, with root's capabilities, while a "runs as non-root" policy saw a non-zero uid
+  it('is no user: refused from an image, from config.json and for exec, before anything runs', () => {
+    const image = sb.berth(['run', '--rm', '-u', '4294967295', 'busybox', 'id']);
+    expect(image.status).toBe(1);
+    expect(image.stderr).toContain('uid 4294967295 is not a user or group id (the largest is 4294967294');
+    const bundle = sb.bundle((c) => {
+      c.process.user.uid = 4294967295;
+      c.process.args = ['id'];
+    });
+    const run = sb.berth(['run', '-b', bundle, sb.id('uid')]);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('process.user.uid: must be an integer between 0 and 4294967294');
+    expect(run.stdout).toBe('');
+    const id = sb.id('uidx');
+    expect(
+      sb.detached(['run', '-d', '-b', sb.bundle((c) => (c.process.args = ['sleep', '60'])), id]).status,
+    ).toBe(0);
+    try {
+      for (const user of ['4294967295', '0:4294967295']) {
+        const exec = sb.berth(['exec', '--user', user, id, 'id']);
+        expect(exec.stderr).toContain('--user: 4294967295 is not a user or group id');
+        expect(exec.stdout).toBe('');
+      }
+      // 4294967294 is a user like any other: no capabilities, no root
+      const ok = sb.berth([
+        'exec',
+        '--user',
+        '4294967294:4294967294',
+        id,
+        'sh',
+        '-c',
+        'id -u; grep CapEff /proc/self/status',
+      ]);
+      expect(ok.stdout).toContain('4294967294\nCapEff:\t0000000000000000');
+    } finally {
+      sb.berth(['delete', '--force', id]);
+    }
+    expect(sb.states()).toEqual([]);
+  });
+});

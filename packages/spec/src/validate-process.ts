@@ -14,6 +14,9 @@ import {
 } from './check.js';
 import { IOPRIO_CLASSES, RLIMITS, SCHEDULER_FLAGS, SCHEDULER_POLICIES } from './constants.js';
 
+/** The largest user or group id: 4294967295 is (uid_t)-1, "no change" to setresuid(2) and setresgid(2). */
+const MAX_ID = 4294967294;
+
 const CAPABILITY_SETS = ['bounding', 'effective', 'inheritable', 'permitted', 'ambient'] as const;
 const CPU_LIST = /^[0-9, -]*$/;
 
@@ -89,10 +92,13 @@ function validateUser(p: Problems, proc: JsonObject, base: string): void {
   const path = at(base, 'user');
   // POSIX: uid and gid are REQUIRED; a Windows user carries only a username
   const posix = user['username'] === undefined || user['uid'] !== undefined || user['gid'] !== undefined;
-  intField(p, user, 'uid', path, 'uint32', { required: posix });
-  intField(p, user, 'gid', path, 'uint32', { required: posix });
+  // 4294967295 is (uid_t)-1, which setresuid/setresgid read as "leave unchanged": root stays root
+  intField(p, user, 'uid', path, 'uint32', { required: posix, max: MAX_ID });
+  intField(p, user, 'gid', path, 'uint32', { required: posix, max: MAX_ID });
   intField(p, user, 'umask', path, 'uint32');
-  arrayField(p, user, 'additionalGids', path, (gid, gidPath) => checkInt(p, gid, gidPath, 'uint32'));
+  arrayField(p, user, 'additionalGids', path, (gid, gidPath) =>
+    checkInt(p, gid, gidPath, 'uint32', { max: MAX_ID }),
+  );
   stringField(p, user, 'username', path);
 }
 

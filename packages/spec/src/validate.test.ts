@@ -334,17 +334,33 @@ const cases: Case[] = [
   [
     'process.user.gid fractional',
     (s) => (s.process.user.gid = 1.5),
-    one('process.user.gid', 'must be an integer between 0 and 4294967295'),
+    one('process.user.gid', 'must be an integer between 0 and 4294967294'),
   ],
   [
     'process.user.uid too large',
     (s) => (s.process.user.uid = 2 ** 32),
-    one('process.user.uid', 'must be an integer between 0 and 4294967295'),
+    one('process.user.uid', 'must be an integer between 0 and 4294967294'),
+  ],
+  [
+    // (uid_t)-1: setresuid's "leave unchanged", so the process would stay root
+    'process.user.uid 4294967295',
+    (s) => (s.process.user.uid = 4294967295),
+    one('process.user.uid', 'must be an integer between 0 and 4294967294'),
+  ],
+  [
+    'process.user.gid 4294967295',
+    (s) => (s.process.user.gid = 4294967295),
+    one('process.user.gid', 'must be an integer between 0 and 4294967294'),
   ],
   [
     'process.user.additionalGids element',
     (s) => (s.process.user.additionalGids[1] = '6'),
-    one('process.user.additionalGids[1]', 'must be an integer between 0 and 4294967295'),
+    one('process.user.additionalGids[1]', 'must be an integer between 0 and 4294967294'),
+  ],
+  [
+    'process.user.additionalGids 4294967295',
+    (s) => (s.process.user.additionalGids[0] = 4294967295),
+    one('process.user.additionalGids[0]', 'must be an integer between 0 and 4294967294'),
   ],
   [
     'capability that is not a string',

@@ -952,7 +952,19 @@ static int step_creds(struct step *s) {
   uint32_t ng = s->nargs > 8 ? s->nargs - 8 : 0;
   gid_t groups[ng ? ng : 1];
   for (uint32_t g = 0; g < ng; g++) groups[g] = (gid_t)I(s, 8 + g);
+  /* (uid_t)-1 is "leave unchanged" to setresuid/setresgid: the process would stay root. The runtime
+   * refuses it; so does the launcher, whatever a plan says. */
+  what = "setresuid";
+  if (uid == (uid_t)-1 || gid == (gid_t)-1) {
+    errno = EINVAL;
+    return -1;
+  }
   what = "setgroups";
+  for (uint32_t g = 0; g < ng; g++)
+    if (groups[g] == (gid_t)-1) {
+      errno = EINVAL;
+      return -1;
+    }
   if (setgroups(ng, groups) < 0 &&
       !(ng == 0 && errno == EPERM && (userns_setgroups_denied || inherited_setgroups_denied)))
     return -1;

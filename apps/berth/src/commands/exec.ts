@@ -98,7 +98,11 @@ async function execCommand({ options: o, positionals: p }: Parsed, globals: Glob
     if (user) {
       const m = /^(\d+)(?::(\d+))?$/.exec(user);
       if (!m) throw new UsageError(`--user must be UID[:GID], not ${JSON.stringify(user)}`);
-      proc.user = { ...proc.user, uid: Number(m[1]), gid: m[2] !== undefined ? Number(m[2]) : 0 };
+      proc.user = {
+        ...proc.user,
+        uid: userId(m[1]!, '--user'),
+        gid: m[2] !== undefined ? userId(m[2], '--user') : 0,
+      };
     }
     const gids = (o['additional-gids'] as string[] | undefined) ?? [];
     if (gids.length)
@@ -106,7 +110,7 @@ async function execCommand({ options: o, positionals: p }: Parsed, globals: Glob
         uid: 0,
         gid: 0,
         ...proc.user,
-        additionalGids: gids.map((g) => int(g, 'additional-gids')!),
+        additionalGids: gids.map((g) => userId(String(int(g, 'additional-gids')), '--additional-gids')),
       };
     const caps = (o['cap'] as string[] | undefined) ?? [];
     if (caps.length) {
@@ -133,4 +137,12 @@ async function execCommand({ options: o, positionals: p }: Parsed, globals: Glob
     ...(o['cgroup'] ? { cgroup: o['cgroup'] as string[] } : {}),
     forwardSignals: true,
   });
+}
+
+/** A user or group id: 4294967295 is (uid_t)-1, "leave unchanged" to setresuid(2), so it is none. */
+function userId(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n > 4294967294)
+    throw new UsageError(`${flag}: ${text} is not a user or group id (the largest is 4294967294)`);
+  return n;
 }

@@ -74,5 +74,17 @@ export async function resolveImageUser(user: string, rootfs?: string): Promise<R
       .filter((id) => id !== out.gid);
     if (extraGids.length > 0) out.additionalGids = [...new Set(extraGids)];
   }
+  // 4294967295 is (uid_t)-1, which setresuid/setresgid read as "leave unchanged": the process
+  // would stay root. Above it, the id does not fit in 32 bits at all.
+  for (const [what, id] of [
+    ['uid', out.uid],
+    ['gid', out.gid],
+    ...(out.additionalGids ?? []).map((g) => ['group', g] as const),
+  ] as const)
+    if (!Number.isSafeInteger(id) || id > 4294967294)
+      fail(
+        user,
+        `${what} ${id} is not a user or group id (the largest is 4294967294; 4294967295 means "unchanged" to the kernel)`,
+      );
   return out;
 }

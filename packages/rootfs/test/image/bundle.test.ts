@@ -113,6 +113,12 @@ describe('bundleFromImage', () => {
     await expect(resolveImageUser('bob:nogroup', rootfs)).rejects.toMatchObject({ code: 'EBUNDLE' });
     expect(await resolveImageUser('bob:wheel', rootfs)).toEqual({ uid: 1000, gid: 10, username: 'bob' });
     expect(await resolveImageUser('4242', rootfs)).toEqual({ uid: 4242, gid: 0 });
+    // (uid_t)-1 is "unchanged" to setresuid: an image saying so would run as root
+    for (const u of ['4294967295', '0:4294967295', '1000:4294967295', '99999999999', '4294967296'])
+      await expect(resolveImageUser(u, rootfs)).rejects.toThrow(
+        /is not a user or group id \(the largest is 4294967294/,
+      );
+    expect(await resolveImageUser('4294967294', rootfs)).toEqual({ uid: 4294967294, gid: 0 });
   });
 
   it('merges env by key, later lists winning', () => {
