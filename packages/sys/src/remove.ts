@@ -122,6 +122,10 @@ function removeContents(top: number, dev: number, where: string): void {
   let cur = top;
   let curIno = topIno;
   let listings = 0;
+  // the same entries listed again after a pass that removed them all: they do not go (a file system
+  // that answers ENOENT for an entry it lists); counted per directory, an error after MAX_RETRIES
+  let previous = '';
+  let stuck = 0;
   try {
     for (;;) {
       if (++listings > MAX_LISTINGS) throw new SysError('remove (it keeps being refilled)', 39, here()); // ENOTEMPTY
@@ -139,12 +143,23 @@ function removeContents(top: number, dev: number, where: string): void {
       }
       if (down) {
         trail.push({ name: down.name, parentIno: curIno });
+        previous = '';
+        stuck = 0;
         if (cur !== top) closeSync(cur);
         cur = down.fd;
         curIno = down.ino;
         continue;
       }
-      if (names.length > 0) continue; // everything listed went: list again (entries may have come)
+      if (names.length > 0) {
+        // everything listed went: list again (entries may have come)
+        const listed = names.join('\0');
+        stuck = listed === previous ? stuck + 1 : 0;
+        previous = listed;
+        if (stuck > MAX_RETRIES) throw new SysError(`remove (${names.length} entries do not go)`, 39, here()); // ENOTEMPTY
+        continue;
+      }
+      previous = '';
+      stuck = 0;
       const up = trail.pop();
       if (up === undefined) return; // the top is empty
       const parent = openSync(`${self}/..`, DIR_FLAGS);
