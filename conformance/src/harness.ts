@@ -316,9 +316,15 @@ export class Suite {
     return this.runtime(['delete', ...(force ? ['--force'] : []), id]);
   }
 
-  /** Container state directories left under --root (must be none after each test). */
+  /**
+   * Container state directories left under --root (must be none after each test); berth's lock
+   * directory `@locks` stays, but a lock file left in it counts (as `@locks/ID`).
+   */
   states(): string[] {
-    return existsSync(this.root) ? readdirSync(this.root).filter((n) => !n.startsWith('.')) : [];
+    if (!existsSync(this.root)) return [];
+    return readdirSync(this.root)
+      .filter((n) => !n.startsWith('.'))
+      .flatMap((n) => (n === '@locks' ? readdirSync(join(this.root, n)).map((l) => `@locks/${l}`) : [n]));
   }
 
   /** Mounts under this suite's directory that are still there. */

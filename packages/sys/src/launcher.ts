@@ -235,7 +235,6 @@ export class Launch {
     const stdio = options.stdio ?? ['inherit', 'inherit', 'inherit'];
     this.onSeccompListener = options.onSeccompListener;
     const preserved = options.preserveFds ?? [];
-    checkPreservedFds(preserved);
     const spawner = stdio.includes('pipe') ? undefined : options.spawner;
     const handles = spawner ? null : nodeHandles();
     this.spawner = spawner;

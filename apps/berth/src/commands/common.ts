@@ -36,3 +36,17 @@ export function int(v: unknown, name: string): number | undefined {
     throw new UsageError(`--${name} must be a non-negative integer, not ${JSON.stringify(v)}`);
   return n;
 }
+
+/**
+ * `--preserve-fds N`: N, once fds 3 … N+2 are known to be ones the caller passed (see
+ * @berth/sys `checkPreservedFds`: otherwise the container would get berth's own, libuv's signal
+ * pipe among them).
+ */
+export async function preservedFds(value: unknown): Promise<number | undefined> {
+  const n = int(value, 'preserve-fds');
+  if (n) {
+    const { checkPreservedFds } = await import('@berth/sys');
+    checkPreservedFds(Array.from({ length: n }, (_, i) => 3 + i));
+  }
+  return n;
+}

@@ -1,6 +1,6 @@
 import type { OptionSpec } from '../args.js';
 import type { Command } from '../command.js';
-import { int, positionals, runtime, str } from './common.js';
+import { positionals, preservedFds, runtime, str } from './common.js';
 
 export const createOptions: OptionSpec[] = [
   {
@@ -37,7 +37,7 @@ leaves its process waiting; "berth start" runs the program. The status is then
     const rt = await runtime(globals);
     const consoleSocket = str(options['console-socket']);
     const pidFile = str(options['pid-file']);
-    const preserveFds = int(options['preserve-fds'], 'preserve-fds');
+    const preserveFds = await preservedFds(options['preserve-fds']);
     await rt.create(id!, str(options['bundle']) ?? '.', {
       ...(consoleSocket ? { consoleSocket } : {}),
       ...(pidFile ? { pidFile } : {}),

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Parsed } from '../args.js';
 import { UsageError } from '../args.js';
 import type { Command, GlobalOptions } from '../command.js';
-import { int, runtime, str } from './common.js';
+import { int, preservedFds, runtime, str } from './common.js';
 
 export const command: Command = {
   name: 'exec',
@@ -128,7 +128,7 @@ async function execCommand({ options: o, positionals: p }: Parsed, globals: Glob
   if (label) proc.selinuxLabel = label;
   const consoleSocket = str(o['console-socket']);
   const pidFile = str(o['pid-file']);
-  const preserveFds = int(o['preserve-fds'], 'preserve-fds');
+  const preserveFds = await preservedFds(o['preserve-fds']);
   return await rt.exec(id, proc, {
     detach: o['detach'] === true,
     ...(consoleSocket ? { consoleSocket } : {}),

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { writeOut } from '../log.js';
-import { int, runtime, str } from './common.js';
+import { int, preservedFds, runtime, str } from './common.js';
 import { createOptions } from './create.js';
 import { networkChoice, networkOptions } from './network-flags.js';
 import { usernsChoice, usernsOptions } from './userns-flags.js';
@@ -96,7 +96,7 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
         throw new UsageError('berth run -b BUNDLE needs exactly one CONTAINER_ID (see berth run --help)');
       const consoleSocket = str(o['console-socket']);
       const pidFile = str(o['pid-file']);
-      const preserveFds = int(o['preserve-fds'], 'preserve-fds');
+      const preserveFds = await preservedFds(o['preserve-fds']);
       try {
         return await rt.run(p[0]!, bundle, {
           ...(consoleSocket ? { consoleSocket } : {}),
