@@ -36,10 +36,11 @@ describe('berth run IMAGE: the snapshot', () => {
 
   it('removes the snapshot when the bundle it made is refused', () => {
     const id = sb.id('badbundle');
-    // a uid past uint32: the image bundle is written, then refused when loaded
+    // a uid past uint32: the snapshot is made (the user is looked up in its /etc/passwd), then the
+    // bundle is refused
     const r = sb.berth(['run', '--rm', '--name', id, '--user', '99999999999', 'busybox', 'true']);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/process\.user\.uid/);
+    expect(r.stderr).toMatch(/uid 99999999999 is not a user or group id/);
     expect(snapshots()).toEqual([]);
     expect(sb.states()).toEqual([]);
   });
