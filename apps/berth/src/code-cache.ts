@@ -5,7 +5,7 @@
 // there runs without one). It is used only for the bundle file it was made from (its inode,
 // size, mtime and ctime, in the cache's header: see sourceId), and V8 checks its own version
 // and flags; otherwise it is made again. It grows to cover each command the first time
-// that command runs. The container lifecycle commands (what containerd runs for every
+// that command succeeds (a failed run's cache stands in until then). The container lifecycle commands (what containerd runs for every
 // container) each have a cache of their own: V8 deserializes a whole cache at every start, and
 // `state` or `kill` needs half of what the commands together compile. Only node: builtins that
 // Node has loaded already at start are used here.
@@ -26,7 +26,10 @@ const MAGIC = 'BERTHCC1';
 export const OWN_CACHE = new Set(['run', 'create', 'start', 'state', 'kill', 'delete', 'exec']);
 
 interface Cache {
+  /** the commands it covers, each from a run that succeeded */
   commands: string[];
+  /** the commands whose only run so far failed: it covers what they compiled before that */
+  partial: string[];
   data: Buffer | undefined;
 }
 
@@ -70,7 +73,7 @@ function sourceId(st: Stats): string {
 }
 
 function readCache(cacheFile: string, ownerUid: number, scratch: Buffer, source: string): Cache {
-  const none: Cache = { commands: [], data: undefined };
+  const none: Cache = { commands: [], partial: [], data: undefined };
   let fd: number;
   try {
     fd = openSync(cacheFile, 'r');
@@ -85,13 +88,17 @@ function readCache(cacheFile: string, ownerUid: number, scratch: Buffer, source:
     const headerLength = buf.readUInt32LE(8);
     const header = JSON.parse(buf.toString('utf8', 12, 12 + headerLength)) as {
       commands?: unknown;
+      partial?: unknown;
       source?: unknown;
     };
     if (header.source !== source) return none; // made from another bundle file
-    const commands = Array.isArray(header.commands)
-      ? header.commands.filter((c) => typeof c === 'string')
-      : [];
-    return { commands, data: buf.subarray(12 + headerLength) };
+    const strings = (v: unknown): string[] =>
+      Array.isArray(v) ? v.filter((c): c is string => typeof c === 'string') : [];
+    return {
+      commands: strings(header.commands),
+      partial: strings(header.partial),
+      data: buf.subarray(12 + headerLength),
+    };
   } catch {
     return none;
   } finally {
@@ -99,12 +106,18 @@ function readCache(cacheFile: string, ownerUid: number, scratch: Buffer, source:
   }
 }
 
-function writeCache(cacheFile: string, script: Script, commands: string[], source: string): void {
+function writeCache(
+  cacheFile: string,
+  script: Script,
+  commands: string[],
+  partial: string[],
+  source: string,
+): void {
   const tmp = `${cacheFile}.${process.pid}.tmp`;
   let fd: number | undefined;
   try {
     const data = script.createCachedData();
-    const header = Buffer.from(JSON.stringify({ commands, source }));
+    const header = Buffer.from(JSON.stringify({ commands, partial, source }));
     const head = Buffer.alloc(12);
     head.write(MAGIC, 0, 'latin1');
     head.writeUInt32LE(header.length, 8);
@@ -149,9 +162,18 @@ export function compileCached(file: string, command: string): Script {
   });
   const stale = !cache.data || script.cachedDataRejected === true;
   if (stale || !cache.commands.includes(command)) {
-    const commands = stale ? [command] : [...cache.commands, command];
-    // at exit: the cache then also holds every function this command compiled
-    process.once('exit', () => writeCache(cacheFile, script, commands, source));
+    // At exit: the cache then also holds every function this command compiled. A command that
+    // failed (a typo, a container that does not exist) stopped early and compiled only part of
+    // what it runs; such a cache is kept only until the command first succeeds, else one early
+    // error would slow every later run of it by what it never compiled (~13 ms for `run`).
+    process.once('exit', (code) => {
+      const ok = code === 0;
+      if (!ok && !stale && cache.partial.includes(command)) return; // no better than what is there
+      const commands = stale ? [] : cache.commands.slice();
+      const partial = stale ? [] : cache.partial.filter((c) => c !== command);
+      (ok ? commands : partial).push(command);
+      writeCache(cacheFile, script, commands, partial, source);
+    });
   }
   return script;
 }

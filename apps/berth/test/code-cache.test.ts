@@ -73,7 +73,7 @@ describe('the code cache of the berth bin', () => {
     const shared = statSync(cache);
     const stateCache = `${cache.slice(0, -'.cache'.length)}.state.cache`;
     const root = join(dir, 'root');
-    // a container that does not exist: the command fails, its cache is made all the same
+    // a container that does not exist: the command fails, its cache is made all the same (partial)
     const r = berth('--root', root, 'state', 'nope');
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('container nope does not exist');
@@ -85,6 +85,34 @@ describe('the code cache of the berth bin', () => {
     const own = statSync(stateCache);
     expect(berth('--root', root, 'state', 'nope').stderr).toBe(r.stderr);
     expect(statSync(stateCache).mtimeMs).toBe(own.mtimeMs); // reused as it is
+  });
+
+  it('made by a command that failed, is made again when that command first succeeds', () => {
+    rmSync(cache, { force: true });
+    // an unknown option: the command stops before most of what it would run is compiled
+    const bad = berth('--no-such-option');
+    expect(bad.status).toBe(1);
+    expect(cachedCommands()).toEqual([]);
+    const header = (): { partial?: string[] } => {
+      const buf = readFileSync(cache);
+      return JSON.parse(buf.toString('utf8', 12, 12 + buf.readUInt32LE(8)));
+    };
+    expect(header().partial).toEqual(['']);
+    // failing again keeps it as it is
+    const first = statSync(cache);
+    expect(berth('--no-such-option').status).toBe(1);
+    expect(statSync(cache).mtimeMs).toBe(first.mtimeMs);
+    // the first success replaces it, with what the whole command compiled
+    expect(berth('--version').status).toBe(0);
+    const made = statSync(cache);
+    expect(made.ino).not.toBe(first.ino);
+    expect(made.size).toBeGreaterThan(first.size);
+    expect(cachedCommands()).toEqual(['']);
+    expect(header().partial).toEqual([]);
+    // and from then on it is reused, failures and all
+    expect(berth('--no-such-option').status).toBe(1);
+    expect(berth('--version').status).toBe(0);
+    expect(statSync(cache).mtimeMs).toBe(made.mtimeMs);
   });
 
   it('is never used when others could have written it: it is made again', () => {
