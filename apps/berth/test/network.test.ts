@@ -8,6 +8,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -271,6 +272,38 @@ describe('berth run --network bridge (root)', () => {
       gw.close();
       sb.berth(['delete', '--force', id]);
     }
+  });
+
+  it('--network container:NAME joins the namespace of that container, the one named when it is asked for', () => {
+    const first = sb.id('netowner');
+    expect(
+      sb.detached(['run', '-d', '--name', first, '--network', 'none', 'busybox', 'sleep', '60']).status,
+    ).toBe(0);
+    try {
+      const pid = JSON.parse(sb.berth(['state', first]).stdout).pid as number;
+      const theirs = readlinkSync(`/proc/${pid}/ns/net`);
+      const joined = sb.berth([
+        'run',
+        '--rm',
+        '--network',
+        `container:${first}`,
+        'busybox',
+        'readlink',
+        '/proc/self/ns/net',
+      ]);
+      expect(joined.stderr).toBe('');
+      expect(joined.stdout.trim()).toBe(theirs);
+      // once that container has stopped there is nothing to join
+      expect(sb.berth(['kill', first, 'KILL']).status).toBe(0);
+      for (let i = 0; i < 100 && JSON.parse(sb.berth(['state', first]).stdout).status !== 'stopped'; i++)
+        execFileSync('sleep', ['0.05']);
+      const late = sb.berth(['run', '--rm', '--network', `container:${first}`, 'busybox', 'true']);
+      expect(late.status).toBe(1);
+      expect(late.stderr).toContain(`--network container:${first}: container ${first} is stopped`);
+    } finally {
+      sb.berth(['delete', '--force', first]);
+    }
+    expect(sb.states()).toEqual([]);
   });
 
   it('names what is wrong with a network flag, and makes nothing', () => {

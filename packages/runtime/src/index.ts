@@ -60,6 +60,7 @@ export {
   type CreateOptions,
   DEFAULT_ROOT,
   type ExecOptions,
+  type NamespaceKind,
   type RunOptions,
   Runtime,
   type RuntimeOptions,

@@ -147,7 +147,17 @@ export interface CreateOptions {
   noNewKeyring?: boolean;
   /** `vm`: run in a QEMU microVM (as the `org.berth.backend` annotation asks); default: the annotation, else a container. */
   backend?: Backend;
+  /**
+   * The namespace each joined entry of `linux.namespaces` (by its type) must turn out to be, as
+   * {@link Runtime.namespaceOf} named it (`net:[4026532…]`): `--network container:NAME` joins
+   * `/proc/PID/ns/net`, and should that container exit and its pid be reused before the launcher
+   * opens the path, the new container is refused instead of joining a stranger's namespace.
+   */
+  joinedNamespaces?: Partial<Record<NamespaceKind, string>>;
 }
+
+/** A `linux.namespaces` type whose namespace another container can share. */
+export type NamespaceKind = 'network' | 'ipc' | 'uts' | 'pid' | 'mount' | 'cgroup' | 'user' | 'time';
 
 export interface ExecOptions {
   /** Return once the process has started instead of waiting for it (runc exec --detach). */
@@ -573,6 +583,7 @@ export class Runtime {
     this.debug?.(`${id}: namespaces ready (sync 1): network, cgroup join, prestart and createRuntime hooks`);
     // before any mount: the namespaces it really is in, not the paths config.json named
     checkNotRuntimeNamespaces(pid, spec);
+    if (options.joinedNamespaces) checkJoinedNamespaces(pid, options.joinedNamespaces);
     // Its start time, which tells this pid from a later process's, goes into the record with
     // it. Read before any record is written, else once the container is let go: it cannot
     // have exited and been reaped unseen before then (its next sync is with us).
@@ -895,6 +906,31 @@ export class Runtime {
   async state(id: string): Promise<ContainerState> {
     await this.settled(id);
     return this.toState(this.store.read(id));
+  }
+
+  /**
+   * The namespace of `kind` that container `id`'s process is in (`net:[4026532…]`), read while it
+   * is checked to be that process (its start time): for {@link CreateOptions.joinedNamespaces}.
+   * An error when the container is not running (or created).
+   */
+  async namespaceOf(id: string, kind: NamespaceKind): Promise<string> {
+    await this.settled(id);
+    const record = this.store.read(id);
+    const status = this.toState(record).status;
+    if (status !== 'running' && status !== 'created' && status !== 'paused')
+      throw new BerthError(`container ${id} is ${status}: it has no namespaces to share`, { code: 'ESTATE' });
+    if (record.vm)
+      throw new BerthError(`container ${id} runs in a VM: its namespaces are the guest's`, {
+        code: 'EINVAL',
+      });
+    let link: string | undefined;
+    try {
+      link = readlinkSync(`/proc/${record.pid}/ns/${NS_FILE[kind]}`);
+    } catch {}
+    // read, then checked: the pid cannot have been another process's in between
+    if (link === undefined || !isAlive(record.pid, record.pidStartTime))
+      throw new BerthError(`container ${id} has exited: it has no namespaces to share`, { code: 'ESTATE' });
+    return link;
   }
 
   /** Every container under the root, with its live status. */
@@ -1617,6 +1653,38 @@ export function sessionKeyring(id: string): string {
  * mounts anything: its mount namespace is never the runtime's (it would pivot
  * the host), nor its uts namespace when it sets a hostname or domainname.
  */
+/** The entry under /proc/PID/ns of a `linux.namespaces` type. */
+const NS_FILE: Record<NamespaceKind, string> = {
+  network: 'net',
+  ipc: 'ipc',
+  uts: 'uts',
+  pid: 'pid_for_children',
+  mount: 'mnt',
+  cgroup: 'cgroup',
+  user: 'user',
+  time: 'time_for_children',
+};
+
+/** At the first sync: each joined namespace is the one the caller named (CreateOptions.joinedNamespaces). */
+function checkJoinedNamespaces(pid: number, expected: Partial<Record<NamespaceKind, string>>): void {
+  for (const [kind, want] of Object.entries(expected) as Array<[NamespaceKind, string]>) {
+    let got: string;
+    try {
+      got = readlinkSync(`/proc/${pid}/ns/${NS_FILE[kind]}`);
+    } catch (err) {
+      // without root the launcher hides its namespaces until exec: what it joined is then
+      // the user's own to choose (it cannot enter a namespace it has no capability over)
+      if ((err as NodeJS.ErrnoException).code === 'EACCES' && isRootless()) continue;
+      throw err;
+    }
+    if (got !== want)
+      throw new BerthError(
+        `linux.namespaces: the ${kind} namespace joined is ${got}, not ${want}: the container it belonged to has exited (its pid was reused)`,
+        { code: 'ESTALE' },
+      );
+  }
+}
+
 function checkNotRuntimeNamespaces(pid: number, spec: Spec): void {
   // synchronous: two readlinks of nsfs cost microseconds, a trip through libuv's pool costs
   // a millisecond on the path every container waits on (the launcher is held at its sync)

@@ -33,6 +33,8 @@ export interface NetworkChoice {
   bundle: string;
   /** What the runtime attaches (bridge and named networks). */
   attach?: ContainerNetworkOptions;
+  /** container:NAME: the namespace joined, as it is now (CreateOptions.joinedNamespaces). */
+  joined?: string;
 }
 
 /** Reads the network flags: the default mode, container:NAME resolved to its namespace, flags that need a bridge. */
@@ -78,7 +80,10 @@ export async function networkChoice(
     const state = await rt.state(other);
     if (state.status !== 'running' && state.status !== 'created')
       throw new UsageError(`--network ${mode}: container ${other} is ${state.status}`);
-    return { bundle: `ns:/proc/${state.pid}/ns/net` };
+    // joined by its /proc path when the container is created, maybe after a pull: the
+    // namespace named now is checked then, so that a pid reused in between is refused
+    const joined = await rt.namespaceOf(other, 'network');
+    return { bundle: `ns:/proc/${state.pid}/ns/net`, joined };
   }
   if (process.getuid?.() !== 0) throw new UsageError(`--network ${mode} needs root (bridges, veths and NAT)`);
   // a search domain is one word of resolv.conf: a newline in it would add a nameserver

@@ -176,6 +176,7 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
               network: { ...net.attach, ...(made.networkFilesDir ? { filesDir: made.networkFilesDir } : {}) },
             }
           : {}),
+        ...(net.joined ? { joinedNamespaces: { network: net.joined } } : {}),
         detach,
         keep: o['rm'] !== true,
         forwardSignals: true,
