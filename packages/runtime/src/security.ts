@@ -12,10 +12,11 @@
  * goes last, after the executable is looked up, so that as few of the
  * launcher's own syscalls as possible run under it.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -24,10 +25,10 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { homedir, release } from 'node:os';
+import { release } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { LinuxMemoryPolicy, LinuxPersonality, LinuxSeccomp, Process, Spec } from '@berth/spec';
-import { BerthError, type CompiledSeccomp, type PlanStep } from '@berth/sys';
+import { BerthError, berthCacheDir, type CompiledSeccomp, type PlanStep } from '@berth/sys';
 import { planIntelRdt, resctrlMount } from './intelrdt.js';
 
 function unsupported(message: string): BerthError {
@@ -124,13 +125,14 @@ function libseccompIdentity(): string | undefined {
 }
 
 function defaultCacheDir(): string {
-  return join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'berth', 'seccomp');
+  // root's is root's own, never under a HOME that sudo -E kept (the user could link its files)
+  return join(berthCacheDir(), 'seccomp');
 }
 
 /**
  * Compiles `linux.seccomp` (libseccomp is loaded only when a profile is there).
  * A compiled profile is kept in `cacheDir` (default: berth's cache directory,
- * `$XDG_CACHE_HOME/berth/seccomp` or `~/.cache/berth/seccomp`, where the
+ * `$XDG_CACHE_HOME/berth/seccomp` or `~/.cache/berth/seccomp`, root's own for root, where the
  * launcher binary is cached too; `null`: no cache) by the hash of the profile,
  * the libseccomp file, the kernel and the architecture: podman and containerd
  * send the same profile for every container, and compiling Docker's
@@ -190,8 +192,12 @@ function readCached(file: string): CompiledSeccomp | undefined {
 function writeCached(dir: string, name: string, c: CompiledSeccomp): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const tmp = join(dir, `.${name}.${process.pid}.tmp`);
-    writeFileSync(tmp, JSON.stringify({ ...c, bpf: c.bpf.toString('base64') }), { mode: 0o600 });
+    // only into a directory of this user's that nobody else can write (no link to one), and
+    // through a new file (O_EXCL: a name planted there, a symbolic link, is never followed)
+    const d = lstatSync(dir);
+    if (!d.isDirectory() || d.uid !== process.getuid?.() || (d.mode & 0o022) !== 0) return;
+    const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    writeFileSync(tmp, JSON.stringify({ ...c, bpf: c.bpf.toString('base64') }), { mode: 0o600, flag: 'wx' });
     renameSync(tmp, join(dir, name));
   } catch {
     // a cache that cannot be written only costs the next compile

@@ -16,7 +16,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Cgroup } from '@berth/cgroups';
@@ -303,6 +303,44 @@ describe('compileProfile', () => {
     expect((await compileProfile(profile, cache))?.bpf.equals(first!.bpf)).toBe(true);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(await compileProfile(undefined, cache)).toBeUndefined();
+  });
+
+  it("root's cache is root's own: never under a HOME or XDG_CACHE_HOME a user gave it (sudo -E), nor through a link", async () => {
+    const profile = {
+      defaultAction: 'SCMP_ACT_ALLOW' as const,
+      syscalls: [{ names: ['rmdir'], action: 'SCMP_ACT_ERRNO' as const, errnoRet: 21 }],
+    };
+    // a user's home: the cache directory there is the user's, and so would be any file in it
+    const userHome = join(dir, 'sudo-user-home');
+    mkdirSync(join(userHome, '.cache', 'berth', 'seccomp'), { recursive: true });
+    const saved = { HOME: process.env['HOME'], XDG: process.env['XDG_CACHE_HOME'] };
+    process.env['HOME'] = userHome;
+    process.env['XDG_CACHE_HOME'] = join(userHome, '.cache');
+    try {
+      expect(await compileProfile(profile)).toBeDefined();
+    } finally {
+      for (const [k, v] of [
+        ['HOME', saved.HOME],
+        ['XDG_CACHE_HOME', saved.XDG],
+      ] as const)
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+    }
+    expect(readdirSync(join(userHome, '.cache', 'berth', 'seccomp'))).toEqual([]);
+    const own = join(userInfo().homedir, '.cache', 'berth', 'seccomp');
+    expect(readdirSync(own).some((n) => n.endsWith('.json'))).toBe(true);
+    // a cache directory that is a link, or that others can write, gets nothing
+    const victim = join(dir, 'victim-dir');
+    mkdirSync(victim, { mode: 0o700 });
+    const link = join(dir, 'seccomp-link');
+    symlinkSync(victim, link);
+    expect(await compileProfile(profile, link)).toBeDefined();
+    expect(readdirSync(victim)).toEqual([]);
+    const open = join(dir, 'seccomp-open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    expect(await compileProfile(profile, open)).toBeDefined();
+    expect(readdirSync(open)).toEqual([]);
   });
 });
 

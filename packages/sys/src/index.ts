@@ -47,6 +47,7 @@ export {
 } from './fs.js';
 export { type CapturedOutput, captureOutput, type SpawnAddon } from './handles.js';
 export {
+  berthCacheDir,
   checkPreservedFds,
   compileLauncher,
   inUserNamespace,

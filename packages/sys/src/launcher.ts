@@ -922,6 +922,18 @@ function isExecutable(path: string): boolean {
   }
 }
 
+/**
+ * berth's cache directory (the compiled launcher, compiled seccomp filters): `~/.cache/berth`,
+ * or `$XDG_CACHE_HOME/berth`. Root's is root's own, from the password database: HOME and
+ * XDG_CACHE_HOME may be a user's who ran `sudo -E`, and root must never write (or read back)
+ * what that user can link or replace. Root in a user namespace (rootless podman's runtime) is
+ * the user, whose home /root is not.
+ */
+export function berthCacheDir(): string {
+  if (asRoot() && !inUserNamespace()) return join(userInfo().homedir, '.cache', 'berth');
+  return join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'berth');
+}
+
 /** Compiles the launcher with the system C compiler; returns the binary's path. */
 export function compileLauncher(out?: string): string {
   const sourcePath = launcherSource();
@@ -933,13 +945,7 @@ export function compileLauncher(out?: string): string {
     .sort())
     h.update(f).update(readFileSync(join(dirname(sourcePath), f)));
   const hash = h.digest('hex').slice(0, 16);
-  // root's cache is root's own (HOME and XDG_CACHE_HOME may come from a user who ran sudo -E); root
-  // in a user namespace (rootless podman's runtime) is the user, whose home /root is not
-  const hostRoot = asRoot() && !inUserNamespace();
-  const cacheHome = hostRoot
-    ? join(userInfo().homedir, '.cache')
-    : (process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'));
-  const target = out ?? join(cacheHome, 'berth', `launcher-${hash}`);
+  const target = out ?? join(berthCacheDir(), `launcher-${hash}`);
   if (!out && isTrusted(target)) return target;
   mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
   const tmp = `${target}.${process.pid}.tmp`;
