@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, type Stats } from 'node:fs';
-import { lstat, mkdir, readFile, readlink, rm } from 'node:fs/promises';
+import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, type Stats } from 'node:fs';
+import { lstat, mkdir, readFile, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { hasErrno, O, openInRoot } from '@berth/sys';
 import type { BlobStore } from './blob-store.js';
 import { decompress } from './decompress.js';
 import { ImageError, isErrno } from './errors.js';
@@ -62,20 +63,33 @@ async function statOrUndefined(path: string): Promise<Stats | undefined> {
 
 class DirSource implements ArchiveSource {
   readonly owned = false;
+  private dirfd = -1;
+  private readonly fds: number[] = [];
   constructor(readonly origin: string) {}
 
+  /**
+   * `path` opened inside the layout as if it were the root (openat2 RESOLVE_IN_ROOT): its links,
+   * in any component, never lead outside it, and the file is checked through the fd it is then
+   * read from (`/proc/self/fd/N`), so that nothing can be swapped in between. Only a regular file
+   * counts: a fifo or a device is none.
+   */
   async file(path: string): Promise<SourceFile | undefined> {
-    let rel = cleanPath(this.origin, path);
-    // follow symlinks by hand so they cannot lead outside the layout
-    for (let hops = 0; hops < 16; hops++) {
-      const abs = join(this.origin, rel);
-      const st = await statOrUndefined(abs);
-      if (st === undefined) return undefined;
-      if (st.isFile()) return { path: abs, size: st.size };
-      if (!st.isSymbolicLink()) return undefined;
-      rel = cleanPath(this.origin, posix.join(posix.dirname(rel), await readlink(abs)));
+    const rel = cleanPath(this.origin, path);
+    if (this.dirfd < 0) this.dirfd = openSync(this.origin, O.PATH | O.DIRECTORY | O.CLOEXEC);
+    let fd: number;
+    try {
+      fd = openInRoot(this.dirfd, rel, O.RDONLY | O.NONBLOCK | O.NOCTTY);
+    } catch (err) {
+      if (hasErrno(err, 'ENOENT', 'ENOTDIR', 'ELOOP', 'EXDEV')) return undefined;
+      throw err;
     }
-    throw archiveError(this.origin, `too many symlinks at ${path}`);
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      closeSync(fd);
+      return undefined;
+    }
+    this.fds.push(fd);
+    return { path: `/proc/self/fd/${fd}`, size: st.size };
   }
 
   async readJson<T>(path: string): Promise<T | undefined> {
@@ -83,7 +97,11 @@ class DirSource implements ArchiveSource {
     return f === undefined ? undefined : parseJson<T>(this.origin, path, await readFile(f.path));
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    for (const fd of this.fds.splice(0)) closeSync(fd);
+    if (this.dirfd >= 0) closeSync(this.dirfd);
+    this.dirfd = -1;
+  }
 }
 
 class TarSource implements ArchiveSource {
@@ -125,6 +143,15 @@ function parseJson<T>(origin: string, path: string, data: Buffer): T {
   }
 }
 
+/**
+ * A compressed archive may unpack to at most this many bytes per byte of it, once past
+ * LOAD_RATIO_FLOOR bytes: the limit layers are unpacked with (@berth/rootfs). gzip cannot pass
+ * about 1032:1, so this stops zstd and xz bombs (33 KB of zstd made 1 GiB in the scratch
+ * directory, beside the image store) while a real image, even one of zeros, still loads.
+ */
+const LOAD_MAX_RATIO = 2000;
+const LOAD_RATIO_FLOOR = 256 * 2 ** 20;
+
 /** Opens a layout directory as it is, or reads a tar archive into a scratch directory of `store`. */
 export async function openArchive(store: Pick<BlobStore, 'root'>, source: string): Promise<ArchiveSource> {
   const st = await statOrUndefined(source);
@@ -135,6 +162,7 @@ export async function openArchive(store: Pick<BlobStore, 'root'>, source: string
   await mkdir(scratch, { recursive: true, mode: 0o700 });
   const src = new TarSource(source, scratch);
   let n = 0;
+  let unpacked = 0; // file bytes written so far, against the archive's bytes read: a bomb is refused
   try {
     const input = createReadStream(source, { highWaterMark: 1 << 20 });
     for await (const { entry, body } of readTar(decompress(input))) {
@@ -156,6 +184,12 @@ export async function openArchive(store: Pick<BlobStore, 'root'>, source: string
           for await (const c of body) {
             hash.update(c);
             size += c.length;
+            unpacked += c.length;
+            if (unpacked > LOAD_RATIO_FLOOR && unpacked > LOAD_MAX_RATIO * input.bytesRead)
+              throw archiveError(
+                source,
+                `decompresses to more than ${LOAD_MAX_RATIO} times its size (${unpacked} bytes from ${input.bytesRead}): refused as a decompression bomb`,
+              );
             yield c;
           }
         })(),

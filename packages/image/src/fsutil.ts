@@ -8,7 +8,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    const fh = await open(tmp, 'w', 0o644);
+    const fh = await open(tmp, 'wx', 0o644);
     try {
       await fh.writeFile(data);
       await fh.sync();

@@ -1,11 +1,11 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream, constants as fsConstants } from 'node:fs';
+import { copyFile, lstat, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { type ArchiveSource, openArchive } from './archive-source.js';
 import { assertDigest, digestHex } from './digest.js';
 import { ImageError } from './errors.js';
-import { randomSuffix } from './fsutil.js';
+import { randomSuffix, writeFileAtomic } from './fsutil.js';
 import { isIndexType, isManifestType, MediaType } from './media-types.js';
 import { hostPlatform, selectPlatform } from './platform.js';
 import { formatReference, parseReference, repositoryName } from './reference.js';
@@ -298,6 +298,29 @@ export async function writeArchive(file: string, entries: TarInput[]): Promise<v
 }
 
 /**
+ * `dir`, made when missing, checked to be a directory (not a link to one) that belongs to this
+ * user and that nobody else may write: what is in it is then this user's alone.
+ */
+async function ownDirectory(dir: string): Promise<void> {
+  await mkdir(dir, { mode: 0o755 }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST')
+      throw new ImageError('ESTORE', `cannot make ${dir}: ${err.message}`, {
+        op: 'save image',
+        path: dir,
+        cause: err,
+      });
+  });
+  const st = await lstat(dir);
+  const me = process.geteuid?.() ?? 0;
+  if (!st.isDirectory() || st.uid !== me || (st.mode & 0o022) !== 0)
+    throw new ImageError(
+      'ESTORE',
+      `${dir}: ${!st.isDirectory() ? 'not a directory' : st.uid !== me ? `owned by uid ${st.uid}, not by this user` : 'others may write to it'}: save a layout into a new directory, or one of your own that only you can write`,
+      { op: 'save image', path: dir },
+    );
+}
+
+/**
  * Writes images of the store as an OCI image layout: a directory (`oci-dir`) or a tar of one (`oci-archive`).
  * Manifests are named by `io.containerd.image.name` (the full reference) and `org.opencontainers.image.ref.name`
  * (the tag), so both containerd-style and spec-style readers find them.
@@ -314,19 +337,32 @@ export async function exportLayout(
     return plan.records;
   }
   const blobs = join(target, 'blobs', 'sha256');
+  // Into a directory of the caller's that nobody else can write, each file through a new name
+  // then renamed over: a directory another user made first (/tmp/out) could hold links to any
+  // file (index.json.tmp -> /etc/shadow), which root would have written through.
+  await ownDirectory(target);
   try {
-    await mkdir(blobs, { recursive: true });
+    await ownDirectory(join(target, 'blobs'));
+    await ownDirectory(blobs);
     for (const b of plan.blobs) {
       const dst = join(blobs, digestHex(b.digest));
-      const st = await stat(dst).catch(() => undefined);
-      if (st?.size === b.size) continue;
-      await copyFile(store.blobPath(b.digest), dst, 0);
+      const st = await lstat(dst).catch(() => undefined);
+      if (st?.isFile() && st.size === b.size) continue;
+      const tmp = `${dst}.${randomSuffix()}.tmp`;
+      try {
+        await copyFile(store.blobPath(b.digest), tmp, fsConstants.COPYFILE_EXCL);
+        await rename(tmp, dst);
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+      }
     }
     // an existing layout keeps its other images: merge by digest, ours win
     const indexPath = join(target, 'index.json');
     let existing: Descriptor[] = [];
     try {
-      existing = (JSON.parse(await readFile(indexPath, 'utf8')) as ImageIndex).manifests ?? [];
+      if ((await lstat(indexPath)).isFile())
+        existing = (JSON.parse(await readFile(indexPath, 'utf8')) as ImageIndex).manifests ?? [];
     } catch {
       existing = [];
     }
@@ -335,10 +371,8 @@ export async function exportLayout(
       ...existing.filter((m) => !ours.has(m.annotations?.[ANNOTATION_IMAGE_NAME])),
       ...plan.index.manifests,
     ];
-    await writeFile(join(target, 'oci-layout'), OCI_LAYOUT);
-    const body = JSON.stringify({ ...plan.index, manifests });
-    await writeFile(`${indexPath}.tmp`, body);
-    await rename(`${indexPath}.tmp`, indexPath);
+    await writeFileAtomic(join(target, 'oci-layout'), OCI_LAYOUT);
+    await writeFileAtomic(indexPath, JSON.stringify({ ...plan.index, manifests }));
   } catch (err) {
     throw new ImageError('ESTORE', `cannot write the image layout ${target}`, {
       op: 'save image',

@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { closeSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { SysError } from './errors.js';
 
@@ -170,6 +170,37 @@ export function openat2(dirfd: number, path: string, h: OpenHow): number {
   how.writeBigUInt64LE(BigInt(h.mode ?? 0), 8);
   how.writeBigUInt64LE(BigInt(h.resolve), 16);
   return check(n, n.syscall4(nr, dirfd, path, how, how.length), 'openat2', path);
+}
+
+/**
+ * An fd for `rel` resolved inside the directory `dirfd`, as a process chrooted there would see it:
+ * symlinks (absolute ones too) and `..` stay inside it (openat2 RESOLVE_IN_ROOT, no magic links),
+ * never reaching a file outside. Where openat2 is missing (ENOSYS: Linux < 5.6), each component is
+ * opened O_NOFOLLOW instead, so that any symlink on the way fails (ELOOP or ENOTDIR) and `..` is
+ * ENOENT. O_CLOEXEC is always added.
+ */
+export function openInRoot(dirfd: number, rel: string, flags: number): number {
+  try {
+    return openat2(dirfd, rel, { flags, resolve: RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS });
+  } catch (e) {
+    if (!(e instanceof SysError) || e.errnoNumber !== 38) throw e; // ENOSYS
+  }
+  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.some((p) => p === '..')) throw new SysError('openat', 2, rel); // never above the root
+  if (parts.length === 0) return openat(dirfd, '.', flags);
+  let cur = dirfd;
+  try {
+    for (const [i, p] of parts.entries()) {
+      const last = i === parts.length - 1;
+      const next = openat(cur, p, last ? flags | O.NOFOLLOW : O.PATH | O.DIRECTORY | O.NOFOLLOW);
+      if (cur !== dirfd) closeSync(cur);
+      cur = next;
+    }
+    return cur;
+  } catch (e) {
+    if (cur !== dirfd) closeSync(cur);
+    throw e;
+  }
 }
 
 export function mkdirat(dirfd: number, path: string, mode: number): void {

@@ -31,6 +31,7 @@ export {
   type OpenHow,
   openat,
   openat2,
+  openInRoot,
   RESOLVE,
   renameat,
   S_IFBLK,

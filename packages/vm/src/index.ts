@@ -65,6 +65,7 @@ export {
   createVm,
   findQemu,
   type GuestState,
+  guestKernelChoice,
   hostSize,
   macFromAddress,
   openVm,

@@ -8,9 +8,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   BACKEND_ANNOTATION,
   cpusetCount,
+  DEFAULT_KERNEL_DIR,
   extractVmlinux,
   GUEST_MODULES,
   guestCmdline,
+  guestKernelChoice,
   hasGuestModules,
   MMIO_SLOTS,
   macFromAddress,
@@ -156,6 +158,32 @@ describe('guest kernel', () => {
     expect(readFileSync(join(dir, 'vmlinux')).equals(elf)).toBe(true);
     writeFileSync(image, Buffer.alloc(4096, 3));
     expect(() => extractVmlinux(image, join(dir, 'vmlinux2'))).toThrow(/no xz, zstd or gzip ELF payload/);
+  });
+});
+
+describe('the guest kernel the environment names', () => {
+  it('is taken from a user who is not root, never by root (whoever set it could have written it)', () => {
+    const saved = { ...process.env };
+    const euid = process.geteuid;
+    try {
+      process.env['BERTH_VM_KERNEL'] = '/tmp/someones-kernel';
+      process.env['BERTH_VM_KERNELS'] = '/tmp/someones-kernels';
+      process.geteuid = () => 0;
+      expect(guestKernelChoice('/cache')).toEqual({ dir: DEFAULT_KERNEL_DIR });
+      process.geteuid = () => 1000;
+      expect(guestKernelChoice('/cache')).toEqual({
+        dir: '/tmp/someones-kernels',
+        override: '/tmp/someones-kernel',
+      });
+      delete process.env['BERTH_VM_KERNELS'];
+      process.env['BERTH_VM_CACHE'] = '/home/u/.cache/berth/vm';
+      expect(guestKernelChoice('/cache').dir).toBe(join('/cache', 'kernels'));
+    } finally {
+      process.geteuid = euid;
+      for (const k of ['BERTH_VM_KERNEL', 'BERTH_VM_KERNELS', 'BERTH_VM_CACHE'])
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+    }
   });
 });
 

@@ -842,12 +842,7 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
     });
   }
   const cache = vmCacheDir();
-  const kernel = ensureKernel({
-    dir:
-      process.env['BERTH_VM_KERNELS'] ??
-      (envOverride('BERTH_VM_CACHE') ? join(cache, 'kernels') : DEFAULT_KERNEL_DIR),
-    ...(process.env['BERTH_VM_KERNEL'] ? { override: process.env['BERTH_VM_KERNEL'] } : {}),
-  });
+  const kernel = ensureKernel(guestKernelChoice(cache));
   const bins = guestBinaries(join(cache, 'bin'));
   const accel = chooseAccel(undefined, qemu);
   // passthrough: owners and modes as the guest sets them, as a container's would be
@@ -1015,4 +1010,20 @@ async function boot(req: VmCreateRequest, qemu: string, hostMount: string | unde
 /** Finds a VM again from its record (another berth process). */
 export function openVm(id: string, record: VmRecord): Vm {
   return new Vm(id, record);
+}
+
+/**
+ * Where the guest kernel comes from: `BERTH_VM_KERNEL` (a kernel of the user's own) or
+ * `BERTH_VM_KERNELS` (the directory kernels are unpacked into), else berth's cache. As root
+ * neither is read: whoever set them could have written the kernel QEMU boots (it would set
+ * aside every limit the guest enforces for the container) or the directory root unpacks into.
+ */
+export function guestKernelChoice(cache: string = vmCacheDir()): { dir: string; override?: string } {
+  const override = envOverride('BERTH_VM_KERNEL');
+  return {
+    dir:
+      envOverride('BERTH_VM_KERNELS') ??
+      (envOverride('BERTH_VM_CACHE') ? join(cache, 'kernels') : DEFAULT_KERNEL_DIR),
+    ...(override ? { override } : {}),
+  };
 }

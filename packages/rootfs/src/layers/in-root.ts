@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { hasErrno, O, openat, openat2, RESOLVE, SysError } from '@berth/sys';
+import { hasErrno, O, openInRoot } from '@berth/sys';
 import { ImageRootfsError } from './errors.js';
 
 /** The most of a file read this way (an image's /etc/passwd or /etc/group): more is an error. */
@@ -17,12 +17,7 @@ export function readFileInRoot(root: string, rel: string): Buffer | undefined {
   let fd = -1;
   try {
     const flags = O.RDONLY | O.NONBLOCK | O.NOCTTY;
-    try {
-      fd = openat2(dirfd, rel, { flags, resolve: RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS });
-    } catch (e) {
-      if (!hasErrno(e, 'ENOSYS')) throw e;
-      fd = walkNoSymlinks(dirfd, rel, flags);
-    }
+    fd = openInRoot(dirfd, rel, flags);
     const st = fstatSync(fd);
     if (!st.isFile()) return undefined;
     if (st.size > LIMIT)
@@ -48,24 +43,5 @@ export function readFileInRoot(root: string, rel: string): Buffer | undefined {
   } finally {
     if (fd >= 0) closeSync(fd);
     closeSync(dirfd);
-  }
-}
-
-/** Each component opened with O_NOFOLLOW: a symlink anywhere fails (ELOOP, ENOTDIR). */
-function walkNoSymlinks(dirfd: number, rel: string, flags: number): number {
-  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.some((p) => p === '..')) throw new SysError('openat', 2, rel); // ENOENT: never above the root
-  let cur = dirfd;
-  try {
-    for (const [i, p] of parts.entries()) {
-      const last = i === parts.length - 1;
-      const next = openat(cur, p, last ? flags | O.NOFOLLOW : O.PATH | O.DIRECTORY | O.NOFOLLOW);
-      if (cur !== dirfd) closeSync(cur);
-      cur = next;
-    }
-    return cur;
-  } catch (e) {
-    if (cur !== dirfd) closeSync(cur);
-    throw e;
   }
 }
