@@ -47,6 +47,29 @@ describe('planRootfs', () => {
     expect(steps.at(-1)).toMatchObject({ op: 'mount', target: '/', flags: MS.BIND | MS.REMOUNT | MS.RDONLY });
   });
 
+  it('refuses a word a bind mount cannot take (a misspelt flag would leave the mount without it)', () => {
+    const bind = (options: string[]) => ({
+      ...base,
+      mounts: [{ destination: '/data', type: 'bind', source: 'file.txt', options }],
+    });
+    for (const [options, k] of [
+      [['rbind', 'nosiud'], 1],
+      [['bind', 'ro', 'nodve'], 2],
+      [['noexce'], 0],
+      [['rbind', 'size=10m'], 1],
+    ] as const)
+      expect(() => planRootfs(bind([...options]))).toThrow(
+        `mounts[0].options[${k}]: ${JSON.stringify(options[k])} is not a mount option berth knows (a bind mount takes flags, not filesystem data)`,
+      );
+    // what a bind takes, and mount(8)'s userspace words
+    const steps = planRootfs(
+      bind(['rbind', 'ro', 'nosuid', 'nodev', 'noexec', 'rprivate', 'x-init.mkdir', 'defaults']),
+    );
+    expect(steps.find((s) => s.op === 'mount' && s.target === '/data')).toMatchObject({
+      flags: MS.BIND | MS.REC | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC,
+    });
+  });
+
   it("makes the default devices and /dev links unless /dev is a bind mount (runc's rule)", () => {
     const devices = (mounts: typeof base.mounts) =>
       planRootfs({ ...base, mounts })

@@ -223,6 +223,13 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
 
   if (isBind) {
     if (!m.source) throw invalid(`${where}.source: a bind mount needs a source`);
+    // A bind mount takes no filesystem data: the kernel would ignore a word here, so a typo of
+    // a flag ("nosiud") would leave the mount without it. `x-…` words are userspace's (mount(8)).
+    const unknown = opts.dataAt.find((k) => !m.options![k]!.startsWith('x-'));
+    if (unknown !== undefined)
+      throw invalid(
+        `${where}.options[${unknown}]: ${JSON.stringify(m.options![unknown])} is not a mount option berth knows (a bind mount takes flags, not filesystem data)`,
+      );
     const source = posix.resolve(config.bundle, m.source);
     const inRootfs = posix.relative(config.rootfs, source);
     const tree = config.preparedBinds?.get(i);

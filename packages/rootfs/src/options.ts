@@ -10,6 +10,8 @@ export interface ParsedMountOptions {
   propagation: number[];
   /** Filesystem-specific options, comma-joined (`mode=755,size=65536k`). */
   data: string;
+  /** The index in the options of each word that went into `data`. */
+  dataAt: number[];
   /** `rro`, `rnosuid`, …: the flags apply to every submount of a bind mount too. */
   recursive: boolean;
   /** `tmpcopyup`: a tmpfs starts with a copy of what the directory held (runc and crun's extension). */
@@ -102,6 +104,7 @@ export function parseMountOptions(options: readonly string[] = [], where = 'opti
   let idmap: 'idmap' | 'ridmap' | undefined;
   const propagation: number[] = [];
   const data: string[] = [];
+  const dataAt: number[] = [];
   options.forEach((opt, i) => {
     const set = SET[opt];
     const clear = CLEAR[opt];
@@ -137,6 +140,7 @@ export function parseMountOptions(options: readonly string[] = [], where = 'opti
       );
     } else {
       data.push(opt);
+      dataAt.push(i);
     }
   });
   return {
@@ -144,6 +148,7 @@ export function parseMountOptions(options: readonly string[] = [], where = 'opti
     cleared,
     propagation,
     data: data.join(','),
+    dataAt,
     recursive,
     tmpcopyup,
     ...(idmap ? { idmap } : {}),

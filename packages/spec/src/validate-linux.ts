@@ -156,8 +156,10 @@ function validateDevices(p: Problems, linux: JsonObject, base: string): void {
     stringField(p, dev, 'path', path, { required: true, absolute: true });
     // a fifo has no device numbers; every other type needs both
     const needsNumbers = type !== 'p';
-    intField(p, dev, 'major', path, 'int64', { required: needsNumbers });
-    intField(p, dev, 'minor', path, 'int64', { required: needsNumbers });
+    // what a dev_t holds (12 bits of major, 20 of minor): a larger or negative number would be
+    // cut to another device's
+    intField(p, dev, 'major', path, 'int64', { required: needsNumbers, min: 0, max: 4095 });
+    intField(p, dev, 'minor', path, 'int64', { required: needsNumbers, min: 0, max: 1048575 });
     intField(p, dev, 'fileMode', path, 'uint32');
     intField(p, dev, 'uid', path, 'uint32');
     intField(p, dev, 'gid', path, 'uint32');

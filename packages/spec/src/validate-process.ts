@@ -14,6 +14,15 @@ import {
 } from './check.js';
 import { IOPRIO_CLASSES, RLIMITS, SCHEDULER_FLAGS, SCHEDULER_POLICIES } from './constants.js';
 
+/**
+ * An environment entry, of process.env or a hook's env: KEY=value with a name, as runc builds the
+ * environment, and no NUL byte (it would end the string where the kernel reads it).
+ */
+export const ENV_ENTRY = {
+  pattern: /^[^=\0]+=[^\0]*$/s,
+  patternText: 'must be in KEY=value form, with a name and no NUL byte',
+};
+
 /** The largest user or group id: 4294967295 is (uid_t)-1, "no change" to setresuid(2) and setresgid(2). */
 const MAX_ID = 4294967294;
 
@@ -41,10 +50,7 @@ export function validateProcess(p: Problems, proc: JsonObject, base: string): vo
   stringField(p, proc, 'commandLine', base);
 
   // runc refuses entries without '=' or with an empty name when it builds the environment
-  stringArrayField(p, proc, 'env', base, {
-    pattern: /^[^=]+=/s,
-    patternText: 'must be in KEY=value form',
-  });
+  stringArrayField(p, proc, 'env', base, ENV_ENTRY);
   stringField(p, proc, 'cwd', base, { required: true, absolute: true });
 
   const caps = objectField(p, proc, 'capabilities', base);

@@ -46,9 +46,11 @@ export function checkResources(p: Problems, res: JsonObject, base: string): void
     // -1 is how runc and crun spell the "*" wildcard when they serialize rules
     intField(p, rule, 'major', path, 'int64', { min: -1 });
     intField(p, rule, 'minor', path, 'int64', { min: -1 });
+    // "" is refused, as runc does: crun and berth's cgroup code read a missing access as rwm,
+    // and an empty one read that way would open the device fully
     stringField(p, rule, 'access', path, {
-      pattern: /^[rwm]*$/,
-      patternText: 'must be a combination of r, w and m',
+      pattern: /^[rwm]+$/,
+      patternText: 'must be a combination of r, w and m (at least one)',
     });
   });
 

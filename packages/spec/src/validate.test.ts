@@ -94,7 +94,7 @@ function kitchenSink(): Loose {
         devices: [
           { allow: false, access: 'rwm' },
           { allow: true, type: 'c', major: 10, minor: 229, access: 'rw' },
-          { allow: true, type: 'a', major: -1, minor: -1, access: '' },
+          { allow: true, type: 'a', major: -1, minor: -1, access: 'm' },
         ],
         memory: {
           limit: 536870912,
@@ -322,12 +322,37 @@ const cases: Case[] = [
   [
     'process.env without =',
     (s) => (s.process.env[1] = 'NOEQUALS'),
-    one('process.env[1]', '"NOEQUALS" must be in KEY=value form'),
+    one('process.env[1]', '"NOEQUALS" must be in KEY=value form, with a name and no NUL byte'),
+  ],
+  [
+    'process.env with a NUL byte',
+    (s) => (s.process.env[1] = 'A=b\0c'),
+    one('process.env[1]', '"A=b\\u0000c" must be in KEY=value form, with a name and no NUL byte'),
+  ],
+  [
+    'a hook env entry without =',
+    (s) => (s.hooks = { createRuntime: [{ path: '/bin/true', env: ['A=1', 'BAD'] }] }),
+    one('hooks.createRuntime[0].env[1]', '"BAD" must be in KEY=value form, with a name and no NUL byte'),
+  ],
+  [
+    'a device rule with an empty access (runc: "cannot be empty")',
+    (s) => (s.linux.resources.devices[1].access = ''),
+    one('linux.resources.devices[1].access', '"" must be a combination of r, w and m (at least one)'),
+  ],
+  [
+    'a device major number beyond dev_t (cut to another device)',
+    (s) => (s.linux.devices[0].major = 4096),
+    one('linux.devices[0].major', 'must be an integer between 0 and 4095'),
+  ],
+  [
+    'a negative device minor number (the wildcard of device rules, not a device)',
+    (s) => (s.linux.devices[1].minor = -1),
+    one('linux.devices[1].minor', 'must be an integer between 0 and 1048575'),
   ],
   [
     'process.env empty name',
     (s) => (s.process.env[0] = '=x'),
-    one('process.env[0]', '"=x" must be in KEY=value form'),
+    one('process.env[0]', '"=x" must be in KEY=value form, with a name and no NUL byte'),
   ],
   ['process.user not an object', (s) => (s.process.user = 0), one('process.user', 'must be an object')],
   ['process.user.uid missing', (s) => delete s.process.user.uid, one('process.user.uid', 'is required')],
@@ -594,7 +619,7 @@ const cases: Case[] = [
   [
     'cgroup device rule access unknown',
     (s) => (s.linux.resources.devices[1].access = 'rwx'),
-    one('linux.resources.devices[1].access', '"rwx" must be a combination of r, w and m'),
+    one('linux.resources.devices[1].access', '"rwx" must be a combination of r, w and m (at least one)'),
   ],
   [
     'memory limit below -1',

@@ -15,7 +15,7 @@ import {
 import { HOOK_NAMES } from './constants.js';
 import type { SpecProblem } from './types.js';
 import { validateIdMappings, validateLinux } from './validate-linux.js';
-import { validateProcess } from './validate-process.js';
+import { ENV_ENTRY, validateProcess } from './validate-process.js';
 
 // semver.org 2.0.0, the format config.md requires for ociVersion
 const SEMVER =
@@ -97,7 +97,7 @@ function validateHooks(p: Problems, spec: JsonObject): void {
       if (!hook) return;
       stringField(p, hook, 'path', path, { required: true, absolute: true });
       stringArrayField(p, hook, 'args', path);
-      stringArrayField(p, hook, 'env', path);
+      stringArrayField(p, hook, 'env', path, ENV_ENTRY);
       intField(p, hook, 'timeout', path, 'int', { min: 1 });
     });
   }
