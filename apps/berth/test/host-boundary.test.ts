@@ -585,6 +585,32 @@ describe('read-only means read-only, submounts included', () => {
   });
 });
 
+describe("the launcher's fds lead nowhere on the host", () => {
+  it("a container process with CAP_SYS_PTRACE finds no host procfs among a created container's fds (its /proc/1/fd/N/PID/root)", () => {
+    // a host-only file, and a host process (this test's) whose root is the host's
+    const marker = join(sb.dir, `host-only-${process.pid}`);
+    writeFileSync(marker, 'host-only secret\n', { mode: 0o600 });
+    const id = sb.id();
+    const b = sb.bundle((c) => {
+      for (const k of ['bounding', 'effective', 'permitted'])
+        c.process.capabilities[k] = [...c.process.capabilities[k], 'CAP_SYS_PTRACE'];
+      c.process.args = ['true'];
+    });
+    ok(sb.detached(['create', '-b', b, id]));
+    try {
+      // the init waits for `start`, every fd of the launcher's it still has open
+      const script = `for f in /proc/1/fd/*; do ls "$f/" >/dev/null 2>&1 && echo "dir $f: $(ls "$f" | head -3 | tr '\n' ' ')"; cat "$f/${process.pid}/root${marker}" 2>/dev/null && echo "LEAK through $f"; done; true`;
+      const r = sb.berth(['exec', id, 'sh', '-c', script]);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout).not.toContain('LEAK');
+      expect(r.stdout).not.toContain('host-only secret');
+    } finally {
+      ok(sb.berth(['delete', '--force', id]));
+    }
+  });
+});
+
 describe('the runtime binaries cannot be reached from inside', () => {
   it('a container holding /proc/PID/exe of berth exec processes cannot write the launcher', async () => {
     const { launcherPath } = await import('@berth/sys');

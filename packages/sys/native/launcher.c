@@ -391,12 +391,16 @@ static void step_clone(struct step *steps, uint32_t n, uint32_t i) {
   pid_t pid = clone_into_cgroup(flags, cgroup);
   if (pid < 0) die((int)i, into_cgroup ? "clone3" : "clone", errno);
   if (pid == 0) {
+    /* paths.h: no fd of the host's procfs while the container can see this process; in a new
+     * user namespace only once its maps are written (the parent does that while we wait) */
+    if (!(flags & CLONE_NEWUSER)) own_proc();
     close(order[1]);
     char b;
     ssize_t k;
     do k = read(order[0], &b, 1); while (k < 0 && errno == EINTR);
     close(order[0]);
     if (k != 1) _exit(1);
+    if (flags & CLONE_NEWUSER) own_proc();
     if (with_pty) close(pty_sock[0]);
     run_steps(steps, n, i + 1);
     _exit(0);

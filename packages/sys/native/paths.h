@@ -377,6 +377,43 @@ static void open_proc(void) {
   proc_fd = fd;
 }
 
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+
+/*
+ * Called in the container's process once it is in its own pid namespace (right after the
+ * clone): the runtime's procfs handle is swapped for a procfs of that pid namespace, made
+ * fresh (fsopen: a new instance, never attached anywhere, so nothing can be mounted over any
+ * of it). A process of the container that can reach this one's fds (with CAP_SYS_PTRACE,
+ * through /proc/PID/fd/N, while it sets up or waits for `start`) then finds only the
+ * container's own processes there: through the host's procfs, PID/root of any host process
+ * was the host's root directory. Where the kernel cannot make one (fsopen is Linux 5.2+, and
+ * a user namespace may forbid it) the runtime's handle is kept.
+ */
+static void own_proc(void) {
+  int fs = (int)syscall(SYS_fsopen, "proc", 1 /* FSOPEN_CLOEXEC */);
+  if (fs < 0) return;
+  int m = -1;
+  if (syscall(SYS_fsconfig, fs, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) == 0)
+    m = (int)syscall(SYS_fsmount, fs, 1 /* FSMOUNT_CLOEXEC */,
+                     0x2 | 0x4 | 0x8 /* MOUNT_ATTR_NOSUID | NODEV | NOEXEC */);
+  close(fs);
+  if (m < 0) return;
+  if (!is_procfs_root(m)) {
+    close(m);
+    return;
+  }
+  if (proc_fd >= 0) close(proc_fd);
+  proc_fd = m;
+}
+
 /*
  * Writes `value` to `rel`, a path below procfs ("sys/kernel/shmmax",
  * "self/oom_score_adj"). The lookup stays on the procfs mount (no mount
