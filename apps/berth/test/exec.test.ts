@@ -1,6 +1,14 @@
 // Integration: berth exec joins a running container (runs as root).
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { alive, CLI, containerCgroup, Sandbox } from './helpers.js';
@@ -225,6 +233,56 @@ describe('berth exec', () => {
     expect(e.stderr).toBe('');
     expect(e.stdout.trim()).toBe(`Cpus_allowed_list:\t${mine}`);
     expect(sb.berth(['delete', '--force', id]).status).toBe(0);
+  });
+
+  it("gives the process pipes, never the caller's own fds: what it leaves behind keeps no terminal nor host file (runc)", () => {
+    const id = sb.id();
+    const d = sb.detached(['run', '-d', '--name', id, '--network', 'none', 'busybox', 'sleep', '60']);
+    expect(d.stderr).toBe('');
+    expect(d.status).toBe(0);
+    try {
+      // the caller's stdout is a host file (`>> host.log`), its stdin another
+      const log = join(sb.dir, `host-${id}.log`);
+      const input = join(sb.dir, `input-${id}`);
+      writeFileSync(log, 'earlier host line\n', { mode: 0o600 });
+      writeFileSync(input, 'typed\n');
+      const script =
+        'read x; echo "got $x"; for f in 0 1 2; do readlink /proc/self/fd/$f; done; ' +
+        // left behind: once exec has returned it tries the caller's file, through its fd
+        '(sleep 1; echo late; cat /proc/self/fd/1 > /tmp/stolen 2>/dev/null; : > /proc/self/fd/1) & true';
+      const forCommand = (args: string[]) => {
+        const fds = [openSync(input, 'r'), openSync(log, 'a'), openSync(log, 'a')];
+        try {
+          return spawnSync(process.execPath, [CLI, '--root', sb.root, ...args], {
+            stdio: [fds[0]!, fds[1]!, fds[2]!],
+            env: { ...process.env, BERTH_STORE: sb.store },
+            timeout: 30_000,
+          });
+        } finally {
+          for (const fd of fds) closeSync(fd);
+        }
+      };
+      for (const args of [
+        ['exec', id, 'sh', '-c', script],
+        ['run', '--rm', '-i', '--network', 'none', 'busybox', 'sh', '-c', script],
+      ]) {
+        writeFileSync(log, 'earlier host line\n');
+        const r = forCommand(args);
+        expect(r.status).toBe(0);
+        execFileSync('sleep', ['1.5']);
+        const lines = readFileSync(log, 'utf8').split('\n');
+        expect(lines[0]).toBe('earlier host line');
+        expect(lines[1]).toBe('got typed');
+        // 0, 1 and 2 are pipes, not the caller's file
+        for (const l of lines.slice(2, 5)) expect(l).toMatch(/^pipe:\[\d+\]$/);
+        expect(lines).not.toContain('late');
+      }
+      // nothing of the host file reached the container either
+      const stolen = sb.berth(['exec', id, 'sh', '-c', 'cat /tmp/stolen 2>/dev/null; true']);
+      expect(stolen.stdout).not.toContain('earlier host line');
+    } finally {
+      sb.berth(['delete', '--force', id]);
+    }
   });
 
   it('refuses a paused container (it would hang), with exit status 255', () => {

@@ -10,6 +10,8 @@ export interface ExecPlanContext {
   /** Its start time (/proc/PID/stat field 22): a reused pid is never joined. */
   pidStartTime?: number;
   foreground: boolean;
+  /** In the foreground without a pty: stdio through pipes the launcher copies (ExecOptions.relayStdio). */
+  relayStdio?: boolean;
   consoleSocket?: string;
   preserveFds?: number;
   /** The container's session keyring, joined by name (runc's exec does the same); absent: the runtime's. */
@@ -80,7 +82,13 @@ export async function planExec(
   // launcher's, inherited by its child), `final` once the process is in it
   const affinity = proc.execCPUAffinity;
   if (affinity?.initial) steps.push(affinityStep(affinity.initial, 'initial'));
-  steps.push({ op: 'clone', flags: 0, detach: !ctx.foreground, pty: terminal && !ctx.consoleSocket });
+  steps.push({
+    op: 'clone',
+    flags: 0,
+    detach: !ctx.foreground,
+    pty: terminal && !ctx.consoleSocket,
+    ...(ctx.relayStdio && !terminal ? { relay: true } : {}),
+  });
   steps.push({ op: 'sync', id: SYNC_NS_READY, describe: 'wait for the runtime (cgroup)' });
   if (cgroupJoin?.v1.length)
     steps.push({ op: 'cgroupJoin', paths: [], describe: "join the container's cgroup" });

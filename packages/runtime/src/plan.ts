@@ -43,6 +43,8 @@ export interface PlanContext {
   bundle: string;
   /** Foreground: the launcher stays, waits for the container and exits with its status. */
   foreground: boolean;
+  /** In the foreground without a pty: stdio through pipes the launcher copies (CreateOptions.relayStdio). */
+  relayStdio?: boolean;
   /**
    * The container's own directory for staged bind sources (its state directory's `binds`):
    * a user-namespace container's host bind sources are staged there (UsernsPlan.stagedSources).
@@ -160,6 +162,7 @@ export function planContainer(spec: Spec, ctx: PlanContext): ContainerPlan {
     flags: ns.cloneFlags & ~CLONE_NEWTIME & ~CLONE_NEWCGROUP,
     detach: !ctx.foreground,
     pty: terminal && !ctx.consoleSocket,
+    ...(ctx.relayStdio && !terminal ? { relay: true } : {}),
     ...(ctx.cgroupJoin?.v2 ? { cgroup: ctx.cgroupJoin.v2 } : {}),
   });
   if (userns) steps.push(...userns.afterClone);

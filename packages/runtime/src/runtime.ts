@@ -153,7 +153,13 @@ export interface CreateOptions {
    * `/proc/PID/ns/net`, and should that container exit and its pid be reused before the launcher
    * opens the path, the new container is refused instead of joining a stranger's namespace.
    */
-  joinedNamespaces?: Partial<Record<NamespaceKind, string>>;
+  joinedNamespaces?: Partial<Record<NamespaceKind, string>> /**
+   * In the foreground without a terminal: the process's stdin, stdout and stderr are pipes the
+   * launcher copies to and from `stdio`, not those fds themselves (runc's way; the CLI asks for
+   * it). A process the container leaves behind then keeps no fd of the caller's (its terminal,
+   * a file its output was redirected to) once the command has returned.
+   */;
+  relayStdio?: boolean;
 }
 
 /** A `linux.namespaces` type whose namespace another container can share. */
@@ -168,6 +174,13 @@ export interface ExecOptions {
   stdio?: [Stdio, Stdio, Stdio];
   /** Forward this process's signals to the exec'd process while it runs. */
   forwardSignals?: boolean;
+  /**
+   * In the foreground without a terminal: the process's stdin, stdout and stderr are pipes the
+   * launcher copies to and from `stdio`, not those fds themselves (runc's way; the CLI asks for
+   * it). A process the container leaves behind then keeps no fd of the caller's (its terminal,
+   * a file its output was redirected to) once the command has returned.
+   */
+  relayStdio?: boolean;
   /**
    * Sub-cgroups of the container's cgroup to run in (runc exec --cgroup): `PATH` for every
    * hierarchy, `CONTROLLER[,CONTROLLER]:PATH` for some; each must exist.
@@ -522,6 +535,7 @@ export class Runtime {
       ...(cgroupView ? { cgroupLayout: cgroupView.layout, cgroupPaths: cgroupView.paths } : {}),
       bundle,
       foreground,
+      ...(foreground && options.relayStdio ? { relayStdio: true } : {}),
       ...(fifo ? { fifo } : {}),
       ...(options.consoleSocket ? { consoleSocket: resolve(options.consoleSocket) } : {}),
       ...(options.preserveFds ? { preserveFds: options.preserveFds } : {}),
@@ -1207,6 +1221,7 @@ export class Runtime {
       pid: record.pid,
       ...(record.pidStartTime !== undefined ? { pidStartTime: record.pidStartTime } : {}),
       foreground,
+      ...(foreground && options.relayStdio ? { relayStdio: true } : {}),
       ...(record.noNewKeyring ? {} : { keyring: sessionKeyring(record.id) }),
       ...(seccomp ? { seccomp } : {}),
       ...(linux?.personality ? { personality: linux.personality } : {}),

@@ -333,6 +333,109 @@ static int wait_child(pid_t pid) {
   return 255;
 }
 
+/*
+ * The foreground process's stdin, stdout and stderr without a terminal: pipes this launcher
+ * copies to and from its own 0-2 (the caller's), as runc does, never the caller's fds
+ * themselves. A process the container leaves behind would otherwise keep the operator's
+ * terminal (reading what is typed after `exec` returned, or pushing input with TIOCSTI) or a
+ * host file the output was redirected to (reopened through /proc/self/fd to read or truncate).
+ * Once the process has exited, what it wrote is drained, and the pipes go with this launcher.
+ */
+static int relay_in = -1, relay_out = -1, relay_err = -1; /* our ends: write, read, read */
+
+static int copy_out(int from, int to, char *buf, size_t cap) {
+  ssize_t n;
+  do n = read(from, buf, cap); while (n < 0 && errno == EINTR);
+  if (n <= 0) return n < 0 && errno == EAGAIN ? 1 : 0; /* 0: end of file (or an error) */
+  for (ssize_t off = 0; off < n;) {
+    ssize_t w = write(to, buf + off, (size_t)(n - off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break; /* the caller's end is gone: what is left is dropped */
+    off += w;
+  }
+  return 1;
+}
+
+static void relay_pipes(pid_t pid) {
+  int pidfd = (int)syscall(434 /* SYS_pidfd_open */, pid, 0);
+  char buf[16384], in[16384];
+  size_t in_len = 0, in_off = 0;
+  int in_open = 1, out_open = 1, err_open = 1;
+  fcntl(relay_in, F_SETFL, fcntl(relay_in, F_GETFL) | O_NONBLOCK);
+  for (;;) {
+    struct pollfd p[4] = {
+      {.fd = out_open ? relay_out : -1, .events = POLLIN},
+      {.fd = err_open ? relay_err : -1, .events = POLLIN},
+      {.fd = in_open ? (in_len ? relay_in : STDIN_FILENO) : -1, .events = in_len ? POLLOUT : POLLIN},
+      {.fd = pidfd, .events = POLLIN},
+    };
+    /* without a pidfd (before Linux 5.3) the process's exit is looked for every 50 ms */
+    int r = poll(p, 4, pidfd >= 0 ? -1 : 50);
+    if (r < 0 && errno != EINTR) break;
+    if (r < 0) continue;
+    if (p[0].revents && !copy_out(relay_out, STDOUT_FILENO, buf, sizeof buf)) out_open = 0;
+    if (p[1].revents && !copy_out(relay_err, STDERR_FILENO, buf, sizeof buf)) err_open = 0;
+    if (in_open && p[2].revents) {
+      if (!in_len) {
+        ssize_t n = read(STDIN_FILENO, in, sizeof in);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n <= 0) {
+          in_open = 0; /* end of input: the process reads end of file too */
+          close(relay_in);
+          relay_in = -1;
+        } else {
+          in_len = (size_t)n;
+          in_off = 0;
+        }
+      } else {
+        ssize_t w = write(relay_in, in + in_off, in_len - in_off);
+        if (w < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (w <= 0) { /* the process closed its stdin */
+          in_open = 0;
+          close(relay_in);
+          relay_in = -1;
+        } else if ((in_off += (size_t)w) == in_len) {
+          in_len = 0;
+        }
+      }
+    }
+    int exited = pidfd >= 0 && (p[3].revents & POLLIN) != 0;
+    if (pidfd < 0) {
+      siginfo_t si;
+      memset(&si, 0, sizeof si);
+      exited = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+    }
+    if (exited || (!out_open && !err_open && !in_open)) break;
+  }
+  /* what the process wrote before it exited is in the pipes: drain it, without waiting for a
+   * process it left behind that still holds them */
+  fcntl(relay_out, F_SETFL, fcntl(relay_out, F_GETFL) | O_NONBLOCK);
+  fcntl(relay_err, F_SETFL, fcntl(relay_err, F_GETFL) | O_NONBLOCK);
+  while (out_open) {
+    ssize_t n;
+    do n = read(relay_out, buf, sizeof buf); while (n < 0 && errno == EINTR);
+    if (n <= 0) break;
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = write(STDOUT_FILENO, buf + off, (size_t)(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) break;
+      off += w;
+    }
+  }
+  while (err_open) {
+    ssize_t n;
+    do n = read(relay_err, buf, sizeof buf); while (n < 0 && errno == EINTR);
+    if (n <= 0) break;
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = write(STDERR_FILENO, buf + off, (size_t)(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) break;
+      off += w;
+    }
+  }
+  if (pidfd >= 0) close(pidfd);
+}
+
 static void foreground(pid_t pid, int with_pty) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -356,6 +459,8 @@ static void foreground(pid_t pid, int with_pty) {
       sigaction(SIGWINCH, &sw, NULL);
       relay_pty();
     }
+  } else if (relay_out >= 0) {
+    relay_pipes(pid);
   }
   int code = wait_child(pid);
   restore_tty();
@@ -381,8 +486,13 @@ static void step_clone(struct step *steps, uint32_t n, uint32_t i) {
   struct step *s = &steps[i];
   unsigned long flags = (unsigned long)I(s, 0);
   int detach = (int)I(s, 1);
-  int with_pty = (int)I(s, 2);
+  int with_pty = (int)I(s, 2) == 1;
+  int relay = (int)I(s, 2) == 2 && !detach; /* relay_pipes */
   if (with_pty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pty_sock) < 0) die((int)i, "socketpair", errno);
+  int rp[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+  if (relay)
+    for (int k = 0; k < 3; k++)
+      if (pipe2(rp[k], O_CLOEXEC) < 0) die((int)i, "pipe", errno);
   /* the child waits on this pipe until its pid is reported: its own messages must come after */
   int order[2];
   if (pipe2(order, O_CLOEXEC) < 0) die((int)i, "pipe", errno);
@@ -394,6 +504,15 @@ static void step_clone(struct step *steps, uint32_t n, uint32_t i) {
     /* paths.h: no fd of the host's procfs while the container can see this process; in a new
      * user namespace only once its maps are written (the parent does that while we wait) */
     if (!(flags & CLONE_NEWUSER)) own_proc();
+    if (relay) {
+      /* stdin from the first pipe, stdout and stderr into the others (dup2 clears close-on-exec) */
+      if (dup2(rp[0][0], STDIN_FILENO) < 0 || dup2(rp[1][1], STDOUT_FILENO) < 0 || dup2(rp[2][1], STDERR_FILENO) < 0)
+        _exit(1);
+      for (int k = 0; k < 3; k++) {
+        close(rp[k][0]);
+        close(rp[k][1]);
+      }
+    }
     close(order[1]);
     char b;
     ssize_t k;
@@ -406,6 +525,14 @@ static void step_clone(struct step *steps, uint32_t n, uint32_t i) {
     _exit(0);
   }
   close(order[0]);
+  if (relay) {
+    close(rp[0][0]);
+    close(rp[1][1]);
+    close(rp[2][1]);
+    relay_in = rp[0][1];
+    relay_out = rp[1][0];
+    relay_err = rp[2][0];
+  }
   close_cgroup_fds(); /* the child's copies of OP_CGROUP_OPEN's tasks files are its own */
   child_pid = pid;
   send_msg(MSG_PID, (int)i, 0, pid, "clone");

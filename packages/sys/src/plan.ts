@@ -69,7 +69,19 @@ export type Step =
    * `cgroup`: a cgroup2 directory the child is created in (clone3 CLONE_INTO_CGROUP; where
    * the kernel cannot, the launcher moves it there before it goes on).
    */
-  | { op: 'clone'; flags: number; detach: boolean; pty?: boolean; cgroup?: string }
+  | {
+      op: 'clone';
+      flags: number;
+      detach: boolean;
+      pty?: boolean;
+      /**
+       * Without a pty, in the foreground: the process gets pipes the launcher copies to and from
+       * its own stdin, stdout and stderr (as runc), never those fds themselves, which a process
+       * the container leaves behind would keep (the caller's terminal, a redirected host file).
+       */
+      relay?: boolean;
+      cgroup?: string;
+    }
   /**
    * The process moves itself into these cgroup v1 directories (writes "0" to their
    * `tasks` file): unlike a pid written to cgroup.procs, this takes no global lock and
@@ -282,7 +294,12 @@ function args(step: Step): Arg[] {
     case 'unshare':
       return [step.flags];
     case 'clone':
-      return [step.flags, step.detach ? 1 : 0, step.pty ? 1 : 0, ...(step.cgroup ? [step.cgroup] : [])];
+      return [
+        step.flags,
+        step.detach ? 1 : 0,
+        step.pty ? 1 : step.relay ? 2 : 0,
+        ...(step.cgroup ? [step.cgroup] : []),
+      ];
     case 'cgroupJoin':
       return step.paths;
     case 'cgroupOpen':

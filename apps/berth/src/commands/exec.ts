@@ -136,6 +136,9 @@ async function execCommand({ options: o, positionals: p }: Parsed, globals: Glob
     ...(preserveFds ? { preserveFds } : {}),
     ...(o['cgroup'] ? { cgroup: o['cgroup'] as string[] } : {}),
     forwardSignals: true,
+    // the process's stdio are pipes copied here, never this command's own fds (runc): a process
+    // it leaves behind keeps nothing of the caller's (its terminal, a redirected host file)
+    relayStdio: true,
   });
 }
 

@@ -106,6 +106,8 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
           detach: o['detach'] === true,
           keep: o['keep'] === true,
           forwardSignals: true,
+          // the container's stdio are pipes copied here, never this command's own fds (runc)
+          relayStdio: true,
           ...backend,
         });
       } finally {
@@ -180,6 +182,7 @@ ended it. Signals sent to berth (Ctrl-C, kill) are passed on to the container.`,
         detach,
         keep: o['rm'] !== true,
         forwardSignals: true,
+        relayStdio: true,
         ...backend,
         stdio: [o['interactive'] === true || o['tty'] === true ? 'inherit' : 'ignore', 'inherit', 'inherit'],
       })
