@@ -285,6 +285,38 @@ describe('berth exec', () => {
     }
   });
 
+  it('ps lists the processes of a container whose command lines fill more than 1 MiB of the host ps', () => {
+    const id = sb.id();
+    // a dozen processes with 100 KB command lines each (runc ps copes; a 1 MiB buffer did not)
+    const start =
+      'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sh -c "sleep 60; true" $(printf "%0100000d" 0) & done; sleep 60';
+    const d = sb.detached(['run', '-d', '--name', id, '--network', 'none', 'busybox', 'sh', '-c', start]);
+    expect(d.stderr).toBe('');
+    expect(d.status).toBe(0);
+    try {
+      // (this test's own capture of the output needs room too)
+      const ps = () =>
+        spawnSync(process.execPath, [CLI, '--root', sb.root, 'ps', id], {
+          encoding: 'utf8',
+          maxBuffer: 1 << 26,
+        });
+      let r = ps();
+      for (let i = 0; i < 50 && (r.stdout.match(/\n/g)?.length ?? 0) < 26; i++) {
+        execFileSync('sleep', ['0.1']);
+        r = ps();
+      }
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const lines = r.stdout.trim().split('\n');
+      expect(lines[0]).toMatch(/\bPID\b/);
+      // the header, the first process (sh, or the last sleep it became), 12 shells and their sleeps
+      expect(lines.length).toBeGreaterThanOrEqual(26);
+      expect(r.stdout.length).toBeGreaterThan(1 << 20);
+    } finally {
+      sb.berth(['delete', '--force', id]);
+    }
+  });
+
   it('refuses a paused container (it would hang), with exit status 255', () => {
     const bundle = sb.bundle((c) => {
       c.process.args = ['sleep', '60'];

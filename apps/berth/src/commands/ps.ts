@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ContainerRecord, Runtime } from '@berth/runtime';
 import { UsageError } from '../args.js';
 import type { Command } from '../command.js';
@@ -23,15 +23,7 @@ export const command: Command = {
       process.stdout.write(`${JSON.stringify(pids)}\n`);
       return 0;
     }
-    const lines = execFileSync('ps', psArgs.length ? psArgs : ['-ef'], { encoding: 'utf8' }).split('\n');
-    const header = lines[0] ?? '';
-    const col = header.trim().split(/\s+/).indexOf('PID');
-    if (col < 0) throw new Error('ps output has no PID column');
-    const wanted = new Set(pids);
-    process.stdout.write(`${header}\n`);
-    for (const line of lines.slice(1)) {
-      if (wanted.has(Number(line.trim().split(/\s+/)[col]))) process.stdout.write(`${line}\n`);
-    }
+    await filteredPs(psArgs.length ? psArgs : ['-ef'], new Set(pids));
     return 0;
   },
 };
@@ -73,4 +65,35 @@ async function listContainers(rt: Runtime, format: 'table' | 'json'): Promise<nu
         .trimEnd()}\n`,
     );
   return 0;
+}
+
+/**
+ * ps(1) with `args`, its header and the lines of `wanted` pids printed as they come. The host's
+ * whole `ps` output is never held: a container's processes can make it as large as they like
+ * (long command lines), and the output of every other process on the host is not ours to keep.
+ */
+async function filteredPs(args: string[], wanted: Set<number>): Promise<void> {
+  const child = spawn('ps', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let col = -1;
+  let partial = '';
+  const take = (line: string) => {
+    if (col < 0) {
+      col = line.trim().split(/\s+/).indexOf('PID');
+      if (col < 0) throw new Error('ps output has no PID column');
+      process.stdout.write(`${line}\n`);
+    } else if (wanted.has(Number(line.trim().split(/\s+/)[col]))) process.stdout.write(`${line}\n`);
+  };
+  child.stdout.setEncoding('utf8');
+  for await (const chunk of child.stdout as AsyncIterable<string>) {
+    const parts = (partial + chunk).split('\n');
+    partial = parts.pop() ?? '';
+    for (const line of parts) take(line);
+  }
+  if (partial) take(partial);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    if (child.exitCode !== null) resolve(child.exitCode);
+    child.once('error', reject);
+    child.once('close', (c) => resolve(c));
+  });
+  if (code !== 0) throw new Error(`ps ${args.join(' ')} exited with status ${code}`);
 }
