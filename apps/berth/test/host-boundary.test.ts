@@ -112,7 +112,9 @@ describe('a rootfs cannot send berth to host paths', () => {
         // a magic link is never followed: the create fails and says where
         expect(r.status).toBe(1);
         // (the default devices come first: /dev/null is the first made)
-        expect(r.stderr).toMatch(/^berth: create device \/dev\/(null|evil): .*(ELOOP|EXDEV)/);
+        expect(r.stderr).toMatch(
+          /^berth: (linux\.devices\[\d+\]: )?create device \/dev\/(null|evil): .*(ELOOP|EXDEV)/,
+        );
       } else {
         ok(r);
         expect(statSync(join(b, 'rootfs', outside.path, 'evil')).isCharacterDevice()).toBe(true);
@@ -274,7 +276,7 @@ describe('a rootfs cannot send berth to host paths', () => {
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(
         new RegExp(
-          `^berth: mount ${dir === 'proc' ? 'proc' : 'sysfs'} on /${dir}: must be mounted on ordinary directory: ELOOP`,
+          `^berth: mounts\\[\\d+\\]: mount ${dir === 'proc' ? 'proc' : 'sysfs'} on /${dir}: must be mounted on ordinary directory: ELOOP`,
         ),
       );
       expect(sb.states()).not.toContain(id);
@@ -356,7 +358,10 @@ describe('racing a shared directory', () => {
         const r = sb.berth(['run', '-b', b, sb.id()]);
         // either the setup went where the container can see it, or it failed cleanly
         if (r.status === 0) succeeded++;
-        else expect(r.stderr).toMatch(/^berth: (create directory|create device|mount tmpfs on) \/shared\/x/);
+        else
+          expect(r.stderr).toMatch(
+            /^berth: (mounts\[\d+\]: |linux\.devices\[\d+\]: )?(create directory|create device|mount tmpfs on) \/shared\/x/,
+          );
         target.empty();
       }
       expect(succeeded).toBeGreaterThanOrEqual(0); // how many won the race varies; none may escape

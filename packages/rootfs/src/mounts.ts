@@ -156,10 +156,13 @@ export function planRootfs(config: RootfsConfig): PlanStep[] {
   });
 
   if (!devIsBind) {
-    for (const dev of [...DEFAULT_DEVICES, ...(config.devices ?? [])]) steps.push(deviceStep(dev));
+    for (const dev of DEFAULT_DEVICES) steps.push(deviceStep(dev));
+    for (const [k, dev] of (config.devices ?? []).entries())
+      steps.push(deviceStep(dev, `linux.devices[${k}]: `));
     for (const [target, path] of DEV_SYMLINKS) steps.push({ op: 'symlink', target, path, inRoot: true });
   } else {
-    for (const dev of config.devices ?? []) steps.push(deviceStep(dev));
+    for (const [k, dev] of (config.devices ?? []).entries())
+      steps.push(deviceStep(dev, `linux.devices[${k}]: `));
   }
 
   // A read-only /dev tmpfs is mounted writable, filled (pts, shm, devices, links), and made
@@ -219,7 +222,8 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
   const type = m.type ?? '';
   const isBind = (opts.flags & MS.BIND) !== 0 || type === 'bind';
   const steps: PlanStep[] = [];
-  const label = `mount ${m.source ?? type} on ${m.destination}`;
+  // the JSON path first: a failure names the entry of config.json it came from
+  const label = `${where}: mount ${m.source ?? type} on ${m.destination}`;
 
   if (isBind) {
     if (!m.source) throw invalid(`${where}.source: a bind mount needs a source`);
@@ -253,7 +257,7 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
         source: `/${inRootfs}`,
         target: dest,
         flags: MS.BIND | (opts.flags & MS.REC) | rest,
-        describe: `bind ${m.source} (in the container) on ${m.destination}`,
+        describe: `${where}: bind ${m.source} (in the container) on ${m.destination}`,
         inRoot: true,
         sourceInRoot: true,
       });
@@ -275,7 +279,7 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
           op: 'bindTree',
           tree,
           target: dest,
-          describe: `bind ${source} on ${m.destination} (idmapped)`,
+          describe: `${where}: bind ${source} on ${m.destination} (idmapped)`,
           inRoot: true,
         });
       } else {
@@ -287,7 +291,7 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
           source: config.stagedSources?.get(i) ?? source,
           target: dest,
           flags: MS.BIND | (opts.flags & MS.REC) | rest,
-          describe: `bind ${source} on ${m.destination}`,
+          describe: `${where}: bind ${source} on ${m.destination}`,
           inRoot: true,
         });
       }
@@ -344,7 +348,7 @@ function planMount(m: MountEntry, i: number, dest: string, config: RootfsConfig)
       op: 'mount',
       target: dest,
       flags: p,
-      describe: `set propagation of ${m.destination}`,
+      describe: `${where}: set propagation of ${m.destination}`,
       inRoot: true,
     });
   }
@@ -375,7 +379,7 @@ export function withMountLabel(
   return data ? `${data},${context}` : context;
 }
 
-function deviceStep(dev: DeviceEntry): PlanStep {
+function deviceStep(dev: DeviceEntry, where = ''): PlanStep {
   const kind = dev.type === 'b' ? S_IFBLK : dev.type === 'p' ? S_IFIFO : S_IFCHR;
   return {
     op: 'mknod',
@@ -386,7 +390,7 @@ function deviceStep(dev: DeviceEntry): PlanStep {
     minor: dev.minor ?? 0,
     uid: dev.uid ?? 0,
     gid: dev.gid ?? 0,
-    describe: `create device ${dev.path}`,
+    describe: `${where}create device ${dev.path}`,
   };
 }
 
