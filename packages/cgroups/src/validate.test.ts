@@ -44,7 +44,10 @@ describe('validateResources', () => {
       // the OCI shape, checked by @berth/spec
       { path: 'linux.resources.devices[0].allow', message: 'must be a boolean' },
       { path: 'linux.resources.devices[0].type', message: '"x" is not a device rule type (a, c or b)' },
-      { path: 'linux.resources.devices[0].access', message: '"rwx" must be a combination of r, w and m (at least one)' },
+      {
+        path: 'linux.resources.devices[0].access',
+        message: '"rwx" must be a combination of r, w and m (at least one)',
+      },
       { path: 'linux.resources.blockIO.weightDevice[0].minor', message: 'is required' },
       { path: 'linux.resources.blockIO.weightDevice[0]', message: 'must set weight or leafWeight' },
       {
