@@ -51,7 +51,12 @@ static int step_cgroup_open(struct step *s, const char **what) {
   const char *dir2 = S(s, 0);
   if (dir2) {
     *what = "open the cgroup2 directory";
-    if ((cgroup_dir_fd = open(dir2, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) return -1;
+    /* A detached copy of the directory's mount (open_tree), rooted at it: the child holds this
+     * fd for its first instructions, where a process of the container with CAP_SYS_PTRACE can
+     * reach it through /proc/PID/fd; from its root `..` leads nowhere, so never to the host's
+     * other cgroups. A plain open where open_tree is missing (Linux < 5.2). */
+    cgroup_dir_fd = (int)syscall(SYS_open_tree, AT_FDCWD, dir2, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (cgroup_dir_fd < 0 && (cgroup_dir_fd = open(dir2, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) return -1;
   }
   char path[4096];
   for (uint32_t a = 1; a < s->nargs; a++) {
@@ -81,6 +86,27 @@ static int write_all_path(const char *path, const char *value) {
   close(fd);
   errno = saved;
   return k == (ssize_t)len ? 0 : -1;
+}
+
+/*
+ * In the parent, right after the clone (the child waits on its order pipe): the child's tid is
+ * written to the `tasks` files OP_CGROUP_OPEN opened (a thread moved alone takes no threadgroup
+ * lock), and they are closed. The child closes its copies first thing: these host files are
+ * never its to hold while the container can see it (a later OP_CGROUP_JOIN finds none left).
+ */
+static int cgroup_tasks_for(pid_t child) {
+  char value[32];
+  snprintf(value, sizeof value, "%d", (int)child);
+  int r = 0;
+  for (int k = 0; k < cgroup_tasks_n && r == 0; k++) {
+    ssize_t w;
+    do w = write(cgroup_tasks_fds[k], value, strlen(value)); while (w < 0 && errno == EINTR);
+    if (w != (ssize_t)strlen(value)) r = -1;
+  }
+  int e = errno;
+  close_cgroup_fds();
+  errno = e;
+  return r;
 }
 
 static int step_cgroup_join(struct step *s, const char **what) {

@@ -498,9 +498,21 @@ static void step_clone(struct step *steps, uint32_t n, uint32_t i) {
   if (pipe2(order, O_CLOEXEC) < 0) die((int)i, "pipe", errno);
   const char *cgroup = S(s, 3); /* cgroup.h: created in this cgroup2 directory */
   int into_cgroup = cgroup != NULL || cgroup_dir_fd >= 0;
+  /* Into a pid namespace the container's processes are in (exec), the child is theirs to see
+   * from its first instruction, and every fd open here at the clone is its: the host's procfs
+   * handle is closed first (the parent needs it no more), and the child makes its own. */
+  int own_proc_only = 0;
+  if (!(flags & CLONE_NEWPID) && proc_fd >= 0 && children_join_pidns() && can_own_proc()) {
+    close(proc_fd);
+    proc_fd = -1;
+    own_proc_only = 1;
+  }
   pid_t pid = clone_into_cgroup(flags, cgroup);
   if (pid < 0) die((int)i, into_cgroup ? "clone3" : "clone", errno);
   if (pid == 0) {
+    /* cgroup.h: the parent moves us into the v1 cgroups; the host's tasks files are not ours */
+    for (int k = 0; k < cgroup_tasks_n; k++) close(cgroup_tasks_fds[k]);
+    cgroup_tasks_n = 0;
     /* paths.h: no fd of the host's procfs while the container can see this process; in a new
      * user namespace only once its maps are written (the parent does that while we wait) */
     if (!(flags & CLONE_NEWUSER)) own_proc();
@@ -520,11 +532,19 @@ static void step_clone(struct step *steps, uint32_t n, uint32_t i) {
     close(order[0]);
     if (k != 1) _exit(1);
     if (flags & CLONE_NEWUSER) own_proc();
+    /* (after the order pipe: the child's messages come after the parent's report of its pid) */
+    if (own_proc_only && proc_fd < 0) die((int)i, "make a procfs of the container's pid namespace (fsopen)", errno ? errno : ENOENT);
     if (with_pty) close(pty_sock[0]);
     run_steps(steps, n, i + 1);
     _exit(0);
   }
   close(order[0]);
+  if (cgroup_tasks_n && cgroup_tasks_for(pid) < 0) {
+    int e = errno;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    die((int)i, "write tasks", e);
+  }
   if (relay) {
     close(rp[0][0]);
     close(rp[1][1]);

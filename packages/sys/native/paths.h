@@ -414,6 +414,27 @@ static void own_proc(void) {
   proc_fd = m;
 }
 
+/* Whether fsopen("proc") works here (Linux 5.2+, and allowed), so that own_proc() can. */
+static int can_own_proc(void) {
+  int fs = (int)syscall(SYS_fsopen, "proc", 1 /* FSOPEN_CLOEXEC */);
+  if (fs < 0) return 0;
+  close(fs);
+  return 1;
+}
+
+/*
+ * Whether the next fork or clone without CLONE_NEWPID lands in a pid namespace that already
+ * has processes: one this process joined with setns (exec, a config's namespace path), where
+ * the container's processes see the child from its first instruction on.
+ */
+static int children_join_pidns(void) {
+  struct stat own, kids;
+  if (proc_fd < 0) return 0;
+  if (fstatat(proc_fd, "self/ns/pid", &own, 0) < 0 || fstatat(proc_fd, "self/ns/pid_for_children", &kids, 0) < 0)
+    return 0;
+  return own.st_ino != kids.st_ino || own.st_dev != kids.st_dev;
+}
+
 /*
  * Writes `value` to `rel`, a path below procfs ("sys/kernel/shmmax",
  * "self/oom_score_adj"). The lookup stays on the procfs mount (no mount
