@@ -343,10 +343,12 @@ static int wait_child(pid_t pid) {
  */
 static int relay_in = -1, relay_out = -1, relay_err = -1; /* our ends: write, read, read */
 
+/* One read from `from`, all of it written to `to`: 1 when bytes came, -1 when none were ready
+ * (EAGAIN), 0 at end of file (or an error). */
 static int copy_out(int from, int to, char *buf, size_t cap) {
   ssize_t n;
   do n = read(from, buf, cap); while (n < 0 && errno == EINTR);
-  if (n <= 0) return n < 0 && errno == EAGAIN ? 1 : 0; /* 0: end of file (or an error) */
+  if (n <= 0) return n < 0 && errno == EAGAIN ? -1 : 0;
   for (ssize_t off = 0; off < n;) {
     ssize_t w = write(to, buf + off, (size_t)(n - off));
     if (w < 0 && errno == EINTR) continue;
@@ -373,8 +375,8 @@ static void relay_pipes(pid_t pid) {
     int r = poll(p, 4, pidfd >= 0 ? -1 : 50);
     if (r < 0 && errno != EINTR) break;
     if (r < 0) continue;
-    if (p[0].revents && !copy_out(relay_out, STDOUT_FILENO, buf, sizeof buf)) out_open = 0;
-    if (p[1].revents && !copy_out(relay_err, STDERR_FILENO, buf, sizeof buf)) err_open = 0;
+    if (p[0].revents && copy_out(relay_out, STDOUT_FILENO, buf, sizeof buf) == 0) out_open = 0;
+    if (p[1].revents && copy_out(relay_err, STDERR_FILENO, buf, sizeof buf) == 0) err_open = 0;
     if (in_open && p[2].revents) {
       if (!in_len) {
         ssize_t n = read(STDIN_FILENO, in, sizeof in);
@@ -411,28 +413,8 @@ static void relay_pipes(pid_t pid) {
    * process it left behind that still holds them */
   fcntl(relay_out, F_SETFL, fcntl(relay_out, F_GETFL) | O_NONBLOCK);
   fcntl(relay_err, F_SETFL, fcntl(relay_err, F_GETFL) | O_NONBLOCK);
-  while (out_open) {
-    ssize_t n;
-    do n = read(relay_out, buf, sizeof buf); while (n < 0 && errno == EINTR);
-    if (n <= 0) break;
-    for (ssize_t off = 0; off < n;) {
-      ssize_t w = write(STDOUT_FILENO, buf + off, (size_t)(n - off));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) break;
-      off += w;
-    }
-  }
-  while (err_open) {
-    ssize_t n;
-    do n = read(relay_err, buf, sizeof buf); while (n < 0 && errno == EINTR);
-    if (n <= 0) break;
-    for (ssize_t off = 0; off < n;) {
-      ssize_t w = write(STDERR_FILENO, buf + off, (size_t)(n - off));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) break;
-      off += w;
-    }
-  }
+  while (out_open && copy_out(relay_out, STDOUT_FILENO, buf, sizeof buf) > 0) {}
+  while (err_open && copy_out(relay_err, STDERR_FILENO, buf, sizeof buf) > 0) {}
   if (pidfd >= 0) close(pidfd);
 }
 
