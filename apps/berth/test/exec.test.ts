@@ -285,6 +285,31 @@ describe('berth exec', () => {
     }
   });
 
+  it('returns once the process exits, even while a process it left behind keeps writing to the pipe', () => {
+    const id = sb.id();
+    const d = sb.detached(['run', '-d', '--name', id, '--network', 'none', 'busybox', 'sleep', '60']);
+    expect(d.status).toBe(0);
+    const devnull = openSync('/dev/null', 'w');
+    try {
+      const started = Date.now();
+      const r = spawnSync(
+        process.execPath,
+        [CLI, '--root', sb.root, 'exec', id, 'sh', '-c', 'yes & sleep 0.3; exit 5'],
+        {
+          stdio: ['ignore', devnull, 'pipe'],
+          encoding: 'utf8',
+          timeout: 30_000,
+        },
+      );
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(5);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      closeSync(devnull);
+      sb.berth(['delete', '--force', id]);
+    }
+  });
+
   it('ps lists the processes of a container whose command lines fill more than 1 MiB of the host ps', () => {
     const id = sb.id();
     // a dozen processes with 100 KB command lines each (runc ps copes; a 1 MiB buffer did not)

@@ -410,11 +410,14 @@ static void relay_pipes(pid_t pid) {
     if (exited || (!out_open && !err_open && !in_open)) break;
   }
   /* what the process wrote before it exited is in the pipes: drain it, without waiting for a
-   * process it left behind that still holds them */
+   * process it left behind that still holds them, and no more than a pipe holds (one that keeps
+   * writing would keep this launcher forever) */
   fcntl(relay_out, F_SETFL, fcntl(relay_out, F_GETFL) | O_NONBLOCK);
   fcntl(relay_err, F_SETFL, fcntl(relay_err, F_GETFL) | O_NONBLOCK);
-  while (out_open && copy_out(relay_out, STDOUT_FILENO, buf, sizeof buf) > 0) {}
-  while (err_open && copy_out(relay_err, STDERR_FILENO, buf, sizeof buf) > 0) {}
+  int cap_reads = fcntl(relay_out, F_GETPIPE_SZ) / (int)sizeof buf + 2;
+  if (cap_reads < 6) cap_reads = 6;
+  for (int k = 0; out_open && k < cap_reads && copy_out(relay_out, STDOUT_FILENO, buf, sizeof buf) > 0; k++) {}
+  for (int k = 0; err_open && k < cap_reads && copy_out(relay_err, STDERR_FILENO, buf, sizeof buf) > 0; k++) {}
   if (pidfd >= 0) close(pidfd);
 }
 
