@@ -153,12 +153,13 @@ export interface CreateOptions {
    * `/proc/PID/ns/net`, and should that container exit and its pid be reused before the launcher
    * opens the path, the new container is refused instead of joining a stranger's namespace.
    */
-  joinedNamespaces?: Partial<Record<NamespaceKind, string>> /**
+  joinedNamespaces?: Partial<Record<NamespaceKind, string>>;
+  /**
    * In the foreground without a terminal: the process's stdin, stdout and stderr are pipes the
    * launcher copies to and from `stdio`, not those fds themselves (runc's way; the CLI asks for
    * it). A process the container leaves behind then keeps no fd of the caller's (its terminal,
    * a file its output was redirected to) once the command has returned.
-   */;
+   */
   relayStdio?: boolean;
 }
 
@@ -1663,11 +1664,6 @@ export function sessionKeyring(id: string): string {
   return `_ses.${id}`;
 }
 
-/**
- * The last word on namespaces joined by path, on the live process before it
- * mounts anything: its mount namespace is never the runtime's (it would pivot
- * the host), nor its uts namespace when it sets a hostname or domainname.
- */
 /** The entry under /proc/PID/ns of a `linux.namespaces` type. */
 const NS_FILE: Record<NamespaceKind, string> = {
   network: 'net',
@@ -1700,6 +1696,11 @@ function checkJoinedNamespaces(pid: number, expected: Partial<Record<NamespaceKi
   }
 }
 
+/**
+ * The last word on namespaces joined by path, on the live process before it
+ * mounts anything: its mount namespace is never the runtime's (it would pivot
+ * the host), nor its uts namespace when it sets a hostname or domainname.
+ */
 function checkNotRuntimeNamespaces(pid: number, spec: Spec): void {
   // synchronous: two readlinks of nsfs cost microseconds, a trip through libuv's pool costs
   // a millisecond on the path every container waits on (the launcher is held at its sync)
