@@ -131,7 +131,7 @@ function defaultCacheDir(): string {
 
 /**
  * Compiles `linux.seccomp` (libseccomp is loaded only when a profile is there).
- * A compiled profile is kept in `cacheDir` (default: berth's cache directory,
+ * A compiled profile is kept in `dir` (default: berth's cache directory,
  * `$XDG_CACHE_HOME/berth/seccomp` or `~/.cache/berth/seccomp`, root's own for root, where the
  * launcher binary is cached too; `null`: no cache) by the hash of the profile,
  * the libseccomp file, the kernel and the architecture: podman and containerd
@@ -141,9 +141,11 @@ function defaultCacheDir(): string {
  */
 export async function compileProfile(
   seccomp: LinuxSeccomp | undefined,
-  cacheDir: string | null = defaultCacheDir(),
+  dir?: string | null,
 ): Promise<CompiledSeccomp | undefined> {
   if (!seccomp) return undefined;
+  // worked out only for a profile: root's cache directory comes from the password database
+  const cacheDir = dir === undefined ? defaultCacheDir() : dir;
   const lib = cacheDir ? libseccompIdentity() : undefined;
   const { compileSeccomp, SECCOMP_COMPILER_VERSION } = await import('@berth/sys');
   // the compiler's version too: a berth that compiles a profile differently never reads an
