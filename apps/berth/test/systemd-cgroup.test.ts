@@ -320,7 +320,9 @@ describe('the systemd cgroup driver', () => {
       expect(inside(['systemctl', 'daemon-reload']).status).toBe(0);
       expect(readFileSync(join(dir, 'memory.max'), 'utf8').trim()).toBe(String(128 * 1024 * 1024));
       expect(readFileSync(join(dir, 'pids.max'), 'utf8').trim()).toBe('60');
-      expect(berth(['delete', '-f', id]).status).toBe(0);
+      const del = berth(['delete', '-f', id]);
+      expect(del.stderr).toBe('');
+      expect(del.status).toBe(0);
       expect(existsSync(dir)).toBe(false);
     },
   );

@@ -2,9 +2,10 @@ import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { executeTargets, resolveTargets } from './apply.js';
 import { type CgroupHierarchy, DEFAULT_CGROUP_ROOT, discoverHierarchy, V1_CONTROLLERS } from './detect.js';
-import { CgroupError, type CgroupProblem, errnoOf, invalid } from './errors.js';
+import { CgroupError, type CgroupProblem, cgroupGone, errnoOf, invalid } from './errors.js';
 import {
   descendantCgroups,
+  exists,
   parseKeyValues,
   parseUint,
   readCgroupFile,
@@ -497,15 +498,15 @@ export class Cgroup {
   async killAll(signal: NodeJS.Signals | number = 'SIGKILL', timeoutMs = 10_000): Promise<void> {
     const isKill = signal === 'SIGKILL' || signal === 9;
     const unified = this.paths[UNIFIED];
-    if (
-      isKill &&
-      this.isV2 &&
-      unified !== undefined &&
-      (await readOptional(unified, 'cgroup.kill')) !== undefined
-    ) {
-      await writeCgroupFile(unified, 'cgroup.kill', '1');
-    } else {
-      await this.signalFrozen(signal);
+    try {
+      // cgroup.kill is write-only (reading it is EINVAL): whether the kernel has it (5.14+) is
+      // whether the file is there
+      if (isKill && this.isV2 && unified !== undefined && (await exists(join(unified, 'cgroup.kill'))))
+        await writeCgroupFile(unified, 'cgroup.kill', '1');
+      else await this.signalFrozen(signal);
+    } catch (err) {
+      // emptied and removed meanwhile (systemd removes a scope once its last process is gone)
+      if (!cgroupGone(err)) throw err;
     }
     if (!isKill) return;
     const deadline = Date.now() + timeoutMs;
@@ -545,7 +546,11 @@ export class Cgroup {
     try {
       for (const pid of await this.pids()) this.signal(pid, signal);
     } finally {
-      if (frozen) await this.thaw();
+      // the signal may have emptied the cgroup, and its owner (systemd) removed it: nothing to thaw
+      if (frozen)
+        await this.thaw().catch((err: unknown) => {
+          if (!cgroupGone(err)) throw err;
+        });
     }
   }
 

@@ -70,3 +70,13 @@ export function errnoOf(err: unknown): string | undefined {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' ? code : undefined;
 }
+
+/**
+ * Whether `err` says the cgroup is no longer there: its directory is gone (ENOENT), or was
+ * removed between opening one of its files and writing it (ENODEV). A cgroup whose owner
+ * removes it once it is empty (systemd, a scope) may go at any moment after its last process.
+ */
+export function cgroupGone(err: unknown): boolean {
+  const errno = err instanceof CgroupError ? err.errno : errnoOf(err);
+  return errno === 'ENOENT' || errno === 'ENODEV';
+}

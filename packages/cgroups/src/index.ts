@@ -12,6 +12,7 @@ export {
   type CgroupErrorCode,
   type CgroupErrorInit,
   type CgroupProblem,
+  cgroupGone,
   formatProblems,
 } from './errors.js';
 export {

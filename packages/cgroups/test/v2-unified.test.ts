@@ -90,6 +90,31 @@ describe('v2 driver on the real cgroup2 mount', () => {
     expect((await p.exited).signal).toBe('SIGKILL');
   });
 
+  it('kills a frozen cgroup through cgroup.kill, without a thaw: its freezer stays as it was', async () => {
+    const cg = await fresh();
+    const dir = cg.paths['unified'] as string;
+    const p = await runInside(cg, 'while :; do sleep 0.01; done');
+    p.release();
+    await cg.freeze();
+    await cg.killAll();
+    expect(await cg.pids()).toEqual([]);
+    expect((await p.exited).signal).toBe('SIGKILL');
+    // cgroup.kill (Linux 5.14+) is write-only: it is there, not readable. Without it the kill is a
+    // freeze, signal and thaw round, which thaws
+    expect(readFileSync(join(dir, 'cgroup.freeze'), 'utf8').trim()).toBe(
+      existsSync(join(dir, 'cgroup.kill')) ? '1' : '0',
+    );
+  });
+
+  it('a cgroup its owner removed meanwhile (systemd, once a scope is empty) is killed and deleted without error', async () => {
+    const cg = await fresh();
+    rmdirSync(cg.paths['unified'] as string);
+    await cg.killAll();
+    await cg.killAll('SIGTERM');
+    expect(await cg.pids()).toEqual([]);
+    await cg.delete();
+  });
+
   itHugetlb('applies a hugetlb limit and reads hugetlb stats', async () => {
     const cg = await fresh();
     const limit = 4 * pageBytes(page);

@@ -1110,11 +1110,18 @@ export class Runtime {
         : (options.cgroup ??
           (await loadCgroup(record.cgroupsPath, record.systemdCgroup === true, record.cgroupRoot)));
       // an empty cgroup (the usual case: the container exited) is removed at once, without
-      // reading who is in it; one still busy gets the freeze-and-kill round, then delete below
+      // reading who is in it; one still busy is killed (cgroup.kill, or a freeze-and-signal round on
+      // v1 and older kernels), then deleted below
       const removed = status === 'stopped' && cgroup ? await cgroup.deleteIfEmpty() : false;
       if (cgroup && !removed && (await cgroup.pids()).length > 0) {
         this.debug?.(`delete ${id}: killing what is left in its cgroup`);
-        if (await cgroup.isFrozen()) await cgroup.thaw();
+        // (its owner, systemd, may remove it once it is empty: gone is no error)
+        if (await cgroup.isFrozen()) {
+          const { cgroupGone } = await cgroups();
+          await cgroup.thaw().catch((err: unknown) => {
+            if (!cgroupGone(err)) throw err;
+          });
+        }
         await cgroup.killAll('SIGKILL');
       }
       if (status !== 'stopped' && !record.vm) {
