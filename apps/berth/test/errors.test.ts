@@ -230,8 +230,13 @@ describe('locking', () => {
         err += d.toString();
       });
       child.stdout.resume();
+      // a refused create's message is all read once its stderr has ended; the one that made the
+      // container is not waited for so (the container holds its pipes)
       return new Promise<{ code: number | null; err: string }>((r) =>
-        child.on('exit', (code) => r({ code, err })),
+        child.on('exit', (code) => {
+          if (code === 0 || child.stderr.readableEnded) r({ code, err });
+          else child.stderr.once('end', () => r({ code, err }));
+        }),
       );
     });
     const results = await Promise.all(runs);

@@ -73,7 +73,8 @@ describe('berth run -t: the pty relay', () => {
     child.stderr.on('data', (d: Buffer) => {
       err += d.toString();
     });
-    const exited = new Promise<number | null>((r) => child.on('exit', r));
+    // 'close', not 'exit': what it printed is all read once its pipes have closed
+    const exited = new Promise<number | null>((r) => child.on('close', r));
     await new Promise<void>((resolve) =>
       child.stdout.on('data', (d: Buffer) => {
         out += d.toString();

@@ -150,7 +150,8 @@ describe('berth run IMAGE (the built-in busybox)', () => {
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
     });
-    const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    // 'close', not 'exit': what it printed is all read once its pipes have closed
+    const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
     for (let i = 0; i < 200 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 20));
     const pid = JSON.parse(sb.berth(['state', id]).stdout).pid as number;
     child.kill('SIGTERM');

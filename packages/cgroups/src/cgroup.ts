@@ -501,9 +501,14 @@ export class Cgroup {
     try {
       // cgroup.kill is write-only (reading it is EINVAL): whether the kernel has it (5.14+) is
       // whether the file is there
-      if (isKill && this.isV2 && unified !== undefined && (await exists(join(unified, 'cgroup.kill'))))
-        await writeCgroupFile(unified, 'cgroup.kill', '1');
-      else await this.signalFrozen(signal);
+      if (isKill && this.isV2 && unified !== undefined && (await exists(join(unified, 'cgroup.kill')))) {
+        // a cgroup delegated without its cgroup.kill (not among the files systemd hands over)
+        // refuses it: the signals then go one by one
+        await writeCgroupFile(unified, 'cgroup.kill', '1').catch(async (err: unknown) => {
+          if (cgroupGone(err)) throw err;
+          await this.signalFrozen(signal);
+        });
+      } else await this.signalFrozen(signal);
     } catch (err) {
       // emptied and removed meanwhile (systemd removes a scope once its last process is gone)
       if (!cgroupGone(err)) throw err;

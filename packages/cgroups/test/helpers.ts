@@ -42,8 +42,9 @@ export async function runInside(cg: Cgroup, script: string): Promise<Held> {
   child.stderr.on('data', (d: Buffer) => {
     out += d.toString();
   });
+  // 'close', not 'exit': the output is all read only once the pipes have closed
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
+    child.on('close', (code, signal) => resolve({ code, signal })),
   );
   if (child.pid === undefined) throw new Error('spawn failed');
   await cg.addProcess(child.pid);

@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
 import { Cgroup, type CgroupError, type LinuxResources } from '../src/index.js';
@@ -104,6 +105,36 @@ describe('v2 driver on the real cgroup2 mount', () => {
     expect(readFileSync(join(dir, 'cgroup.freeze'), 'utf8').trim()).toBe(
       existsSync(join(dir, 'cgroup.kill')) ? '1' : '0',
     );
+  });
+
+  it('a cgroup whose cgroup.kill the caller may not write (delegated without it) is killed signal by signal', async () => {
+    const cg = await fresh();
+    const dir = cg.paths['unified'] as string;
+    if (!existsSync(join(dir, 'cgroup.kill'))) return; // before Linux 5.14 there is no cgroup.kill to refuse
+    const p = await runInside(cg, 'while :; do sleep 0.01; done');
+    p.release();
+    // root without CAP_DAC_OVERRIDE, and cgroup.kill another user's: as a delegated cgroup
+    // whose cgroup.kill systemd did not hand over
+    chownSync(join(dir, 'cgroup.kill'), 65534, 65534);
+    const script = `import('${new URL('../dist/index.js', import.meta.url).pathname}').then(async (m) => { const cg = await m.Cgroup.load(${JSON.stringify(cg.path)}, { root: ${JSON.stringify(UNIFIED)} }); await cg.killAll(); console.log('killed'); })`;
+    const r = spawnSync(
+      'setpriv',
+      [
+        '--bounding-set',
+        '-dac_override',
+        '--inh-caps',
+        '-dac_override',
+        '--',
+        process.execPath,
+        '-e',
+        script,
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('killed');
+    expect((await p.exited).signal).toBe('SIGKILL');
+    expect(await cg.pids()).toEqual([]);
   });
 
   it('a cgroup its owner removed meanwhile (systemd, once a scope is empty) is killed and deleted without error', async () => {

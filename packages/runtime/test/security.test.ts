@@ -229,7 +229,7 @@ describe('seccomp in a container', () => {
         if (agentOut.includes('listening')) resolve();
       }),
     );
-    const done = new Promise<number>((resolve) => agent.on('exit', (code) => resolve(code ?? -1)));
+    const done = new Promise<number>((resolve) => agent.on('close', (code) => resolve(code ?? -1)));
     try {
       await listening;
       const b = bundle('mkdir /tmp/n; echo "status $?"', (s) => {

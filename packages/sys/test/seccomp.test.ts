@@ -247,7 +247,7 @@ describe('the seccomp step', () => {
         if (agentOut.includes('listening')) resolve();
       }),
     );
-    const agentDone = new Promise<number>((resolve) => agent.on('exit', (code) => resolve(code ?? -1)));
+    const agentDone = new Promise<number>((resolve) => agent.on('close', (code) => resolve(code ?? -1)));
     try {
       await listening;
       let seenPid = 0;
